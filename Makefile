@@ -1,0 +1,65 @@
+# grooming-detect: `make run` and `make test` are all the set-up there is.
+.DEFAULT_GOAL := help
+SHELL := /bin/bash
+
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV ?= .venv
+BIN := $(VENV)/bin
+# The CPU build of torch is pinned here, before the package, so that pip never resolves the
+# package's torch range to a multi-GB CUDA build on a machine without torch.
+TORCH_SPEC ?= torch==2.13.0
+STAMP := $(VENV)/.installed
+ARGS ?=
+
+$(STAMP): pyproject.toml
+	@echo ">> creating $(VENV) with $(PYTHON)"
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet "$(TORCH_SPEC)"
+	$(BIN)/python -m pip install --quiet -e ".[dev,transformer]"
+	@touch $(STAMP)
+
+.PHONY: help
+help: ## list every target with one line each
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-10s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+.PHONY: install
+install: $(STAMP) ## create .venv and install the package with its dev extras
+
+.PHONY: run
+run: $(STAMP) ## run data -> features -> train -> evaluate -> report on the synthetic corpus (ARGS="model=... data=...")
+	$(BIN)/grooming-detect $(ARGS)
+
+.PHONY: test
+test: $(STAMP) ## run the test suite (ARGS="-m 'not slow'" to pass pytest options)
+	$(BIN)/python -m pytest $(ARGS)
+
+.PHONY: lint
+lint: $(STAMP) ## check style with ruff (lint and format)
+	$(BIN)/ruff check src tests scripts
+	$(BIN)/ruff format --check src tests scripts
+
+.PHONY: format
+format: $(STAMP) ## rewrite the code in ruff's format and apply safe lint fixes
+	$(BIN)/ruff format src tests scripts
+	$(BIN)/ruff check --fix src tests scripts
+
+.PHONY: bench
+bench: $(STAMP) ## parse the synthetic corpus at PAN-2012 scale and print messages/s and peak memory
+	$(BIN)/python scripts/bench_ingest.py $(ARGS)
+
+.PHONY: verify
+verify: $(STAMP) ## verify a PAN-2012 download: make verify ROOT=/path/to/pan12
+	$(BIN)/grooming-detect-verify $(ROOT)
+
+.PHONY: ui
+ui: $(STAMP) ## open the MLflow UI on the project's tracking database (http://127.0.0.1:5000)
+	$(BIN)/mlflow ui --backend-store-uri sqlite:///$(CURDIR)/mlflow.db --host 127.0.0.1 --port 5000
+
+.PHONY: clean
+clean: ## remove generated data, outputs, logs and the MLflow store (keeps .venv)
+	rm -rf data outputs logs mlflow.db mlartifacts
+
+.PHONY: distclean
+distclean: clean ## also remove the virtual environment
+	rm -rf $(VENV)

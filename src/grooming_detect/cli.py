@@ -1,0 +1,38 @@
+"""The ``grooming-detect`` command: the project's only ``@hydra.main``."""
+
+from __future__ import annotations
+
+import logging
+
+import hydra
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig
+
+from grooming_detect import pipeline, tracking
+from grooming_detect.config import config_dir
+
+log = logging.getLogger("grooming_detect")
+
+# Libraries whose INFO chatter hides what the pipeline itself says.
+QUIET_LOGGERS = ("alembic", "mlflow", "urllib3", "matplotlib", "git")
+
+
+@hydra.main(version_base="1.3", config_path=str(config_dir()), config_name="config")
+def main(cfg: DictConfig) -> None:
+    """Compose the config, run the pipeline, and say where the results are."""
+    for name in QUIET_LOGGERS:
+        logging.getLogger(name).setLevel(logging.WARNING)
+    overrides = list(HydraConfig.get().overrides.task)
+    result = pipeline.run(cfg, overrides)
+    lines = [
+        "",
+        f"MLflow run:  {result.run_id}  (experiment {cfg.tracking.experiment_name})",
+    ]
+    if result.report_path is not None:
+        lines.append(f"Report:      {result.report_path}")
+    lines.append(f"MLflow UI:   {tracking.ui_command(result.tracking_uri)}")
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()

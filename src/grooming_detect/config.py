@@ -1,0 +1,85 @@
+"""Where the configs live, the project root resolver, and early validation of a composed config."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from omegaconf import DictConfig, OmegaConf
+
+PACKAGE_DIR = Path(__file__).resolve().parent
+_CHECKOUT_ROOT = PACKAGE_DIR.parents[1]
+
+STAGES: tuple[str, ...] = ("data", "features", "train", "evaluate", "report")
+DATA_SOURCES: tuple[str, ...] = ("synthetic", "pan12")
+
+
+def _is_checkout(root: Path) -> bool:
+    return (root / "pyproject.toml").is_file() and (root / "conf" / "config.yaml").is_file()
+
+
+def config_dir() -> Path:
+    """The `conf/` tree: the source checkout's when running from one, else the packaged copy."""
+    if _is_checkout(_CHECKOUT_ROOT):
+        return _CHECKOUT_ROOT / "conf"
+    return PACKAGE_DIR / "conf"
+
+
+def project_root() -> Path:
+    """Root of every path: $GROOMING_DETECT_ROOT, else the source checkout, else a user data dir."""
+    from_env = os.environ.get("GROOMING_DETECT_ROOT")
+    if from_env:
+        return Path(from_env).expanduser().resolve()
+    if _is_checkout(_CHECKOUT_ROOT):
+        return _CHECKOUT_ROOT
+    return Path.home() / ".local" / "share" / "grooming-detect"
+
+
+def register_resolvers() -> None:
+    """Register the `gd.*` OmegaConf resolvers used by `conf/` (idempotent)."""
+    if not OmegaConf.has_resolver("gd.project_root"):
+        OmegaConf.register_new_resolver("gd.project_root", lambda: str(project_root()))
+
+
+register_resolvers()
+
+
+class ConfigError(ValueError):
+    """A composed configuration that cannot run."""
+
+
+def validate_config(cfg: DictConfig) -> None:
+    """Fail at start, with the key at fault, instead of after hours of work.
+
+    Hydra already rejects overrides of keys that do not exist; this checks the values.
+    """
+    stages = list(cfg.stages)
+    unknown = [stage for stage in stages if stage not in STAGES]
+    if unknown:
+        raise ConfigError(f"stages: unknown stage(s) {unknown}; expected a subset of {list(STAGES)}")
+    if len(set(stages)) != len(stages):
+        raise ConfigError(f"stages: {stages} lists a stage twice")
+    order = [STAGES.index(stage) for stage in stages]
+    if order != sorted(order):
+        raise ConfigError(f"stages: {stages} is out of order; the order is {list(STAGES)}")
+    if cfg.data.source not in DATA_SOURCES:
+        raise ConfigError(f"data.source: {cfg.data.source!r} is not one of {list(DATA_SOURCES)}")
+    if cfg.data.source != "synthetic" and "generator" in cfg.data:
+        raise ConfigError(
+            "scale=... sets synthetic-corpus sizes and only applies to data=synthetic "
+            f"(data.source is {cfg.data.source!r})"
+        )
+    if cfg.data.source == "pan12" and OmegaConf.is_missing(cfg.data, "root"):
+        raise ConfigError("data=pan12 needs data.root=/path/to/the/PAN-2012/download")
+    fraction = float(cfg.data.validation_fraction)
+    if not 0.0 < fraction < 1.0:
+        raise ConfigError(f"data.validation_fraction: {fraction} must lie strictly between 0 and 1")
+    if "generator" in cfg.data:
+        generator = cfg.data.generator
+        for key in ("predator_share", "hard_negative_share", "difficulty", "label_noise", "quirk_rate"):
+            value = float(generator[key])
+            if not 0.0 <= value <= 1.0:
+                raise ConfigError(f"data.generator.{key}: {value} must lie in [0, 1]")
+    bad_splits = [s for s in cfg.evaluate.splits if s not in ("validation", "test")]
+    if bad_splits:
+        raise ConfigError(f"evaluate.splits: {bad_splits}; expected validation and/or test")

@@ -1,0 +1,408 @@
+"""Reader for the official PAN-2012 Sexual Predator Identification distribution.
+
+The XML is read with a streaming parser that clears each conversation once it is read, so memory
+stays flat with corpus size. The parser refuses DTDs (no entity expansion), never touches the
+network, and reports malformed input as ``file:line:column: what``.
+
+Quirks of the official files handled here:
+
+* message text was HTML-escaped before it was XML-escaped, so after XML parsing entities such as
+  ``&amp;``, ``&#8212;`` and ``&apos;`` remain; they are unescaped once more;
+* e-mail addresses were replaced by ``<email/>``; whether it arrives as escaped text or as an
+  element, the text keeps the literal marker ``<email/>``;
+* ``<text/>`` can be empty (read as the empty string), text can hold newlines and ``\\r``;
+* author ids can carry padding spaces (stripped), id lists can have CRLF endings;
+* times are ``HH:MM`` only; ``line`` is 1-based.
+"""
+
+from __future__ import annotations
+
+import html
+import logging
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import BinaryIO
+
+import pandas as pd
+from lxml import etree
+from tqdm.auto import tqdm
+
+from grooming_detect.data.schema import Tables, build_tables
+from grooming_detect.data.splits import carve_validation
+
+log = logging.getLogger(__name__)
+
+TRAIN_DIR = "pan12-sexual-predator-identification-training-corpus-2012-05-01"
+TRAIN_XML = "pan12-sexual-predator-identification-training-corpus-2012-05-01.xml"
+TRAIN_PREDATORS = "pan12-sexual-predator-identification-training-corpus-predators-2012-05-01.txt"
+DIFF = "pan12-sexual-predator-identification-diff.txt"
+TEST_DIR = "pan12-sexual-predator-identification-test-corpus-2012-05-21"
+TEST_XML = "pan12-sexual-predator-identification-test-corpus-2012-05-17.xml"
+TEST_PROBLEM1 = "pan12-sexual-predator-identification-groundtruth-problem1.txt"
+TEST_PROBLEM2 = "pan12-sexual-predator-identification-groundtruth-problem2.txt"
+
+#: Where each official file may sit below ``data.root``: the official sub-folder, or flat.
+OFFICIAL_LOCATIONS: dict[str, tuple[str, ...]] = {
+    TRAIN_XML: (TRAIN_DIR, ""),
+    TRAIN_PREDATORS: (TRAIN_DIR, ""),
+    DIFF: (TRAIN_DIR, ""),
+    TEST_XML: (TEST_DIR, ""),
+    TEST_PROBLEM1: (TEST_DIR, ""),
+    TEST_PROBLEM2: (TEST_DIR, ""),
+}
+
+_TIME_PATTERN = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
+
+
+class CorpusFormatError(ValueError):
+    """Input that does not follow the official format; the message names file, line and column."""
+
+
+@dataclass(frozen=True)
+class Pan12Files:
+    """Resolved paths of one PAN-2012 download; optional files are None when absent."""
+
+    root: Path
+    train_xml: Path
+    train_predators: Path
+    test_xml: Path | None = None
+    test_problem1: Path | None = None
+    test_problem2: Path | None = None
+    diff: Path | None = None
+
+    def present(self) -> dict[str, Path]:
+        """Official file name -> path, for the files that exist."""
+        pairs = {
+            TRAIN_XML: self.train_xml,
+            TRAIN_PREDATORS: self.train_predators,
+            TEST_XML: self.test_xml,
+            TEST_PROBLEM1: self.test_problem1,
+            TEST_PROBLEM2: self.test_problem2,
+            DIFF: self.diff,
+        }
+        return {name: path for name, path in pairs.items() if path is not None}
+
+
+def locate(root: Path, name: str) -> Path | None:
+    """Find an official file under `root`, in its official sub-folder or directly under it."""
+    for sub in OFFICIAL_LOCATIONS[name]:
+        candidate = root / sub / name if sub else root / name
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def find_files(root: str | Path) -> Pan12Files:
+    """Resolve the official files below `root`; the training XML and predator list are required."""
+    base = Path(root).expanduser()
+    if not base.is_dir():
+        raise FileNotFoundError(f"{base}: PAN-2012 data.root is not a directory")
+    found = {name: locate(base, name) for name in OFFICIAL_LOCATIONS}
+    missing = [name for name in (TRAIN_XML, TRAIN_PREDATORS) if found[name] is None]
+    if missing:
+        raise FileNotFoundError(
+            f"{base}: missing {', '.join(missing)} (looked directly under it and in {TRAIN_DIR}/)"
+        )
+    if found[TEST_XML] is not None and found[TEST_PROBLEM1] is None:
+        raise FileNotFoundError(
+            f"{base}: the test corpus {TEST_XML} is present but its ground truth "
+            f"{TEST_PROBLEM1} is not (looked directly under it and in {TEST_DIR}/)"
+        )
+    return Pan12Files(
+        root=base,
+        train_xml=found[TRAIN_XML],  # type: ignore[arg-type]
+        train_predators=found[TRAIN_PREDATORS],  # type: ignore[arg-type]
+        test_xml=found[TEST_XML],
+        test_problem1=found[TEST_PROBLEM1],
+        test_problem2=found[TEST_PROBLEM2],
+        diff=found[DIFF],
+    )
+
+
+@dataclass
+class MessageColumns:
+    """Messages of one XML file as parallel columns (cheaper than one object per message)."""
+
+    conversation_id: list[str] = field(default_factory=list)
+    line: list[int] = field(default_factory=list)
+    author: list[str] = field(default_factory=list)
+    time: list[str | None] = field(default_factory=list)
+    text: list[str] = field(default_factory=list)
+    n_conversations: int = 0
+
+    def __len__(self) -> int:
+        return len(self.line)
+
+
+class _ProgressReader:
+    """File wrapper that advances a byte progress bar as the parser reads."""
+
+    def __init__(self, handle: BinaryIO, bar: tqdm) -> None:
+        self._handle = handle
+        self._bar = bar
+
+    def read(self, size: int = -1) -> bytes:
+        chunk = self._handle.read(size)
+        self._bar.update(len(chunk))
+        return chunk
+
+
+def _element_text(element: etree._Element) -> str:
+    """Text of `element` with child elements such as ``<email/>`` kept as literal markers."""
+    parts = [element.text or ""]
+    for child in element:
+        if isinstance(child.tag, str):
+            parts.append(f"<{child.tag}/>")
+            parts.append(child.text or "")
+        parts.append(child.tail or "")
+    return "".join(parts)
+
+
+def unescape_text(raw: str) -> str:
+    """Undo the HTML escaping the organisers applied before XML escaping (one more pass)."""
+    return html.unescape(raw) if "&" in raw else raw
+
+
+def parse_messages(path: str | Path, show_progress: bool = True) -> MessageColumns:
+    """Stream every message of a PAN-2012 XML file into columns.
+
+    Raises:
+        CorpusFormatError: malformed XML, a DTD, a missing or bad attribute or child, a time not
+            in ``HH:MM``, or a (conversation, line) pair seen twice; the message names
+            ``file:line:column``.
+    """
+    source = Path(path)
+    columns = MessageColumns()
+    seen_conversations: set[str] = set()
+    conversation_id: str | None = None
+    conversation_lines: set[int] = set()
+    size = source.stat().st_size
+    with (
+        open(source, "rb") as handle,
+        tqdm(
+            total=size,
+            unit="B",
+            unit_scale=True,
+            desc=f"parsing {source.name}",
+            disable=not show_progress,
+            leave=False,
+        ) as bar,
+    ):
+        context = etree.iterparse(
+            _ProgressReader(handle, bar),
+            events=("start", "end"),
+            resolve_entities=False,
+            no_network=True,
+            load_dtd=False,
+            huge_tree=False,
+            remove_comments=True,
+            remove_pis=True,
+        )
+        try:
+            for event, element in context:
+                tag = element.tag
+                if event == "start":
+                    if tag == "conversations":
+                        if element.getroottree().docinfo.doctype:
+                            raise CorpusFormatError(
+                                f"{source}:{element.sourceline}: a DOCTYPE/DTD is not part of the "
+                                "PAN-2012 format and is refused (entity expansion risk)"
+                            )
+                    elif tag == "conversation":
+                        conversation_id = (element.get("id") or "").strip()
+                        if not conversation_id:
+                            raise CorpusFormatError(
+                                f"{source}:{element.sourceline}: <conversation> without an id attribute"
+                            )
+                        if conversation_id in seen_conversations:
+                            raise CorpusFormatError(
+                                f"{source}:{element.sourceline}: conversation id {conversation_id!r} "
+                                "appears twice"
+                            )
+                        seen_conversations.add(conversation_id)
+                        conversation_lines = set()
+                    continue
+                if tag == "message":
+                    _read_message(source, element, conversation_id, conversation_lines, columns)
+                    element.clear(keep_tail=True)
+                elif tag == "conversation":
+                    columns.n_conversations += 1
+                    element.clear(keep_tail=True)
+                    parent = element.getparent()
+                    while element.getprevious() is not None and parent is not None:
+                        del parent[0]
+        except etree.XMLSyntaxError as error:
+            line, column = error.position
+            raise CorpusFormatError(f"{source}:{line}:{column}: malformed XML: {error.msg}") from None
+    return columns
+
+
+def _read_message(
+    source: Path,
+    element: etree._Element,
+    conversation_id: str | None,
+    conversation_lines: set[int],
+    columns: MessageColumns,
+) -> None:
+    where = f"{source}:{element.sourceline}"
+    if conversation_id is None:
+        raise CorpusFormatError(f"{where}: <message> outside a <conversation>")
+    raw_line = element.get("line")
+    try:
+        line = int(raw_line) if raw_line is not None else 0
+    except ValueError:
+        line = 0
+    if line < 1:
+        raise CorpusFormatError(
+            f"{where}: <message line={raw_line!r}> in conversation {conversation_id}: "
+            "expected a 1-based integer line attribute"
+        )
+    if line in conversation_lines:
+        raise CorpusFormatError(
+            f"{where}: line {line} appears twice in conversation {conversation_id}"
+        )
+    conversation_lines.add(line)
+    author_element = element.find("author")
+    author = (author_element.text or "").strip() if author_element is not None else ""
+    if not author:
+        raise CorpusFormatError(
+            f"{where}: message {line} of conversation {conversation_id} has no <author>"
+        )
+    time_element = element.find("time")
+    time_value = (time_element.text or "").strip() if time_element is not None else ""
+    if time_value and not _TIME_PATTERN.match(time_value):
+        raise CorpusFormatError(
+            f"{where}: message {line} of conversation {conversation_id}: time {time_value!r} "
+            "is not HH:MM"
+        )
+    text_element = element.find("text")
+    text = unescape_text(_element_text(text_element)) if text_element is not None else ""
+    columns.conversation_id.append(conversation_id)
+    columns.line.append(line)
+    columns.author.append(author)
+    columns.time.append(time_value or None)
+    columns.text.append(text)
+
+
+def _read_lines(path: Path) -> list[str]:
+    try:
+        content = path.read_bytes().decode("utf-8-sig")
+    except UnicodeDecodeError as error:
+        raise CorpusFormatError(
+            f"{path}: byte {error.start} is not UTF-8; expected a UTF-8 text file"
+        ) from None
+    return content.splitlines()
+
+
+def read_id_list(path: str | Path) -> list[str]:
+    """Read an author-id list (one id a line; CRLF, padding spaces and blank lines tolerated).
+
+    Duplicates are kept once and reported in the log, never silently.
+    """
+    source = Path(path)
+    ids: list[str] = []
+    seen: set[str] = set()
+    for number, raw in enumerate(_read_lines(source), start=1):
+        author = raw.strip()
+        if not author:
+            continue
+        if any(char.isspace() for char in author):
+            raise CorpusFormatError(
+                f"{source}:{number}: {raw!r}: expected one author id a line, found several fields"
+            )
+        if author in seen:
+            log.warning("%s:%d: author id %s listed twice; counted once", source, number, author)
+            continue
+        seen.add(author)
+        ids.append(author)
+    return ids
+
+
+def read_line_truth(path: str | Path) -> list[tuple[str, int]]:
+    """Read problem-2 ground truth: ``conversation_id<TAB>line`` pairs, one a line."""
+    source = Path(path)
+    pairs: list[tuple[str, int]] = []
+    seen: set[tuple[str, int]] = set()
+    for number, raw in enumerate(_read_lines(source), start=1):
+        if not raw.strip():
+            continue
+        fields = raw.split()
+        if len(fields) != 2 or not fields[1].isdigit() or int(fields[1]) < 1:
+            raise CorpusFormatError(
+                f"{source}:{number}: {raw!r}: expected 'conversation_id<TAB>line' with a 1-based line"
+            )
+        pair = (fields[0], int(fields[1]))
+        if pair in seen:
+            log.warning("%s:%d: pair %s listed twice; counted once", source, number, pair)
+            continue
+        seen.add(pair)
+        pairs.append(pair)
+    return pairs
+
+
+
+def _messages_frame(columns: MessageColumns, split: str) -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "conversation_id": columns.conversation_id,
+            "line": columns.line,
+            "author": columns.author,
+            "time": columns.time,
+            "text": columns.text,
+            "split": split,
+        }
+    )
+
+
+@dataclass
+class LoadReport:
+    """What loading found beyond the tables: ids in a truth file that never speak, and so on."""
+
+    truth_ids_not_in_corpus: dict[str, list[str]] = field(default_factory=dict)
+    truth_lines_not_in_corpus: int = 0
+    diff_lines: int | None = None
+
+
+def load_corpus(
+    files: Pan12Files, validation_fraction: float, seed: int, show_progress: bool = True
+) -> tuple[Tables, LoadReport]:
+    """Parse a PAN-2012 download into the canonical tables with a grouped validation split.
+
+    The diff file (the organisers' anonymisation edits) is metadata only, never a label source.
+    """
+    report = LoadReport()
+    train = _messages_frame(parse_messages(files.train_xml, show_progress), "train")
+    train_predators = set(read_id_list(files.train_predators))
+    pairs = train[["conversation_id", "author"]].drop_duplicates()
+    assignment = carve_validation(pairs, train_predators, validation_fraction, seed)
+    train["split"] = train["conversation_id"].map(assignment)
+    frames = [train]
+    predators = {"train": train_predators, "validation": train_predators}
+    report.truth_ids_not_in_corpus["train"] = sorted(train_predators - set(train["author"]))
+    predator_lines = None
+    if files.test_xml is not None and files.test_problem1 is not None:
+        test = _messages_frame(parse_messages(files.test_xml, show_progress), "test")
+        test_predators = set(read_id_list(files.test_problem1))
+        predators["test"] = test_predators
+        report.truth_ids_not_in_corpus["test"] = sorted(test_predators - set(test["author"]))
+        frames.append(test)
+        if files.test_problem2 is not None:
+            predator_lines = pd.DataFrame(
+                read_line_truth(files.test_problem2), columns=["conversation_id", "line"]
+            )
+            known = test.set_index(["conversation_id", "line"]).index
+            report.truth_lines_not_in_corpus = int(
+                (~pd.MultiIndex.from_frame(predator_lines).isin(known)).sum()
+            )
+    if files.diff is not None:
+        report.diff_lines = sum(1 for line in _read_lines(files.diff) if line.strip())
+    for split, missing in report.truth_ids_not_in_corpus.items():
+        if missing:
+            log.warning(
+                "%d %s ground-truth predator id(s) never speak in the corpus (kept in the manifest)",
+                len(missing),
+                split,
+            )
+    messages = pd.concat(frames, ignore_index=True)
+    return build_tables(messages, predators, predator_lines), report

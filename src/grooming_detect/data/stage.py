@@ -1,0 +1,126 @@
+"""The data stage: raw files (official PAN-2012 or the synthetic generator's) -> canonical tables."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+
+from grooming_detect import __version__, tracking
+from grooming_detect.data import pan12, synthetic
+from grooming_detect.data.schema import SCHEMA_VERSION, write_tables
+from grooming_detect.io import read_json, sha256_file, write_json
+from grooming_detect.stage import StageContext, StageResult
+
+log = logging.getLogger(__name__)
+
+
+def corpus_root(cfg: DictConfig) -> Path:
+    """Directory holding the official-layout files: generated for synthetic data if needed."""
+    if cfg.data.source == "pan12":
+        return Path(str(cfg.data.root)).expanduser()
+    settings = synthetic.settings_from_config(cfg.data.generator)
+    root = Path(cfg.paths.raw) / "synthetic" / settings.fingerprint()
+    try:
+        pan12.find_files(root)
+    except FileNotFoundError:
+        log.info("Generating the synthetic PAN-format corpus into %s", root)
+        synthetic.generate_corpus(root, settings)
+    return root
+
+
+def _data_settings(cfg: DictConfig) -> dict[str, Any]:
+    settings = OmegaConf.to_container(cfg.data, resolve=True)
+    assert isinstance(settings, dict)
+    return {**settings, "seed": int(cfg.seed)}
+
+
+def fingerprint(sources: dict[str, dict[str, Any]], settings: dict[str, Any]) -> str:
+    """Digest of the inputs' content and every setting that shapes the tables."""
+    payload = {
+        "schema_version": SCHEMA_VERSION,
+        "sources": {name: meta["sha256"] for name, meta in sorted(sources.items())},
+        "settings": settings,
+    }
+    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
+
+
+def _cached_manifest(manifest_path: Path, expected: str) -> dict[str, Any] | None:
+    if not manifest_path.is_file():
+        return None
+    manifest = read_json(manifest_path)
+    outputs = [manifest_path.parent / name for name in manifest.get("tables", {}).values()]
+    if manifest.get("fingerprint") != expected or not all(path.is_file() for path in outputs):
+        return None
+    return manifest
+
+
+def run_data(cfg: DictConfig, ctx: StageContext) -> StageResult:
+    """Build (or reuse) the canonical tables and their manifest for `cfg.data`."""
+    root = corpus_root(cfg)
+    files = pan12.find_files(root)
+    sources = {
+        name: {
+            "path": str(path),
+            "bytes": path.stat().st_size,
+            "sha256": sha256_file(path, normalise_newlines=True),
+        }
+        for name, path in files.present().items()
+    }
+    settings = _data_settings(cfg)
+    digest = fingerprint(sources, settings)
+    manifest = _cached_manifest(ctx.manifest_path, digest)
+    if manifest is not None:
+        log.info("Inputs unchanged (fingerprint %s): reusing %s", digest[:12], ctx.dataset_dir)
+    else:
+        log.info("Reading %s", root)
+        tables, report = pan12.load_corpus(
+            files, float(cfg.data.validation_fraction), int(cfg.seed)
+        )
+        written = write_tables(tables, ctx.dataset_dir)
+        manifest = {
+            "dataset": str(cfg.data.name),
+            "source": str(cfg.data.source),
+            "synthetic": bool(cfg.data.synthetic),
+            "fingerprint": digest,
+            "schema_version": SCHEMA_VERSION,
+            "code_version": __version__,
+            "sources": sources,
+            "config": settings,
+            "counts": tables.counts(),
+            "split_method": (
+                "validation carved from training by whole connected components of the "
+                "author-conversation graph, stratified by predator presence, seeded; "
+                "test is the official test corpus"
+            ),
+            "truth_ids_not_in_corpus": report.truth_ids_not_in_corpus,
+            "truth_lines_not_in_corpus": report.truth_lines_not_in_corpus,
+            "diff_lines_metadata_only": report.diff_lines,
+            "tables": {name: path.name for name, path in written.items()},
+        }
+        write_json(ctx.manifest_path, manifest)
+        log.info("Wrote %s tables to %s", ", ".join(written), ctx.dataset_dir)
+    counts = manifest["counts"]
+    metrics = {
+        f"{split}/{name}": float(value)
+        for split, split_counts in counts.items()
+        for name, value in split_counts.items()
+    }
+    tracking.log_metrics(metrics)
+    tags = {
+        "dataset_digest": digest,
+        "dataset": str(cfg.data.name),
+        "synthetic": str(bool(cfg.data.synthetic)).lower(),
+    }
+    tracking.set_tags(tags)
+    tracking.log_artifact(ctx.manifest_path, "data")
+    return StageResult(
+        stage="data",
+        outputs={"manifest": ctx.manifest_path, "dataset_dir": ctx.dataset_dir},
+        metrics=metrics,
+        parent_tags=tags,
+    )

@@ -1,0 +1,1 @@
+"""Evaluation: PAN-2012 measures, threshold tuning and figures."""

@@ -1,0 +1,1 @@
+"""Features: text views and (later) behavioural features built from the canonical tables."""

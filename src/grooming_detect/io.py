@@ -1,0 +1,93 @@
+"""Atomic file output: every file is written to a temporary sibling, then renamed into place."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+
+@contextmanager
+def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
+    """Yield a temporary path beside `path`; on success rename it over `path`, else delete it."""
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    os.close(fd)
+    tmp = Path(tmp_name)
+    try:
+        yield tmp
+        # mkstemp creates 0600 files; give the result the permissions a plain open() would.
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)
+        os.replace(tmp, target)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def write_text(path: str | os.PathLike[str], text: str, newline: str | None = None) -> Path:
+    """Write `text` to `path` atomically (UTF-8)."""
+    with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8", newline=newline) as handle:
+        handle.write(text)
+    return Path(path)
+
+
+def write_json(path: str | os.PathLike[str], payload: Any) -> Path:
+    """Write `payload` as indented, key-sorted JSON atomically."""
+    return write_text(path, json.dumps(payload, indent=2, sort_keys=True, default=str) + "\n")
+
+
+def write_parquet(path: str | os.PathLike[str], frame: pd.DataFrame) -> Path:
+    """Write `frame` to Parquet atomically, without the pandas index."""
+    with atomic_path(path) as tmp:
+        frame.to_parquet(tmp, index=False)
+    return Path(path)
+
+
+def write_with(path: str | os.PathLike[str], writer: Callable[[Path], None]) -> Path:
+    """Let `writer` fill a temporary file, then move it to `path`."""
+    with atomic_path(path) as tmp:
+        writer(tmp)
+    return Path(path)
+
+
+def read_json(path: str | os.PathLike[str]) -> Any:
+    """Read a JSON file, naming the file when it is missing or malformed."""
+    target = Path(path)
+    try:
+        return json.loads(target.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise FileNotFoundError(f"{target}: expected a JSON file written by an earlier stage") from None
+    except json.JSONDecodeError as error:
+        raise ValueError(
+            f"{target}: line {error.lineno} column {error.colno}: invalid JSON ({error.msg})"
+        ) from None
+
+
+def sha256_file(path: str | os.PathLike[str], normalise_newlines: bool = False) -> str:
+    """SHA-256 of a file, streamed; with `normalise_newlines`, of its bytes after CRLF -> LF."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    pending_cr = False
+    with open(path, "rb") as handle:
+        while chunk := handle.read(1 << 20):
+            if normalise_newlines:
+                if pending_cr:
+                    chunk = b"\r" + chunk
+                pending_cr = chunk.endswith(b"\r")
+                if pending_cr:
+                    chunk = chunk[:-1]
+                chunk = chunk.replace(b"\r\n", b"\n")
+            digest.update(chunk)
+    if pending_cr:
+        digest.update(b"\r")
+    return digest.hexdigest()

@@ -1,0 +1,1 @@
+"""Models: scikit-learn baselines (and, later, the two-stage design and transformers)."""

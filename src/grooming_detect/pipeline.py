@@ -1,0 +1,74 @@
+"""Runs the configured stages in order inside one MLflow parent run, one child run per stage."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from omegaconf import DictConfig
+
+from grooming_detect import tracking
+from grooming_detect.config import validate_config
+from grooming_detect.data.stage import run_data
+from grooming_detect.evaluation.stage import run_evaluate
+from grooming_detect.features.stage import run_features
+from grooming_detect.io import read_json
+from grooming_detect.models.stage import run_train
+from grooming_detect.reporting.stage import run_report
+from grooming_detect.stage import StageContext, StageResult
+
+log = logging.getLogger(__name__)
+
+StageFunction = Callable[[DictConfig, StageContext], StageResult]
+STAGE_FUNCTIONS: dict[str, StageFunction] = {
+    "data": run_data,
+    "features": run_features,
+    "train": run_train,
+    "evaluate": run_evaluate,
+    "report": run_report,
+}
+
+
+@dataclass
+class PipelineResult:
+    """Where the results of one invocation are."""
+
+    run_id: str
+    experiment_id: str
+    tracking_uri: str
+    stages: dict[str, StageResult] = field(default_factory=dict)
+
+    @property
+    def report_path(self) -> Path | None:
+        report = self.stages.get("report")
+        return report.outputs.get("report") if report else None
+
+
+def run(cfg: DictConfig, overrides: list[str] | None = None) -> PipelineResult:
+    """Validate `cfg`, then run `cfg.stages` in order, tracked in MLflow."""
+    validate_config(cfg)
+    experiment_id = tracking.setup(cfg.tracking)
+    synthetic = str(bool(cfg.data.synthetic)).lower()
+    tags = {
+        "git_commit": tracking.git_commit(Path(cfg.paths.root)),
+        "synthetic": synthetic,
+        "dataset": str(cfg.data.name),
+        "model": str(cfg.model.name),
+        "stages": ",".join(cfg.stages),
+    }
+    with tracking.parent_run(experiment_id, str(cfg.tracking.run_name), tags) as parent_id:
+        tracking.log_config(cfg, list(overrides or []))
+        ctx = StageContext.from_config(cfg, parent_run_id=parent_id)
+        result = PipelineResult(parent_id, experiment_id, str(cfg.tracking.uri))
+        if "data" not in cfg.stages and ctx.manifest_path.is_file():
+            tracking.set_tags({"dataset_digest": read_json(ctx.manifest_path)["fingerprint"]})
+        for stage in cfg.stages:
+            log.info("== stage %s ==", stage)
+            with tracking.stage_run(stage, {"synthetic": synthetic}):
+                stage_result = STAGE_FUNCTIONS[stage](cfg, ctx)
+            if stage_result.parent_tags:
+                tracking.set_tags(stage_result.parent_tags)
+            result.stages[stage] = stage_result
+    return result

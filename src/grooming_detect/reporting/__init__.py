@@ -1,0 +1,1 @@
+"""Reporting: the run report (and, later, the model card) rendered from evaluation outputs."""

@@ -1,0 +1,166 @@
+"""The one module that talks to MLflow: experiment set-up, runs, params, metrics and artifacts."""
+
+from __future__ import annotations
+
+import importlib.metadata
+import logging
+import subprocess
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+import mlflow
+from omegaconf import DictConfig, OmegaConf
+
+log = logging.getLogger(__name__)
+
+LOCAL_SCHEMES = ("sqlite", "file", "")
+
+
+def is_local_backend(uri: str) -> bool:
+    """True for a SQLite database or a directory store on this machine."""
+    return urlparse(uri).scheme in LOCAL_SCHEMES
+
+
+def setup(tracking_cfg: DictConfig) -> str:
+    """Point MLflow at `tracking.uri` and return the id of `tracking.experiment_name`.
+
+    A new experiment on a local backend gets `tracking.artifact_location` as its artifact root,
+    so artifacts land under the project root whatever the current directory is.
+    """
+    uri = str(tracking_cfg.uri)
+    if uri.startswith("sqlite:///"):
+        Path(uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+    mlflow.set_tracking_uri(uri)
+    name = str(tracking_cfg.experiment_name)
+    experiment = mlflow.get_experiment_by_name(name)
+    if experiment is None:
+        location = None
+        if is_local_backend(uri) and tracking_cfg.get("artifact_location"):
+            artifact_root = Path(str(tracking_cfg.artifact_location)).resolve()
+            artifact_root.mkdir(parents=True, exist_ok=True)
+            location = artifact_root.as_uri()
+        experiment_id = mlflow.create_experiment(name, artifact_location=location)
+        log.info("Created MLflow experiment %r (id %s) at %s", name, experiment_id, uri)
+        return experiment_id
+    return experiment.experiment_id
+
+
+@contextmanager
+def parent_run(experiment_id: str, run_name: str, tags: Mapping[str, str]) -> Iterator[str]:
+    """Open the pipeline's parent run and yield its id."""
+    with mlflow.start_run(experiment_id=experiment_id, run_name=run_name, tags=dict(tags)) as run:
+        yield run.info.run_id
+
+
+@contextmanager
+def stage_run(stage: str, tags: Mapping[str, str] | None = None) -> Iterator[str]:
+    """Open a child run for one stage under the active parent run and yield its id."""
+    run_tags = {"stage": stage, **(tags or {})}
+    with mlflow.start_run(run_name=stage, nested=True, tags=run_tags) as run:
+        yield run.info.run_id
+
+
+def flatten(config: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
+    """Flatten nested mappings to dotted keys with string values (MLflow params)."""
+    flat: dict[str, str] = {}
+    for key, value in config.items():
+        dotted = f"{prefix}{key}"
+        if isinstance(value, Mapping):
+            flat.update(flatten(value, prefix=f"{dotted}."))
+        else:
+            flat[dotted] = "null" if value is None else str(value)
+    return flat
+
+
+def log_config(cfg: DictConfig, overrides: list[str]) -> None:
+    """Log the resolved config as flattened params and as YAML, plus the command-line overrides."""
+    resolved = OmegaConf.to_container(cfg, resolve=True)
+    assert isinstance(resolved, dict)
+    mlflow.log_params(flatten(resolved))
+    mlflow.log_text(OmegaConf.to_yaml(cfg, resolve=True), "config/config.yaml")
+    mlflow.log_text("\n".join(overrides) + ("\n" if overrides else ""), "config/overrides.txt")
+
+
+def log_metrics(metrics: Mapping[str, float]) -> None:
+    """Log metrics to the active run, skipping values that are not finite numbers."""
+    import math
+
+    finite = {k: float(v) for k, v in metrics.items() if v is not None and math.isfinite(float(v))}
+    skipped = sorted(set(metrics) - set(finite))
+    if skipped:
+        log.info("Not logging undefined metrics: %s", ", ".join(skipped))
+    if finite:
+        mlflow.log_metrics(finite)
+
+
+def log_params(params: Mapping[str, Any]) -> None:
+    """Log params to the active run (values as strings)."""
+    mlflow.log_params({k: "null" if v is None else str(v) for k, v in params.items()})
+
+
+def set_tags(tags: Mapping[str, Any], run_id: str | None = None) -> None:
+    """Set tags on the active run, or on `run_id` (e.g. the parent run from inside a stage)."""
+    if run_id is None:
+        mlflow.set_tags({k: str(v) for k, v in tags.items()})
+        return
+    client = mlflow.MlflowClient()
+    for key, value in tags.items():
+        client.set_tag(run_id, key, str(value))
+
+
+def log_artifact(path: str | Path, artifact_path: str | None = None) -> None:
+    """Log a file or a directory to the active run."""
+    target = Path(path)
+    if target.is_dir():
+        mlflow.log_artifacts(str(target), artifact_path=artifact_path)
+    else:
+        mlflow.log_artifact(str(target), artifact_path=artifact_path)
+
+
+def log_sklearn_model(model: Any, example: Any, predictions: Any, name: str = "model") -> str:
+    """Log a scikit-learn model in skops format with its signature; return the model URI."""
+    from mlflow.models import infer_signature
+
+    signature = infer_signature(example, predictions)
+    # Naming the requirements skips MLflow's slow import-tracing inference of them.
+    requirements = [
+        f"{package}=={importlib.metadata.version(package)}"
+        for package in ("scikit-learn", "skops", "numpy", "scipy", "pandas")
+    ]
+    info = mlflow.sklearn.log_model(
+        pip_requirements=requirements,
+        model,
+        name=name,
+        serialization_format=mlflow.sklearn.SERIALIZATION_FORMAT_SKOPS,
+        signature=signature,
+        pyfunc_predict_fn="predict_proba",
+    )
+    return info.model_uri
+
+
+def git_commit(root: Path) -> str:
+    """The checkout's commit (with `-dirty` when it has uncommitted changes), or `unknown`."""
+    try:
+        commit = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, check=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=root,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return f"{commit}-dirty" if dirty else commit
+
+
+def ui_command(uri: str) -> str:
+    """The shell command that opens the MLflow UI on `uri`."""
+    if is_local_backend(uri):
+        return f"mlflow ui --backend-store-uri {uri}"
+    return f"open {uri} in a browser"
