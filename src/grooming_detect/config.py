@@ -56,7 +56,9 @@ def validate_config(cfg: DictConfig) -> None:
     stages = list(cfg.stages)
     unknown = [stage for stage in stages if stage not in STAGES]
     if unknown:
-        raise ConfigError(f"stages: unknown stage(s) {unknown}; expected a subset of {list(STAGES)}")
+        raise ConfigError(
+            f"stages: unknown stage(s) {unknown}; expected a subset of {list(STAGES)}"
+        )
     if len(set(stages)) != len(stages):
         raise ConfigError(f"stages: {stages} lists a stage twice")
     order = [STAGES.index(stage) for stage in stages]
@@ -76,7 +78,13 @@ def validate_config(cfg: DictConfig) -> None:
         raise ConfigError(f"data.validation_fraction: {fraction} must lie strictly between 0 and 1")
     if "generator" in cfg.data:
         generator = cfg.data.generator
-        for key in ("predator_share", "hard_negative_share", "difficulty", "label_noise", "quirk_rate"):
+        for key in (
+            "predator_share",
+            "hard_negative_share",
+            "difficulty",
+            "label_noise",
+            "quirk_rate",
+        ):
             value = float(generator[key])
             if not 0.0 <= value <= 1.0:
                 raise ConfigError(f"data.generator.{key}: {value} must lie in [0, 1]")

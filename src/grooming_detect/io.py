@@ -65,7 +65,9 @@ def read_json(path: str | os.PathLike[str]) -> Any:
     try:
         return json.loads(target.read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise FileNotFoundError(f"{target}: expected a JSON file written by an earlier stage") from None
+        raise FileNotFoundError(
+            f"{target}: expected a JSON file written by an earlier stage"
+        ) from None
     except json.JSONDecodeError as error:
         raise ValueError(
             f"{target}: line {error.lineno} column {error.colno}: invalid JSON ({error.msg})"

@@ -59,7 +59,12 @@ def parent_run(experiment_id: str, run_name: str, tags: Mapping[str, str]) -> It
 def stage_run(stage: str, tags: Mapping[str, str] | None = None) -> Iterator[str]:
     """Open a child run for one stage under the active parent run and yield its id."""
     run_tags = {"stage": stage, **(tags or {})}
-    with mlflow.start_run(run_name=stage, nested=True, tags=run_tags) as run:
+    parent = mlflow.active_run()
+    if parent is None:
+        raise RuntimeError(f"stage {stage!r}: no parent run is active")
+    with mlflow.start_run(
+        experiment_id=parent.info.experiment_id, run_name=stage, nested=True, tags=run_tags
+    ) as run:
         yield run.info.run_id
 
 
@@ -131,9 +136,9 @@ def log_sklearn_model(model: Any, example: Any, predictions: Any, name: str = "m
         for package in ("scikit-learn", "skops", "numpy", "scipy", "pandas")
     ]
     info = mlflow.sklearn.log_model(
-        pip_requirements=requirements,
         model,
         name=name,
+        pip_requirements=requirements,
         serialization_format=mlflow.sklearn.SERIALIZATION_FORMAT_SKOPS,
         signature=signature,
         pyfunc_predict_fn="predict_proba",

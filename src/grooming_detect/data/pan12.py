@@ -167,21 +167,20 @@ def unescape_text(raw: str) -> str:
 def parse_messages(path: str | Path, show_progress: bool = True) -> MessageColumns:
     """Stream every message of a PAN-2012 XML file into columns.
 
+    Only ``<conversation>`` and ``<message>`` events reach Python (lxml filters the rest in C);
+    each conversation is cleared once read, so the tree never grows.
+
     Raises:
         CorpusFormatError: malformed XML, a DTD, a missing or bad attribute or child, a time not
             in ``HH:MM``, or a (conversation, line) pair seen twice; the message names
             ``file:line:column``.
     """
     source = Path(path)
-    columns = MessageColumns()
-    seen_conversations: set[str] = set()
-    conversation_id: str | None = None
-    conversation_lines: set[int] = set()
-    size = source.stat().st_size
+    reader = _MessageReader(source)
     with (
         open(source, "rb") as handle,
         tqdm(
-            total=size,
+            total=source.stat().st_size,
             unit="B",
             unit_scale=True,
             desc=f"parsing {source.name}",
@@ -192,6 +191,7 @@ def parse_messages(path: str | Path, show_progress: bool = True) -> MessageColum
         context = etree.iterparse(
             _ProgressReader(handle, bar),
             events=("start", "end"),
+            tag=("conversation", "message"),
             resolve_entities=False,
             no_network=True,
             load_dtd=False,
@@ -201,88 +201,110 @@ def parse_messages(path: str | Path, show_progress: bool = True) -> MessageColum
         )
         try:
             for event, element in context:
-                tag = element.tag
-                if event == "start":
-                    if tag == "conversations":
-                        if element.getroottree().docinfo.doctype:
-                            raise CorpusFormatError(
-                                f"{source}:{element.sourceline}: a DOCTYPE/DTD is not part of the "
-                                "PAN-2012 format and is refused (entity expansion risk)"
-                            )
-                    elif tag == "conversation":
-                        conversation_id = (element.get("id") or "").strip()
-                        if not conversation_id:
-                            raise CorpusFormatError(
-                                f"{source}:{element.sourceline}: <conversation> without an id attribute"
-                            )
-                        if conversation_id in seen_conversations:
-                            raise CorpusFormatError(
-                                f"{source}:{element.sourceline}: conversation id {conversation_id!r} "
-                                "appears twice"
-                            )
-                        seen_conversations.add(conversation_id)
-                        conversation_lines = set()
-                    continue
-                if tag == "message":
-                    _read_message(source, element, conversation_id, conversation_lines, columns)
-                    element.clear(keep_tail=True)
-                elif tag == "conversation":
-                    columns.n_conversations += 1
-                    element.clear(keep_tail=True)
-                    parent = element.getparent()
-                    while element.getprevious() is not None and parent is not None:
-                        del parent[0]
+                if event == "end":
+                    if element.tag == "message":
+                        reader.message(element)
+                    else:
+                        reader.end_conversation(element)
+                elif element.tag == "conversation":
+                    reader.start_conversation(element)
         except etree.XMLSyntaxError as error:
             line, column = error.position
-            raise CorpusFormatError(f"{source}:{line}:{column}: malformed XML: {error.msg}") from None
-    return columns
+            raise CorpusFormatError(
+                f"{source}:{line}:{column}: malformed XML: {error.msg}"
+            ) from None
+    return reader.columns
 
 
-def _read_message(
-    source: Path,
-    element: etree._Element,
-    conversation_id: str | None,
-    conversation_lines: set[int],
-    columns: MessageColumns,
-) -> None:
-    where = f"{source}:{element.sourceline}"
-    if conversation_id is None:
-        raise CorpusFormatError(f"{where}: <message> outside a <conversation>")
-    raw_line = element.get("line")
-    try:
-        line = int(raw_line) if raw_line is not None else 0
-    except ValueError:
-        line = 0
-    if line < 1:
-        raise CorpusFormatError(
-            f"{where}: <message line={raw_line!r}> in conversation {conversation_id}: "
-            "expected a 1-based integer line attribute"
-        )
-    if line in conversation_lines:
-        raise CorpusFormatError(
-            f"{where}: line {line} appears twice in conversation {conversation_id}"
-        )
-    conversation_lines.add(line)
-    author_element = element.find("author")
-    author = (author_element.text or "").strip() if author_element is not None else ""
-    if not author:
-        raise CorpusFormatError(
-            f"{where}: message {line} of conversation {conversation_id} has no <author>"
-        )
-    time_element = element.find("time")
-    time_value = (time_element.text or "").strip() if time_element is not None else ""
-    if time_value and not _TIME_PATTERN.match(time_value):
-        raise CorpusFormatError(
-            f"{where}: message {line} of conversation {conversation_id}: time {time_value!r} "
-            "is not HH:MM"
-        )
-    text_element = element.find("text")
-    text = unescape_text(_element_text(text_element)) if text_element is not None else ""
-    columns.conversation_id.append(conversation_id)
-    columns.line.append(line)
-    columns.author.append(author)
-    columns.time.append(time_value or None)
-    columns.text.append(text)
+class _MessageReader:
+    """Checks and collects messages; repeated author ids and times share one string object."""
+
+    def __init__(self, source: Path) -> None:
+        self.source = source
+        self.columns = MessageColumns()
+        self.seen_conversations: set[str] = set()
+        self.conversation_id: str | None = None
+        self.lines: set[int] = set()
+        self.strings: dict[str, str] = {}
+        self.checked_doctype = False
+
+    def start_conversation(self, element: etree._Element) -> None:
+        where = f"{self.source}:{element.sourceline}"
+        if not self.checked_doctype:
+            if element.getroottree().docinfo.doctype:
+                raise CorpusFormatError(
+                    f"{where}: a DOCTYPE/DTD is not part of the PAN-2012 format and is refused "
+                    "(entity expansion risk)"
+                )
+            self.checked_doctype = True
+        conversation_id = (element.get("id") or "").strip()
+        if not conversation_id:
+            raise CorpusFormatError(f"{where}: <conversation> without an id attribute")
+        if conversation_id in self.seen_conversations:
+            raise CorpusFormatError(f"{where}: conversation id {conversation_id!r} appears twice")
+        self.seen_conversations.add(conversation_id)
+        self.conversation_id = conversation_id
+        self.lines = set()
+
+    def end_conversation(self, element: etree._Element) -> None:
+        self.columns.n_conversations += 1
+        self.conversation_id = None
+        element.clear(keep_tail=True)
+        parent = element.getparent()
+        if parent is not None:
+            while element.getprevious() is not None:
+                del parent[0]
+
+    def message(self, element: etree._Element) -> None:
+        conversation_id = self.conversation_id
+        if conversation_id is None:
+            raise CorpusFormatError(
+                f"{self.source}:{element.sourceline}: <message> outside a <conversation>"
+            )
+        raw_line = element.get("line")
+        line = int(raw_line) if raw_line is not None and raw_line.isdigit() else 0
+        if line < 1:
+            raise self._error(
+                element,
+                f"<message line={raw_line!r}> in conversation {conversation_id}: "
+                "expected a 1-based integer line attribute",
+            )
+        if line in self.lines:
+            raise self._error(
+                element, f"line {line} appears twice in conversation {conversation_id}"
+            )
+        self.lines.add(line)
+        author = time_value = ""
+        text = None
+        for child in element:
+            tag = child.tag
+            if tag == "author":
+                author = (child.text or "").strip()
+            elif tag == "time":
+                time_value = (child.text or "").strip()
+            elif tag == "text":
+                text = _element_text(child) if len(child) else (child.text or "")
+        if not author:
+            raise self._error(
+                element, f"message {line} of conversation {conversation_id} has no <author>"
+            )
+        if time_value and not _TIME_PATTERN.match(time_value):
+            raise self._error(
+                element,
+                f"message {line} of conversation {conversation_id}: time {time_value!r} "
+                "is not HH:MM",
+            )
+        strings = self.strings
+        columns = self.columns
+        columns.conversation_id.append(conversation_id)
+        columns.line.append(line)
+        columns.author.append(strings.setdefault(author, author))
+        columns.time.append(strings.setdefault(time_value, time_value) if time_value else None)
+        columns.text.append(unescape_text(text) if text else "")
+        element.clear(keep_tail=True)
+
+    def _error(self, element: etree._Element, what: str) -> CorpusFormatError:
+        return CorpusFormatError(f"{self.source}:{element.sourceline}: {what}")
 
 
 def _read_lines(path: Path) -> list[str]:
@@ -330,7 +352,8 @@ def read_line_truth(path: str | Path) -> list[tuple[str, int]]:
         fields = raw.split()
         if len(fields) != 2 or not fields[1].isdigit() or int(fields[1]) < 1:
             raise CorpusFormatError(
-                f"{source}:{number}: {raw!r}: expected 'conversation_id<TAB>line' with a 1-based line"
+                f"{source}:{number}: {raw!r}: "
+                "expected 'conversation_id<TAB>line' with a 1-based line"
             )
         pair = (fields[0], int(fields[1]))
         if pair in seen:
@@ -339,7 +362,6 @@ def read_line_truth(path: str | Path) -> list[tuple[str, int]]:
         seen.add(pair)
         pairs.append(pair)
     return pairs
-
 
 
 def _messages_frame(columns: MessageColumns, split: str) -> pd.DataFrame:
@@ -400,7 +422,8 @@ def load_corpus(
     for split, missing in report.truth_ids_not_in_corpus.items():
         if missing:
             log.warning(
-                "%d %s ground-truth predator id(s) never speak in the corpus (kept in the manifest)",
+                "%d %s ground-truth predator id(s) never speak in the corpus "
+                "(listed in the manifest)",
                 len(missing),
                 split,
             )

@@ -79,7 +79,9 @@ class Tables:
                 "authors": len(authors),
                 "predators": int(authors["is_predator"].sum()),
                 "predator_conversations": int(
-                    self.conversations.loc[self.conversations["split"] == split, "has_predator"].sum()
+                    self.conversations.loc[
+                        self.conversations["split"] == split, "has_predator"
+                    ].sum()
                 ),
             }
         return counts

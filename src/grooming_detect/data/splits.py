@@ -34,7 +34,9 @@ def conversation_components(pairs: pd.DataFrame) -> pd.Series:
         shape=(n_nodes, n_nodes),
     )
     _, labels = connected_components(graph, directed=False)
-    return pd.Series(labels[:n_conversations], index=pd.Index(conversations, name="conversation_id"))
+    return pd.Series(
+        labels[:n_conversations], index=pd.Index(conversations, name="conversation_id")
+    )
 
 
 def carve_validation(

@@ -1,4 +1,4 @@
-"""The data stage: raw files (official PAN-2012 or the synthetic generator's) -> canonical tables."""
+"""The data stage: official-layout raw files (real or synthetic) -> canonical tables."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from grooming_detect import __version__, tracking
-from grooming_detect.data import pan12, synthetic
+from grooming_detect.data import pan12, synthetic, verify
 from grooming_detect.data.schema import SCHEMA_VERSION, write_tables
 from grooming_detect.io import read_json, sha256_file, write_json
 from grooming_detect.stage import StageContext, StageResult
@@ -59,6 +59,22 @@ def _cached_manifest(manifest_path: Path, expected: str) -> dict[str, Any] | Non
     return manifest
 
 
+def _verification(
+    cfg: DictConfig, sources: dict[str, dict[str, Any]], counts: dict[str, dict[str, int]]
+) -> dict[str, Any]:
+    """Official-corpus verification for the manifest; synthetic data is labelled as such."""
+    if cfg.data.synthetic:
+        return {"status": "synthetic (not the official corpus)", "checks": []}
+    checks = verify.checksum_checks({name: meta["sha256"] for name, meta in sources.items()})
+    checks += verify.count_checks(verify.counts_from_tables(counts))
+    return {
+        "status": verify.summarise(checks),
+        "checks": [
+            {"item": c.item, "expected": c.expected, "found": c.found, "ok": c.ok} for c in checks
+        ],
+    }
+
+
 def run_data(cfg: DictConfig, ctx: StageContext) -> StageResult:
     """Build (or reuse) the canonical tables and their manifest for `cfg.data`."""
     root = corpus_root(cfg)
@@ -102,8 +118,16 @@ def run_data(cfg: DictConfig, ctx: StageContext) -> StageResult:
             "diff_lines_metadata_only": report.diff_lines,
             "tables": {name: path.name for name, path in written.items()},
         }
+        manifest["verification"] = _verification(cfg, sources, manifest["counts"])
         write_json(ctx.manifest_path, manifest)
         log.info("Wrote %s tables to %s", ", ".join(written), ctx.dataset_dir)
+    if manifest["verification"]["status"].startswith("mismatch"):
+        log.warning(
+            "THIS IS NOT THE OFFICIAL PAN-2012 CORPUS (%s); numbers are not comparable with "
+            "published results. Run grooming-detect-verify %s for the full table.",
+            manifest["verification"]["status"],
+            root,
+        )
     counts = manifest["counts"]
     metrics = {
         f"{split}/{name}": float(value)
@@ -112,6 +136,7 @@ def run_data(cfg: DictConfig, ctx: StageContext) -> StageResult:
     }
     tracking.log_metrics(metrics)
     tags = {
+        "dataset_verification": manifest["verification"]["status"],
         "dataset_digest": digest,
         "dataset": str(cfg.data.name),
         "synthetic": str(bool(cfg.data.synthetic)).lower(),

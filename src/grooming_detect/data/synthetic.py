@@ -82,109 +82,244 @@ SLOTS: dict[str, Sequence[str]] = {
 }
 
 SMALL_TALK = [
-    "hey", "hi", "whats up", "not much, you?", "just chilling", "lol", "lmao", "brb", "ok",
-    "same", "haha yeah", "watching {show} rn", "did you see the {team} game", "homework is killing me",
-    "my {pet} keeps barking", "i had {food} for dinner {emo}", "so bored today", "nice",
-    "i'm playing {game} later", "that's cool", "idk", "yeah me too", "what are you up to",
-    "my teacher gave us so much work", "can't wait for {day}", "it's raining again ugh",
-    "do you like {topic}?", "i'm tired", "gtg soon", "hahaha", "no way", "wanna play {game}?",
-    "the new {show} season is out", "sooo boredddd", "omg yesss", "k", "good night",
+    "hey",
+    "hi",
+    "whats up",
+    "not much, you?",
+    "just chilling",
+    "lol",
+    "lmao",
+    "brb",
+    "ok",
+    "same",
+    "haha yeah",
+    "watching {show} rn",
+    "did you see the {team} game",
+    "homework is killing me",
+    "my {pet} keeps barking",
+    "i had {food} for dinner {emo}",
+    "so bored today",
+    "nice",
+    "i'm playing {game} later",
+    "that's cool",
+    "idk",
+    "yeah me too",
+    "what are you up to",
+    "my teacher gave us so much work",
+    "can't wait for {day}",
+    "it's raining again ugh",
+    "do you like {topic}?",
+    "i'm tired",
+    "gtg soon",
+    "hahaha",
+    "no way",
+    "wanna play {game}?",
+    "the new {show} season is out",
+    "sooo boredddd",
+    "omg yesss",
+    "k",
+    "good night",
 ]
 IRC_TECH = [
-    "anyone know why {tool} segfaults on startup?", "try rebuilding with debug symbols",
-    "did you check the logs?", "works on my machine", "which version of {tool}?",
-    "paste the error on a pastebin", "you need to update your config", "reboot fixed it for me",
-    "{tool} 2.4 broke that", "read the man page", "is the mirror down again?",
-    "run it with sudo & see", "that's a known bug", "compile from source", "thanks, that worked",
-    "anyone around?", "it's the driver, not {tool}", "try the stable branch",
-    "what distro are you on", "i'll file a bug report", "check your PATH", "nm, fixed it",
+    "anyone know why {tool} segfaults on startup?",
+    "try rebuilding with debug symbols",
+    "did you check the logs?",
+    "works on my machine",
+    "which version of {tool}?",
+    "paste the error on a pastebin",
+    "you need to update your config",
+    "reboot fixed it for me",
+    "{tool} 2.4 broke that",
+    "read the man page",
+    "is the mirror down again?",
+    "run it with sudo & see",
+    "that's a known bug",
+    "compile from source",
+    "thanks, that worked",
+    "anyone around?",
+    "it's the driver, not {tool}",
+    "try the stable branch",
+    "what distro are you on",
+    "i'll file a bug report",
+    "check your PATH",
+    "nm, fixed it",
 ]
 MONOLOGUE = [
-    "hello?", "anyone here?", "anyone wanna talk about {topic}", "bored", "hiii", "is this thing on",
-    "helloooo", "ok bye then", "anyone from {city}?", "nobody talks here lol",
+    "hello?",
+    "anyone here?",
+    "anyone wanna talk about {topic}",
+    "bored",
+    "hiii",
+    "is this thing on",
+    "helloooo",
+    "ok bye then",
+    "anyone from {city}?",
+    "nobody talks here lol",
 ]
 STRANGER_TALK = [
-    "asl?", "{adult_age} m {city}", "{adult_age} f {city}", "where are you from?", "how old are you?",
-    "what do you do for work", "i'm a {job}, you?", "nice, how's the weather in {city}",
-    "long day at work", "just got home from work", "do you have kids?", "my wife likes {show}",
-    "you seem nice", "what's your name?", "do you like {topic}?", "cool",
-    "i'm off to bed, early shift", "my boss is annoying", "weekend plans?",
+    "asl?",
+    "{adult_age} m {city}",
+    "{adult_age} f {city}",
+    "where are you from?",
+    "how old are you?",
+    "what do you do for work",
+    "i'm a {job}, you?",
+    "nice, how's the weather in {city}",
+    "long day at work",
+    "just got home from work",
+    "do you have kids?",
+    "my wife likes {show}",
+    "you seem nice",
+    "what's your name?",
+    "do you like {topic}?",
+    "cool",
+    "i'm off to bed, early shift",
+    "my boss is annoying",
+    "weekend plans?",
 ]
 # Non-explicit grooming-stage markers, in the order the stages usually come.
 PREDATOR_MARKERS: dict[str, list[str]] = {
     "compliments": [
-        "you seem really mature for your age", "you're so smart, way smarter than kids your age",
-        "you're really pretty you know that?", "i like talking to you more than anyone",
-        "you're special, not like the others", "you're so grown up",
+        "you seem really mature for your age",
+        "you're so smart, way smarter than kids your age",
+        "you're really pretty you know that?",
+        "i like talking to you more than anyone",
+        "you're special, not like the others",
+        "you're so grown up",
     ],
     "personal_info": [
-        "how old are you?", "asl?", "where do you live?", "what school do you go to?",
-        "are your parents home right now?", "do you have your own room?", "what grade are you in?",
+        "how old are you?",
+        "asl?",
+        "where do you live?",
+        "what school do you go to?",
+        "are your parents home right now?",
+        "do you have your own room?",
+        "what grade are you in?",
         "do your parents check your phone?",
     ],
     "age": [
-        "i'm {adult_age} btw, age is just a number", "does it bother you that i'm older?",
-        "you're {teen_age}? you act older", "most people my age are boring",
+        "i'm {adult_age} btw, age is just a number",
+        "does it bother you that i'm older?",
+        "you're {teen_age}? you act older",
+        "most people my age are boring",
     ],
     "secrecy": [
-        "don't tell your parents we talk", "this is just between us ok?", "delete our chat after",
-        "keep this our secret", "your mom wouldn't understand, so don't mention me",
-        "don't tell anyone about me", "make sure nobody sees your phone",
+        "don't tell your parents we talk",
+        "this is just between us ok?",
+        "delete our chat after",
+        "keep this our secret",
+        "your mom wouldn't understand, so don't mention me",
+        "don't tell anyone about me",
+        "make sure nobody sees your phone",
     ],
     "isolation": [
-        "your parents don't understand you like i do", "your friends sound immature",
-        "you can always talk to me instead", "nobody gets you like i do",
+        "your parents don't understand you like i do",
+        "your friends sound immature",
+        "you can always talk to me instead",
+        "nobody gets you like i do",
         "you don't need them, you have me",
     ],
     "platform": [
-        "add me on {app}", "do you have {app}? it's more private", "text me on {app} instead",
-        "let's move to {app}, this site is lame", "what's your number?",
+        "add me on {app}",
+        "do you have {app}? it's more private",
+        "text me on {app} instead",
+        "let's move to {app}, this site is lame",
+        "what's your number?",
     ],
     "gifts": [
-        "i could get you {gift}", "want me to send you {gift}?", "i'll buy you {gift} if you want",
+        "i could get you {gift}",
+        "want me to send you {gift}?",
+        "i'll buy you {gift} if you want",
         "i can top up your {game} account",
     ],
     "meeting": [
-        "we should meet up at {place} {day}", "i can pick you up after school",
-        "can you sneak out {day}?", "i'll drive to {city} to see you", "meet me at {place} at {clock}",
+        "we should meet up at {place} {day}",
+        "i can pick you up after school",
+        "can you sneak out {day}?",
+        "i'll drive to {city} to see you",
+        "meet me at {place} at {clock}",
         "nobody has to know if we meet",
     ],
 }
 STAGE_ORDER = list(PREDATOR_MARKERS)
 VICTIM_REPLIES = [
-    "lol", "idk", "i'm {teen_age}", "my mom is strict", "ok", "i guess", "that's cool", "haha",
-    "i live near {place}", "ya i have {app}", "i have school tomorrow", "really?", "thanks {emo}",
-    "i'm in {grade} grade", "my parents are at work", "maybe", "i don't know...", "omg",
-    "i can't, my dad would be mad", "wait why", "sure", "my friends are annoying today",
+    "lol",
+    "idk",
+    "i'm {teen_age}",
+    "my mom is strict",
+    "ok",
+    "i guess",
+    "that's cool",
+    "haha",
+    "i live near {place}",
+    "ya i have {app}",
+    "i have school tomorrow",
+    "really?",
+    "thanks {emo}",
+    "i'm in {grade} grade",
+    "my parents are at work",
+    "maybe",
+    "i don't know...",
+    "omg",
+    "i can't, my dad would be mad",
+    "wait why",
+    "sure",
+    "my friends are annoying today",
 ]
 # Innocent uses of the same cues: the hard negatives.
 HARD_NEGATIVES: dict[str, list[str]] = {
     "game_ages": [
-        "how old r u? the clan needs 13+ for the tournament", "where u from? the lag is bad",
-        "add me on {app} for voice chat", "what's your {game} name?", "you're so good at this",
-        "gg", "we play {day} at {clock}", "i'm {teen_age}, you?", "don't tell the other team our plan",
-        "nice shot!", "brb dinner",
+        "how old r u? the clan needs 13+ for the tournament",
+        "where u from? the lag is bad",
+        "add me on {app} for voice chat",
+        "what's your {game} name?",
+        "you're so good at this",
+        "gg",
+        "we play {day} at {clock}",
+        "i'm {teen_age}, you?",
+        "don't tell the other team our plan",
+        "nice shot!",
+        "brb dinner",
     ],
     "surprise_party": [
-        "don't tell {name}, it's a surprise party", "keep it secret ok?",
-        "meet at {place} {day} at {clock}", "i'll get her {gift}", "delete this chat so she doesn't see",
-        "she's going to love it", "can you bring {food}?", "just between us until saturday",
+        "don't tell {name}, it's a surprise party",
+        "keep it secret ok?",
+        "meet at {place} {day} at {clock}",
+        "i'll get her {gift}",
+        "delete this chat so she doesn't see",
+        "she's going to love it",
+        "can you bring {food}?",
+        "just between us until saturday",
     ],
     "family_visit": [
-        "i'll pick you up at the station {day}", "you're so grown up now!", "what grade are you in now?",
-        "i have a gift for your birthday", "tell your mom i said hi", "how's school going?",
-        "grandma can't wait to see you", "we could go to {place} when i visit",
+        "i'll pick you up at the station {day}",
+        "you're so grown up now!",
+        "what grade are you in now?",
+        "i have a gift for your birthday",
+        "tell your mom i said hi",
+        "how's school going?",
+        "grandma can't wait to see you",
+        "we could go to {place} when i visit",
     ],
     "coach": [
-        "great job at practice, you're really talented", "practice moved to {day} at {clock}",
-        "text me on {app} if you can't make it", "you're one of the most mature players",
-        "your parents can pick you up at {clock}", "keep working on your passing",
+        "great job at practice, you're really talented",
+        "practice moved to {day} at {clock}",
+        "text me on {app} if you can't make it",
+        "you're one of the most mature players",
+        "your parents can pick you up at {clock}",
+        "keep working on your passing",
     ],
 }
 # Cue phrasings that both predators and innocent speakers use (why the task is hard).
 SHARED_CUES = [
-    "how old are you?", "where do you live?", "add me on {app}", "don't tell anyone", "you're so smart",
-    "we should meet at {place}", "i'll get you {gift}", "this stays between us",
+    "how old are you?",
+    "where do you live?",
+    "add me on {app}",
+    "don't tell anyone",
+    "you're so smart",
+    "we should meet at {place}",
+    "i'll get you {gift}",
+    "this stays between us",
 ]
 
 
@@ -413,7 +548,9 @@ class _SplitGenerator:
             else:
                 text = vocab.pick(SMALL_TALK if rng.random() > 0.03 else SHARED_CUES)
             text = self._quirk(text)
-            conversation.lines.append((author, f"{minute // 60:02d}:{minute % 60:02d}", text, marker))
+            conversation.lines.append(
+                (author, f"{minute // 60:02d}:{minute % 60:02d}", text, marker)
+            )
             minute = (minute + rng.choice((0, 0, 1, 1, 1, 2, 3))) % 1440
 
     def _predator_marker(self, progress: float) -> str:
@@ -472,8 +609,12 @@ def xml_escape(text: str) -> str:
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
-def _write_xml(path: Path, conversations: Iterable[tuple[str, _Conversation]], quirk_rate: float,
-               rng: random.Random) -> None:
+def _write_xml(
+    path: Path,
+    conversations: Iterable[tuple[str, _Conversation]],
+    quirk_rate: float,
+    rng: random.Random,
+) -> None:
     with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8", newline="\n") as handle:
         handle.write('<?xml version="1.0" encoding="UTF-8"?>\n<conversations>\n')
         for conversation_id, conversation in conversations:
@@ -536,9 +677,7 @@ def _generate_split(
     # Label noise: some predators are missing from the truth and as many other authors are in it.
     n_noisy = round(settings.label_noise * len(predators))
     dropped = set(rng.sample(predators, n_noisy)) if n_noisy else set()
-    negatives = sorted(
-        {a for _, c in conversations for a in c.authors} - set(predators) - victims
-    )
+    negatives = sorted({a for _, c in conversations for a in c.authors} - set(predators) - victims)
     added = rng.sample(negatives, min(n_noisy, len(negatives))) if n_noisy else []
     labelled = [p for p in predators if p not in dropped] + added
     predator_of = {cid: c.predator for cid, c in conversations if c.predator is not None}
@@ -563,10 +702,22 @@ def generate_corpus(out_dir: str | Path, settings: GeneratorSettings) -> dict[st
     train_dir, test_dir = root / pan12.TRAIN_DIR, root / pan12.TEST_DIR
     truths: dict[str, SplitTruth] = {}
     for split, folder, n_conv, n_msg, n_pred, offset in (
-        ("train", train_dir, settings.n_train_conversations, settings.n_train_messages,
-         settings.n_train_predators, 0),
-        ("test", test_dir, settings.n_test_conversations, settings.n_test_messages,
-         settings.n_test_predators, 1),
+        (
+            "train",
+            train_dir,
+            settings.n_train_conversations,
+            settings.n_train_messages,
+            settings.n_train_predators,
+            0,
+        ),
+        (
+            "test",
+            test_dir,
+            settings.n_test_conversations,
+            settings.n_test_messages,
+            settings.n_test_predators,
+            1,
+        ),
     ):
         conversations, truth = _generate_split(
             settings, n_conv, n_msg, n_pred, seed=settings.seed * 1000 + offset

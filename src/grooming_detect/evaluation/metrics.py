@@ -36,7 +36,9 @@ def set_scores(named: Iterable[str], truth: Iterable[str]) -> dict[str, float]:
     }
 
 
-def scores_at_threshold(y_true: np.ndarray, scores: np.ndarray, threshold: float) -> dict[str, float]:
+def scores_at_threshold(
+    y_true: np.ndarray, scores: np.ndarray, threshold: float
+) -> dict[str, float]:
     """PAN set measures when every item scoring at or above `threshold` is named."""
     y_true = np.asarray(y_true, dtype=bool)
     predicted = np.asarray(scores) >= threshold
@@ -66,7 +68,8 @@ def tune_threshold(y_true: np.ndarray, scores: np.ndarray, objective: str = "f0_
     Ties go to the highest threshold (fewest alerts). Fit this on validation only.
 
     Raises:
-        ValueError: when `y_true` holds no positive (nothing to tune on) or the objective is unknown.
+        ValueError: when `y_true` holds no positive (nothing to tune on) or the objective is
+            unknown.
     """
     if objective not in BETAS:
         raise ValueError(f"threshold objective {objective!r}: expected one of {sorted(BETAS)}")

@@ -7,11 +7,11 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-from sklearn.metrics import PrecisionRecallDisplay  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
+from sklearn.metrics import PrecisionRecallDisplay
 
-from grooming_detect.io import write_with  # noqa: E402
+from grooming_detect.io import write_with
 
 
 def precision_recall_figure(
@@ -21,7 +21,11 @@ def precision_recall_figure(
     figure, axis = plt.subplots(figsize=(6, 5))
     for split, (y_true, scores) in curves.items():
         PrecisionRecallDisplay.from_predictions(
-            y_true, scores, name=split, ax=axis, plot_chance_level=True,
+            y_true,
+            scores,
+            name=split,
+            ax=axis,
+            plot_chance_level=True,
             chance_level_kw={"linestyle": ":"},
         )
     axis.set_title(title)

@@ -70,7 +70,10 @@ def make_tfidf_logreg(
     """TF-IDF features and logistic regression (liblinear-free ``lbfgs``, L2)."""
     return Pipeline(
         [
-            ("features", make_tfidf_features(word_ngram_range, char_ngram_range, min_df, max_features)),
+            (
+                "features",
+                make_tfidf_features(word_ngram_range, char_ngram_range, min_df, max_features),
+            ),
             (
                 "classifier",
                 LogisticRegression(

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import resource
 import time
 
 import pandas as pd
@@ -13,14 +12,10 @@ from omegaconf import DictConfig, OmegaConf
 from grooming_detect import tracking
 from grooming_detect.evaluation.metrics import scores_at_threshold, tune_threshold
 from grooming_detect.models.persistence import save_model
+from grooming_detect.profiling import peak_rss_mib
 from grooming_detect.stage import MissingInputError, StageContext, StageResult
 
 log = logging.getLogger(__name__)
-
-
-def peak_rss_mb() -> float:
-    """Peak resident memory of this process so far, in MiB (Linux reports KiB)."""
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def load_author_view(ctx: StageContext, stage: str) -> pd.DataFrame:
@@ -63,8 +58,12 @@ def run_train(cfg: DictConfig, ctx: StageContext) -> StageResult:
     at_threshold = scores_at_threshold(
         validation["is_predator"].to_numpy(), validation_scores, threshold
     )
-    log.info("Threshold %.4f maximises validation %s = %.4f", threshold, objective,
-             at_threshold[objective])
+    log.info(
+        "Threshold %.4f maximises validation %s = %.4f",
+        threshold,
+        objective,
+        at_threshold[objective],
+    )
     model_settings = OmegaConf.to_container(cfg.model, resolve=True)
     meta = {
         "model_name": str(cfg.model.name),
@@ -80,7 +79,7 @@ def run_train(cfg: DictConfig, ctx: StageContext) -> StageResult:
     save_model(model, meta, ctx.model_dir)
     metrics = {
         "train/fit_seconds": fit_seconds,
-        "train/peak_rss_mb": peak_rss_mb(),
+        "train/peak_rss_mib": peak_rss_mib(),
         "train/n_authors": float(len(train)),
         "train/threshold": threshold,
         f"validation/author/{objective}_at_tuned_threshold": at_threshold[objective],

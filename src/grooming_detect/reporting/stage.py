@@ -9,6 +9,7 @@ from string import Template
 from omegaconf import DictConfig
 
 from grooming_detect import tracking
+from grooming_detect.data.schema import SPLITS
 from grooming_detect.io import read_json, write_text
 from grooming_detect.stage import MissingInputError, StageContext, StageResult
 
@@ -26,8 +27,14 @@ def _fmt(value: float | None) -> str:
 
 
 def render_report(
-    summary: dict, manifest: dict, run_id: str, experiment: str, tracking_uri: str, commit: str,
-    evaluation_dir: Path, manifest_path: Path,
+    summary: dict,
+    manifest: dict,
+    run_id: str,
+    experiment: str,
+    tracking_uri: str,
+    commit: str,
+    evaluation_dir: Path,
+    manifest_path: Path,
 ) -> str:
     """Fill the report template; synthetic runs open with the synthetic-data warning."""
     metrics = summary["metrics"]
@@ -45,7 +52,7 @@ def render_report(
     count_rows = "\n".join(
         f"| {split} | {c['conversations']} | {c['messages']} | {c['authors']} | {c['predators']} "
         f"| {c['predator_conversations']} |"
-        for split, c in manifest["counts"].items()
+        for split, c in ((split, manifest["counts"][split]) for split in SPLITS)
     )
     submissions = ", ".join(
         f"`{evaluation_dir / f'{split}-problem1-predators.txt'}`" for split in splits

@@ -1,0 +1,64 @@
+"""Shared fixtures: the real configs composed with test overrides, tiny data, tmp paths."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_dir
+from omegaconf import DictConfig
+
+from grooming_detect.config import config_dir
+
+FIXTURES = Path(__file__).parent / "fixtures"
+PAN12_FIXTURE = FIXTURES / "pan12"
+
+
+@pytest.fixture(autouse=True)
+def _no_ambient_tracking(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Tests never write to a tracking server or project root of the machine they run on."""
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.delenv("GROOMING_DETECT_ROOT", raising=False)
+
+
+ComposeFn = Callable[..., DictConfig]
+
+
+@pytest.fixture
+def compose_cfg(tmp_path: Path) -> ComposeFn:
+    """Compose `conf/config.yaml` with overrides; paths and tracking under `tmp_path`."""
+
+    def _compose(*overrides: str, root: Path | None = None) -> DictConfig:
+        base = root or tmp_path
+        with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
+            return compose(
+                config_name="config",
+                overrides=[
+                    f"paths.root={base}",
+                    f"tracking.uri=sqlite:///{base}/mlflow.db",
+                    *overrides,
+                ],
+            )
+
+    return _compose
+
+
+@pytest.fixture
+def pan12_copy(tmp_path: Path) -> Path:
+    """A writable copy of the hand-made PAN-2012 fixture (official sub-folder layout)."""
+    target = tmp_path / "pan12"
+    shutil.copytree(PAN12_FIXTURE, target)
+    return target
+
+
+def flatten_layout(root: Path) -> Path:
+    """Move every official file directly under `root` (the flat layout users also have)."""
+    for path in list(root.rglob("*.*")):
+        if path.parent != root:
+            shutil.move(str(path), root / path.name)
+    for folder in [p for p in root.iterdir() if p.is_dir()]:
+        os.rmdir(folder)
+    return root

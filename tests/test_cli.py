@@ -1,0 +1,73 @@
+"""The `grooming-detect` command as a user runs it."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from mlflow import MlflowClient
+
+REPO = Path(__file__).resolve().parents[1]
+EXECUTABLE = shutil.which("grooming-detect") or str(
+    Path(sys.executable).with_name("grooming-detect")
+)
+
+
+def _run(*args: str, env: dict[str, str] | None = None, cwd: Path = REPO) -> str:
+    completed = subprocess.run(
+        [EXECUTABLE, *args], capture_output=True, text=True, env=env, cwd=cwd, timeout=300
+    )
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    return completed.stdout
+
+
+def test_help_lists_groups_and_options() -> None:
+    out = _run("--help")
+    assert "== Configuration groups ==" in out
+    for group in (
+        "data: pan12, synthetic",
+        "model: tfidf_logreg",
+        "scale: pan12, tiny",
+        "debug: smoke",
+    ):
+        assert group in out
+    assert "stages:" in out
+
+
+def test_smoke_run_says_where_the_results_are(tmp_path: Path) -> None:
+    env = {**os.environ, "GROOMING_DETECT_ROOT": str(tmp_path)}
+    env.pop("MLFLOW_TRACKING_URI", None)
+    # Run from another directory: nothing may depend on the current directory.
+    out = _run("debug=smoke", env=env, cwd=tmp_path.parent)
+    last = out.strip().splitlines()[-3:]
+    run_id = re.match(r"MLflow run:\s+([0-9a-f]{32})", last[0]).group(1)
+    report = Path(re.match(r"Report:\s+(\S+)", last[1]).group(1))
+    assert report.is_file() and report.is_relative_to(tmp_path)
+    assert last[2] == f"MLflow UI:   mlflow ui --backend-store-uri sqlite:///{tmp_path}/mlflow.db"
+    run = MlflowClient(tracking_uri=f"sqlite:///{tmp_path}/mlflow.db").get_run(run_id)
+    assert run.data.tags["synthetic"] == "true"
+    assert not list(tmp_path.parent.glob("outputs")), "no output beside the current directory"
+
+
+def test_bad_override_fails_before_any_work(tmp_path: Path) -> None:
+    env = {**os.environ, "GROOMING_DETECT_ROOT": str(tmp_path)}
+    completed = subprocess.run(
+        [EXECUTABLE, "stages=[train,data]"], capture_output=True, text=True, env=env, timeout=120
+    )
+    assert completed.returncode != 0
+    assert "out of order" in completed.stderr
+    assert not (tmp_path / "data").exists()
+
+
+@pytest.mark.skipif(shutil.which("make") is None, reason="make is not installed")
+def test_make_help_lists_every_target() -> None:
+    out = subprocess.run(
+        ["make", "-s", "help"], capture_output=True, text=True, cwd=REPO, check=True
+    ).stdout
+    for target in ("help", "run", "test", "lint", "bench", "ui", "verify", "clean"):
+        assert re.search(rf"^\s+{target}\s+\S", out, re.MULTILINE), target

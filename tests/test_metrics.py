@@ -1,0 +1,77 @@
+"""PAN-2012 measures and threshold tuning against hand-computed cases."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from grooming_detect.evaluation.metrics import (
+    f_beta,
+    ranking_scores,
+    scores_at_threshold,
+    set_scores,
+    tune_threshold,
+)
+
+
+def test_set_scores_hand_computed() -> None:
+    # 3 named, 2 of them true; 4 true in all: P = 2/3, R = 1/2.
+    scores = set_scores(["a", "b", "c"], ["a", "b", "d", "e"])
+    assert scores["precision"] == pytest.approx(2 / 3)
+    assert scores["recall"] == pytest.approx(0.5)
+    # F0.5 = 1.25 * (2/3 * 1/2) / (0.25 * 2/3 + 1/2) = 0.416667 / 0.666667 = 0.625
+    assert round(scores["f0_5"], 4) == 0.6250
+    # F1 = 2PR/(P+R) = (2/3) / (7/6) = 0.5714
+    assert round(scores["f1"], 4) == 0.5714
+    # F3 = 10 * (1/3) / (9 * 2/3 + 1/2) = 3.3333 / 6.5 = 0.5128
+    assert round(scores["f3"], 4) == 0.5128
+
+
+def test_degenerate_cases_are_zero_not_errors() -> None:
+    assert set_scores([], ["a"]) == {
+        "precision": 0.0,
+        "recall": 0.0,
+        "f1": 0.0,
+        "f0_5": 0.0,
+        "f3": 0.0,
+    }
+    assert set_scores(["a"], [])["recall"] == 0.0
+    assert f_beta(0.0, 0.0, 0.5) == 0.0
+
+
+def test_duplicates_in_a_submission_count_once() -> None:
+    assert set_scores(["a", "a", "b"], ["a"])["precision"] == pytest.approx(0.5)
+
+
+def test_scores_at_threshold_names_scores_at_or_above() -> None:
+    y_true = np.array([1, 0, 1, 0, 0])
+    scores = np.array([0.9, 0.8, 0.5, 0.2, 0.5])
+    result = scores_at_threshold(y_true, scores, 0.5)
+    assert result["n_predicted"] == 4
+    assert result["precision"] == pytest.approx(0.5)
+    assert result["recall"] == pytest.approx(1.0)
+
+
+def test_tune_threshold_maximises_f05_and_prefers_fewer_alerts() -> None:
+    y_true = np.array([1, 1, 0, 1, 0, 0])
+    scores = np.array([0.95, 0.9, 0.85, 0.6, 0.3, 0.1])
+    # Candidates: t=0.95 (P1,R1/3: F0.5=.714), t=0.9 (P1,R2/3: .909), t=0.85 (P2/3,R2/3: .667),
+    # t=0.6 (P3/4,R1: .789). Best is 0.9.
+    assert tune_threshold(y_true, scores, "f0_5") == pytest.approx(0.9)
+    # F3 favours recall: t=0.6 gives F3 = 10*.75/(9*.75+1) = .968, the best.
+    assert tune_threshold(y_true, scores, "f3") == pytest.approx(0.6)
+
+
+def test_tune_threshold_refuses_a_split_without_positives() -> None:
+    with pytest.raises(ValueError, match="without positives"):
+        tune_threshold(np.zeros(4), np.linspace(0, 1, 4))
+    with pytest.raises(ValueError, match="objective"):
+        tune_threshold(np.array([0, 1]), np.array([0.1, 0.9]), "accuracy")
+
+
+def test_ranking_scores_undefined_with_one_class() -> None:
+    assert math.isnan(ranking_scores(np.zeros(3), np.array([0.1, 0.2, 0.3]))["pr_auc"])
+    perfect = ranking_scores(np.array([0, 0, 1]), np.array([0.1, 0.2, 0.3]))
+    assert perfect == {"pr_auc": 1.0, "roc_auc": 1.0}

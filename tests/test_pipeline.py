@@ -1,0 +1,129 @@
+"""End to end: every stage on the synthetic corpus, checked in the MLflow store it leaves."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import mlflow
+import pandas as pd
+import pytest
+from mlflow import MlflowClient
+
+from conftest import ComposeFn
+from grooming_detect import pipeline
+from grooming_detect.config import STAGES
+from grooming_detect.models.persistence import load_model
+from grooming_detect.stage import MissingInputError
+
+
+@pytest.fixture(scope="module")
+def default_run(tmp_path_factory: pytest.TempPathFactory):
+    """The default configuration, exactly as `make run` runs it, under a temporary root."""
+    from hydra import compose, initialize_config_dir
+
+    from grooming_detect.config import config_dir
+
+    root = tmp_path_factory.mktemp("default-run")
+    overrides = [f"paths.root={root}", f"tracking.uri=sqlite:///{root}/mlflow.db"]
+    with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
+        cfg = compose(config_name="config", overrides=overrides)
+    result = pipeline.run(cfg, overrides)
+    return cfg, result, MlflowClient(tracking_uri=cfg.tracking.uri)
+
+
+def test_one_parent_run_with_one_child_per_stage(default_run) -> None:
+    _, result, client = default_run
+    runs = client.search_runs([result.experiment_id])
+    parents = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
+    children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == result.run_id]
+    assert [p.info.run_id for p in parents] == [result.run_id]
+    assert sorted(c.data.tags["stage"] for c in children) == sorted(STAGES)
+    assert all(r.info.status == "FINISHED" for r in runs)
+    assert all(r.data.tags["synthetic"] == "true" for r in runs)
+
+
+def test_parent_logs_config_overrides_commit_and_digest(default_run) -> None:
+    cfg, result, client = default_run
+    parent = client.get_run(result.run_id)
+    assert parent.data.params["model.estimator.C"] == str(cfg.model.estimator.C)
+    assert parent.data.params["data.generator.seed"] == "42"
+    assert len(parent.data.tags["dataset_digest"]) == 64
+    assert parent.data.tags["git_commit"]
+    artifacts = {a.path for a in client.list_artifacts(result.run_id, "config")}
+    assert artifacts == {"config/config.yaml", "config/overrides.txt"}
+    overrides = Path(
+        mlflow.artifacts.download_artifacts(
+            run_id=result.run_id,
+            artifact_path="config/overrides.txt",
+            tracking_uri=cfg.tracking.uri,
+        )
+    ).read_text()
+    assert f"paths.root={cfg.paths.root}" in overrides
+
+
+def test_artifacts_land_under_the_project_root(default_run) -> None:
+    cfg, result, client = default_run
+    location = client.get_experiment(result.experiment_id).artifact_location
+    assert location == Path(cfg.paths.root, "mlartifacts").as_uri()
+
+
+def test_default_baseline_is_good_but_not_perfect(default_run) -> None:
+    _, result, client = default_run
+    evaluate = next(
+        r
+        for r in client.search_runs([result.experiment_id])
+        if r.data.tags.get("stage") == "evaluate"
+    )
+    metrics = evaluate.data.metrics
+    for split in ("validation", "test"):
+        for name in ("precision", "recall", "f1", "f0_5", "pr_auc", "roc_auc"):
+            value = metrics[f"{split}/author/{name}"]
+            assert math.isfinite(value) and 0.0 <= value <= 1.0, (split, name)
+    # The synthetic corpus is built to leave room for false positives and misses.
+    assert 0.60 <= metrics["test/author/f0_5"] <= 0.95
+    artifacts = {a.path for a in client.list_artifacts(evaluate.info.run_id, "evaluation")}
+    assert {
+        "evaluation/evaluation.json",
+        "evaluation/pr_curve_author.png",
+        "evaluation/test-problem1-predators.txt",
+    } <= artifacts
+
+
+def test_logged_model_loads_and_scores(default_run) -> None:
+    cfg, result, client = default_run
+    model_uri = client.get_run(result.run_id).data.tags["model_uri"]
+    loaded = mlflow.pyfunc.load_model(model_uri)
+    scores = loaded.predict(pd.DataFrame({"text": ["keep this our secret", "gg nice shot"]}))
+    scores = getattr(scores, "to_numpy", lambda: scores)()
+    assert scores.shape == (2, 2)
+    model, meta = load_model(Path(cfg.paths.run_dir) / "model")
+    examples = pd.DataFrame({"text": ["keep this our secret", "gg nice shot"]})
+    assert (model.predict_proba(examples) == scores).all(), "MLflow copy equals the local one"
+    assert meta["threshold_fitted_on"] == "validation"
+    assert 0.0 < meta["threshold"] < 1.0
+
+
+def test_report_opens_with_the_synthetic_warning(default_run) -> None:
+    _, result, _ = default_run
+    report = result.report_path.read_text()
+    assert report.splitlines()[0].startswith("> **Synthetic data.**")
+    assert "says nothing about real-world performance" in report.splitlines()[0]
+    assert result.run_id in report
+
+
+def test_data_is_cached_and_stages_run_alone(compose_cfg: ComposeFn) -> None:
+    cfg = compose_cfg("scale=tiny")
+    pipeline.run(cfg)
+    manifest = Path(cfg.paths.processed) / "synthetic-tiny" / "manifest.json"
+    first = manifest.stat().st_mtime_ns
+    again = pipeline.run(compose_cfg("scale=tiny", "stages=[data,evaluate]"))
+    assert manifest.stat().st_mtime_ns == first, "unchanged inputs reuse the tables"
+    assert "test/author/f0_5" in again.stages["evaluate"].metrics
+    pipeline.run(compose_cfg("scale=tiny", "data.validation_fraction=0.3", "stages=[data]"))
+    assert manifest.stat().st_mtime_ns != first, "a changed config rebuilds the tables"
+
+
+def test_a_stage_without_its_inputs_says_what_to_run(compose_cfg: ComposeFn) -> None:
+    with pytest.raises(MissingInputError, match="run the data stage first"):
+        pipeline.run(compose_cfg("scale=tiny", "stages=[features]"))
