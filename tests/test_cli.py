@@ -30,7 +30,7 @@ def test_help_lists_groups_and_options() -> None:
     out = _run("--help")
     assert "== Configuration groups ==" in out
     for group in (
-        "data: pan12, synthetic",
+        "data: chatlog, pan12, synthetic",
         "model: tfidf_logreg",
         "scale: pan12, tiny",
         "debug: smoke",

@@ -11,7 +11,11 @@ from omegaconf import OmegaConf
 from conftest import ComposeFn
 from grooming_detect.config import ConfigError, config_dir, project_root, validate_config
 
-GROUPS = sorted(p.name for p in config_dir().iterdir() if p.is_dir() and p.name not in ("hydra",))
+GROUPS = sorted(
+    str(p.relative_to(config_dir()))
+    for p in config_dir().rglob("*")
+    if p.is_dir() and p.relative_to(config_dir()).parts[0] != "hydra"
+)
 OPTIONS = [
     (group, option.stem)
     for group in GROUPS
@@ -30,6 +34,7 @@ def test_every_group_has_options() -> None:
         "experiment",
         "debug",
         "scale",
+        "data/filters",
     } <= set(GROUPS)
 
 
@@ -37,7 +42,10 @@ def test_every_group_has_options() -> None:
 def test_option_composes_validates_and_instantiates(
     compose_cfg: ComposeFn, tmp_path: Path, group: str, option: str
 ) -> None:
-    extra = [f"data.root={tmp_path}"] if (group, option) == ("data", "pan12") else []
+    extra = {
+        ("data", "pan12"): [f"data.root={tmp_path}"],
+        ("data", "chatlog"): [f"data.path={tmp_path}/chat.csv"],
+    }.get((group, option), [])
     cfg = compose_cfg(f"{group}={option}", *extra)
     OmegaConf.resolve(cfg)
     validate_config(cfg)
@@ -79,6 +87,7 @@ def test_default_root_and_tracking(monkeypatch: pytest.MonkeyPatch, tmp_path: Pa
         (["data=pan12"], "needs data.root"),
         (["data=pan12", "data.root=/x", "scale=tiny"], "only applies to data=synthetic"),
         (["data.validation_fraction=1.5"], "strictly between"),
+        (["data=chatlog"], "needs data.path"),
         (["data.generator.label_noise=2"], r"label_noise: 2.0 must lie in \[0, 1\]"),
         (["evaluate.splits=[train]"], "evaluate.splits"),
     ],

@@ -154,3 +154,20 @@ def test_escaping_round_trips_through_the_reader(tmp_path: Path) -> None:
         encoding="utf-8",
     )
     assert pan12.parse_messages(path, show_progress=False).text == [text]
+
+
+def test_every_labelled_predator_speaks(tmp_path: Path) -> None:
+    # Heavy label noise: many non-predators are added to the truth; all must have spoken.
+    noisy = GeneratorSettings(
+        seed=5,
+        n_train_conversations=800,
+        n_test_conversations=300,
+        label_noise=1.0,
+        predator_share=0.04,
+    )
+    truths = generate_corpus(tmp_path, noisy)
+    files = pan12.find_files(tmp_path)
+    for split, xml in (("train", files.train_xml), ("test", files.test_xml)):
+        authors = set(pan12.parse_messages(xml, show_progress=False).author)
+        assert set(truths[split].labelled_predators) - set(truths[split].predators)
+        assert set(truths[split].labelled_predators) <= authors, split

@@ -11,7 +11,7 @@ PACKAGE_DIR = Path(__file__).resolve().parent
 _CHECKOUT_ROOT = PACKAGE_DIR.parents[1]
 
 STAGES: tuple[str, ...] = ("data", "features", "train", "evaluate", "report")
-DATA_SOURCES: tuple[str, ...] = ("synthetic", "pan12")
+DATA_SOURCES: tuple[str, ...] = ("synthetic", "pan12", "chatlog")
 
 
 def _is_checkout(root: Path) -> bool:
@@ -73,9 +73,11 @@ def validate_config(cfg: DictConfig) -> None:
         )
     if cfg.data.source == "pan12" and OmegaConf.is_missing(cfg.data, "root"):
         raise ConfigError("data=pan12 needs data.root=/path/to/the/PAN-2012/download")
-    fraction = float(cfg.data.validation_fraction)
-    if not 0.0 < fraction < 1.0:
-        raise ConfigError(f"data.validation_fraction: {fraction} must lie strictly between 0 and 1")
+    if cfg.data.source == "chatlog" and OmegaConf.is_missing(cfg.data, "path"):
+        raise ConfigError("data=chatlog needs data.path=/path/to/messages.csv (or .jsonl)")
+    for key in ("validation_fraction", "test_fraction"):
+        if key in cfg.data and not 0.0 < float(cfg.data[key]) < 1.0:
+            raise ConfigError(f"data.{key}: {cfg.data[key]} must lie strictly between 0 and 1")
     if "generator" in cfg.data:
         generator = cfg.data.generator
         for key in (

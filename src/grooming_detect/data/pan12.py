@@ -22,12 +22,13 @@ import logging
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 import pandas as pd
 from lxml import etree
 from tqdm.auto import tqdm
 
+from grooming_detect.data.filters import FilterSettings, apply_filters
 from grooming_detect.data.schema import Tables, build_tables
 from grooming_detect.data.splits import carve_validation
 
@@ -384,14 +385,21 @@ class LoadReport:
     truth_ids_not_in_corpus: dict[str, list[str]] = field(default_factory=dict)
     truth_lines_not_in_corpus: int = 0
     diff_lines: int | None = None
+    filtered: list[dict[str, Any]] = field(default_factory=list)
 
 
 def load_corpus(
-    files: Pan12Files, validation_fraction: float, seed: int, show_progress: bool = True
+    files: Pan12Files,
+    validation_fraction: float,
+    seed: int,
+    show_progress: bool = True,
+    filters: FilterSettings | None = None,
 ) -> tuple[Tables, LoadReport]:
     """Parse a PAN-2012 download into the canonical tables with a grouped validation split.
 
     The diff file (the organisers' anonymisation edits) is metadata only, never a label source.
+    Optional `filters` (off by default) remove conversations after the split; the report
+    accounts for every removal.
     """
     report = LoadReport()
     train = _messages_frame(parse_messages(files.train_xml, show_progress), "train")
@@ -428,4 +436,8 @@ def load_corpus(
                 split,
             )
     messages = pd.concat(frames, ignore_index=True)
+    if filters is not None:
+        messages, report.filtered = apply_filters(
+            messages, set().union(*predators.values()), filters
+        )
     return build_tables(messages, predators, predator_lines), report

@@ -57,6 +57,8 @@ class Tables:
     conversations: pd.DataFrame
     authors: pd.DataFrame
     predator_lines: pd.DataFrame | None = None
+    #: ``author`` when authors carry labels (PAN-2012), ``conversation`` when only conversations do.
+    label_level: str = "author"
 
     def frames(self) -> dict[str, pd.DataFrame]:
         frames = {
@@ -77,7 +79,7 @@ class Tables:
                 "messages": int((self.messages["split"] == split).sum()),
                 "conversations": int((self.conversations["split"] == split).sum()),
                 "authors": len(authors),
-                "predators": int(authors["is_predator"].sum()),
+                "predators": int(authors["is_predator"].fillna(False).sum()),
                 "predator_conversations": int(
                     self.conversations.loc[
                         self.conversations["split"] == split, "has_predator"
@@ -102,6 +104,8 @@ def conform(frame: pd.DataFrame, table: str) -> pd.DataFrame:
         if dtype == "str":
             values = out[column]
             out[column] = values.astype(object).where(values.notna(), None)
+        elif dtype == "bool" and out[column].isna().any():
+            out[column] = out[column].astype("boolean")  # unknown labels stay unknown
         else:
             out[column] = out[column].astype(dtype)
     return out.reset_index(drop=True)
@@ -109,22 +113,30 @@ def conform(frame: pd.DataFrame, table: str) -> pd.DataFrame:
 
 def build_tables(
     messages: pd.DataFrame,
-    predators: dict[str, set[str]],
+    predators: dict[str, set[str]] | None = None,
     predator_lines: pd.DataFrame | None = None,
+    conversation_labels: dict[str, bool] | None = None,
 ) -> Tables:
-    """Derive the conversation and author tables from messages and per-split predator ids.
+    """Derive the conversation and author tables from messages and labels.
 
     Args:
         messages: the messages table (split already assigned).
-        predators: split -> the ids its ground truth labels predators.
+        predators: split -> the ids its ground truth labels predators (author-level labels).
         predator_lines: problem-2 line truth, when it exists.
+        conversation_labels: conversation_id -> label, for data labelled only at conversation
+            level; authors' ``is_predator`` is then unknown (null), never guessed.
     """
+    if (predators is None) == (conversation_labels is None):
+        raise ValueError("give either author-level predators or conversation-level labels")
     messages = conform(messages, "messages").sort_values(
         ["split", "conversation_id", "line"], kind="stable", ignore_index=True
     )
-    is_predator = pd.Series(False, index=messages.index)
-    for split, ids in predators.items():
-        is_predator |= (messages["split"] == split) & messages["author"].isin(ids)
+    if predators is not None:
+        is_predator = pd.Series(False, index=messages.index)
+        for split, ids in predators.items():
+            is_predator |= (messages["split"] == split) & messages["author"].isin(ids)
+    else:
+        is_predator = pd.Series(pd.NA, index=messages.index, dtype="boolean")
     flagged = messages.assign(is_predator=is_predator)
     conversations = (
         flagged.groupby(["conversation_id", "split"], sort=True)
@@ -135,12 +147,14 @@ def build_tables(
         )
         .reset_index()
     )
+    if conversation_labels is not None:
+        conversations["has_predator"] = conversations["conversation_id"].map(conversation_labels)
     authors = (
         flagged.groupby(["author", "split"], sort=True)
         .agg(
             n_conversations=("conversation_id", "nunique"),
             n_messages=("line", "size"),
-            is_predator=("is_predator", "any"),
+            is_predator=("is_predator", "first" if predators is None else "any"),
         )
         .reset_index()
     )
@@ -150,6 +164,7 @@ def build_tables(
         conversations=conform(conversations, "conversations"),
         authors=conform(authors, "authors"),
         predator_lines=lines,
+        label_level="author" if predators is not None else "conversation",
     )
 
 

@@ -39,57 +39,73 @@ def conversation_components(pairs: pd.DataFrame) -> pd.Series:
     )
 
 
-def carve_validation(
-    pairs: pd.DataFrame, predators: set[str], fraction: float, seed: int
-) -> dict[str, str]:
-    """Assign each training conversation to ``train`` or ``validation``.
+def holdout_conversations(
+    pairs: pd.DataFrame, positive_conversations: set[str], fraction: float, seed: int
+) -> set[str]:
+    """Conversations to hold out (validation or test), taken as whole connected components.
 
-    Components are shuffled with `seed` and taken whole into validation until it holds `fraction`
-    of the conversations, separately for components with and without a predator (stratified), so
-    validation holds predators and no author or conversation sits on both sides.
+    Components are shuffled with `seed` and taken whole until the holdout has `fraction` of the
+    conversations, separately for components with and without a positive conversation
+    (stratified), so the holdout holds positives and no author or conversation sits on both
+    sides.
+
+    Args:
+        pairs: one row per (conversation_id, author) that occurs.
+        positive_conversations: conversations that hold a predator (or carry a positive label).
+        fraction: share of conversations to hold out, in (0, 1).
+        seed: seed of the shuffle.
 
     Raises:
-        ValueError: when the predators sit in fewer than two components, so validation and train
-            cannot both hold one.
+        ValueError: when the positives sit in fewer than two components, so the holdout and the
+            rest cannot both hold one.
     """
     components = conversation_components(pairs)
-    has_predator = (
-        pairs.assign(
-            component=pairs["conversation_id"].map(components),
-            is_predator=pairs["author"].isin(predators),
-        )
-        .groupby("component")["is_predator"]
+    has_positive = (
+        pd.Series(components.index.isin(list(positive_conversations)), index=components.index)
+        .groupby(components)
         .any()
     )
     sizes = components.value_counts()
     rng = np.random.default_rng(seed)
-    validation_components: set[int] = set()
+    held: set[int] = set()
     for positive in (True, False):
-        stratum = np.array(sorted(has_predator.index[has_predator.to_numpy() == positive]))
+        stratum = np.array(sorted(has_positive.index[has_positive.to_numpy() == positive]))
         if positive and 0 < len(stratum) < 2:
             raise ValueError(
-                "all predators are linked into one component of the author-conversation graph; "
-                "a leakage-free validation split with predators on both sides is impossible"
+                "all positives are linked into one component of the author-conversation graph; "
+                "a leakage-free split with positives on both sides is impossible"
             )
         rng.shuffle(stratum)
         target = fraction * sizes.loc[stratum].sum() if len(stratum) else 0
         taken = 0
-        for label in stratum:
-            if taken >= target:
-                break
-            if positive and len(validation_components & set(stratum)) == len(stratum) - 1:
-                break  # keep at least one predator component for training
-            validation_components.add(int(label))
+        for position, label in enumerate(stratum):
+            if taken >= target or (positive and position == len(stratum) - 1):
+                break  # the last positive component always stays on the other side
+            held.add(int(label))
             taken += int(sizes.loc[label])
     largest = sizes.max() / sizes.sum() if len(sizes) else 0.0
     if largest > 1 - fraction:
         log.warning(
-            "One connected component holds %.0f%% of training conversations; the validation "
-            "split cannot reach %.0f%% without breaking author groups",
+            "One connected component holds %.0f%% of the conversations; a %.0f%% holdout "
+            "cannot be reached without breaking author groups",
             100 * largest,
             100 * fraction,
         )
+    return {conversation for conversation, label in components.items() if label in held}
+
+
+def positive_conversations_of(pairs: pd.DataFrame, predators: set[str]) -> set[str]:
+    """Conversations in which at least one of `predators` speaks."""
+    return set(pairs.loc[pairs["author"].isin(predators), "conversation_id"])
+
+
+def carve_validation(
+    pairs: pd.DataFrame, predators: set[str], fraction: float, seed: int
+) -> dict[str, str]:
+    """Assign each training conversation to ``train`` or ``validation`` (see
+    `holdout_conversations`), stratified by the presence of a predator."""
+    held = holdout_conversations(pairs, positive_conversations_of(pairs, predators), fraction, seed)
     return {
-        conversation: "validation" if label in validation_components else "train"
-        for conversation, label in components.items()
+        conversation: "validation" if conversation in held else "train"
+        for conversation in pairs["conversation_id"].unique()
     }

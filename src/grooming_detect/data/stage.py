@@ -5,14 +5,16 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
 from grooming_detect import __version__, tracking
-from grooming_detect.data import pan12, synthetic, verify
-from grooming_detect.data.schema import SCHEMA_VERSION, write_tables
+from grooming_detect.data import chatlog, pan12, synthetic, verify
+from grooming_detect.data.filters import FilterSettings
+from grooming_detect.data.schema import SCHEMA_VERSION, Tables, write_tables
 from grooming_detect.io import read_json, sha256_file, write_json
 from grooming_detect.stage import StageContext, StageResult
 
@@ -59,12 +61,64 @@ def _cached_manifest(manifest_path: Path, expected: str) -> dict[str, Any] | Non
     return manifest
 
 
+PAN_SPLIT_METHOD = (
+    "validation carved from training by whole connected components of the author-conversation "
+    "graph, stratified by predator presence, seeded; test is the official test corpus"
+)
+
+
+def source_files(cfg: DictConfig) -> dict[str, Path]:
+    """Input files of the configured dataset, by name (they key the cache)."""
+    if cfg.data.source == "chatlog":
+        files = {"chatlog": Path(str(cfg.data.path)).expanduser()}
+        if cfg.data.predator_ids:
+            files["predator_ids"] = Path(str(cfg.data.predator_ids)).expanduser()
+        for path in files.values():
+            if not path.is_file():
+                raise FileNotFoundError(f"{path}: chat-log input not found")
+        return files
+    return pan12.find_files(corpus_root(cfg)).present()
+
+
+def load_tables(cfg: DictConfig) -> tuple[Tables, dict[str, Any]]:
+    """Parse the configured dataset into canonical tables plus what loading found."""
+    seed = int(cfg.seed)
+    if cfg.data.source == "chatlog":
+        tables, chat_report = chatlog.load_chatlog(
+            cfg.data.path,
+            cfg.data.predator_ids,
+            float(cfg.data.validation_fraction),
+            float(cfg.data.test_fraction),
+            seed,
+        )
+        details = asdict(chat_report)
+        details["split_method"] = f"{chat_report.split_source}; stratified, seeded"
+        return tables, details
+    root = corpus_root(cfg)
+    log.info("Reading %s", root)
+    tables, pan_report = pan12.load_corpus(
+        pan12.find_files(root),
+        float(cfg.data.validation_fraction),
+        seed,
+        filters=FilterSettings(**cfg.data.filters),
+    )
+    return tables, {
+        "split_method": PAN_SPLIT_METHOD,
+        "truth_ids_not_in_corpus": pan_report.truth_ids_not_in_corpus,
+        "truth_lines_not_in_corpus": pan_report.truth_lines_not_in_corpus,
+        "diff_lines_metadata_only": pan_report.diff_lines,
+        "filters_removed": pan_report.filtered,
+    }
+
+
 def _verification(
     cfg: DictConfig, sources: dict[str, dict[str, Any]], counts: dict[str, dict[str, int]]
 ) -> dict[str, Any]:
-    """Official-corpus verification for the manifest; synthetic data is labelled as such."""
+    """Official-corpus verification for the manifest; other sources are labelled as such."""
     if cfg.data.synthetic:
         return {"status": "synthetic (not the official corpus)", "checks": []}
+    if cfg.data.source != "pan12":
+        return {"status": f"not applicable ({cfg.data.source})", "checks": []}
     checks = verify.checksum_checks({name: meta["sha256"] for name, meta in sources.items()})
     checks += verify.count_checks(verify.counts_from_tables(counts))
     return {
@@ -77,15 +131,13 @@ def _verification(
 
 def run_data(cfg: DictConfig, ctx: StageContext) -> StageResult:
     """Build (or reuse) the canonical tables and their manifest for `cfg.data`."""
-    root = corpus_root(cfg)
-    files = pan12.find_files(root)
     sources = {
         name: {
             "path": str(path),
             "bytes": path.stat().st_size,
             "sha256": sha256_file(path, normalise_newlines=True),
         }
-        for name, path in files.present().items()
+        for name, path in source_files(cfg).items()
     }
     settings = _data_settings(cfg)
     digest = fingerprint(sources, settings)
@@ -93,29 +145,20 @@ def run_data(cfg: DictConfig, ctx: StageContext) -> StageResult:
     if manifest is not None:
         log.info("Inputs unchanged (fingerprint %s): reusing %s", digest[:12], ctx.dataset_dir)
     else:
-        log.info("Reading %s", root)
-        tables, report = pan12.load_corpus(
-            files, float(cfg.data.validation_fraction), int(cfg.seed)
-        )
+        tables, details = load_tables(cfg)
         written = write_tables(tables, ctx.dataset_dir)
         manifest = {
             "dataset": str(cfg.data.name),
             "source": str(cfg.data.source),
             "synthetic": bool(cfg.data.synthetic),
+            "label_level": tables.label_level,
             "fingerprint": digest,
             "schema_version": SCHEMA_VERSION,
             "code_version": __version__,
             "sources": sources,
             "config": settings,
             "counts": tables.counts(),
-            "split_method": (
-                "validation carved from training by whole connected components of the "
-                "author-conversation graph, stratified by predator presence, seeded; "
-                "test is the official test corpus"
-            ),
-            "truth_ids_not_in_corpus": report.truth_ids_not_in_corpus,
-            "truth_lines_not_in_corpus": report.truth_lines_not_in_corpus,
-            "diff_lines_metadata_only": report.diff_lines,
+            **details,
             "tables": {name: path.name for name, path in written.items()},
         }
         manifest["verification"] = _verification(cfg, sources, manifest["counts"])
@@ -126,7 +169,7 @@ def run_data(cfg: DictConfig, ctx: StageContext) -> StageResult:
             "THIS IS NOT THE OFFICIAL PAN-2012 CORPUS (%s); numbers are not comparable with "
             "published results. Run grooming-detect-verify %s for the full table.",
             manifest["verification"]["status"],
-            root,
+            cfg.data.root,
         )
     counts = manifest["counts"]
     metrics = {
@@ -139,6 +182,7 @@ def run_data(cfg: DictConfig, ctx: StageContext) -> StageResult:
         "dataset_verification": manifest["verification"]["status"],
         "dataset_digest": digest,
         "dataset": str(cfg.data.name),
+        "label_level": manifest["label_level"],
         "synthetic": str(bool(cfg.data.synthetic)).lower(),
     }
     tracking.set_tags(tags)

@@ -28,7 +28,7 @@ from grooming_detect.data import pan12
 from grooming_detect.io import atomic_path, write_text
 
 #: Bumped whenever the generator's output changes for the same settings (invalidates caches).
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 2
 
 
 @dataclass(frozen=True)
@@ -677,7 +677,9 @@ def _generate_split(
     # Label noise: some predators are missing from the truth and as many other authors are in it.
     n_noisy = round(settings.label_noise * len(predators))
     dropped = set(rng.sample(predators, n_noisy)) if n_noisy else set()
-    negatives = sorted({a for _, c in conversations for a in c.authors} - set(predators) - victims)
+    # Only authors who actually wrote a message (a planned participant may stay silent).
+    speakers = {author for _, c in conversations for author, *_ in c.lines}
+    negatives = sorted(speakers - set(predators) - victims)
     added = rng.sample(negatives, min(n_noisy, len(negatives))) if n_noisy else []
     labelled = [p for p in predators if p not in dropped] + added
     predator_of = {cid: c.predator for cid, c in conversations if c.predator is not None}

@@ -10,14 +10,16 @@ from omegaconf import DictConfig, OmegaConf
 
 from grooming_detect import tracking
 from grooming_detect.data.schema import read_table
-from grooming_detect.features.text_views import author_texts
+from grooming_detect.features.text_views import author_texts, conversation_texts
 from grooming_detect.io import read_json, write_json, write_parquet
 from grooming_detect.stage import MissingInputError, StageContext, StageResult
 
 log = logging.getLogger(__name__)
 
 #: Bumped whenever the feature tables change for the same inputs (invalidates caches).
-FEATURES_VERSION = 1
+FEATURES_VERSION = 2
+#: The text views this stage writes, one Parquet file each.
+VIEWS = ("author_texts", "conversation_texts")
 
 
 def run_features(cfg: DictConfig, ctx: StageContext) -> StageResult:
@@ -33,31 +35,44 @@ def run_features(cfg: DictConfig, ctx: StageContext) -> StageResult:
         ).encode()
     ).hexdigest()
     manifest_path = ctx.features_dir / "manifest.json"
-    output = ctx.features_dir / "author_texts.parquet"
+    outputs = {name: ctx.features_dir / f"{name}.parquet" for name in VIEWS}
     if (
         manifest_path.is_file()
-        and output.is_file()
+        and all(path.is_file() for path in outputs.values())
         and read_json(manifest_path).get("fingerprint") == key
     ):
         log.info("Features up to date (fingerprint %s): reusing %s", key[:12], ctx.features_dir)
-        rows = int(read_json(manifest_path)["rows"]["author_texts"])
+        rows = read_json(manifest_path)["rows"]
     else:
         messages = read_table(ctx.dataset_dir, "messages")
-        authors = read_table(ctx.dataset_dir, "authors")
-        view = author_texts(messages, authors, str(cfg.features.message_separator))
-        write_parquet(output, view)
-        rows = len(view)
+        separator = str(cfg.features.message_separator)
+        views = {
+            "author_texts": author_texts(
+                messages, read_table(ctx.dataset_dir, "authors"), separator
+            ),
+            "conversation_texts": conversation_texts(
+                messages, read_table(ctx.dataset_dir, "conversations"), separator
+            ),
+        }
+        rows = {}
+        for name, view in views.items():
+            write_parquet(outputs[name], view)
+            rows[name] = len(view)
         write_json(
             manifest_path,
             {
                 "fingerprint": key,
                 "data_fingerprint": data_manifest["fingerprint"],
                 "settings": settings,
-                "rows": {"author_texts": rows},
+                "rows": rows,
             },
         )
-        log.info("Wrote %d author documents to %s", rows, output)
-    metrics = {"features/author_texts_rows": float(rows)}
+        log.info(
+            "Wrote %s to %s",
+            ", ".join(f"{n} ({r} rows)" for n, r in rows.items()),
+            ctx.features_dir,
+        )
+    metrics = {f"features/{name}_rows": float(count) for name, count in rows.items()}
     tracking.log_metrics(metrics)
     tracking.log_artifact(manifest_path, "features")
-    return StageResult(stage="features", outputs={"author_texts": output}, metrics=metrics)
+    return StageResult(stage="features", outputs=outputs, metrics=metrics)

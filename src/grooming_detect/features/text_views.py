@@ -22,3 +22,37 @@ def author_texts(messages: pd.DataFrame, authors: pd.DataFrame, separator: str) 
     view = authors.merge(documents, on=["author", "split"], how="left", validate="one_to_one")
     view["text"] = view["text"].fillna("")
     return view[["author", "split", "text", "n_messages", "n_conversations", "is_predator"]]
+
+
+def speaker_marker(index: int) -> str:
+    """Marker of the `index`-th (0-based) speaker of a conversation, by first appearance."""
+    return f"[S{index + 1}]"
+
+
+def conversation_texts(
+    messages: pd.DataFrame, conversations: pd.DataFrame, separator: str
+) -> pd.DataFrame:
+    """One document per conversation: every message prefixed with its speaker's marker.
+
+    Speakers are numbered by first appearance (``[S1]``, ``[S2]`` …) rather than named, so a model
+    cannot key on author ids. Empty messages keep their marker, so turn-taking stays visible.
+    """
+    ordered = messages.sort_values(["conversation_id", "line"], kind="stable")
+    first_seen = ordered.drop_duplicates(["conversation_id", "author"])
+    rank = first_seen.groupby("conversation_id", sort=False).cumcount()
+    markers = pd.Series(
+        [speaker_marker(i) for i in rank],
+        index=pd.MultiIndex.from_frame(first_seen[["conversation_id", "author"]]),
+    )
+    keys = pd.MultiIndex.from_frame(ordered[["conversation_id", "author"]])
+    lines = markers.reindex(keys).to_numpy() + " " + ordered["text"].to_numpy()
+    documents = (
+        pd.Series(lines, index=ordered["conversation_id"].to_numpy())
+        .groupby(level=0, sort=False)
+        .agg(separator.join)
+        .rename("text")
+        .rename_axis("conversation_id")
+        .reset_index()
+    )
+    view = conversations.merge(documents, on="conversation_id", how="left", validate="one_to_one")
+    return view[["conversation_id", "split", "text", "n_messages", "n_authors", "has_predator"]]

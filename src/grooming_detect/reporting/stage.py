@@ -38,12 +38,13 @@ def render_report(
 ) -> str:
     """Fill the report template; synthetic runs open with the synthetic-data warning."""
     metrics = summary["metrics"]
+    unit = summary["unit"]
     splits = sorted({key.split("/")[0] for key in metrics}, key=["validation", "test"].index)
     metric_rows = "\n".join(
-        f"| {split} | {int(metrics[f'{split}/author/n_authors'])} "
-        f"| {int(metrics[f'{split}/author/n_predators'])} | "
+        f"| {split} | {int(metrics[f'{split}/{unit}/n'])} "
+        f"| {int(metrics[f'{split}/{unit}/n_positive'])} | "
         + " | ".join(
-            _fmt(metrics.get(f"{split}/author/{name}"))
+            _fmt(metrics.get(f"{split}/{unit}/{name}"))
             for name in ("precision", "recall", "f1", "f0_5", "pr_auc", "roc_auc")
         )
         + " |"
@@ -54,9 +55,15 @@ def render_report(
         f"| {c['predator_conversations']} |"
         for split, c in ((split, manifest["counts"][split]) for split in SPLITS)
     )
-    submissions = ", ".join(
-        f"`{evaluation_dir / f'{split}-problem1-predators.txt'}`" for split in splits
-    )
+    if unit == "author":
+        submissions = ", ".join(
+            f"`{evaluation_dir / f'{split}-problem1-predators.txt'}`" for split in splits
+        )
+        results_heading = "Author-level results (PAN-2012 Problem 1)"
+    else:
+        submissions = "none (PAN-2012 submissions name authors; this run scores conversations)"
+        results_heading = "Conversation-level results"
+    skipped = "".join(f"\n> {reason}.\n" for reason in summary.get("skipped", []))
     return Template(TEMPLATE.read_text(encoding="utf-8")).substitute(
         warning=SYNTHETIC_WARNING if summary["synthetic"] else "",
         model=summary["model"],
@@ -68,8 +75,12 @@ def render_report(
         fingerprint=manifest["fingerprint"][:16],
         threshold=f"{summary['threshold']:.4f}",
         objective=summary["threshold_objective"].replace("_", "."),
+        results_heading=results_heading,
+        skipped=skipped,
+        unit=unit,
+        unit_plural=f"{unit}s",
         metric_rows=metric_rows,
-        pr_curve=evaluation_dir / "pr_curve_author.png",
+        pr_curve=evaluation_dir / f"pr_curve_{unit}.png",
         count_rows=count_rows,
         split_method=manifest["split_method"],
         evaluation_json=evaluation_dir / "evaluation.json",

@@ -1,0 +1,321 @@
+"""Generic chat logs (a team's own data) as CSV or JSONL, turned into the canonical tables.
+
+One record per message. Columns (JSONL keys):
+
+* required: ``conversation_id``, ``author``, ``text`` (may be empty);
+* optional: ``line`` (1-based; when absent, messages are numbered in file order within each
+  conversation), ``time`` (``HH:MM``) or ``timestamp`` (ISO 8601, reduced to ``HH:MM``),
+  ``split`` (``train``, ``validation`` or ``test``);
+* labels, exactly one kind: author level, as an ``is_predator`` column (the same value on every
+  message of an author) or as a separate id list (``data.predator_ids``, one id a line); or
+  conversation level, as a ``conversation_label`` column (the same value on every message of a
+  conversation). Label values: ``1/0``, ``true/false``, ``yes/no`` (any case), JSON booleans.
+
+Every problem is an error naming the file, the row (the line number in the file) and what was
+expected. Nothing is dropped: empty texts are kept as ``""`` and counted in the report.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import logging
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from grooming_detect.data.pan12 import CorpusFormatError, read_id_list
+from grooming_detect.data.schema import SPLITS, Tables, build_tables
+from grooming_detect.data.splits import holdout_conversations, positive_conversations_of
+
+REQUIRED = ("conversation_id", "author", "text")
+OPTIONAL = ("line", "time", "timestamp", "split", "is_predator", "conversation_label")
+TRUE_VALUES = {"1", "true", "yes", "y", "t"}
+FALSE_VALUES = {"0", "false", "no", "n", "f"}
+log = logging.getLogger(__name__)
+_TIME = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
+
+
+class ChatlogFormatError(CorpusFormatError):
+    """A chat-log file that does not follow the documented format."""
+
+
+@dataclass
+class ChatlogReport:
+    """What reading a chat log found, for the manifest."""
+
+    rows: int = 0
+    empty_texts: int = 0
+    lines_numbered_in_file_order: bool = False
+    label_level: str = "author"
+    split_source: str = "file"
+    authors_in_several_splits: int = 0
+    ignored_columns: list[str] = field(default_factory=list)
+    predator_ids_not_in_data: list[str] = field(default_factory=list)
+
+
+def _decode(path: Path) -> str:
+    raw = path.read_bytes()
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as error:
+        line = raw.count(b"\n", 0, error.start) + 1
+        raise ChatlogFormatError(
+            f"{path}:{line}: byte {raw[error.start]:#04x} is not UTF-8; expected a UTF-8 file"
+        ) from None
+
+
+def _records(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
+    """(line number, record) pairs of a CSV or JSONL file."""
+    text = _decode(path)
+    suffix = path.suffix.lower()
+    if suffix == ".csv":
+        reader = csv.DictReader(io.StringIO(text, newline=""))
+        missing = [c for c in REQUIRED if c not in (reader.fieldnames or [])]
+        if missing:
+            raise ChatlogFormatError(
+                f"{path}:1: header lacks column(s) {missing}; expected at least {list(REQUIRED)}"
+            )
+        start = 2
+        for record in reader:
+            if None in record:
+                raise ChatlogFormatError(
+                    f"{path}:{start}: {len(reader.fieldnames or []) + len(record[None])} fields "
+                    f"where the header has {len(reader.fieldnames or [])}"
+                )
+            yield start, record
+            start = reader.line_num + 1
+    elif suffix in (".jsonl", ".ndjson"):
+        for number, line in enumerate(text.splitlines(), start=1):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError as error:
+                raise ChatlogFormatError(
+                    f"{path}:{number}: invalid JSON at column {error.colno} ({error.msg})"
+                ) from None
+            if not isinstance(record, dict):
+                raise ChatlogFormatError(f"{path}:{number}: expected a JSON object per line")
+            missing = [c for c in REQUIRED if c not in record]
+            if missing:
+                raise ChatlogFormatError(
+                    f"{path}:{number}: record lacks key(s) {missing}; expected {list(REQUIRED)}"
+                )
+            yield number, record
+    else:
+        raise ChatlogFormatError(f"{path}: unknown chat-log format {suffix!r}; use .csv or .jsonl")
+
+
+def _label(value: Any, where: str, column: str) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower() if value is not None else ""
+    if text in TRUE_VALUES:
+        return True
+    if text in FALSE_VALUES:
+        return False
+    raise ChatlogFormatError(
+        f"{where}: {column}={value!r} is not a label; expected 1/0, true/false or yes/no"
+    )
+
+
+def _time_of(record: dict[str, Any], where: str) -> str | None:
+    if record.get("time") not in (None, ""):
+        value = str(record["time"]).strip()
+        if not _TIME.match(value):
+            raise ChatlogFormatError(f"{where}: time={value!r} is not HH:MM")
+        return value
+    if record.get("timestamp") not in (None, ""):
+        try:
+            stamp = pd.Timestamp(str(record["timestamp"]))
+        except (ValueError, TypeError):
+            raise ChatlogFormatError(
+                f"{where}: timestamp={record['timestamp']!r} is not an ISO 8601 date-time"
+            ) from None
+        return f"{stamp.hour:02d}:{stamp.minute:02d}"
+    return None
+
+
+def read_chatlog(
+    path: str | Path, predator_ids_path: str | Path | None = None
+) -> tuple[pd.DataFrame, dict[str, bool] | set[str], ChatlogReport]:
+    """Read and check every record; return messages, labels and a report.
+
+    Returns:
+        messages (split possibly null), then either the set of predator ids (author-level
+        labels) or conversation_id -> label (conversation-level labels), then the report.
+    """
+    source = Path(path)
+    if not source.is_file():
+        raise FileNotFoundError(f"{source}: chat-log file not found")
+    report = ChatlogReport()
+    rows: dict[str, list[Any]] = {
+        k: [] for k in ("conversation_id", "line", "author", "time", "text", "split")
+    }
+    author_labels: dict[str, tuple[bool, int]] = {}
+    conversation_labels: dict[str, tuple[bool, int]] = {}
+    seen_lines: dict[tuple[str, int], int] = {}
+    next_line: dict[str, int] = {}
+    columns_seen: set[str] = set()
+    has_line = has_author_label = has_conversation_label = False
+    for number, record in _records(source):
+        where = f"{source}:{number}"
+        if report.rows == 0:
+            has_line = record.get("line") not in (None, "")
+            has_author_label = "is_predator" in record
+            has_conversation_label = "conversation_label" in record
+        columns_seen.update(record)
+        report.rows += 1
+        conversation_id = str(record["conversation_id"] or "").strip()
+        author = str(record["author"] or "").strip()
+        if not conversation_id or not author:
+            raise ChatlogFormatError(f"{where}: empty conversation_id or author")
+        if has_line:
+            raw = str(record.get("line") or "").strip()
+            if not raw.isdigit() or int(raw) < 1:
+                raise ChatlogFormatError(f"{where}: line={raw!r}; expected a 1-based integer")
+            line = int(raw)
+        else:
+            line = next_line.get(conversation_id, 0) + 1
+            next_line[conversation_id] = line
+        if (conversation_id, line) in seen_lines:
+            raise ChatlogFormatError(
+                f"{where}: (conversation_id={conversation_id!r}, line={line}) duplicates row "
+                f"{seen_lines[(conversation_id, line)]}"
+            )
+        seen_lines[(conversation_id, line)] = number
+        split = str(record.get("split") or "").strip() or None
+        if split is not None and split not in SPLITS:
+            raise ChatlogFormatError(f"{where}: split={split!r}; expected one of {list(SPLITS)}")
+        text = "" if record["text"] is None else str(record["text"])
+        report.empty_texts += text == ""
+        if has_author_label:
+            _consistent(
+                author_labels,
+                author,
+                _label(record.get("is_predator"), where, "is_predator"),
+                number,
+                where,
+                "author",
+            )
+        if has_conversation_label:
+            _consistent(
+                conversation_labels,
+                conversation_id,
+                _label(record.get("conversation_label"), where, "conversation_label"),
+                number,
+                where,
+                "conversation",
+            )
+        for key, value in (
+            ("conversation_id", conversation_id),
+            ("line", line),
+            ("author", author),
+            ("time", _time_of(record, where)),
+            ("text", text),
+            ("split", split),
+        ):
+            rows[key].append(value)
+    if report.rows == 0:
+        raise ChatlogFormatError(f"{source}: no records; expected one message per row")
+    report.lines_numbered_in_file_order = not has_line
+    report.ignored_columns = sorted(columns_seen - set(REQUIRED) - set(OPTIONAL))
+    sources = [has_author_label, has_conversation_label, predator_ids_path is not None]
+    if sum(sources) != 1:
+        raise ChatlogFormatError(
+            f"{source}: found {sum(sources)} kinds of labels; expected exactly one of an "
+            "is_predator column, a conversation_label column, or data.predator_ids"
+        )
+    messages = pd.DataFrame(rows)
+    per_conversation = messages.groupby("conversation_id")["split"].nunique()
+    if (per_conversation > 1).any():
+        raise ChatlogFormatError(
+            f"{source}: conversation {per_conversation.index[per_conversation > 1][0]!r} has "
+            "rows in several splits; a conversation belongs to one split"
+        )
+    splits = messages["split"]
+    if splits.notna().any() and splits.isna().any():
+        first = int(splits.isna().to_numpy().argmax())
+        raise ChatlogFormatError(f"{source}: row {first + 1} has no split while others do")
+    if has_conversation_label:
+        report.label_level = "conversation"
+        return messages, {k: v for k, (v, _) in conversation_labels.items()}, report
+    if predator_ids_path is not None:
+        predators = set(read_id_list(predator_ids_path))
+        report.predator_ids_not_in_data = sorted(predators - set(messages["author"]))
+    else:
+        predators = {author for author, (label, _) in author_labels.items() if label}
+    return messages, predators, report
+
+
+def _consistent(
+    labels: dict[str, tuple[bool, int]], key: str, label: bool, number: int, where: str, unit: str
+) -> None:
+    previous = labels.setdefault(key, (label, number))
+    if previous[0] != label:
+        raise ChatlogFormatError(
+            f"{where}: {unit} {key!r} is labelled {label} here but {previous[0]} at row "
+            f"{previous[1]}; labels must agree for the whole {unit}"
+        )
+
+
+def load_chatlog(
+    path: str | Path,
+    predator_ids_path: str | Path | None,
+    validation_fraction: float,
+    test_fraction: float,
+    seed: int,
+) -> tuple[Tables, ChatlogReport]:
+    """Read a chat log into the canonical tables.
+
+    Without a ``split`` column, ``test`` and then ``validation`` are carved out by whole connected
+    components of the author-conversation graph, stratified by positives; with only ``train`` and
+    ``test`` in the file, ``validation`` is carved out of ``train`` the same way.
+    """
+    messages, labels, report = read_chatlog(path, predator_ids_path)
+    pairs = messages[["conversation_id", "author"]].drop_duplicates()
+    if isinstance(labels, dict):
+        positives = {c for c, label in labels.items() if label}
+    else:
+        positives = positive_conversations_of(pairs, labels)
+    if messages["split"].isna().all():
+        report.split_source = "carved: test, then validation, by connected components"
+        test = holdout_conversations(pairs, positives, test_fraction, seed)
+        messages["split"] = messages["conversation_id"].map(
+            lambda c: "test" if c in test else "train"
+        )
+    if not (messages["split"] == "validation").any():
+        if report.split_source == "file":
+            report.split_source = "file; validation carved from train by connected components"
+        in_train = messages["split"] == "train"
+        train_pairs = pairs[
+            pairs["conversation_id"].isin(set(messages.loc[in_train, "conversation_id"]))
+        ]
+        held = holdout_conversations(
+            train_pairs,
+            positives & set(train_pairs["conversation_id"]),
+            validation_fraction,
+            seed + 1,
+        )
+        messages.loc[in_train & messages["conversation_id"].isin(held), "split"] = "validation"
+    report.authors_in_several_splits = int(
+        (messages.groupby("author")["split"].nunique() > 1).sum()
+    )
+    if report.authors_in_several_splits:
+        log.warning(
+            "%s: %d author(s) appear in several splits of the file's own split column; "
+            "scores on those splits are optimistic",
+            path,
+            report.authors_in_several_splits,
+        )
+    if isinstance(labels, dict):
+        tables = build_tables(messages, conversation_labels=labels)
+    else:
+        tables = build_tables(messages, predators={split: labels for split in SPLITS})
+    return tables, report
