@@ -125,6 +125,11 @@ def log_artifact(path: str | Path, artifact_path: str | None = None) -> None:
         mlflow.log_artifact(str(target), artifact_path=artifact_path)
 
 
+def log_table(frame: Any, artifact_file: str) -> None:
+    """Log a DataFrame as an MLflow table artifact (viewable in the UI's artifact pane)."""
+    mlflow.log_table(data=frame, artifact_file=artifact_file)
+
+
 def log_sklearn_model(model: Any, example: Any, predictions: Any, name: str = "model") -> str:
     """Log a scikit-learn model in skops format with its signature; return the model URI."""
     from mlflow.models import infer_signature

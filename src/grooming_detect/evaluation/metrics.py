@@ -83,3 +83,84 @@ def tune_threshold(y_true: np.ndarray, scores: np.ndarray, objective: str = "f0_
     values = values[:-1]  # the last point has no threshold
     best = np.flatnonzero(values == values.max())
     return float(thresholds[best[-1]])
+
+
+def precision_at_recall(y_true: np.ndarray, scores: np.ndarray, recall: float) -> float:
+    """Best precision among thresholds whose recall is at least `recall` (NaN with one class)."""
+    y_true = np.asarray(y_true, dtype=bool)
+    if not y_true.any() or y_true.all():
+        return float("nan")
+    precisions, recalls, _ = precision_recall_curve(y_true, scores)
+    return float(precisions[recalls >= recall].max())
+
+
+def recall_at_fpr(y_true: np.ndarray, scores: np.ndarray, max_fpr: float) -> float:
+    """Best recall among thresholds whose false-positive rate is at most `max_fpr`."""
+    from sklearn.metrics import roc_curve
+
+    y_true = np.asarray(y_true, dtype=bool)
+    if not y_true.any() or y_true.all():
+        return float("nan")
+    fpr, tpr, _ = roc_curve(y_true, scores)
+    return float(tpr[fpr <= max_fpr].max())
+
+
+def operating_points(y_true: np.ndarray, scores: np.ndarray, threshold: float) -> dict[str, float]:
+    """What a trust-and-safety team asks: precision at recall 0.8/0.9, recall at FPR 1e-3, and
+    alerts per 10,000 items at the threshold."""
+    return {
+        "precision_at_recall_0_8": precision_at_recall(y_true, scores, 0.8),
+        "precision_at_recall_0_9": precision_at_recall(y_true, scores, 0.9),
+        "recall_at_fpr_1e-3": recall_at_fpr(y_true, scores, 1e-3),
+        "alerts_per_10k": float(np.mean(np.asarray(scores) >= threshold) * 10_000),
+    }
+
+
+BOOTSTRAP_MEASURES = ("precision", "recall", "f1", "f0_5", "pr_auc", "roc_auc")
+
+
+def bootstrap_intervals(
+    y_true: np.ndarray,
+    scores: np.ndarray,
+    threshold: float,
+    n_resamples: int = 1000,
+    confidence: float = 0.95,
+    seed: int = 0,
+    batch: int = 50,
+) -> dict[str, tuple[float, float]]:
+    """Percentile bootstrap intervals, resampling items (authors) with replacement.
+
+    A resample is the multiplicity of each item, so set measures are weighted counts and
+    ranking measures use sample weights; resamples holding one class only are skipped for the
+    ranking measures. The same `seed` gives the same intervals.
+    """
+    y_true = np.asarray(y_true, dtype=bool)
+    scores = np.asarray(scores, dtype=float)
+    predicted = scores >= threshold
+    n = len(y_true)
+    rng = np.random.default_rng(seed)
+    values: dict[str, list[float]] = {name: [] for name in BOOTSTRAP_MEASURES}
+    for start in range(0, n_resamples, batch):
+        size = min(batch, n_resamples - start)
+        draws = rng.integers(0, n, size=(size, n))
+        weights = np.stack([np.bincount(row, minlength=n) for row in draws])
+        tp = weights @ (predicted & y_true)
+        named = weights @ predicted
+        positives = weights @ y_true
+        for row, hits, n_named, n_true in zip(weights, tp, named, positives, strict=True):
+            precision = hits / n_named if n_named else 0.0
+            recall = hits / n_true if n_true else 0.0
+            values["precision"].append(precision)
+            values["recall"].append(recall)
+            values["f1"].append(f_beta(precision, recall, 1.0))
+            values["f0_5"].append(f_beta(precision, recall, 0.5))
+            if 0 < n_true < row.sum():
+                values["pr_auc"].append(average_precision_score(y_true, scores, sample_weight=row))
+                values["roc_auc"].append(roc_auc_score(y_true, scores, sample_weight=row))
+    alpha = (1 - confidence) / 2
+    return {
+        name: (float(np.quantile(v, alpha)), float(np.quantile(v, 1 - alpha)))
+        if v
+        else (float("nan"), float("nan"))
+        for name, v in values.items()
+    }

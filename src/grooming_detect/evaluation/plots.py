@@ -9,15 +9,29 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
-from sklearn.metrics import PrecisionRecallDisplay
+import pandas as pd
+from matplotlib.figure import Figure
+from sklearn.metrics import (
+    ConfusionMatrixDisplay,
+    PrecisionRecallDisplay,
+    RocCurveDisplay,
+)
 
+from grooming_detect.evaluation.calibration import reliability_curve
 from grooming_detect.io import write_with
 
+Curves = dict[str, tuple[np.ndarray, np.ndarray]]
 
-def precision_recall_figure(
-    curves: dict[str, tuple[np.ndarray, np.ndarray]], title: str, path: Path
-) -> Path:
-    """Author-level PR curves, one per split, with the chance level (the positive rate)."""
+
+def _save(figure: Figure, path: Path) -> Path:
+    figure.tight_layout()
+    write_with(path, lambda tmp: figure.savefig(tmp, format="png", dpi=110))
+    plt.close(figure)
+    return path
+
+
+def precision_recall_figure(curves: Curves, title: str, path: Path) -> Path:
+    """PR curves, one per split, with the chance level (the positive rate)."""
     figure, axis = plt.subplots(figsize=(6, 5))
     for split, (y_true, scores) in curves.items():
         PrecisionRecallDisplay.from_predictions(
@@ -28,12 +42,102 @@ def precision_recall_figure(
             plot_chance_level=True,
             chance_level_kw={"linestyle": ":"},
         )
-    axis.set_title(title)
-    axis.set_xlabel("Recall (share of predators found)")
-    axis.set_ylabel("Precision (share of alerts that are predators)")
-    axis.set_xlim(0, 1)
-    axis.set_ylim(0, 1.02)
-    figure.tight_layout()
-    write_with(path, lambda tmp: figure.savefig(tmp, format="png", dpi=120))
-    plt.close(figure)
-    return path
+    axis.set(
+        title=title,
+        xlabel="Recall (share of positives found)",
+        ylabel="Precision (share of alerts that are right)",
+        xlim=(0, 1),
+        ylim=(0, 1.02),
+    )
+    return _save(figure, path)
+
+
+def roc_figure(curves: Curves, title: str, path: Path) -> Path:
+    """ROC curves, one per split, with the chance diagonal."""
+    figure, axis = plt.subplots(figsize=(6, 5))
+    for index, (split, (y_true, scores)) in enumerate(curves.items()):
+        RocCurveDisplay.from_predictions(
+            y_true, scores, name=split, ax=axis, plot_chance_level=index == 0
+        )
+    axis.set(
+        title=title,
+        xlabel="False-positive rate (share of negatives flagged)",
+        ylabel="True-positive rate (recall)",
+    )
+    return _save(figure, path)
+
+
+def reliability_figure(
+    y_true: np.ndarray,
+    raw: np.ndarray,
+    calibrated: np.ndarray,
+    title: str,
+    path: Path,
+    n_bins: int = 10,
+) -> Path:
+    """Reliability diagram (quantile bins) before and after calibration."""
+    figure, axis = plt.subplots(figsize=(6, 5))
+    axis.plot([0, 1], [0, 1], linestyle=":", color="grey", label="perfectly calibrated")
+    for name, scores in (("before calibration", raw), ("after calibration", calibrated)):
+        predicted, observed = reliability_curve(y_true, scores, n_bins)
+        axis.plot(predicted, observed, marker="o", label=name)
+    # Positives are rare, so most bins sit near 0: a symmetric-log scale keeps them visible.
+    axis.set_xscale("symlog", linthresh=1e-3)
+    axis.set_yscale("symlog", linthresh=1e-3)
+    axis.set(
+        title=title,
+        xlabel="Mean predicted probability (quantile bins, symlog scale)",
+        ylabel="Observed share of positives (symlog scale)",
+        xlim=(0, 1),
+        ylim=(0, 1),
+    )
+    axis.legend(loc="upper left")
+    return _save(figure, path)
+
+
+def score_histogram_figure(
+    y_true: np.ndarray, scores: np.ndarray, threshold: float, title: str, path: Path
+) -> Path:
+    """Score distributions of positives and negatives (log count), with the threshold."""
+    figure, axis = plt.subplots(figsize=(6, 4))
+    bins = np.linspace(0, 1, 41)
+    y = np.asarray(y_true, dtype=bool)
+    axis.hist(scores[~y], bins=bins, alpha=0.6, label=f"negatives (n={int((~y).sum())})")
+    axis.hist(scores[y], bins=bins, alpha=0.6, label=f"positives (n={int(y.sum())})")
+    axis.axvline(threshold, color="black", linestyle="--", label=f"threshold {threshold:.3f}")
+    axis.set_yscale("log")
+    axis.set(title=title, xlabel="Calibrated score", ylabel="Count (log scale)")
+    axis.legend()
+    return _save(figure, path)
+
+
+def confusion_figure(y_true: np.ndarray, predicted: np.ndarray, title: str, path: Path) -> Path:
+    """Confusion matrix at the tuned threshold."""
+    figure, axis = plt.subplots(figsize=(5, 4))
+    ConfusionMatrixDisplay.from_predictions(
+        np.asarray(y_true, dtype=bool),
+        np.asarray(predicted, dtype=bool),
+        display_labels=["negative", "positive"],
+        ax=axis,
+        colorbar=False,
+    )
+    axis.set(title=title, xlabel="Predicted", ylabel="True")
+    return _save(figure, path)
+
+
+def slice_figure(rates: pd.DataFrame, title: str, path: Path) -> Path:
+    """False-positive rate by slice, one panel per slice dimension."""
+    dimensions = list(dict.fromkeys(rates["slice"]))
+    figure, axes = plt.subplots(1, len(dimensions), figsize=(4 * len(dimensions), 4), squeeze=False)
+    for axis, dimension in zip(axes[0], dimensions, strict=True):
+        part = rates[rates["slice"] == dimension]
+        axis.bar(part["bucket"], part["false_positive_rate"])
+        axis.set_title(dimension.replace("_", " "))
+        axis.set_ylabel("False-positive rate among negatives")
+        axis.tick_params(axis="x", rotation=30)
+        for x, (rate, n) in enumerate(
+            zip(part["false_positive_rate"], part["negatives"], strict=True)
+        ):
+            axis.annotate(f"n={n}", (x, rate), ha="center", va="bottom", fontsize=8)
+    figure.suptitle(title)
+    return _save(figure, path)

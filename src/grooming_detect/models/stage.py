@@ -9,6 +9,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from grooming_detect import tracking
+from grooming_detect.evaluation.calibration import ScoreCalibrator
 from grooming_detect.evaluation.metrics import scores_at_threshold, tune_threshold
 from grooming_detect.models.persistence import save_model
 from grooming_detect.models.units import load_view, require_split, unit_of
@@ -33,7 +34,11 @@ def run_train(cfg: DictConfig, ctx: StageContext) -> StageResult:
     started = time.perf_counter()
     model.fit(train[["text"]], y_train)
     fit_seconds = time.perf_counter() - started
-    validation_scores = model.predict_proba(validation[["text"]])[:, 1]
+    raw_validation_scores = model.predict_proba(validation[["text"]])[:, 1]
+    calibrator = ScoreCalibrator(str(cfg.model.calibration)).fit(
+        raw_validation_scores, y_validation
+    )
+    validation_scores = calibrator.transform(raw_validation_scores)
     objective = str(cfg.model.threshold_objective)
     threshold = tune_threshold(y_validation, validation_scores, objective)
     at_threshold = scores_at_threshold(y_validation, validation_scores, threshold)
@@ -49,6 +54,8 @@ def run_train(cfg: DictConfig, ctx: StageContext) -> StageResult:
         "threshold": threshold,
         "threshold_objective": objective,
         "threshold_fitted_on": "validation",
+        "calibration": calibrator.to_dict(),
+        "calibration_fitted_on": "validation",
         "validation_objective_value": at_threshold[objective],
         "settings": OmegaConf.to_container(cfg.model, resolve=True),
         "n_train": len(train),
@@ -63,7 +70,12 @@ def run_train(cfg: DictConfig, ctx: StageContext) -> StageResult:
         "train/threshold": threshold,
         f"validation/{unit.name}/{objective}_at_tuned_threshold": at_threshold[objective],
     }
-    tracking.log_params({k: v for k, v in meta.items() if isinstance(v, str | int | float)})
+    tracking.log_params(
+        {
+            "calibration_method": calibrator.method,
+            **{k: v for k, v in meta.items() if isinstance(v, str | int | float)},
+        }
+    )
     tracking.log_metrics(metrics)
     tracking.log_artifact(ctx.model_dir / "model.json", "model_meta")
     example = validation[["text"]].head(3).reset_index(drop=True)
