@@ -75,3 +75,35 @@ def test_ranking_scores_undefined_with_one_class() -> None:
     assert math.isnan(ranking_scores(np.zeros(3), np.array([0.1, 0.2, 0.3]))["pr_auc"])
     perfect = ranking_scores(np.array([0, 0, 1]), np.array([0.1, 0.2, 0.3]))
     assert perfect == {"pr_auc": 1.0, "roc_auc": 1.0}
+
+
+def test_operating_points_hand_computed() -> None:
+    from grooming_detect.evaluation.metrics import operating_points
+
+    y_true = np.array([1, 1, 0, 1, 0, 0, 0, 0, 0, 0])
+    scores = np.array([0.9, 0.8, 0.7, 0.6, 0.5, 0.4, 0.3, 0.2, 0.1, 0.05])
+    points = operating_points(y_true, scores, threshold=0.65)
+    # Recall >= 0.8 needs all 3 positives: threshold 0.6 names 4, precision 3/4.
+    assert points["precision_at_recall_0_8"] == pytest.approx(0.75)
+    assert points["precision_at_recall_0_9"] == pytest.approx(0.75)
+    # With no false positive allowed (FPR <= 1e-3 of 7 negatives), recall is 2/3.
+    assert points["recall_at_fpr_1e-3"] == pytest.approx(2 / 3)
+    # 3 of 10 items score >= 0.65: 3,000 alerts per 10,000.
+    assert points["alerts_per_10k"] == pytest.approx(3000)
+
+
+def test_bootstrap_is_reproducible_and_brackets_the_estimate() -> None:
+    from grooming_detect.evaluation.metrics import bootstrap_intervals
+
+    rng = np.random.default_rng(3)
+    y_true = rng.random(400) < 0.1
+    scores = np.clip(0.5 * y_true + rng.random(400) * 0.6, 0, 1)
+    first = bootstrap_intervals(y_true, scores, 0.5, n_resamples=200, seed=7)
+    assert first == bootstrap_intervals(y_true, scores, 0.5, n_resamples=200, seed=7)
+    assert first != bootstrap_intervals(y_true, scores, 0.5, n_resamples=200, seed=8)
+    point = scores_at_threshold(y_true, scores, 0.5)
+    for name in ("precision", "recall", "f0_5"):
+        low, high = first[name]
+        assert low <= point[name] <= high, name
+    low, high = first["pr_auc"]
+    assert low <= ranking_scores(y_true, scores)["pr_auc"] <= high

@@ -68,26 +68,119 @@ def test_artifacts_land_under_the_project_root(default_run) -> None:
     assert location == Path(cfg.paths.root, "mlartifacts").as_uri()
 
 
-def test_default_baseline_is_good_but_not_perfect(default_run) -> None:
-    _, result, client = default_run
-    evaluate = next(
+def _stage_run(client: MlflowClient, result, stage: str):
+    return next(
         r
         for r in client.search_runs([result.experiment_id])
-        if r.data.tags.get("stage") == "evaluate"
+        if r.data.tags.get("stage") == stage
+        and r.data.tags.get("mlflow.parentRunId") == result.run_id
     )
-    metrics = evaluate.data.metrics
+
+
+def test_default_baseline_is_good_but_not_perfect(default_run) -> None:
+    _, result, client = default_run
+    metrics = _stage_run(client, result, "evaluate").data.metrics
     for split in ("validation", "test"):
         for name in ("precision", "recall", "f1", "f0_5", "pr_auc", "roc_auc"):
             value = metrics[f"{split}/author/{name}"]
             assert math.isfinite(value) and 0.0 <= value <= 1.0, (split, name)
+            assert metrics[f"{split}/author/{name}_ci_low"] <= value + 1e-9
+            assert value <= metrics[f"{split}/author/{name}_ci_high"] + 1e-9
     # The synthetic corpus is built to leave room for false positives and misses.
     assert 0.60 <= metrics["test/author/f0_5"] <= 0.95
-    artifacts = {a.path for a in client.list_artifacts(evaluate.info.run_id, "evaluation")}
+
+
+EXPECTED_METRICS = (
+    [
+        f"test/author/{name}"
+        for name in (
+            "precision",
+            "recall",
+            "f1",
+            "f0_5",
+            "precision_at_0_5",
+            "recall_at_0_5",
+            "f0_5_at_0_5",
+            "f1_at_0_5",
+            "pr_auc",
+            "roc_auc",
+            "f0_5_ci_low",
+            "f0_5_ci_high",
+            "pr_auc_ci_low",
+            "precision_at_recall_0_8",
+            "precision_at_recall_0_9",
+            "recall_at_fpr_1e-3",
+            "alerts_per_10k",
+            "ece",
+            "brier",
+            "log_loss",
+            "ece_uncalibrated",
+            "brier_uncalibrated",
+            "log_loss_uncalibrated",
+        )
+    ]
+    + [
+        f"test/conversation/{name}"
+        for name in ("pr_auc", "roc_auc", "precision", "recall", "f1", "alerts_per_10k")
+    ]
+    + ["test/line/precision", "test/line/recall", "test/line/f3", "validation/author/f0_5"]
+)
+
+EXPECTED_ARTIFACTS = [
+    "evaluation/evaluation.json",
+    "evaluation/pr_curve_author.png",
+    "evaluation/roc_curve_author.png",
+    "evaluation/test-reliability.png",
+    "evaluation/test-score-histogram.png",
+    "evaluation/test-confusion.png",
+    "evaluation/test-fp-slices.png",
+    "evaluation/test-problem1-predators.txt",
+    "evaluation/test-problem2-lines.txt",
+    "tables/test-false_positives.json",
+    "tables/test-false_negatives.json",
+    "tables/test-fp-slices.json",
+]
+
+
+def test_evaluate_run_holds_every_measure_and_artifact(default_run) -> None:
+    cfg, result, client = default_run
+    run = _stage_run(client, result, "evaluate")
+    missing = [key for key in EXPECTED_METRICS if key not in run.data.metrics]
+    assert not missing
+    root = Path(
+        mlflow.artifacts.download_artifacts(run_id=run.info.run_id, tracking_uri=cfg.tracking.uri)
+    )
+    absent = [name for name in EXPECTED_ARTIFACTS if not (root / name).is_file()]
+    assert not absent
+    false_positives = pd.read_parquet(
+        Path(cfg.paths.run_dir) / "evaluation" / "test-false_positives.parquet"
+    )
     assert {
-        "evaluation/evaluation.json",
-        "evaluation/pr_curve_author.png",
-        "evaluation/test-problem1-predators.txt",
-    } <= artifacts
+        "score",
+        "n_conversations",
+        "n_messages",
+        "n_partners",
+        "top_terms",
+        "example_text",
+    } <= set(false_positives.columns)
+    assert not false_positives["label"].any()
+
+
+def test_submission_scored_offline_equals_logged_metrics(default_run) -> None:
+    from grooming_detect.data import pan12
+    from grooming_detect.evaluation.pan_eval import score_problem1, score_problem2
+
+    cfg, result, client = default_run
+    metrics = _stage_run(client, result, "evaluate").data.metrics
+    corpus = next(Path(cfg.paths.raw, "synthetic").iterdir())
+    files = pan12.find_files(corpus)
+    evaluation = Path(cfg.paths.run_dir) / "evaluation"
+    problem1 = score_problem1(evaluation / "test-problem1-predators.txt", files.test_problem1)
+    for name, value in problem1.items():
+        assert metrics[f"test/author/{name}"] == pytest.approx(value), name
+    problem2 = score_problem2(evaluation / "test-problem2-lines.txt", files.test_problem2)
+    for name, value in problem2.items():
+        assert metrics[f"test/line/{name}"] == pytest.approx(value), name
 
 
 def test_logged_model_loads_and_scores(default_run) -> None:
@@ -122,6 +215,14 @@ def test_data_is_cached_and_stages_run_alone(compose_cfg: ComposeFn) -> None:
     assert "test/author/f0_5" in again.stages["evaluate"].metrics
     pipeline.run(compose_cfg("scale=tiny", "data.validation_fraction=0.3", "stages=[data]"))
     assert manifest.stat().st_mtime_ns != first, "a changed config rebuilds the tables"
+
+
+def test_no_message_text_unless_asked(compose_cfg: ComposeFn) -> None:
+    cfg = compose_cfg("scale=tiny", "evaluate.show_text=false", "evaluate.bootstrap.n_resamples=50")
+    pipeline.run(cfg)
+    evaluation = Path(cfg.paths.run_dir) / "evaluation"
+    for table in evaluation.glob("*-false_*.parquet"):
+        assert "example_text" not in pd.read_parquet(table).columns, table.name
 
 
 def test_a_stage_without_its_inputs_says_what_to_run(compose_cfg: ComposeFn) -> None:

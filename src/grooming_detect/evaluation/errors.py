@@ -92,7 +92,8 @@ def error_table(
         rows = predictions[negatives].nlargest(top_k, "score")
     else:
         rows = predictions[~negatives].nsmallest(top_k, "score")
-    return rows.merge(profile.drop(columns=["split"]), on="id", how="left")
+    extra = [c for c in profile.columns if c == "id" or c not in rows.columns]
+    return rows.merge(profile[extra], on="id", how="left")
 
 
 def slice_rates(predictions: pd.DataFrame, profile: pd.DataFrame) -> pd.DataFrame:

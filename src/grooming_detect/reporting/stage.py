@@ -6,6 +6,7 @@ import logging
 from pathlib import Path
 from string import Template
 
+import pandas as pd
 from omegaconf import DictConfig
 
 from grooming_detect import tracking
@@ -26,6 +27,140 @@ def _fmt(value: float | None) -> str:
     return "n/a" if value is None or value != value else f"{value:.3f}"
 
 
+def _with_ci(metrics: dict, key: str) -> str:
+    """``0.846 [0.701, 0.957]`` when the interval exists, else the value alone."""
+    low, high = metrics.get(f"{key}_ci_low"), metrics.get(f"{key}_ci_high")
+    value = _fmt(metrics.get(key))
+    return value if low is None else f"{value} [{_fmt(low)}, {_fmt(high)}]"
+
+
+def _cell(value: str) -> str:
+    """A Markdown table cell: pipes escaped, line breaks flattened."""
+    return value.replace("|", "\\|").replace("\r", " ").replace("\n", " ")
+
+
+def _table(header: list[str], rows: list[list[str]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(_cell(value) for value in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def _details(
+    metrics: dict, unit: str, splits: list[str], evaluation_dir: Path, show_text: bool
+) -> str:
+    """Operating points, calibration, other levels and the top false positives."""
+    sections = [
+        "## Operating points",
+        "",
+        _table(
+            [
+                "split",
+                "precision @ recall 0.8",
+                "precision @ recall 0.9",
+                "recall @ FPR 1e-3",
+                f"alerts per 10,000 {unit}s",
+            ],
+            [
+                [
+                    s,
+                    *(
+                        _fmt(metrics.get(f"{s}/{unit}/{k}"))
+                        for k in (
+                            "precision_at_recall_0_8",
+                            "precision_at_recall_0_9",
+                            "recall_at_fpr_1e-3",
+                            "alerts_per_10k",
+                        )
+                    ),
+                ]
+                for s in splits
+            ],
+        ),
+        "",
+        "## Calibration (fitted on validation)",
+        "",
+        _table(
+            [
+                "split",
+                "ECE before",
+                "ECE after",
+                "Brier before",
+                "Brier after",
+                "log-loss before",
+                "log-loss after",
+            ],
+            [
+                [
+                    s,
+                    *(
+                        _fmt(metrics.get(f"{s}/{unit}/{k}"))
+                        for k in (
+                            "ece_uncalibrated",
+                            "ece",
+                            "brier_uncalibrated",
+                            "brier",
+                            "log_loss_uncalibrated",
+                            "log_loss",
+                        )
+                    ),
+                ]
+                for s in splits
+            ],
+        ),
+        "",
+        "ECE uses 15 equal-width bins (L1); reliability diagrams use quantile bins.",
+        "",
+    ]
+    for split in splits:
+        sections.append(f"![Reliability, {split}]({evaluation_dir / f'{split}-reliability.png'})")
+    other = [
+        [
+            s,
+            level,
+            *(
+                _fmt(metrics.get(f"{s}/{level}/{k}"))
+                for k in ("precision", "recall", "f1", "f3", "pr_auc")
+            ),
+        ]
+        for s in splits
+        for level in ("conversation", "line")
+        if unit == "author" and f"{s}/{level}/precision" in metrics
+    ]
+    if other:
+        sections += [
+            "",
+            "## Conversation level and lines (PAN-2012 Problem 2)",
+            "",
+            "A conversation scores its highest-scoring author. Lines: see "
+            "`evaluate.line_rule` in the config.",
+            "",
+            _table(["split", "level", "precision", "recall", "F1", "F3", "PR-AUC"], other),
+        ]
+    sections += ["", "## False positives", ""]
+    for split in splits:
+        path = evaluation_dir / f"{split}-false_positives.parquet"
+        if not path.is_file():
+            continue
+        table = pd.read_parquet(path).head(5)
+        why = "top_terms" if "top_terms" in table.columns else "top_messages"
+        columns = ["id", "score", "n_messages", "n_partners", why]
+        if show_text and "example_text" in table.columns:
+            columns.append("example_text")
+        rows = [
+            [str(v) if not isinstance(v, float) else f"{v:.3f}" for v in row]
+            for row in table[columns].itertuples(index=False)
+        ]
+        sections += [
+            f"Highest-scoring non-positive {unit}s, {split} (top 5 of `{path.name}`):",
+            "",
+            _table(columns, rows),
+            "",
+            f"![False-positive rate by slice]({evaluation_dir / f'{split}-fp-slices.png'})",
+            "",
+        ]
+    return "\n".join(sections)
+
+
 def render_report(
     summary: dict,
     manifest: dict,
@@ -35,6 +170,7 @@ def render_report(
     commit: str,
     evaluation_dir: Path,
     manifest_path: Path,
+    show_text: bool = False,
 ) -> str:
     """Fill the report template; synthetic runs open with the synthetic-data warning."""
     metrics = summary["metrics"]
@@ -44,8 +180,11 @@ def render_report(
         f"| {split} | {int(metrics[f'{split}/{unit}/n'])} "
         f"| {int(metrics[f'{split}/{unit}/n_positive'])} | "
         + " | ".join(
-            _fmt(metrics.get(f"{split}/{unit}/{name}"))
-            for name in ("precision", "recall", "f1", "f0_5", "pr_auc", "roc_auc")
+            _fmt(metrics.get(f"{split}/{unit}/{name}")) for name in ("precision", "recall", "f1")
+        )
+        + " | "
+        + " | ".join(
+            _with_ci(metrics, f"{split}/{unit}/{name}") for name in ("f0_5", "pr_auc", "roc_auc")
         )
         + " |"
         for split in splits
@@ -80,6 +219,7 @@ def render_report(
         unit=unit,
         unit_plural=f"{unit}s",
         metric_rows=metric_rows,
+        details=_details(metrics, unit, splits, evaluation_dir, show_text),
         pr_curve=evaluation_dir / f"pr_curve_{unit}.png",
         count_rows=count_rows,
         split_method=manifest["split_method"],
@@ -105,6 +245,7 @@ def run_report(cfg: DictConfig, ctx: StageContext) -> StageResult:
         commit=tracking.git_commit(Path(cfg.paths.root)),
         evaluation_dir=ctx.evaluation_dir,
         manifest_path=ctx.manifest_path,
+        show_text=bool(cfg.evaluate.show_text),
     )
     report_path = write_text(ctx.report_dir / "report.md", text)
     tracking.log_artifact(report_path, "report")
