@@ -107,3 +107,19 @@ def test_line_rules() -> None:
     assert lines.submission_text(scored) == "c1\t3\n"
     with pytest.raises(ValueError, match="line_rule"):
         lines.predicted_lines(MESSAGES, {"p"}, "best_lines")
+
+
+def test_conversation_level_scores_take_the_top_author() -> None:
+    from grooming_detect.evaluation.stage import _conversation_level
+
+    predictions = pd.DataFrame({"id": ["p", "v", "n1", "n2"], "score": [0.9, 0.2, 0.1, 0.6]})
+    conversations = pd.DataFrame(
+        {"conversation_id": ["c1", "c2"], "split": ["test", "test"], "has_predator": [True, False]}
+    )
+    metrics = _conversation_level(predictions, MESSAGES, conversations, "test", threshold=0.5)
+    # c1 scores max(0.9, 0.2) = 0.9 (flagged, right); c2 scores max(0.1, 0.6) = 0.6 (flagged,
+    # wrong): precision 1/2, recall 1/1, two alerts in two conversations.
+    assert metrics["test/conversation/precision"] == pytest.approx(0.5)
+    assert metrics["test/conversation/recall"] == pytest.approx(1.0)
+    assert metrics["test/conversation/alerts_per_10k"] == pytest.approx(10_000)
+    assert metrics["test/conversation/roc_auc"] == pytest.approx(1.0)

@@ -75,3 +75,15 @@ def test_data_stage_on_pan12_records_verification(
     tags = MlflowClient(cfg.tracking.uri).get_run(result.run_id).data.tags
     assert tags["synthetic"] == "false"
     assert tags["dataset_verification"].startswith("mismatch")
+
+
+def test_a_changed_input_file_rebuilds_the_tables(compose_cfg: ComposeFn, pan12_copy: Path) -> None:
+    cfg = compose_cfg(
+        "data=pan12", f"data.root={pan12_copy}", "stages=[data]", "data.validation_fraction=0.4"
+    )
+    first = json.loads(pipeline.run(cfg).stages["data"].outputs["manifest"].read_text())
+    predators = pan12_copy / pan12.TRAIN_DIR / pan12.TRAIN_PREDATORS
+    predators.write_bytes(predators.read_bytes() + b"c0ffee00000000000000000000000000\r\n")
+    second = json.loads(pipeline.run(cfg).stages["data"].outputs["manifest"].read_text())
+    assert first["fingerprint"] != second["fingerprint"]
+    assert second["truth_ids_not_in_corpus"]["train"] == ["c0ffee00000000000000000000000000"]
