@@ -44,6 +44,10 @@ format: $(STAMP) ## rewrite the code in ruff's format and apply safe lint fixes
 	$(BIN)/ruff format src tests scripts
 	$(BIN)/ruff check --fix src tests scripts
 
+.PHONY: card
+card: $(STAMP) ## regenerate MODEL_CARD.md from a fresh run of the reference configuration
+	$(BIN)/grooming-detect report.publish_dir=$(CURDIR) $(ARGS)
+
 .PHONY: bench
 bench: $(STAMP) ## parse the synthetic corpus at PAN-2012 scale and print messages/s and peak memory
 	$(BIN)/python scripts/bench_ingest.py $(ARGS)

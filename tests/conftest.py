@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 from hydra import compose, initialize_config_dir
+from mlflow import MlflowClient
 from omegaconf import DictConfig
 
 from grooming_detect.config import config_dir
@@ -52,6 +53,19 @@ def pan12_copy(tmp_path: Path) -> Path:
     target = tmp_path / "pan12"
     shutil.copytree(PAN12_FIXTURE, target)
     return target
+
+
+@pytest.fixture(scope="session")
+def default_run(tmp_path_factory: pytest.TempPathFactory):
+    """The default configuration, exactly as `make run` runs it, under a temporary root."""
+    from grooming_detect import pipeline
+
+    root = tmp_path_factory.mktemp("default-run")
+    overrides = [f"paths.root={root}", f"tracking.uri=sqlite:///{root}/mlflow.db"]
+    with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
+        cfg = compose(config_name="config", overrides=overrides)
+    result = pipeline.run(cfg, overrides)
+    return cfg, result, MlflowClient(tracking_uri=cfg.tracking.uri)
 
 
 def flatten_layout(root: Path) -> Path:

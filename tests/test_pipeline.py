@@ -17,21 +17,6 @@ from grooming_detect.models.persistence import load_model
 from grooming_detect.stage import MissingInputError
 
 
-@pytest.fixture(scope="module")
-def default_run(tmp_path_factory: pytest.TempPathFactory):
-    """The default configuration, exactly as `make run` runs it, under a temporary root."""
-    from hydra import compose, initialize_config_dir
-
-    from grooming_detect.config import config_dir
-
-    root = tmp_path_factory.mktemp("default-run")
-    overrides = [f"paths.root={root}", f"tracking.uri=sqlite:///{root}/mlflow.db"]
-    with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
-        cfg = compose(config_name="config", overrides=overrides)
-    result = pipeline.run(cfg, overrides)
-    return cfg, result, MlflowClient(tracking_uri=cfg.tracking.uri)
-
-
 def test_one_parent_run_with_one_child_per_stage(default_run) -> None:
     _, result, client = default_run
     runs = client.search_runs([result.experiment_id])
@@ -186,6 +171,7 @@ def test_submission_scored_offline_equals_logged_metrics(default_run) -> None:
 def test_logged_model_loads_and_scores(default_run) -> None:
     cfg, result, client = default_run
     model_uri = client.get_run(result.run_id).data.tags["model_uri"]
+    mlflow.set_tracking_uri(cfg.tracking.uri)  # other tests point MLflow elsewhere
     loaded = mlflow.pyfunc.load_model(model_uri)
     scores = loaded.predict(pd.DataFrame({"text": ["keep this our secret", "gg nice shot"]}))
     scores = getattr(scores, "to_numpy", lambda: scores)()

@@ -125,6 +125,12 @@ def log_artifact(path: str | Path, artifact_path: str | None = None) -> None:
         mlflow.log_artifact(str(target), artifact_path=artifact_path)
 
 
+def active_run_id() -> str | None:
+    """Id of the active run (the current stage's child run inside the pipeline)."""
+    run = mlflow.active_run()
+    return run.info.run_id if run else None
+
+
 def log_table(frame: Any, artifact_file: str) -> None:
     """Log a DataFrame as an MLflow table artifact (viewable in the UI's artifact pane)."""
     mlflow.log_table(data=frame, artifact_file=artifact_file)

@@ -292,6 +292,7 @@ def run_evaluate(cfg: DictConfig, ctx: StageContext) -> StageResult:
         "calibration": meta.get("calibration", {"method": "none"}),
         "line_rule": str(cfg.evaluate.line_rule),
         "bootstrap": OmegaConf.to_container(cfg.evaluate.bootstrap, resolve=True),
+        "evaluate_run_id": tracking.active_run_id(),
         "metrics": metrics,
     }
     outputs["summary"] = write_json(ctx.evaluation_dir / "evaluation.json", summary)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import shutil
 from pathlib import Path
 from string import Template
 
@@ -11,7 +12,8 @@ from omegaconf import DictConfig
 
 from grooming_detect import tracking
 from grooming_detect.data.schema import SPLITS
-from grooming_detect.io import read_json, write_text
+from grooming_detect.io import read_json, write_text, write_with
+from grooming_detect.reporting.model_card import render_model_card
 from grooming_detect.stage import MissingInputError, StageContext, StageResult
 
 log = logging.getLogger(__name__)
@@ -226,6 +228,7 @@ def render_report(
         evaluation_json=evaluation_dir / "evaluation.json",
         submissions=submissions,
         manifest=manifest_path,
+        model_card=evaluation_dir.parent / "report" / "MODEL_CARD.md",
     )
 
 
@@ -248,6 +251,37 @@ def run_report(cfg: DictConfig, ctx: StageContext) -> StageResult:
         show_text=bool(cfg.evaluate.show_text),
     )
     report_path = write_text(ctx.report_dir / "report.md", text)
-    tracking.log_artifact(report_path, "report")
-    log.info("Wrote the run report to %s", report_path)
-    return StageResult(stage="report", outputs={"report": report_path})
+    outputs = {"report": report_path}
+    card_inputs = {
+        "summary": read_json(summary_path),
+        "meta": read_json(ctx.model_dir / "model.json"),
+        "manifest": read_json(ctx.manifest_path),
+        "run_id": ctx.parent_run_id or "none",
+        "experiment": str(cfg.tracking.experiment_name),
+        "tracking_uri": str(cfg.tracking.uri),
+        "commit": tracking.git_commit(Path(cfg.paths.root)),
+        "evaluation_dir": ctx.evaluation_dir,
+        "ethics_path": Path(cfg.paths.root) / "ETHICS.md",
+    }
+    outputs["model_card"] = write_text(
+        ctx.report_dir / "MODEL_CARD.md",
+        render_model_card(**card_inputs, card_dir=ctx.report_dir, figures_dir=ctx.evaluation_dir),
+    )
+    if cfg.report.publish_dir:
+        outputs["published_card"] = publish_card(card_inputs, Path(str(cfg.report.publish_dir)))
+    tracking.log_artifact(ctx.report_dir, "report")
+    log.info("Wrote the run report and model card to %s", ctx.report_dir)
+    return StageResult(stage="report", outputs=outputs)
+
+
+def publish_card(card_inputs: dict, publish_dir: Path) -> Path:
+    """Write MODEL_CARD.md into `publish_dir`, its figures under ``docs/model-card/``."""
+    figures_dir = publish_dir / "docs" / "model-card"
+    for figure in Path(card_inputs["evaluation_dir"]).glob("*.png"):
+        write_with(figures_dir / figure.name, lambda tmp, src=figure: shutil.copyfile(src, tmp))
+    path = write_text(
+        publish_dir / "MODEL_CARD.md",
+        render_model_card(**card_inputs, card_dir=publish_dir, figures_dir=figures_dir),
+    )
+    log.info("Published the model card to %s", path)
+    return path

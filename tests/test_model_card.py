@@ -1,0 +1,90 @@
+"""The model card: every section, numbers equal to the MLflow run it names, synthetic warning."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from conftest import ComposeFn
+from grooming_detect import pipeline
+from grooming_detect.reporting.model_card import SECTIONS
+
+
+@pytest.fixture(scope="module")
+def card(default_run) -> str:
+    _, result, _ = default_run
+    return result.stages["report"].outputs["model_card"].read_text()
+
+
+def test_card_has_every_section(card: str) -> None:
+    headings = re.findall(r"^## (.+)$", card, re.MULTILINE)
+    assert headings == list(SECTIONS)
+
+
+def test_synthetic_warning_is_the_first_line(card: str) -> None:
+    first = card.splitlines()[0]
+    assert first.startswith("> **Synthetic data.**")
+    assert "says nothing about real-world performance" in first
+
+
+def test_card_numbers_equal_the_named_mlflow_run(default_run, card: str) -> None:
+    _, result, client = default_run
+    run_id = re.search(r"evaluation of MLflow run `([0-9a-f]{32})`", card).group(1)
+    run = client.get_run(run_id)
+    assert run.data.tags["stage"] == "evaluate"
+    assert run.data.tags["mlflow.parentRunId"] == result.run_id
+    assert f"pipeline run `{result.run_id}`" in card
+    metrics = run.data.metrics
+    rows = re.findall(r"^\| (validation|test) \| (\d+) \| (\d+) \| (.+) \|$", card, re.MULTILINE)
+    headline = [row for row in rows if "[" in row[3]]
+    assert [row[0] for row in headline] == ["validation", "test"]
+    for split, n, positives, rest in headline:
+        assert int(n) == metrics[f"{split}/author/n"]
+        assert int(positives) == metrics[f"{split}/author/n_positive"]
+        cells = [cell.strip() for cell in rest.split("|")]
+        names = ("precision", "recall", "f1", "f0_5", "pr_auc", "roc_auc")
+        for name, cell in zip(names, cells, strict=True):
+            value, low, high = map(
+                float, re.match(r"([\d.]+) \[([\d.]+), ([\d.]+)\]", cell).groups()
+            )
+            key = f"{split}/author/{name}"
+            assert value == pytest.approx(metrics[key], abs=5e-4), key
+            assert low == pytest.approx(metrics[f"{key}_ci_low"], abs=5e-4), key
+            assert high == pytest.approx(metrics[f"{key}_ci_high"], abs=5e-4), key
+    threshold = float(re.search(r"Decision threshold \| ([\d.]+)", card).group(1))
+    train = next(
+        r
+        for r in client.search_runs([result.experiment_id])
+        if r.data.tags.get("stage") == "train"
+        and r.data.tags.get("mlflow.parentRunId") == result.run_id
+    )
+    assert threshold == pytest.approx(train.data.metrics["train/threshold"], abs=5e-5)
+
+
+def test_card_is_logged_and_links_resolve(default_run, card: str) -> None:
+    _, result, client = default_run
+    report_run = next(
+        r
+        for r in client.search_runs([result.experiment_id])
+        if r.data.tags.get("stage") == "report"
+    )
+    assert "report/MODEL_CARD.md" in {
+        a.path for a in client.list_artifacts(report_run.info.run_id, "report")
+    }
+    card_dir = result.stages["report"].outputs["model_card"].parent
+    for link in re.findall(r"\]\(([^)]+\.png)\)", card):
+        assert (card_dir / link).is_file(), link
+
+
+def test_publish_writes_a_card_with_its_figures(compose_cfg: ComposeFn, tmp_path: Path) -> None:
+    publish = tmp_path / "repo"
+    cfg = compose_cfg(
+        "scale=tiny", f"report.publish_dir={publish}", "evaluate.bootstrap.n_resamples=50"
+    )
+    pipeline.run(cfg)
+    card = (publish / "MODEL_CARD.md").read_text()
+    links = re.findall(r"\]\(([^)]+\.png)\)", card)
+    assert links and all(link.startswith("docs/model-card/") for link in links)
+    assert all((publish / link).is_file() for link in links)
