@@ -16,9 +16,11 @@ GROUPS = sorted(
     for p in config_dir().rglob("*")
     if p.is_dir() and p.relative_to(config_dir()).parts[0] != "hydra"
 )
+# model/common holds settings every model file includes; it is not a choice of its own.
 OPTIONS = [
     (group, option.stem)
     for group in GROUPS
+    if group != "model/common"
     for option in sorted((config_dir() / group).glob("*.yaml"))
 ]
 

@@ -26,7 +26,7 @@ def test_linear_explanations_name_the_terms_that_raise_the_score() -> None:
     assert "(+" in explanations[0]
 
 
-def test_occlusion_finds_the_message_that_matters() -> None:
+def test_occlusion_finds_the_message_and_feature_that_matter() -> None:
     forest = make_pipeline(
         CountVectorizer(), RandomForestClassifier(n_estimators=50, random_state=0)
     )
@@ -34,7 +34,8 @@ def test_occlusion_finds_the_message_that_matters() -> None:
     assert errors.linear_parts(forest) is None
 
     def score(frame: pd.DataFrame) -> np.ndarray:
-        return forest.predict_proba(frame["text"])[:, 1]
+        # Text evidence plus a behavioural feature that raises the score by itself.
+        return forest.predict_proba(frame["text"])[:, 1] * 0.5 + frame["f_night_share"] * 0.5
 
     messages = pd.DataFrame(
         {
@@ -44,8 +45,14 @@ def test_occlusion_finds_the_message_that_matters() -> None:
             "text": ["gg", "keep this our secret", "nice shot"],
         }
     )
-    explanation = errors.occlusion_explanations(score, messages, "\n", top=1)
-    assert explanation["a"].startswith("c1:2 (-")
+    base = pd.DataFrame(
+        {"text": ["gg\nkeep this our secret\nnice shot"], "f_night_share": [1.0]}, index=["a"]
+    )
+    explanation = errors.occlusion_explanations(
+        score, base, messages, "\n", medians={"f_night_share": 0.2}, top=2
+    )
+    parts = explanation["a"].split("; ")
+    assert {part.split(" ")[0] for part in parts} == {"c1:2", "f_night_share"}
 
 
 MESSAGES = pd.DataFrame(

@@ -173,11 +173,16 @@ def test_logged_model_loads_and_scores(default_run) -> None:
     model_uri = client.get_run(result.run_id).data.tags["model_uri"]
     mlflow.set_tracking_uri(cfg.tracking.uri)  # other tests point MLflow elsewhere
     loaded = mlflow.pyfunc.load_model(model_uri)
-    scores = loaded.predict(pd.DataFrame({"text": ["keep this our secret", "gg nice shot"]}))
+    from grooming_detect.models.units import UNITS, features_of
+
+    view = pd.read_parquet(
+        Path(cfg.paths.processed) / "synthetic" / "features" / "author_texts.parquet"
+    )
+    examples = features_of(view.head(2), UNITS["author"])
+    scores = loaded.predict(examples)
     scores = getattr(scores, "to_numpy", lambda: scores)()
     assert scores.shape == (2, 2)
     model, meta = load_model(Path(cfg.paths.run_dir) / "model")
-    examples = pd.DataFrame({"text": ["keep this our secret", "gg nice shot"]})
     assert (model.predict_proba(examples) == scores).all(), "MLflow copy equals the local one"
     assert meta["threshold_fitted_on"] == "validation"
     assert 0.0 < meta["threshold"] < 1.0

@@ -136,8 +136,16 @@ def log_table(frame: Any, artifact_file: str) -> None:
     mlflow.log_table(data=frame, artifact_file=artifact_file)
 
 
-def log_sklearn_model(model: Any, example: Any, predictions: Any, name: str = "model") -> str:
-    """Log a scikit-learn model in skops format with its signature; return the model URI."""
+def log_sklearn_model(
+    model: Any,
+    example: Any,
+    predictions: Any,
+    trusted: list[str] | None = None,
+    metadata: dict[str, Any] | None = None,
+    name: str = "model",
+) -> str:
+    """Log a scikit-learn model in skops format with its signature, the non-default types it
+    needs (`trusted`) and `metadata` (threshold, calibrator …); return the model URI."""
     from mlflow.models import infer_signature
 
     signature = infer_signature(example, predictions)
@@ -153,6 +161,8 @@ def log_sklearn_model(model: Any, example: Any, predictions: Any, name: str = "m
         serialization_format=mlflow.sklearn.SERIALIZATION_FORMAT_SKOPS,
         signature=signature,
         pyfunc_predict_fn="predict_proba",
+        skops_trusted_types=trusted or None,
+        metadata=metadata,
     )
     return info.model_uri
 

@@ -143,9 +143,11 @@ def _time_of(record: dict[str, Any], where: str) -> str | None:
 
 
 def read_chatlog(
-    path: str | Path, predator_ids_path: str | Path | None = None
+    path: str | Path, predator_ids_path: str | Path | None = None, require_labels: bool = True
 ) -> tuple[pd.DataFrame, dict[str, bool] | set[str], ChatlogReport]:
     """Read and check every record; return messages, labels and a report.
+
+    With `require_labels` off (scoring new data), a file without labels yields an empty set.
 
     Returns:
         messages (split possibly null), then either the set of predator ids (author-level
@@ -227,6 +229,8 @@ def read_chatlog(
     report.lines_numbered_in_file_order = not has_line
     report.ignored_columns = sorted(columns_seen - set(REQUIRED) - set(OPTIONAL))
     sources = [has_author_label, has_conversation_label, predator_ids_path is not None]
+    if not require_labels and not any(sources):
+        return pd.DataFrame(rows), set(), report
     if sum(sources) != 1:
         raise ChatlogFormatError(
             f"{source}: found {sum(sources)} kinds of labels; expected exactly one of an "

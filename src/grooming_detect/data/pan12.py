@@ -20,6 +20,7 @@ from __future__ import annotations
 import html
 import logging
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -166,15 +167,26 @@ def unescape_text(raw: str) -> str:
 
 
 def parse_messages(path: str | Path, show_progress: bool = True) -> MessageColumns:
-    """Stream every message of a PAN-2012 XML file into columns.
-
-    Only ``<conversation>`` and ``<message>`` events reach Python (lxml filters the rest in C);
-    each conversation is cleared once read, so the tree never grows.
+    """Stream every message of a PAN-2012 XML file into columns (one batch).
 
     Raises:
         CorpusFormatError: malformed XML, a DTD, a missing or bad attribute or child, a time not
             in ``HH:MM``, or a (conversation, line) pair seen twice; the message names
             ``file:line:column``.
+    """
+    (batch,) = iter_message_batches(path, None, show_progress)
+    return batch
+
+
+def iter_message_batches(
+    path: str | Path, batch_conversations: int | None, show_progress: bool = True
+) -> Iterator[MessageColumns]:
+    """Yield the messages of a PAN-2012 XML file in batches of whole conversations.
+
+    Only ``<conversation>`` and ``<message>`` events reach Python (lxml filters the rest in C);
+    each conversation is cleared once read, so the tree never grows, and with
+    `batch_conversations` set, memory is bounded by one batch (plus the set of conversation ids
+    seen, kept to refuse duplicates). None yields one batch with everything.
     """
     source = Path(path)
     reader = _MessageReader(source)
@@ -207,6 +219,11 @@ def parse_messages(path: str | Path, show_progress: bool = True) -> MessageColum
                         reader.message(element)
                     else:
                         reader.end_conversation(element)
+                        if (
+                            batch_conversations
+                            and reader.columns.n_conversations >= batch_conversations
+                        ):
+                            yield reader.take()
                 elif element.tag == "conversation":
                     reader.start_conversation(element)
         except etree.XMLSyntaxError as error:
@@ -214,7 +231,7 @@ def parse_messages(path: str | Path, show_progress: bool = True) -> MessageColum
             raise CorpusFormatError(
                 f"{source}:{line}:{column}: malformed XML: {error.msg}"
             ) from None
-    return reader.columns
+    yield reader.take()
 
 
 class _MessageReader:
@@ -228,6 +245,11 @@ class _MessageReader:
         self.lines: set[int] = set()
         self.strings: dict[str, str] = {}
         self.checked_doctype = False
+
+    def take(self) -> MessageColumns:
+        """Hand over the messages read so far and start a new batch."""
+        batch, self.columns = self.columns, MessageColumns()
+        return batch
 
     def start_conversation(self, element: etree._Element) -> None:
         where = f"{self.source}:{element.sourceline}"

@@ -4,9 +4,11 @@ Explanations:
 
 * linear models (a final step with ``coef_`` after a step with ``get_feature_names_out``): the
   features with the largest ``coefficient × feature value`` in the item's document;
-* any other model: message occlusion, a model-agnostic fallback: each message is removed in turn
-  and the drop in score is measured; the messages whose removal lowers the score most are named
-  by ``conversation_id:line``.
+* any other model reading the unit's own view: occlusion, a model-agnostic fallback: each
+  message is removed in turn, and each behavioural feature is set to its median, and the changes
+  that lower the score most are named (``conversation_id:line`` or the feature);
+* a model reading author-in-conversation rows (the two-stage design): the conversation whose
+  row score became the author's score.
 
 Message text appears only when ``show_text`` is set (default: synthetic data only), truncated.
 """
@@ -17,6 +19,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from scipy import sparse
 
 from grooming_detect.features.behaviour import slice_labels
 
@@ -40,7 +43,7 @@ def linear_explanations(model: Any, documents: pd.DataFrame, top: int = 5) -> li
         raise ValueError("model is not a pipeline ending in a linear classifier")
     features, coefficients = parts
     names = features.get_feature_names_out()
-    matrix = features.transform(documents[["text"]]).tocsr()
+    matrix = sparse.csr_matrix(features.transform(documents))
     explanations = []
     for row in range(matrix.shape[0]):
         start, end = matrix.indptr[row], matrix.indptr[row + 1]
@@ -58,23 +61,45 @@ def linear_explanations(model: Any, documents: pd.DataFrame, top: int = 5) -> li
 
 
 def occlusion_explanations(
-    score: Any, messages: pd.DataFrame, separator: str, top: int = 3
+    score: Any,
+    base_rows: pd.DataFrame,
+    messages: pd.DataFrame,
+    separator: str,
+    medians: dict[str, float],
+    top: int = 3,
 ) -> dict[str, str]:
-    """Model-agnostic: for each item (messages grouped by ``id``), the messages whose removal
-    lowers the score most, as ``conversation_id:line (-drop)``."""
+    """Model-agnostic explanations by occlusion.
+
+    For each item (row of `base_rows`, indexed by id, holding every input column the model
+    reads), score variants with one of its messages removed from ``text`` (rebuilt from
+    `messages`) or one feature column set to its median over the split (`medians`); report the
+    `top` changes that lower the score most, as ``conversation_id:line (-drop)`` or
+    ``feature (-drop)``.
+    """
     explanations: dict[str, str] = {}
-    for identifier, group in messages[messages["text"] != ""].groupby("id", sort=False):
-        texts = group["text"].tolist()
-        variants = [separator.join(texts)] + [
-            separator.join(texts[:i] + texts[i + 1 :]) for i in range(len(texts))
-        ]
-        scores = score(pd.DataFrame({"text": variants}))
+    by_item = dict(tuple(messages[messages["text"] != ""].groupby("id", sort=False)))
+    for identifier, base in base_rows.iterrows():
+        variants, names = [base.to_dict()], []
+        group = by_item.get(identifier)
+        if group is not None:
+            texts = group["text"].tolist()
+            for i, row in enumerate(group.itertuples()):
+                variants.append(
+                    {**base.to_dict(), "text": separator.join(texts[:i] + texts[i + 1 :])}
+                )
+                names.append(f"{row.conversation_id}:{row.line}")
+        for column, median in medians.items():
+            if column in base.index and base[column] != median:
+                variants.append({**base.to_dict(), column: median})
+                names.append(column)
+        if not names:
+            explanations[identifier] = ""
+            continue
+        scores = np.asarray(score(pd.DataFrame(variants)), dtype=float)
         drops = scores[0] - scores[1:]
         order = np.argsort(-drops)[:top]
-        rows = group.iloc[order]
         explanations[identifier] = "; ".join(
-            f"{r.conversation_id}:{r.line} (-{d:.3f})"
-            for r, d in zip(rows.itertuples(), drops[order], strict=True)
+            f"{names[i]} (-{drops[i]:.3f})" for i in order if drops[i] > 0
         )
     return explanations
 

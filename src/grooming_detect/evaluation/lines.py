@@ -5,7 +5,8 @@ Rule (``evaluate.line_rule``):
 * ``all_lines`` (default; F3 rewards recall): every message written by an author the model
   names as a predator, in that split's conversations;
 * ``scored``: of those messages, the ones whose own calibrated score (the model applied to the
-  single message as a document) is at least ``evaluate.line_threshold``.
+  single message as the author's document, with the author's behavioural features) is at least
+  ``evaluate.line_threshold``; only for models that read author documents.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ def predicted_lines(
     if rule == "scored" and not candidates.empty:
         if score is None:
             raise ValueError("the 'scored' line rule needs a scoring function")
-        keep = score(candidates[["text"]].reset_index(drop=True)) >= line_threshold
+        keep = score(candidates.reset_index(drop=True)) >= line_threshold
         candidates = candidates[keep]
     return (
         candidates[["conversation_id", "line"]]

@@ -62,8 +62,15 @@ def ranking_scores(y_true: np.ndarray, scores: np.ndarray) -> dict[str, float]:
 BETAS = {"f0_5": 0.5, "f1": 1.0, "f3": 3.0}
 
 
-def tune_threshold(y_true: np.ndarray, scores: np.ndarray, objective: str = "f0_5") -> float:
-    """The score threshold that maximises `objective` (``f0_5``, ``f1`` or ``f3``).
+THRESHOLD_OBJECTIVES = (*BETAS, "recall_at_precision")
+
+
+def tune_threshold(
+    y_true: np.ndarray, scores: np.ndarray, objective: str = "f0_5", min_precision: float = 0.0
+) -> float:
+    """The score threshold that maximises `objective`: ``f0_5``, ``f1``, ``f3``, or
+    ``recall_at_precision`` (the highest recall whose precision is at least `min_precision`;
+    when no threshold reaches it, the one with the best precision).
 
     Ties go to the highest threshold (fewest alerts). Fit this on validation only.
 
@@ -71,12 +78,21 @@ def tune_threshold(y_true: np.ndarray, scores: np.ndarray, objective: str = "f0_
         ValueError: when `y_true` holds no positive (nothing to tune on) or the objective is
             unknown.
     """
-    if objective not in BETAS:
-        raise ValueError(f"threshold objective {objective!r}: expected one of {sorted(BETAS)}")
+    if objective not in THRESHOLD_OBJECTIVES:
+        raise ValueError(
+            f"threshold objective {objective!r}: expected one of {list(THRESHOLD_OBJECTIVES)}"
+        )
     y_true = np.asarray(y_true, dtype=bool)
     if not y_true.any():
         raise ValueError("cannot tune a threshold on a split without positives")
     precision, recall, thresholds = precision_recall_curve(y_true, scores)
+    if objective == "recall_at_precision":
+        precision, recall = precision[:-1], recall[:-1]
+        feasible = precision >= min_precision
+        if not feasible.any():
+            return float(thresholds[np.flatnonzero(precision == precision.max())[-1]])
+        best_recall = recall[feasible].max()
+        return float(thresholds[np.flatnonzero(feasible & (recall == best_recall))[-1]])
     beta2 = BETAS[objective] ** 2
     with np.errstate(divide="ignore", invalid="ignore"):
         values = np.nan_to_num((1 + beta2) * precision * recall / (beta2 * precision + recall))

@@ -29,11 +29,16 @@ from grooming_detect.evaluation.metrics import (
 from grooming_detect.features.behaviour import profiles
 from grooming_detect.io import write_json, write_parquet, write_text
 from grooming_detect.models.persistence import load_model
-from grooming_detect.models.units import UNITS, Unit, load_view, require_split
+from grooming_detect.models.units import UNITS, ModelInput, features_of
 from grooming_detect.stage import StageContext, StageResult
 
 log = logging.getLogger(__name__)
 
+#: Count columns of each unit's view that the score tables keep beside the scores.
+COUNT_COLUMNS = {
+    "author": ["n_messages", "n_conversations"],
+    "conversation": ["n_messages", "n_authors"],
+}
 AUTHOR_SKIP_REASON = (
     "author-level measures skipped: the dataset carries conversation-level labels only"
 )
@@ -89,22 +94,90 @@ def _truncate(text: str, limit: int) -> str:
 
 
 class _Scorer:
-    """The trained model and its calibrator: raw and calibrated scores of text documents."""
+    """The trained model, its calibrator and its input: calibrated scores of input rows."""
 
-    def __init__(self, model: Any, calibrator: ScoreCalibrator) -> None:
+    def __init__(self, model: Any, calibrator: ScoreCalibrator, inputs: ModelInput) -> None:
         self.model = model
         self.calibrator = calibrator
+        self.inputs = inputs
 
-    def raw(self, documents: pd.DataFrame) -> np.ndarray:
-        return self.model.predict_proba(documents[["text"]])[:, 1]
+    def calibrated(self, rows: pd.DataFrame) -> np.ndarray:
+        return self.calibrator.transform(self.model.predict_proba(rows)[:, 1])
 
-    def calibrated(self, documents: pd.DataFrame) -> np.ndarray:
-        return self.calibrator.transform(self.raw(documents))
+    def unit_inputs(self, split: str) -> pd.DataFrame:
+        """The unit's input rows of `split`, indexed by id (for occlusion and single messages)."""
+        unit = self.inputs.unit
+        rows = self.inputs.unit_rows(split)
+        return features_of(rows, unit).set_index(rows[unit.id_column].to_numpy())
+
+    def message_scores(self, messages: pd.DataFrame, split: str) -> np.ndarray:
+        """Each message scored alone, as a document with its author's features (author inputs)."""
+        if self.inputs.aggregated:
+            raise ValueError(
+                "evaluate.line_rule=scored needs a model that reads author documents; "
+                f"this model reads {self.inputs.kind.name} rows"
+            )
+        base = self.unit_inputs(split)
+        rows = base.reindex(messages["author"].to_numpy()).reset_index(drop=True)
+        rows["text"] = messages["text"].to_numpy()
+        return self.calibrated(rows) if len(rows) else np.array([])
+
+
+def _explain(
+    table: pd.DataFrame, split: str, scorer: _Scorer, messages: pd.DataFrame, cfg: DictConfig
+) -> pd.DataFrame:
+    """Add why-columns (and, with show_text, an example message) to an error table."""
+    unit = scorer.inputs.unit
+    own = messages.rename(columns={unit.id_column: "id"})
+    own = own[own["id"].isin(set(table["id"]))].reset_index(drop=True)
+    limit = int(cfg.evaluate.max_text_chars)
+    if scorer.inputs.aggregated:
+        rows = scorer.inputs.input_view
+        rows = rows[(rows["split"] == split) & rows[unit.id_column].isin(set(table["id"]))]
+        rows = rows.assign(row_score=scorer.calibrated(features_of(rows, scorer.inputs.kind)))
+        best = rows.sort_values("row_score").groupby(unit.id_column).last()
+        table["top_conversation"] = table["id"].map(
+            lambda i: (
+                f"{best.loc[i, 'conversation_id']} ({best.loc[i, 'row_score']:.3f})"
+                if i in best.index
+                else ""
+            )
+        )
+        if cfg.evaluate.show_text:
+            table["example_text"] = [
+                _truncate(best.loc[i, "text"], limit) if i in best.index else ""
+                for i in table["id"]
+            ]
+        return table
+    base = scorer.unit_inputs(split)
+    if errors.linear_parts(scorer.model) is not None:
+        documents = base.loc[table["id"]].reset_index(drop=True)
+        table["top_terms"] = errors.linear_explanations(scorer.model, documents)
+    else:
+        medians = base.select_dtypes("number").median().to_dict()
+        medians = {k: v for k, v in medians.items() if k.startswith(("f_", "cue_"))}
+        refs = errors.occlusion_explanations(
+            scorer.calibrated,
+            base.loc[table["id"]],
+            own,
+            str(cfg.features.message_separator),
+            medians,
+        )
+        table["top_changes"] = table["id"].map(refs).fillna("")
+    if cfg.evaluate.show_text and unit.name == "author":
+        nonempty = own[own["text"] != ""].reset_index(drop=True)
+        nonempty["message_score"] = scorer.message_scores(
+            nonempty.rename(columns={"id": "author"}), split
+        )
+        best_text = nonempty.sort_values("message_score").groupby("id")["text"].last()
+        table["example_text"] = [
+            _truncate(text, limit) for text in table["id"].map(best_text).fillna("")
+        ]
+    return table
 
 
 def _error_analysis(
     split: str,
-    unit: Unit,
     predictions: pd.DataFrame,
     messages: pd.DataFrame,
     scorer: _Scorer,
@@ -112,43 +185,15 @@ def _error_analysis(
     ctx: StageContext,
     lexicons: dict[str, list[str]],
 ) -> dict[str, Path]:
-    """False-positive and false-negative tables and slices, logged as MLflow tables.
-
-    Each row names what pushed the score up: the top terms (coefficient × value) for a linear
-    model, else the messages whose removal lowers the score most (occlusion). With
-    ``evaluate.show_text`` the item's single highest-scoring message is shown, truncated.
-    """
+    """False-positive and false-negative tables and slices, logged as MLflow tables."""
+    unit = scorer.inputs.unit
     profile = profiles(messages, unit.name, lexicons)
-    linear = errors.linear_parts(scorer.model) is not None
     outputs: dict[str, Path] = {}
-    own_messages = messages.rename(columns={unit.id_column: "id"})
     for which in ("false_positives", "false_negatives"):
         table = errors.error_table(predictions, profile, which, int(cfg.evaluate.top_k))
         if table.empty:
             continue
-        own = own_messages[own_messages["id"].isin(set(table["id"]))].reset_index(drop=True)
-        if linear:
-            documents = table[["id"]].merge(
-                load_view(ctx, unit, "evaluate")
-                .loc[lambda v: v["split"] == split, [unit.id_column, "text"]]
-                .rename(columns={unit.id_column: "id"}),
-                on="id",
-                how="left",
-            )
-            table["top_terms"] = errors.linear_explanations(scorer.model, documents)
-        else:
-            refs = errors.occlusion_explanations(
-                scorer.calibrated, own, str(cfg.features.message_separator)
-            )
-            table["top_messages"] = table["id"].map(refs).fillna("")
-        if cfg.evaluate.show_text:
-            nonempty = own[own["text"] != ""].reset_index(drop=True)
-            nonempty["message_score"] = scorer.calibrated(nonempty) if len(nonempty) else []
-            best = nonempty.sort_values("message_score").groupby("id")["text"].last()
-            table["example_text"] = [
-                _truncate(text, int(cfg.evaluate.max_text_chars))
-                for text in table["id"].map(best).fillna("")
-            ]
+        table = _explain(table, split, scorer, messages, cfg)
         outputs[f"{split}_{which}"] = write_parquet(
             ctx.evaluation_dir / f"{split}-{which}.parquet", table
         )
@@ -170,9 +215,13 @@ def run_evaluate(cfg: DictConfig, ctx: StageContext) -> StageResult:
     """Score each split in `evaluate.splits` with the trained model, calibrator and threshold."""
     model, meta = load_model(ctx.model_dir)
     threshold = float(meta["threshold"])
-    scorer = _Scorer(model, ScoreCalibrator.from_dict(meta.get("calibration", {"method": "none"})))
     unit = UNITS[meta.get("unit", "author")]
-    view = load_view(ctx, unit, "evaluate")
+    inputs = ModelInput(
+        ctx, unit, meta.get("input", unit.name), meta.get("aggregate") or "max", "evaluate"
+    )
+    scorer = _Scorer(
+        model, ScoreCalibrator.from_dict(meta.get("calibration", {"method": "none"})), inputs
+    )
     messages_all = read_table(ctx.dataset_dir, "messages")
     conversations_all = read_table(ctx.dataset_dir, "conversations")
     line_truth_path = ctx.dataset_dir / "predator_lines.parquet"
@@ -187,12 +236,11 @@ def run_evaluate(cfg: DictConfig, ctx: StageContext) -> StageResult:
     outputs: dict[str, Path] = {}
     curves: dict[str, tuple[np.ndarray, np.ndarray]] = {}
     for split in map(str, cfg.evaluate.splits):
-        rows = require_split(view, unit, split, "evaluate")
-        raw = scorer.raw(rows)
+        rows, raw = inputs.raw_scores(model, split)
         calibrated = scorer.calibrator.transform(raw)
         y_true = rows[unit.label_column].to_numpy(dtype=bool)
         predictions = (
-            rows.drop(columns=["text", "split"])
+            rows[[unit.id_column, unit.label_column, *COUNT_COLUMNS[unit.name]]]
             .rename(columns={unit.id_column: "id", unit.label_column: "label"})
             .assign(raw_score=raw, score=calibrated, predicted=calibrated >= threshold)
             .sort_values("score", ascending=False, ignore_index=True)
@@ -214,7 +262,7 @@ def run_evaluate(cfg: DictConfig, ctx: StageContext) -> StageResult:
                 messages,
                 named,
                 str(cfg.evaluate.line_rule),
-                scorer.calibrated,
+                lambda candidates, split=split: scorer.message_scores(candidates, split),
                 float(cfg.evaluate.line_threshold),
             )
             outputs[f"{split}_problem2"] = write_text(
@@ -258,9 +306,7 @@ def run_evaluate(cfg: DictConfig, ctx: StageContext) -> StageResult:
             f"Confusion at threshold {threshold:.3f} ({label})",
             ctx.evaluation_dir / f"{split}-confusion.png",
         )
-        outputs.update(
-            _error_analysis(split, unit, predictions, messages, scorer, cfg, ctx, lexicons)
-        )
+        outputs.update(_error_analysis(split, predictions, messages, scorer, cfg, ctx, lexicons))
         log.info(
             "%s: %s precision %.3f recall %.3f F0.5 %.3f [%.3f, %.3f] PR-AUC %.3f (threshold %.3f)",
             split,

@@ -1,7 +1,9 @@
-"""Behavioural profiles of authors and conversations, and lexicon cues, from the messages table.
+"""Behavioural features, lexicon cues and reviewer profiles, from the messages table.
 
-Used by the false-positive analysis to describe who was flagged; every column says what it
-measures. Lexicons come from config (``features.lexicons``) so a team can edit them without code.
+Feature tables (the features stage writes them; models read them) have one row per
+author-in-conversation, per conversation or per author. Behavioural columns start with ``f_``
+and lexicon columns with ``cue_`` (matches per message); `FEATURE_DOCS` says what each measures.
+Lexicons come from config (``features.lexicons``) so a team can edit them without code changes.
 """
 
 from __future__ import annotations
@@ -41,22 +43,194 @@ def lexicon_counts(texts: pd.Series, lexicons: Mapping[str, Sequence[str]]) -> p
     )
 
 
+EMOTICON = re.compile(r"(?:[:;=8xX][-']?[)(\]\[dDpPoO/\\|*]|<3|\^\^|\bxD\b|:'\()")
+ELONGATED = re.compile(r"\b\w*(\w)\1{2,}\w*\b")
+
+#: What each behavioural feature measures (author-in-conversation level unless stated).
+FEATURE_DOCS: dict[str, str] = {
+    "f_messages": "messages the author wrote in the conversation",
+    "f_words": "words (whitespace tokens) the author wrote",
+    "f_message_share": "author's share of the conversation's messages",
+    "f_starts": "1 when the author wrote the conversation's first message",
+    "f_ends": "1 when the author wrote the conversation's last message",
+    "f_mean_run": "mean length of the author's runs of consecutive messages",
+    "f_max_run": "longest run of consecutive messages by the author",
+    "f_question_rate": "share of the author's messages holding a question mark",
+    "f_mean_chars": "mean message length in characters",
+    "f_max_chars": "longest message in characters",
+    "f_mean_gap_min": "mean minutes between another author's message and the author's reply "
+    "(HH:MM times, wrapping past midnight; missing when no reply has times)",
+    "f_night_share": "share of the author's messages sent 22:00-05:59",
+    "f_vocab_richness": "distinct lower-cased words / words (type-token ratio)",
+    "f_emoticon_rate": "emoticons per message",
+    "f_elongation_rate": "elongated words (a letter three or more times: 'sooo') per message",
+    "f_partners": "other authors in the conversation (author level: distinct partners overall)",
+    "f_conversations": "author level: conversations the author took part in",
+    "f_authors": "conversation level: authors who wrote",
+}
+
+
+def _minutes(times: pd.Series) -> pd.Series:
+    parts = times.str.split(":", expand=True) if times.notna().any() else None
+    if parts is None:
+        return pd.Series(np.nan, index=times.index)
+    return pd.to_numeric(parts[0], errors="coerce") * 60 + pd.to_numeric(parts[1], errors="coerce")
+
+
 def message_facts(messages: pd.DataFrame, lexicons: Mapping[str, Sequence[str]]) -> pd.DataFrame:
-    """Per-message facts the profiles aggregate: words, questions, hour, night, cues."""
-    text = messages["text"]
-    hour = pd.to_numeric(messages["time"].str.slice(0, 2), errors="coerce")
+    """Per-message facts that features and profiles aggregate (messages in conversation order).
+
+    ``gap_min`` is the minutes since the previous message of the conversation when that message
+    is another author's (a reply), modulo 24 hours so 23:59 -> 00:01 is 2 minutes.
+    """
+    ordered = messages.sort_values(["conversation_id", "line"], kind="stable")
+    text = ordered["text"]
+    hour = pd.to_numeric(ordered["time"].str.slice(0, 2), errors="coerce")
+    minutes = _minutes(ordered["time"])
+    same_conversation = ordered["conversation_id"].eq(ordered["conversation_id"].shift())
+    reply = same_conversation & ordered["author"].ne(ordered["author"].shift())
+    gap = ((minutes - minutes.shift()) % 1440).where(reply)
+    new_run = ~same_conversation | ordered["author"].ne(ordered["author"].shift())
     facts = pd.DataFrame(
         {
             "words": text.str.split().str.len().fillna(0),
+            "chars": text.str.len(),
             "is_question": text.str.contains("?", regex=False),
             "hour": hour,
             "is_night": hour.isin(NIGHT_HOURS),
+            "gap_min": gap,
+            "run_id": new_run.cumsum(),
+            "emoticons": text.str.count(EMOTICON),
+            "elongated": text.str.count(ELONGATED),
         },
-        index=messages.index,
+        index=ordered.index,
     )
     cues = lexicon_counts(text, lexicons)
+    facts = pd.concat([facts, cues], axis=1)
     facts["cues"] = cues.sum(axis=1)
-    return facts
+    return facts.reindex(messages.index)
+
+
+def _vocabulary_richness(messages: pd.DataFrame, keys: list[str]) -> pd.Series:
+    tokens = messages.assign(token=messages["text"].str.lower().str.split()).explode("token")
+    tokens = tokens[tokens["token"].notna() & (tokens["token"] != "")]
+    grouped = tokens.groupby(keys)["token"]
+    return grouped.nunique() / grouped.size()
+
+
+def author_conversation_features(
+    messages: pd.DataFrame, lexicons: Mapping[str, Sequence[str]]
+) -> pd.DataFrame:
+    """One row per (conversation_id, author, split) with the ``f_`` and ``cue_`` features."""
+    facts = message_facts(messages, lexicons)
+    cue_columns = [c for c in facts.columns if c.startswith("cue_")]
+    frame = pd.concat([messages[["conversation_id", "author", "split", "line"]], facts], axis=1)
+    keys = ["conversation_id", "author", "split"]
+    conversation = frame.groupby("conversation_id").agg(
+        total=("line", "size"),
+        first=("line", "min"),
+        last=("line", "max"),
+        authors=("author", "nunique"),
+    )
+    runs = frame.groupby([*keys, "run_id"]).size().groupby(keys).agg(["mean", "max"])
+    grouped = frame.groupby(keys)
+    out = grouped.agg(
+        f_messages=("line", "size"),
+        f_words=("words", "sum"),
+        first_line=("line", "min"),
+        last_line=("line", "max"),
+        f_question_rate=("is_question", "mean"),
+        f_mean_chars=("chars", "mean"),
+        f_max_chars=("chars", "max"),
+        f_mean_gap_min=("gap_min", "mean"),
+        f_night_share=("is_night", "mean"),
+        emoticons=("emoticons", "sum"),
+        elongated=("elongated", "sum"),
+        **{c: (c, "mean") for c in cue_columns},
+    )
+    out = out.join(conversation, on="conversation_id")
+    out["f_message_share"] = out["f_messages"] / out["total"]
+    out["f_starts"] = (out["first_line"] == out["first"]).astype(float)
+    out["f_ends"] = (out["last_line"] == out["last"]).astype(float)
+    out["f_mean_run"] = runs["mean"]
+    out["f_max_run"] = runs["max"]
+    out["f_vocab_richness"] = _vocabulary_richness(messages, keys).reindex(out.index).fillna(0)
+    out["f_emoticon_rate"] = out["emoticons"] / out["f_messages"]
+    out["f_elongation_rate"] = out["elongated"] / out["f_messages"]
+    out["f_partners"] = out["authors"] - 1
+    feature_columns = [c for c in FEATURE_DOCS if c in out.columns] + cue_columns
+    return out[feature_columns].reset_index()
+
+
+def author_features(per_conversation: pd.DataFrame, messages: pd.DataFrame) -> pd.DataFrame:
+    """One row per (author, split): counts summed, rates weighted by messages, starts/ends as
+    shares of conversations, the longest run, and distinct partners."""
+    frame = per_conversation.copy()
+    weight = frame["f_messages"]
+    rate_columns = [
+        "f_question_rate",
+        "f_mean_chars",
+        "f_night_share",
+        "f_vocab_richness",
+        "f_emoticon_rate",
+        "f_elongation_rate",
+        *[c for c in frame.columns if c.startswith("cue_")],
+    ]
+    for column in rate_columns:
+        frame[column] = frame[column] * weight
+    frame["gap_weight"] = frame["f_mean_gap_min"].notna() * weight
+    frame["f_mean_gap_min"] = frame["f_mean_gap_min"].fillna(0) * weight
+    grouped = frame.groupby(["author", "split"])
+    out = grouped.agg(
+        f_messages=("f_messages", "sum"),
+        f_words=("f_words", "sum"),
+        f_conversations=("conversation_id", "nunique"),
+        f_message_share=("f_message_share", "mean"),
+        f_starts=("f_starts", "mean"),
+        f_ends=("f_ends", "mean"),
+        f_mean_run=("f_mean_run", "mean"),
+        f_max_run=("f_max_run", "max"),
+        f_max_chars=("f_max_chars", "max"),
+        gap_weight=("gap_weight", "sum"),
+        f_mean_gap_min=("f_mean_gap_min", "sum"),
+        **{c: (c, "sum") for c in rate_columns},
+    )
+    for column in rate_columns:
+        out[column] = out[column] / out["f_messages"]
+    out["f_mean_gap_min"] = (out["f_mean_gap_min"] / out["gap_weight"]).where(out["gap_weight"] > 0)
+    pairs = messages[["conversation_id", "author", "split"]].drop_duplicates()
+    met = pairs.merge(pairs, on=["conversation_id", "split"], suffixes=("", "_partner"))
+    met = met[met["author"] != met["author_partner"]]
+    partners = met.groupby(["author", "split"])["author_partner"].nunique()
+    out["f_partners"] = partners.reindex(out.index).fillna(0)
+    columns = [c for c in FEATURE_DOCS if c in out.columns] + [
+        c for c in out.columns if c.startswith("cue_")
+    ]
+    return out[columns].reset_index()
+
+
+def conversation_features(
+    messages: pd.DataFrame, lexicons: Mapping[str, Sequence[str]]
+) -> pd.DataFrame:
+    """One row per (conversation_id, split): size, authors, reply gaps, night share, questions,
+    message length, emoticons and cues per message."""
+    facts = message_facts(messages, lexicons)
+    cue_columns = [c for c in facts.columns if c.startswith("cue_")]
+    frame = pd.concat([messages[["conversation_id", "author", "split"]], facts], axis=1)
+    out = frame.groupby(["conversation_id", "split"]).agg(
+        f_messages=("author", "size"),
+        f_authors=("author", "nunique"),
+        f_words=("words", "sum"),
+        f_mean_gap_min=("gap_min", "mean"),
+        f_night_share=("is_night", "mean"),
+        f_question_rate=("is_question", "mean"),
+        f_mean_chars=("chars", "mean"),
+        f_max_chars=("chars", "max"),
+        f_emoticon_rate=("emoticons", "mean"),
+        f_elongation_rate=("elongated", "mean"),
+        **{c: (c, "mean") for c in cue_columns},
+    )
+    return out.reset_index()
 
 
 def profiles(

@@ -6,24 +6,66 @@ import hashlib
 import json
 import logging
 
+import pandas as pd
 from omegaconf import DictConfig, OmegaConf
 
 from grooming_detect import tracking
 from grooming_detect.data.schema import read_table
-from grooming_detect.features.text_views import author_texts, conversation_texts
+from grooming_detect.features.behaviour import (
+    author_conversation_features,
+    author_features,
+    conversation_features,
+)
+from grooming_detect.features.text_views import (
+    author_conversation_texts,
+    author_texts,
+    conversation_texts,
+)
 from grooming_detect.io import read_json, write_json, write_parquet
 from grooming_detect.stage import MissingInputError, StageContext, StageResult
 
 log = logging.getLogger(__name__)
 
 #: Bumped whenever the feature tables change for the same inputs (invalidates caches).
-FEATURES_VERSION = 2
-#: The text views this stage writes, one Parquet file each.
-VIEWS = ("author_texts", "conversation_texts")
+FEATURES_VERSION = 4
+#: The views this stage writes, one Parquet file each: text plus ``f_``/``cue_`` features.
+VIEWS = ("author_texts", "conversation_texts", "author_conversation_texts")
+
+
+def build_views(
+    messages: pd.DataFrame,
+    authors: pd.DataFrame,
+    conversations: pd.DataFrame,
+    separator: str,
+    lexicons: dict[str, list[str]],
+) -> dict[str, pd.DataFrame]:
+    """Every view keyed by ids: author, conversation and author-in-conversation rows."""
+    per_conversation = author_conversation_features(messages, lexicons)
+    keys_ac = ["conversation_id", "author", "split"]
+    views = {
+        "author_texts": author_texts(messages, authors, separator).merge(
+            author_features(per_conversation, messages), on=["author", "split"], how="left"
+        ),
+        "conversation_texts": conversation_texts(messages, conversations, separator).merge(
+            conversation_features(messages, lexicons),
+            on=["conversation_id", "split"],
+            how="left",
+            suffixes=("", "_feature"),
+        ),
+        "author_conversation_texts": author_conversation_texts(messages, authors, separator).merge(
+            per_conversation, on=keys_ac, how="left"
+        ),
+    }
+    # Features are doubles throughout (counts too), so a model's input schema is stable and a
+    # missing value at scoring time is representable.
+    return {
+        name: view.astype({c: "float64" for c in view.columns if c.startswith(("f_", "cue_"))})
+        for name, view in views.items()
+    }
 
 
 def run_features(cfg: DictConfig, ctx: StageContext) -> StageResult:
-    """Build (or reuse) the author-level text view."""
+    """Build (or reuse) the text views with their behavioural and lexicon features."""
     if not ctx.manifest_path.is_file():
         raise MissingInputError("features", ctx.manifest_path, "data")
     data_manifest = read_json(ctx.manifest_path)
@@ -44,16 +86,13 @@ def run_features(cfg: DictConfig, ctx: StageContext) -> StageResult:
         log.info("Features up to date (fingerprint %s): reusing %s", key[:12], ctx.features_dir)
         rows = read_json(manifest_path)["rows"]
     else:
-        messages = read_table(ctx.dataset_dir, "messages")
-        separator = str(cfg.features.message_separator)
-        views = {
-            "author_texts": author_texts(
-                messages, read_table(ctx.dataset_dir, "authors"), separator
-            ),
-            "conversation_texts": conversation_texts(
-                messages, read_table(ctx.dataset_dir, "conversations"), separator
-            ),
-        }
+        views = build_views(
+            read_table(ctx.dataset_dir, "messages"),
+            read_table(ctx.dataset_dir, "authors"),
+            read_table(ctx.dataset_dir, "conversations"),
+            str(cfg.features.message_separator),
+            settings["lexicons"],
+        )
         rows = {}
         for name, view in views.items():
             write_parquet(outputs[name], view)

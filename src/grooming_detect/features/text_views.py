@@ -56,3 +56,31 @@ def conversation_texts(
     )
     view = conversations.merge(documents, on="conversation_id", how="left", validate="one_to_one")
     return view[["conversation_id", "split", "text", "n_messages", "n_authors", "has_predator"]]
+
+
+def author_conversation_texts(
+    messages: pd.DataFrame, authors: pd.DataFrame, separator: str
+) -> pd.DataFrame:
+    """One row per author-in-conversation: the author's messages there (``text``) and the whole
+    conversation with speaker markers (``conversation_text``), with the author's label."""
+    ordered = messages.sort_values(["conversation_id", "line"], kind="stable")
+    nonempty = ordered[ordered["text"] != ""]
+    own = nonempty.groupby(["conversation_id", "author", "split"], sort=False)["text"].agg(
+        separator.join
+    )
+    pairs = ordered[["conversation_id", "author", "split"]].drop_duplicates()
+    view = pairs.join(own, on=["conversation_id", "author", "split"])
+    view["text"] = view["text"].fillna("")
+    conversations = (
+        ordered.groupby(["conversation_id", "split"], sort=False)
+        .size()
+        .rename("n_messages")
+        .reset_index()
+        .assign(n_authors=0, has_predator=False)
+    )
+    whole = conversation_texts(ordered, conversations, separator)[["conversation_id", "text"]]
+    view = view.merge(
+        whole.rename(columns={"text": "conversation_text"}), on="conversation_id", how="left"
+    )
+    labels = authors[["author", "split", "is_predator"]]
+    return view.merge(labels, on=["author", "split"], how="left", validate="many_to_one")

@@ -1,7 +1,8 @@
 """Classical baselines, each one scikit-learn ``Pipeline`` built from config by ``instantiate``.
 
-Every baseline takes a DataFrame with a ``text`` column (one document per author) and returns
-probabilities with ``predict_proba``; thresholds are tuned outside the model, on validation.
+Every baseline takes a DataFrame of one view's rows (a ``text`` column, plus ``f_``/``cue_``
+feature columns) and returns probabilities with ``predict_proba``; thresholds and calibration
+are fitted outside the model, on validation.
 """
 
 from __future__ import annotations
@@ -9,10 +10,15 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
-from sklearn.compose import ColumnTransformer
+from sklearn.calibration import CalibratedClassifierCV
+from sklearn.compose import ColumnTransformer, make_column_selector
+from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.feature_extraction.text import TfidfVectorizer
+from sklearn.impute import SimpleImputer
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import StandardScaler
+from sklearn.svm import LinearSVC
 
 TEXT_COLUMN = "text"
 
@@ -73,6 +79,117 @@ def make_tfidf_logreg(
             (
                 "features",
                 make_tfidf_features(word_ngram_range, char_ngram_range, min_df, max_features),
+            ),
+            (
+                "classifier",
+                LogisticRegression(
+                    C=C, class_weight=class_weight, max_iter=max_iter, random_state=random_state
+                ),
+            ),
+        ]
+    )
+
+
+#: Behavioural (``f_``) and lexicon (``cue_``) columns written by the features stage.
+BEHAVIOUR_COLUMNS = r"^(?:f_|cue_)"
+
+
+def make_tfidf_svm(
+    word_ngram_range: Sequence[int] = (1, 2),
+    char_ngram_range: Sequence[int] = (2, 5),
+    min_df: int = 2,
+    max_features: int | None = 200_000,
+    C: float = 0.5,
+    class_weight: str | None = "balanced",
+    cv: int = 3,
+    random_state: int = 0,
+) -> Pipeline:
+    """The TF-IDF features with a linear SVM; probabilities from sigmoid calibration fitted by
+    internal `cv`-fold cross-validation on the training split (the pipeline's own validation-set
+    calibration then applies on top)."""
+    return Pipeline(
+        [
+            (
+                "features",
+                make_tfidf_features(word_ngram_range, char_ngram_range, min_df, max_features),
+            ),
+            (
+                "classifier",
+                CalibratedClassifierCV(
+                    LinearSVC(C=C, class_weight=class_weight, random_state=random_state),
+                    method="sigmoid",
+                    cv=cv,
+                ),
+            ),
+        ]
+    )
+
+
+def make_behaviour_gbm(
+    learning_rate: float = 0.1,
+    max_iter: int = 200,
+    max_leaf_nodes: int = 15,
+    min_samples_leaf: int = 20,
+    l2_regularization: float = 1.0,
+    class_weight: str | None = "balanced",
+    random_state: int = 0,
+) -> Pipeline:
+    """Histogram gradient boosting on the behavioural and lexicon features (missing values, such
+    as reply gaps without times, are handled natively)."""
+    return Pipeline(
+        [
+            (
+                "features",
+                ColumnTransformer(
+                    [("behaviour", "passthrough", make_column_selector(pattern=BEHAVIOUR_COLUMNS))]
+                ),
+            ),
+            (
+                "classifier",
+                HistGradientBoostingClassifier(
+                    learning_rate=learning_rate,
+                    max_iter=max_iter,
+                    max_leaf_nodes=max_leaf_nodes,
+                    min_samples_leaf=min_samples_leaf,
+                    l2_regularization=l2_regularization,
+                    class_weight=class_weight,
+                    random_state=random_state,
+                ),
+            ),
+        ]
+    )
+
+
+def make_tfidf_plus_behaviour(
+    word_ngram_range: Sequence[int] = (1, 2),
+    char_ngram_range: Sequence[int] = (2, 5),
+    min_df: int = 2,
+    max_features: int | None = 200_000,
+    behaviour_weight: float = 1.0,
+    C: float = 4.0,
+    class_weight: str | None = "balanced",
+    max_iter: int = 2000,
+    random_state: int = 0,
+) -> Pipeline:
+    """Text and behaviour together: the TF-IDF blocks plus median-imputed, standardised
+    behavioural and lexicon features (scaled by `behaviour_weight`) in one ColumnTransformer,
+    then logistic regression."""
+    text = make_tfidf_features(word_ngram_range, char_ngram_range, min_df, max_features)
+    behaviour = Pipeline(
+        [("impute", SimpleImputer(strategy="median")), ("scale", StandardScaler())]
+    )
+    return Pipeline(
+        [
+            (
+                "features",
+                ColumnTransformer(
+                    [
+                        *text.transformers,
+                        ("behaviour", behaviour, make_column_selector(pattern=BEHAVIOUR_COLUMNS)),
+                    ],
+                    transformer_weights={"behaviour": behaviour_weight},
+                    sparse_threshold=1.0,
+                ),
             ),
             (
                 "classifier",

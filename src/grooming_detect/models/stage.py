@@ -1,85 +1,147 @@
-"""The train stage: fit the configured model on `train`, tune its threshold on `validation`."""
+"""The train stage: fit the configured model on `train`; calibrate it and tune its threshold on
+`validation` (never on `test`)."""
 
 from __future__ import annotations
 
 import logging
 import time
+from typing import Any
 
+import numpy as np
+import pandas as pd
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from grooming_detect import tracking
 from grooming_detect.evaluation.calibration import ScoreCalibrator
 from grooming_detect.evaluation.metrics import scores_at_threshold, tune_threshold
-from grooming_detect.models.persistence import save_model
-from grooming_detect.models.units import load_view, require_split, unit_of
+from grooming_detect.models.persistence import MODEL_FILE, save_model, trusted_types
+from grooming_detect.models.units import ModelInput, unit_of
 from grooming_detect.profiling import peak_rss_mib
 from grooming_detect.stage import StageContext, StageResult
 
 log = logging.getLogger(__name__)
 
 
-def run_train(cfg: DictConfig, ctx: StageContext) -> StageResult:
-    """Fit, tune the decision threshold on validation, save and log the model."""
+def subsample_negatives(
+    X: pd.DataFrame, y: np.ndarray, negatives_per_positive: float | None, seed: int
+) -> tuple[pd.DataFrame, np.ndarray, dict[str, Any]]:
+    """Keep every positive and at most `negatives_per_positive` × positives negatives (seeded);
+    None keeps everything. Returns what was kept, for the record."""
+    n_positive, n_negative = int(y.sum()), int((~y).sum())
+    record = {
+        "negatives_per_positive": negatives_per_positive,
+        "positives": n_positive,
+        "negatives_available": n_negative,
+    }
+    if negatives_per_positive is None or n_negative <= negatives_per_positive * n_positive:
+        record["negatives_kept"] = n_negative
+        return X, y, record
+    rng = np.random.default_rng(seed)
+    keep_negative = rng.choice(
+        np.flatnonzero(~y), size=int(negatives_per_positive * n_positive), replace=False
+    )
+    keep = np.sort(np.concatenate([np.flatnonzero(y), keep_negative]))
+    record["negatives_kept"] = len(keep_negative)
+    return X.iloc[keep].reset_index(drop=True), y[keep], record
+
+
+def model_input(cfg: DictConfig, ctx: StageContext, stage: str) -> ModelInput:
+    """The configured model's input rows, for the dataset's unit."""
     unit = unit_of(ctx)
-    view = load_view(ctx, unit, "train")
-    train = require_split(view, unit, "train", "train")
-    validation = require_split(view, unit, "validation", "train")
-    y_train = train[unit.label_column].to_numpy(dtype=bool)
-    y_validation = validation[unit.label_column].to_numpy(dtype=bool)
+    return ModelInput(
+        ctx,
+        unit,
+        str(cfg.model.get("input") or unit.name),
+        str(cfg.model.get("aggregate", "max")),
+        stage,
+    )
+
+
+def run_train(cfg: DictConfig, ctx: StageContext) -> StageResult:
+    """Fit, calibrate and tune the threshold on validation; save and log the model."""
+    inputs = model_input(cfg, ctx, "train")
+    unit = inputs.unit
+    X, y = inputs.training("train")
+    imbalance = cfg.model.get("imbalance") or {}
+    X, y, sampling = subsample_negatives(
+        X, y, imbalance.get("negatives_per_positive"), int(cfg.seed)
+    )
     model = instantiate(cfg.model.estimator)
     log.info(
-        "Training %s on %d %ss (%d positive)", cfg.model.name, len(train), unit.name, y_train.sum()
+        "Training %s on %d %s rows (%d positive)", cfg.model.name, len(X), inputs.kind.name, y.sum()
     )
     started = time.perf_counter()
-    model.fit(train[["text"]], y_train)
+    model.fit(X, y)
     fit_seconds = time.perf_counter() - started
-    raw_validation_scores = model.predict_proba(validation[["text"]])[:, 1]
-    calibrator = ScoreCalibrator(str(cfg.model.calibration)).fit(
-        raw_validation_scores, y_validation
-    )
-    validation_scores = calibrator.transform(raw_validation_scores)
+    validation, raw_validation = inputs.raw_scores(model, "validation")
+    y_validation = validation[unit.label_column].to_numpy(dtype=bool)
+    calibrator = ScoreCalibrator(str(cfg.model.calibration)).fit(raw_validation, y_validation)
+    validation_scores = calibrator.transform(raw_validation)
     objective = str(cfg.model.threshold_objective)
-    threshold = tune_threshold(y_validation, validation_scores, objective)
+    min_precision = float(cfg.model.get("threshold_min_precision") or 0.0)
+    threshold = tune_threshold(y_validation, validation_scores, objective, min_precision)
     at_threshold = scores_at_threshold(y_validation, validation_scores, threshold)
     log.info(
-        "Threshold %.4f maximises validation %s = %.4f",
+        "Threshold %.4f (%s on validation): precision %.3f recall %.3f F0.5 %.3f",
         threshold,
         objective,
-        at_threshold[objective],
+        at_threshold["precision"],
+        at_threshold["recall"],
+        at_threshold["f0_5"],
     )
+    class_weight = cfg.model.estimator.get("class_weight")
     meta = {
         "model_name": str(cfg.model.name),
         "unit": unit.name,
+        "input": inputs.kind.name,
+        "aggregate": inputs.aggregate if inputs.aggregated else None,
         "threshold": threshold,
         "threshold_objective": objective,
+        "threshold_min_precision": min_precision if objective == "recall_at_precision" else None,
         "threshold_fitted_on": "validation",
         "calibration": calibrator.to_dict(),
         "calibration_fitted_on": "validation",
-        "validation_objective_value": at_threshold[objective],
+        "validation_at_threshold": at_threshold,
         "settings": OmegaConf.to_container(cfg.model, resolve=True),
-        "n_train": len(train),
-        "n_train_positive": int(y_train.sum()),
-        "imbalance_handling": f"class_weight={cfg.model.estimator.get('class_weight')}",
+        "n_train": len(X),
+        "n_train_positive": int(y.sum()),
+        "imbalance": {"class_weight": class_weight, **sampling},
+        "imbalance_handling": (
+            f"class_weight={class_weight}; negatives kept {sampling['negatives_kept']} of "
+            f"{sampling['negatives_available']}"
+        ),
+        "fit_seconds": fit_seconds,
     }
     save_model(model, meta, ctx.model_dir)
     metrics = {
         "train/fit_seconds": fit_seconds,
         "train/peak_rss_mib": peak_rss_mib(),
-        f"train/n_{unit.name}s": float(len(train)),
+        "train/n_rows": float(len(X)),
+        "train/n_positive": float(y.sum()),
         "train/threshold": threshold,
-        f"validation/{unit.name}/{objective}_at_tuned_threshold": at_threshold[objective],
+        **{f"validation/{unit.name}/{k}_at_tuned_threshold": v for k, v in at_threshold.items()},
     }
     tracking.log_params(
         {
             "calibration_method": calibrator.method,
+            "negatives_per_positive": sampling["negatives_per_positive"],
             **{k: v for k, v in meta.items() if isinstance(v, str | int | float)},
         }
     )
     tracking.log_metrics(metrics)
     tracking.log_artifact(ctx.model_dir / "model.json", "model_meta")
-    example = validation[["text"]].head(3).reset_index(drop=True)
-    model_uri = tracking.log_sklearn_model(model, example, model.predict_proba(example))
+    example = X.head(3).reset_index(drop=True)
+    model_uri = tracking.log_sklearn_model(
+        model,
+        example,
+        model.predict_proba(example),
+        trusted=trusted_types(ctx.model_dir / MODEL_FILE),
+        metadata={
+            k: meta[k]
+            for k in ("unit", "input", "aggregate", "threshold", "calibration", "model_name")
+        },
+    )
     tracking.set_tags({"model_uri": model_uri})
     return StageResult(
         stage="train",

@@ -1,13 +1,16 @@
-"""The unit a model scores: authors (PAN-2012 Problem 1) or conversations.
+"""What a model scores (the unit) and what it reads (its input view).
 
-A dataset labelled per author trains and evaluates authors; one labelled only per conversation
-(some teams' chat logs) trains and evaluates conversations, and author-level measures are skipped.
+The unit is what the labels support: authors (PAN-2012 Problem 1) or, for data labelled only per
+conversation, conversations. A model reads the unit's own view (``model.input`` = the unit) or,
+for an author unit, author-in-conversation rows (``model.input=author_conversation``) whose scores
+are aggregated to the author by ``model.aggregate`` (``max`` or ``mean``).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 import pandas as pd
 
 from grooming_detect.io import read_json
@@ -16,7 +19,7 @@ from grooming_detect.stage import MissingInputError, StageContext
 
 @dataclass(frozen=True)
 class Unit:
-    """How one unit's text view is stored and labelled."""
+    """How one view is stored and labelled."""
 
     name: str
     view_file: str
@@ -30,6 +33,13 @@ UNITS: dict[str, Unit] = {
         "conversation", "conversation_texts.parquet", "conversation_id", "has_predator"
     ),
 }
+INPUTS: dict[str, Unit] = {
+    **UNITS,
+    "author_conversation": Unit(
+        "author_conversation", "author_conversation_texts.parquet", "author", "is_predator"
+    ),
+}
+AGGREGATES = ("max", "mean")
 
 
 def unit_of(ctx: StageContext) -> Unit:
@@ -40,7 +50,7 @@ def unit_of(ctx: StageContext) -> Unit:
 
 
 def load_view(ctx: StageContext, unit: Unit, stage: str) -> pd.DataFrame:
-    """The unit's text view written by the features stage."""
+    """A view written by the features stage."""
     path = ctx.features_dir / unit.view_file
     if not path.is_file():
         raise MissingInputError(stage, path, "features")
@@ -59,3 +69,71 @@ def require_split(view: pd.DataFrame, unit: Unit, split: str, stage: str) -> pd.
             "unlabelled; it needs both classes and no missing labels"
         )
     return rows
+
+
+#: Columns a model may read: texts, the conversation key (the two-stage design groups rows by
+#: it) and the behavioural/lexicon features. Ids of people, counts and labels are never inputs.
+MODEL_TEXT_COLUMNS = ("text", "conversation_text")
+
+
+def features_of(rows: pd.DataFrame, unit: Unit) -> pd.DataFrame:
+    """What a model receives from a view's rows (see `MODEL_TEXT_COLUMNS`)."""
+    keep = [
+        c
+        for c in rows.columns
+        if c in MODEL_TEXT_COLUMNS
+        or c.startswith(("f_", "cue_"))
+        or (c == "conversation_id" and unit.name == "author_conversation")
+    ]
+    return rows[keep].reset_index(drop=True)
+
+
+class ModelInput:
+    """Reads a model's input rows for a split and turns its row scores into unit scores."""
+
+    def __init__(
+        self, ctx: StageContext, unit: Unit, kind: str, aggregate: str, stage: str
+    ) -> None:
+        if kind not in INPUTS:
+            raise ValueError(f"model.input {kind!r}: expected one of {sorted(INPUTS)}")
+        if kind != unit.name and not (kind == "author_conversation" and unit.name == "author"):
+            raise ValueError(
+                f"model.input={kind} cannot score {unit.name}s: this dataset is labelled per "
+                f"{unit.name}; use a model whose input is {unit.name}"
+            )
+        if aggregate not in AGGREGATES:
+            raise ValueError(f"model.aggregate {aggregate!r}: expected one of {AGGREGATES}")
+        self.unit, self.kind, self.aggregate, self.stage = unit, INPUTS[kind], aggregate, stage
+        self.unit_view = load_view(ctx, unit, stage)
+        self.input_view = self.unit_view if kind == unit.name else load_view(ctx, self.kind, stage)
+
+    @property
+    def aggregated(self) -> bool:
+        return self.kind.name != self.unit.name
+
+    def unit_rows(self, split: str) -> pd.DataFrame:
+        """The unit's rows of `split` (checked to hold both classes)."""
+        return require_split(self.unit_view, self.unit, split, self.stage)
+
+    def training(self, split: str) -> tuple[pd.DataFrame, np.ndarray]:
+        """(X, y) for fitting: the input rows of `split` and their labels."""
+        rows = self.input_view[self.input_view["split"] == split]
+        if self.aggregated:
+            self.unit_rows(split)  # the same checks on the unit's labels
+        else:
+            rows = require_split(self.input_view, self.unit, split, self.stage)
+        return features_of(rows, self.kind), rows[self.kind.label_column].to_numpy(dtype=bool)
+
+    def raw_scores(self, model: object, split: str) -> tuple[pd.DataFrame, np.ndarray]:
+        """(unit rows, uncalibrated unit scores) of `split`."""
+        units = self.unit_rows(split)
+        if not self.aggregated:
+            return units, model.predict_proba(features_of(units, self.unit))[:, 1]  # type: ignore[attr-defined]
+        rows = self.input_view[self.input_view["split"] == split]
+        row_scores = model.predict_proba(features_of(rows, self.kind))[:, 1]  # type: ignore[attr-defined]
+        per_unit = (
+            pd.Series(row_scores, index=rows[self.unit.id_column].to_numpy())
+            .groupby(level=0)
+            .agg(self.aggregate)
+        )
+        return units, per_unit.reindex(units[self.unit.id_column].to_numpy()).to_numpy()

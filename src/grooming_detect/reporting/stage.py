@@ -36,6 +36,10 @@ def _with_ci(metrics: dict, key: str) -> str:
     return value if low is None else f"{value} [{_fmt(low)}, {_fmt(high)}]"
 
 
+#: Error-table columns that say why an item scored high, by explanation strategy.
+WHY_COLUMNS = ("top_terms", "top_changes", "top_conversation")
+
+
 def _cell(value: str) -> str:
     """A Markdown table cell: pipes escaped, line breaks flattened."""
     return value.replace("|", "\\|").replace("\r", " ").replace("\n", " ")
@@ -144,7 +148,7 @@ def _details(
         if not path.is_file():
             continue
         table = pd.read_parquet(path).head(5)
-        why = "top_terms" if "top_terms" in table.columns else "top_messages"
+        why = next(c for c in WHY_COLUMNS if c in table.columns)
         columns = ["id", "score", "n_messages", "n_partners", why]
         if show_text and "example_text" in table.columns:
             columns.append("example_text")

@@ -1,0 +1,188 @@
+"""``grooming-detect-score``: score new chat data with a trained model.
+
+Reads a PAN-2012 XML file or a chat log (CSV/JSONL, labels not needed), builds the same views and
+features as the pipeline, and writes per-author and per-conversation risk scores (calibrated
+probabilities, and whether each reaches the model's tuned threshold) as CSV files.
+
+The model is a local model folder written by the train stage (``outputs/<data>/<model>/model``)
+or an MLflow model URI (``runs:/<run id>/model``, ``models:/m-…``); either carries its
+calibrator and threshold.
+
+Memory: PAN XML is streamed in batches of ``--batch-conversations`` conversations (default
+20,000), so memory is bounded by one batch, whatever the file size. An author whose
+conversations fall in several batches is scored per batch and keeps the highest score (for a
+model that reads the author's whole history this is an approximation; set
+``--batch-conversations 0`` to read everything at once and score exactly). Chat logs are read
+whole, because their rows need not be grouped by conversation.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from mlflow.exceptions import MlflowException
+
+from grooming_detect.data import chatlog, pan12
+from grooming_detect.data.schema import build_tables
+from grooming_detect.evaluation.calibration import ScoreCalibrator
+from grooming_detect.features.stage import build_views
+from grooming_detect.io import write_with
+from grooming_detect.models.persistence import load_model
+from grooming_detect.models.units import INPUTS, UNITS, features_of
+
+log = logging.getLogger(__name__)
+SPLIT = "score"
+
+
+def load_scoring_model(location: str) -> tuple[Any, dict[str, Any]]:
+    """A model and its metadata (threshold, calibrator, input) from a folder or MLflow URI."""
+    folder = Path(location)
+    if folder.is_dir():
+        return load_model(folder)
+    if ":/" not in location:
+        raise FileNotFoundError(
+            f"{location}: neither a model folder (with model.skops) nor an MLflow model URI"
+        )
+    import mlflow
+
+    info = mlflow.models.get_model_info(location)
+    if not info.metadata or "threshold" not in info.metadata:
+        raise ValueError(f"{location}: MLflow model without grooming-detect metadata")
+    return mlflow.sklearn.load_model(location), dict(info.metadata)
+
+
+def _message_batches(path: Path, batch_conversations: int) -> Iterator[pd.DataFrame]:
+    if path.suffix.lower() == ".xml":
+        for batch in pan12.iter_message_batches(path, batch_conversations or None):
+            if len(batch):
+                yield pd.DataFrame(
+                    {
+                        "conversation_id": batch.conversation_id,
+                        "line": batch.line,
+                        "author": batch.author,
+                        "time": batch.time,
+                        "text": batch.text,
+                        "split": SPLIT,
+                    }
+                )
+        return
+    messages, _, report = chatlog.read_chatlog(path, require_labels=False)
+    log.info("%s: %d rows read (%d empty texts kept)", path, report.rows, report.empty_texts)
+    yield messages.assign(split=SPLIT)
+
+
+def score_messages(
+    model: Any,
+    meta: dict[str, Any],
+    messages: pd.DataFrame,
+    lexicons: dict[str, list[str]],
+    separator: str,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Author and conversation scores of one batch of messages (calibrated, with flags)."""
+    tables = build_tables(messages, predators={SPLIT: set()})
+    views = build_views(tables.messages, tables.authors, tables.conversations, separator, lexicons)
+    unit = UNITS[meta.get("unit", "author")]
+    kind = INPUTS[meta.get("input") or unit.name]
+    rows = views[kind.view_file.removesuffix(".parquet")]
+    raw = model.predict_proba(features_of(rows, kind))[:, 1]
+    calibrator = ScoreCalibrator.from_dict(meta.get("calibration", {"method": "none"}))
+    scores = pd.Series(calibrator.transform(raw), index=rows[kind.id_column].to_numpy())
+    if unit.name == "conversation":
+        conversations = scores.rename("score").rename_axis("conversation_id").reset_index()
+        return pd.DataFrame(columns=["author", "score"]), conversations
+    authors = scores.groupby(level=0).agg(meta.get("aggregate") or "max")
+    author_table = views["author_texts"][["author", "n_messages", "n_conversations"]].assign(
+        score=lambda f: f["author"].map(authors)
+    )
+    pairs = tables.messages[["conversation_id", "author"]].drop_duplicates()
+    conversation_scores = (
+        pairs.assign(score=pairs["author"].map(authors)).groupby("conversation_id")["score"].max()
+    )
+    conversations = conversation_scores.rename_axis("conversation_id").reset_index()
+    return author_table, conversations
+
+
+def score_file(
+    model_location: str,
+    path: Path,
+    out_dir: Path,
+    batch_conversations: int = 20_000,
+    lexicons: dict[str, list[str]] | None = None,
+    separator: str = "\n",
+) -> tuple[Path, Path]:
+    """Score `path` and write ``author_scores.csv`` and ``conversation_scores.csv``."""
+    from grooming_detect.config import config_dir
+
+    model, meta = load_scoring_model(model_location)
+    if lexicons is None:
+        from omegaconf import OmegaConf
+
+        features_cfg = OmegaConf.load(config_dir() / "features" / "default.yaml")
+        lexicons = OmegaConf.to_container(features_cfg.lexicons)
+    threshold = float(meta["threshold"])
+    author_parts, conversation_parts = [], []
+    for batch in _message_batches(path, batch_conversations):
+        authors, conversations = score_messages(model, meta, batch, lexicons, separator)
+        author_parts.append(authors)
+        conversation_parts.append(conversations)
+    authors = pd.concat(author_parts, ignore_index=True)
+    if len(authors):
+        authors = authors.groupby("author", as_index=False).agg(
+            score=("score", "max"),
+            n_messages=("n_messages", "sum"),
+            n_conversations=("n_conversations", "sum"),
+        )
+        authors["flagged"] = authors["score"] >= threshold
+        authors = authors.sort_values("score", ascending=False, ignore_index=True)
+    conversations = pd.concat(conversation_parts, ignore_index=True)
+    conversations["flagged"] = conversations["score"] >= threshold
+    conversations = conversations.sort_values("score", ascending=False, ignore_index=True)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    author_path = write_with(
+        out_dir / "author_scores.csv", lambda tmp: authors.to_csv(tmp, index=False)
+    )
+    conversation_path = write_with(
+        out_dir / "conversation_scores.csv", lambda tmp: conversations.to_csv(tmp, index=False)
+    )
+    return author_path, conversation_path
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Command-line entry point."""
+    parser = argparse.ArgumentParser(
+        prog="grooming-detect-score", description=__doc__.splitlines()[0]
+    )
+    parser.add_argument("input", type=Path, help="PAN-2012 XML, or chat log (.csv / .jsonl)")
+    parser.add_argument(
+        "--model",
+        required=True,
+        help="model folder (outputs/<data>/<model>/model) or MLflow model URI",
+    )
+    parser.add_argument("--out", type=Path, required=True, help="folder for the score CSVs")
+    parser.add_argument(
+        "--batch-conversations",
+        type=int,
+        default=20_000,
+        help="PAN XML conversations per batch (0: all at once, exact)",
+    )
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    try:
+        author_path, conversation_path = score_file(
+            args.model, args.input, args.out, args.batch_conversations
+        )
+    except (FileNotFoundError, ValueError, MlflowException) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    print(f"author scores:       {author_path}\nconversation scores: {conversation_path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

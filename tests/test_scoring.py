@@ -1,0 +1,92 @@
+"""Scoring new files with a trained model gives the evaluate stage's scores, in bounded batches."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import mlflow
+import pandas as pd
+import pytest
+
+from conftest import FIXTURES
+from grooming_detect.data import pan12
+from grooming_detect.scoring import main, score_file
+
+
+@pytest.fixture(scope="module")
+def test_xml(default_run) -> Path:
+    cfg, _, _ = default_run
+    corpus = next(Path(cfg.paths.raw, "synthetic").iterdir())
+    return pan12.find_files(corpus).test_xml
+
+
+def _evaluated(cfg) -> pd.DataFrame:
+    scores = pd.read_parquet(Path(cfg.paths.run_dir) / "evaluation" / "test-author-scores.parquet")
+    return scores.set_index("id")["score"]
+
+
+def test_scores_equal_the_evaluate_stage(default_run, test_xml: Path, tmp_path: Path) -> None:
+    cfg, _, _ = default_run
+    authors_csv, conversations_csv = score_file(
+        str(Path(cfg.paths.run_dir) / "model"), test_xml, tmp_path, batch_conversations=0
+    )
+    scored = pd.read_csv(authors_csv).set_index("author")
+    expected = _evaluated(cfg)
+    assert set(scored.index) == set(expected.index)
+    pd.testing.assert_series_equal(
+        scored["score"].sort_index(), expected.sort_index(), check_names=False, atol=1e-9
+    )
+    conversations = pd.read_csv(conversations_csv)
+    assert len(conversations) == 4000 and conversations["score"].between(0, 1).all()
+
+
+def test_mlflow_model_uri_and_batches(
+    default_run, test_xml: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    cfg, result, client = default_run
+    mlflow.set_tracking_uri(cfg.tracking.uri)
+    model_uri = client.get_run(result.run_id).data.tags["model_uri"]
+    assert (
+        main(
+            [
+                str(test_xml),
+                "--model",
+                model_uri,
+                "--out",
+                str(tmp_path),
+                "--batch-conversations",
+                "500",
+            ]
+        )
+        == 0
+    )
+    assert "author scores:" in capsys.readouterr().out
+    scored = pd.read_csv(tmp_path / "author_scores.csv").set_index("author")
+    expected = _evaluated(cfg)
+    # Batches see part of an author's history each: scores differ, rankings stay close.
+    joined = scored.join(expected.rename("evaluated"))
+    assert joined["score"].corr(joined["evaluated"], method="spearman") > 0.8
+    assert (
+        joined["n_messages"].sum()
+        == pd.read_parquet(Path(cfg.paths.processed) / "synthetic" / "messages.parquet")
+        .query("split == 'test'")
+        .shape[0]
+    )
+
+
+def test_unlabelled_chat_log(default_run, tmp_path: Path) -> None:
+    cfg, _, _ = default_run
+    unlabelled = tmp_path / "chat.csv"
+    pd.read_csv(FIXTURES / "chatlog" / "author_labels.csv").drop(
+        columns=["is_predator", "split"]
+    ).to_csv(unlabelled, index=False)
+    authors_csv, _ = score_file(
+        str(Path(cfg.paths.run_dir) / "model"), unlabelled, tmp_path / "out"
+    )
+    assert sorted(pd.read_csv(authors_csv)["author"]) == ["u1", "u2", "u3", "u4", "u5", "u6"]
+
+
+def test_missing_model_is_a_clear_error(tmp_path: Path, capsys) -> None:
+    source = FIXTURES / "chatlog" / "author_labels.csv"
+    code = main([str(source), "--model", str(tmp_path / "nope"), "--out", str(tmp_path)])
+    assert code == 2 and "error:" in capsys.readouterr().err
