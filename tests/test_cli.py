@@ -71,3 +71,19 @@ def test_make_help_lists_every_target() -> None:
     ).stdout
     for target in ("help", "run", "test", "lint", "bench", "ui", "verify", "clean"):
         assert re.search(rf"^\s+{target}\s+\S", out, re.MULTILINE), target
+
+
+def test_compare_baselines_multirun_lands_in_one_experiment(tmp_path: Path) -> None:
+    env = {**os.environ, "GROOMING_DETECT_ROOT": str(tmp_path)}
+    env.pop("MLFLOW_TRACKING_URI", None)
+    _run("experiment=compare_baselines", "scale=tiny", "evaluate.bootstrap.n_resamples=20", env=env)
+    client = MlflowClient(tracking_uri=f"sqlite:///{tmp_path}/mlflow.db")
+    experiment = client.get_experiment_by_name("grooming-detect-compare-baselines")
+    runs = client.search_runs([experiment.experiment_id])
+    parents = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
+    assert sorted(r.data.tags["model"] for r in parents) == sorted(
+        ["tfidf_logreg", "tfidf_svm", "behaviour_gbm", "tfidf_plus_behaviour", "two_stage"]
+    )
+    evaluations = [r for r in runs if r.data.tags.get("stage") == "evaluate"]
+    assert len(evaluations) == 5
+    assert all(0 <= r.data.metrics["test/author/pr_auc"] <= 1 for r in evaluations)

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
-from omegaconf import DictConfig
+from hydra.types import RunMode
+from omegaconf import DictConfig, open_dict
 
 from grooming_detect import pipeline, tracking
 from grooming_detect.config import config_dir
@@ -22,7 +24,13 @@ def main(cfg: DictConfig) -> None:
     """Compose the config, run the pipeline, and say where the results are."""
     for name in QUIET_LOGGERS:
         logging.getLogger(name).setLevel(logging.WARNING)
-    overrides = list(HydraConfig.get().overrides.task)
+    hydra_cfg = HydraConfig.get()
+    overrides = list(hydra_cfg.overrides.task)
+    if hydra_cfg.mode == RunMode.MULTIRUN:
+        # Jobs of one sweep may share data and model: each keeps its own model and evaluation.
+        sweep = Path(hydra_cfg.sweep.dir).name
+        with open_dict(cfg):
+            cfg.paths.run_dir = f"{cfg.paths.run_dir}/sweeps/{sweep}/{hydra_cfg.job.num}"
     result = pipeline.run(cfg, overrides)
     lines = [
         "",

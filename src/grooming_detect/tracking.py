@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import importlib.metadata
 import logging
 import subprocess
@@ -31,9 +32,29 @@ def setup(tracking_cfg: DictConfig) -> str:
     so artifacts land under the project root whatever the current directory is.
     """
     uri = str(tracking_cfg.uri)
-    if uri.startswith("sqlite:///"):
-        Path(uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
     mlflow.set_tracking_uri(uri)
+    with _sqlite_setup_lock(uri):
+        return _experiment_id(tracking_cfg, uri)
+
+
+@contextmanager
+def _sqlite_setup_lock(uri: str) -> Iterator[None]:
+    """Serialise the first use of a SQLite store across processes (parallel sweep jobs would
+    otherwise race on its schema migrations and on creating the experiment)."""
+    if not uri.startswith("sqlite:///"):
+        yield
+        return
+    database = Path(uri.removeprefix("sqlite:///"))
+    database.parent.mkdir(parents=True, exist_ok=True)
+    with open(database.with_name(database.name + ".lock"), "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _experiment_id(tracking_cfg: DictConfig, uri: str) -> str:
     name = str(tracking_cfg.experiment_name)
     experiment = mlflow.get_experiment_by_name(name)
     if experiment is None:
@@ -42,7 +63,14 @@ def setup(tracking_cfg: DictConfig) -> str:
             artifact_root = Path(str(tracking_cfg.artifact_location)).resolve()
             artifact_root.mkdir(parents=True, exist_ok=True)
             location = artifact_root.as_uri()
-        experiment_id = mlflow.create_experiment(name, artifact_location=location)
+        try:
+            experiment_id = mlflow.create_experiment(name, artifact_location=location)
+        except mlflow.exceptions.MlflowException:
+            # A parallel job (multirun) created it first: use theirs.
+            experiment = mlflow.get_experiment_by_name(name)
+            if experiment is None:
+                raise
+            return experiment.experiment_id
         log.info("Created MLflow experiment %r (id %s) at %s", name, experiment_id, uri)
         return experiment_id
     return experiment.experiment_id

@@ -197,7 +197,7 @@ def iter_message_batches(
             unit="B",
             unit_scale=True,
             desc=f"parsing {source.name}",
-            disable=not show_progress,
+            disable=None if show_progress else True,  # None: off when not a terminal
             leave=False,
         ) as bar,
     ):

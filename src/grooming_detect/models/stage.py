@@ -112,6 +112,7 @@ def run_train(cfg: DictConfig, ctx: StageContext) -> StageResult:
             f"{sampling['negatives_available']}"
         ),
         "fit_seconds": fit_seconds,
+        "peak_rss_mib_after_fit": peak_rss_mib(),
     }
     save_model(model, meta, ctx.model_dir)
     metrics = {
