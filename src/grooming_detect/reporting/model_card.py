@@ -72,7 +72,8 @@ def metric_rows(metrics: dict[str, float], unit: str, splits: list[str]) -> str:
     return "\n".join(rows)
 
 
-def _calibration_rows(metrics: dict[str, float], unit: str, splits: list[str]) -> str:
+def calibration_rows(metrics: dict[str, float], unit: str, splits: list[str]) -> str:
+    """Calibration table rows: ECE, Brier and log-loss before and after calibration."""
     names = (
         "ece_uncalibrated",
         "ece",
@@ -222,7 +223,7 @@ def render_model_card(
         filters=_filters(manifest),
         split_method=manifest.get("split_method", "not recorded"),
         figures=Path(os.path.relpath(figures_dir, card_dir)).as_posix(),
-        calibration_rows=_calibration_rows(metrics, unit, splits),
+        calibration_rows=calibration_rows(metrics, unit, splits),
         n_false_positives=false_positives,
         n_negatives=negatives,
         fpr=fmt(false_positives / negatives if negatives else None),

@@ -13,7 +13,12 @@ from omegaconf import DictConfig
 from grooming_detect import tracking
 from grooming_detect.data.schema import SPLITS
 from grooming_detect.io import read_json, write_text, write_with
-from grooming_detect.reporting.model_card import render_model_card
+from grooming_detect.reporting.model_card import (
+    calibration_rows,
+    fmt,
+    metric_rows,
+    render_model_card,
+)
 from grooming_detect.stage import MissingInputError, StageContext, StageResult
 
 log = logging.getLogger(__name__)
@@ -23,17 +28,6 @@ SYNTHETIC_WARNING = (
     "> **Synthetic data.** Every number below comes from the embedded synthetic corpus. "
     "It says nothing about real-world performance.\n\n"
 )
-
-
-def _fmt(value: float | None) -> str:
-    return "n/a" if value is None or value != value else f"{value:.3f}"
-
-
-def _with_ci(metrics: dict, key: str) -> str:
-    """``0.846 [0.701, 0.957]`` when the interval exists, else the value alone."""
-    low, high = metrics.get(f"{key}_ci_low"), metrics.get(f"{key}_ci_high")
-    value = _fmt(metrics.get(key))
-    return value if low is None else f"{value} [{_fmt(low)}, {_fmt(high)}]"
 
 
 #: Error-table columns that say why an item scored high, by explanation strategy.
@@ -70,7 +64,7 @@ def _details(
                 [
                     s,
                     *(
-                        _fmt(metrics.get(f"{s}/{unit}/{k}"))
+                        fmt(metrics.get(f"{s}/{unit}/{k}"))
                         for k in (
                             "precision_at_recall_0_8",
                             "precision_at_recall_0_9",
@@ -85,34 +79,10 @@ def _details(
         "",
         "## Calibration (fitted on validation)",
         "",
-        _table(
-            [
-                "split",
-                "ECE before",
-                "ECE after",
-                "Brier before",
-                "Brier after",
-                "log-loss before",
-                "log-loss after",
-            ],
-            [
-                [
-                    s,
-                    *(
-                        _fmt(metrics.get(f"{s}/{unit}/{k}"))
-                        for k in (
-                            "ece_uncalibrated",
-                            "ece",
-                            "brier_uncalibrated",
-                            "brier",
-                            "log_loss_uncalibrated",
-                            "log_loss",
-                        )
-                    ),
-                ]
-                for s in splits
-            ],
-        ),
+        "| split | ECE before | ECE after | Brier before | Brier after | log-loss before "
+        "| log-loss after |",
+        "|---|---|---|---|---|---|---|",
+        calibration_rows(metrics, unit, splits),
         "",
         "ECE uses 15 equal-width bins (L1); reliability diagrams use quantile bins.",
         "",
@@ -124,7 +94,7 @@ def _details(
             s,
             level,
             *(
-                _fmt(metrics.get(f"{s}/{level}/{k}"))
+                fmt(metrics.get(f"{s}/{level}/{k}"))
                 for k in ("precision", "recall", "f1", "f3", "pr_auc")
             ),
         ]
@@ -182,19 +152,7 @@ def render_report(
     metrics = summary["metrics"]
     unit = summary["unit"]
     splits = sorted({key.split("/")[0] for key in metrics}, key=["validation", "test"].index)
-    metric_rows = "\n".join(
-        f"| {split} | {int(metrics[f'{split}/{unit}/n'])} "
-        f"| {int(metrics[f'{split}/{unit}/n_positive'])} | "
-        + " | ".join(
-            _fmt(metrics.get(f"{split}/{unit}/{name}")) for name in ("precision", "recall", "f1")
-        )
-        + " | "
-        + " | ".join(
-            _with_ci(metrics, f"{split}/{unit}/{name}") for name in ("f0_5", "pr_auc", "roc_auc")
-        )
-        + " |"
-        for split in splits
-    )
+    table_rows = metric_rows(metrics, unit, splits)
     count_rows = "\n".join(
         f"| {split} | {c['conversations']} | {c['messages']} | {c['authors']} | {c['predators']} "
         f"| {c['predator_conversations']} |"
@@ -224,7 +182,7 @@ def render_report(
         skipped=skipped,
         unit=unit,
         unit_plural=f"{unit}s",
-        metric_rows=metric_rows,
+        metric_rows=table_rows,
         details=_details(metrics, unit, splits, evaluation_dir, show_text),
         pr_curve=evaluation_dir / f"pr_curve_{unit}.png",
         count_rows=count_rows,
