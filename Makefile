@@ -21,7 +21,7 @@ $(STAMP): pyproject.toml
 
 .PHONY: help
 help: ## list every target with one line each
-	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  %-10s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  %-13s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 .PHONY: install
 install: $(STAMP) ## create .venv and install the package with its dev extras
@@ -49,8 +49,16 @@ card: $(STAMP) ## regenerate MODEL_CARD.md from a fresh run of the reference con
 	$(BIN)/grooming-detect report.publish_dir=$(CURDIR) $(ARGS)
 
 .PHONY: bench
-bench: $(STAMP) ## parse the synthetic corpus at PAN-2012 scale and print messages/s and peak memory
+bench: $(STAMP) ## default baseline end to end at 0.1x/0.3x/1x PAN training size and test size, vs a naive reference
+	$(BIN)/python scripts/bench_scale.py $(ARGS)
+
+.PHONY: bench-ingest
+bench-ingest: $(STAMP) ## parse the synthetic corpus at PAN-2012 scale: messages/s and peak memory
 	$(BIN)/python scripts/bench_ingest.py $(ARGS)
+
+.PHONY: bench-models
+bench-models: $(STAMP) ## every baseline: quality, fit time and peak memory (ARGS="--scale pan12")
+	$(BIN)/python scripts/bench_models.py $(ARGS)
 
 .PHONY: verify
 verify: $(STAMP) ## verify a PAN-2012 download: make verify ROOT=/path/to/pan12

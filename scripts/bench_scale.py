@@ -1,0 +1,228 @@
+"""How cost grows with data: the default baseline end to end at several corpus sizes (a script).
+
+For each size (0.1x, 0.3x and 1x the PAN-2012 training corpus, and the PAN-2012 test corpus, in
+messages and conversations, with predators in proportion), a synthetic corpus is generated
+(untimed), split 70 % training / 30 % test, and then, each in a fresh process:
+
+* ``data -> features -> train -> evaluate`` of the default baseline (``tfidf_logreg``): wall time
+  per stage (from the MLflow child runs), messages/s of the data stage (parsing, splitting,
+  tables) and of the features stage, and the process's peak resident memory;
+* the streaming parser alone on the training XML: messages/s;
+* a naive reference, the common public approach: ``xml.etree.ElementTree`` parse of the whole
+  training and test files, pandas rows, scikit-learn ``TfidfVectorizer`` + ``LogisticRegression``
+  on the author texts; wall time and peak memory, and our/their ratios.
+
+Results go to ``bench-results/scale.json`` and a table. Usage:
+``python scripts/bench_scale.py [--sizes 0.1,0.3,1,test] [--json PATH]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from grooming_detect.io import write_json
+
+PAN_TRAIN = {"conversations": 66_927, "messages": 903_607, "predators": 142}
+PAN_TEST = {"conversations": 155_128, "messages": 2_058_781, "predators": 254}
+BIN = Path(sys.executable).parent
+STAGES = ("data", "features", "train", "evaluate")
+
+PARSE = """
+import json, sys, time
+from grooming_detect.data import pan12
+from grooming_detect.profiling import peak_rss_mib
+started = time.perf_counter()
+columns = pan12.parse_messages(sys.argv[1], show_progress=False)
+print(json.dumps({"messages": len(columns), "seconds": time.perf_counter() - started,
+                  "peak_rss_mib": peak_rss_mib()}))
+"""
+
+NAIVE = """
+import json, sys, time, xml.etree.ElementTree as ET
+import pandas as pd
+from sklearn.feature_extraction.text import TfidfVectorizer
+from sklearn.linear_model import LogisticRegression
+from grooming_detect.profiling import peak_rss_mib
+started = time.perf_counter()
+def rows(path):
+    root = ET.parse(path).getroot()
+    return pd.DataFrame([
+        {"conversation_id": c.get("id"), "author": (m.findtext("author") or "").strip(),
+         "text": m.findtext("text") or ""}
+        for c in root.iter("conversation") for m in c.iter("message")])
+def authors(frame, ids):
+    docs = frame.groupby("author")["text"].agg(" ".join).reset_index()
+    docs["label"] = docs["author"].isin(ids)
+    return docs
+ids = lambda p: {l.strip() for l in open(p, encoding="utf-8") if l.strip()}
+train = authors(rows(sys.argv[1]), ids(sys.argv[2]))
+test = authors(rows(sys.argv[3]), ids(sys.argv[4]))
+vectorizer = TfidfVectorizer(sublinear_tf=True, ngram_range=(1, 2), min_df=2)
+model = LogisticRegression(max_iter=2000, class_weight="balanced")
+model.fit(vectorizer.fit_transform(train["text"]), train["label"])
+scores = model.predict_proba(vectorizer.transform(test["text"]))[:, 1]
+print(json.dumps({"seconds": time.perf_counter() - started, "peak_rss_mib": peak_rss_mib(),
+                  "test_authors": len(test)}))
+"""
+
+
+def _python(code: str, *args: str) -> dict:
+    out = subprocess.run(
+        [str(BIN / "python"), "-c", code, *args], check=True, capture_output=True, text=True
+    ).stdout
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def _sizes(name: str) -> dict[str, int]:
+    base = PAN_TEST if name == "test" else {k: round(v * float(name)) for k, v in PAN_TRAIN.items()}
+    return base
+
+
+def _overrides(name: str, root: Path) -> list[str]:
+    size = _sizes(name)
+    train = {k: round(v * 0.7) for k, v in size.items()}
+    test = {k: size[k] - train[k] for k in size}
+    return [
+        f"paths.root={root}",
+        f"tracking.uri=sqlite:///{root}/mlflow.db",
+        f"data.name=bench-{name}",
+        f"data.generator.n_train_conversations={train['conversations']}",
+        f"data.generator.n_train_messages={train['messages']}",
+        f"data.generator.n_train_predators={max(2, train['predators'])}",
+        f"data.generator.n_test_conversations={test['conversations']}",
+        f"data.generator.n_test_messages={test['messages']}",
+        f"data.generator.n_test_predators={max(2, test['predators'])}",
+        "evaluate.bootstrap.n_resamples=200",
+    ]
+
+
+def _stage_seconds(root: Path, run_id: str) -> dict[str, float]:
+    from mlflow import MlflowClient
+
+    client = MlflowClient(tracking_uri=f"sqlite:///{root}/mlflow.db")
+    parent = client.get_run(run_id)
+    children = client.search_runs(
+        [parent.info.experiment_id], filter_string=f"tags.mlflow.parentRunId = '{run_id}'"
+    )
+    return {r.data.tags["stage"]: (r.info.end_time - r.info.start_time) / 1000 for r in children}
+
+
+def bench(name: str, root: Path) -> dict:
+    overrides = _overrides(name, root)
+    env = {**os.environ, "TQDM_DISABLE": "1"}
+    # Generate the corpus first, untimed (the generator is not part of the pipeline's cost).
+    subprocess.run(
+        [
+            str(BIN / "python"),
+            "-c",
+            "import sys; from hydra import compose, initialize_config_dir;"
+            "from grooming_detect.config import config_dir;"
+            "from grooming_detect.data.stage import corpus_root\n"
+            "with initialize_config_dir(config_dir=str(config_dir()), version_base='1.3'):\n"
+            "    print(corpus_root(compose(config_name='config', overrides=sys.argv[1:])))",
+            *overrides,
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
+        env=env,
+    )
+    started = time.perf_counter()
+    completed = subprocess.run(
+        [
+            "/usr/bin/time",
+            "-f",
+            "PEAK_KB %M",
+            str(BIN / "grooming-detect"),
+            *overrides,
+            f"stages=[{','.join(STAGES)}]",
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
+        env=env,
+    )
+    wall = time.perf_counter() - started
+    peak_kb = int(
+        next(
+            line.split()[1] for line in completed.stderr.splitlines() if line.startswith("PEAK_KB")
+        )
+    )
+    run_id = next(
+        line.split()[2] for line in completed.stdout.splitlines() if line.startswith("MLflow run:")
+    )
+    stages = _stage_seconds(root, run_id)
+    corpus = next((root / "data" / "raw" / "synthetic").iterdir())
+    from grooming_detect.data import pan12
+
+    files = pan12.find_files(corpus)
+    parse = _python(PARSE, str(files.train_xml))
+    naive = _python(
+        NAIVE,
+        str(files.train_xml),
+        str(files.train_predators),
+        str(files.test_xml),
+        str(files.test_problem1),
+    )
+    messages = _sizes(name)["messages"]
+    result = {
+        "size": name,
+        "messages": messages,
+        "conversations": _sizes(name)["conversations"],
+        "wall_seconds": wall,
+        "stage_seconds": stages,
+        "peak_rss_mib": peak_kb / 1024,
+        "data_messages_per_second": messages / stages["data"],
+        "features_messages_per_second": messages / stages["features"],
+        "parse_messages_per_second": parse["messages"] / parse["seconds"],
+        "naive_seconds": naive["seconds"],
+        "naive_peak_rss_mib": naive["peak_rss_mib"],
+    }
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", default="0.1,0.3,1,test")
+    parser.add_argument("--json", type=Path, default=Path("bench-results/scale.json"))
+    args = parser.parse_args()
+    rows = []
+    print(
+        f"{'size':>6}{'messages':>11}{'data s':>8}{'feat s':>8}{'train s':>8}{'eval s':>8}"
+        f"{'total s':>9}{'peak MiB':>9}{'parse msg/s':>12}{'feat msg/s':>11}"
+        f"{'naive s':>9}{'naive MiB':>10}{'ours/naive':>11}"
+    )
+    for name in args.sizes.split(","):
+        with tempfile.TemporaryDirectory(prefix=f"bench-{name}-") as tmp:
+            row = bench(name, Path(tmp))
+        rows.append(row)
+        s = row["stage_seconds"]
+        modelled = s["data"] + s["features"] + s["train"]
+        print(
+            f"{name:>6}{row['messages']:>11,}{s['data']:>8.1f}{s['features']:>8.1f}"
+            f"{s['train']:>8.1f}{s['evaluate']:>8.1f}{row['wall_seconds']:>9.1f}"
+            f"{row['peak_rss_mib']:>9.0f}{row['parse_messages_per_second']:>12,.0f}"
+            f"{row['features_messages_per_second']:>11,.0f}{row['naive_seconds']:>9.1f}"
+            f"{row['naive_peak_rss_mib']:>10.0f}{modelled / row['naive_seconds']:>11.2f}",
+            flush=True,
+        )
+    write_json(
+        args.json,
+        {
+            "rows": rows,
+            "note": "ours/naive compares data+features+train "
+            "(parse to fitted model) with the naive parse-to-fitted-and-scored",
+        },
+    )
+    print(f"results: {args.json}")
+
+
+if __name__ == "__main__":
+    main()
