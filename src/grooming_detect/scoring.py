@@ -54,6 +54,16 @@ def load_scoring_model(location: str) -> tuple[Any, dict[str, Any]]:
     info = mlflow.models.get_model_info(location)
     if not info.metadata or "threshold" not in info.metadata:
         raise ValueError(f"{location}: MLflow model without grooming-detect metadata")
+    if "transformers" in info.flavors:
+        from grooming_detect.models.transformer import TransformerClassifier
+
+        local = Path(mlflow.artifacts.download_artifacts(location))
+        model = TransformerClassifier.load(
+            local / "model",
+            params=info.metadata["estimator_params"],
+            tokenizer_directory=local / "components" / "tokenizer",
+        )
+        return model, dict(info.metadata)
     return mlflow.sklearn.load_model(location), dict(info.metadata)
 
 

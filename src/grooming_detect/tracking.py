@@ -195,6 +195,25 @@ def log_sklearn_model(
     return info.model_uri
 
 
+def log_transformer_model(estimator: Any, metadata: dict[str, Any], name: str = "model") -> str:
+    """Log a fine-tuned transformer with ``mlflow.transformers`` (safetensors weights and the
+    tokenizer); the estimator's parameters (window rule …) and `metadata` travel with it."""
+    import mlflow.transformers
+
+    requirements = [
+        f"{package}=={importlib.metadata.version(package)}"
+        for package in ("transformers", "torch", "scikit-learn", "pandas")
+    ]
+    info = mlflow.transformers.log_model(
+        transformers_model={"model": estimator.model_, "tokenizer": estimator.tokenizer_},
+        name=name,
+        task="text-classification",
+        pip_requirements=requirements,
+        metadata={**metadata, "estimator_params": estimator.get_params()},
+    )
+    return info.model_uri
+
+
 def git_commit(root: Path) -> str:
     """The checkout's commit (with `-dirty` when it has uncommitted changes), or `unknown`."""
     try:

@@ -61,14 +61,17 @@ def conversation_texts(
 def author_conversation_texts(
     messages: pd.DataFrame, authors: pd.DataFrame, separator: str
 ) -> pd.DataFrame:
-    """One row per author-in-conversation: the author's messages there (``text``) and the whole
-    conversation with speaker markers (``conversation_text``), with the author's label."""
+    """One row per author-in-conversation: the author's messages there (``text``), the whole
+    conversation with speaker markers (``conversation_text``), the author's own marker there
+    (``speaker``), and the author's label."""
     ordered = messages.sort_values(["conversation_id", "line"], kind="stable")
     nonempty = ordered[ordered["text"] != ""]
     own = nonempty.groupby(["conversation_id", "author", "split"], sort=False)["text"].agg(
         separator.join
     )
     pairs = ordered[["conversation_id", "author", "split"]].drop_duplicates()
+    rank = pairs.groupby("conversation_id", sort=False).cumcount()
+    pairs = pairs.assign(speaker=[speaker_marker(i) for i in rank])
     view = pairs.join(own, on=["conversation_id", "author", "split"])
     view["text"] = view["text"].fillna("")
     conversations = (

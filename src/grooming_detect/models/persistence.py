@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import shutil
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -36,15 +39,41 @@ def trusted_types(path: Path) -> list[str]:
     return types
 
 
+TRANSFORMER_DIR = "transformer"
+
+
 def save_model(model: Any, meta: dict[str, Any], directory: Path) -> Path:
-    """Write the estimator (skops) and its metadata (threshold, settings) atomically."""
-    write_with(directory / MODEL_FILE, lambda tmp: sio.dump(model, tmp))
+    """Write the estimator and its metadata (threshold, settings) atomically: scikit-learn
+    estimators as skops, fine-tuned transformers as safetensors with their tokenizer."""
+    if hasattr(model, "save") and hasattr(model, "model_"):
+        staging = Path(
+            tempfile.mkdtemp(
+                prefix=".transformer-", dir=directory.parent if directory.parent.exists() else None
+            )
+        )
+        model.save(staging)
+        target = directory / TRANSFORMER_DIR
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if target.exists():
+            shutil.rmtree(target)
+        os.replace(staging, target)
+        (directory / MODEL_FILE).unlink(missing_ok=True)
+        meta = {**meta, "format": "transformer"}
+    else:
+        write_with(directory / MODEL_FILE, lambda tmp: sio.dump(model, tmp))
+        shutil.rmtree(directory / TRANSFORMER_DIR, ignore_errors=True)
+        meta = {**meta, "format": "skops"}
     write_json(directory / META_FILE, meta)
     return directory
 
 
 def load_model(directory: Path) -> tuple[Any, dict[str, Any]]:
     """Load an estimator saved by `save_model`, refusing files that need untrusted types."""
+    meta_path = directory / META_FILE
+    if meta_path.is_file() and read_json(meta_path).get("format") == "transformer":
+        from grooming_detect.models.transformer import TransformerClassifier
+
+        return TransformerClassifier.load(directory / TRANSFORMER_DIR), read_json(meta_path)
     path = directory / MODEL_FILE
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no trained model here; run the train stage first")

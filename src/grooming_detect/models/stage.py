@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import inspect
 import logging
 import time
 from typing import Any
@@ -71,8 +72,12 @@ def run_train(cfg: DictConfig, ctx: StageContext) -> StageResult:
     log.info(
         "Training %s on %d %s rows (%d positive)", cfg.model.name, len(X), inputs.kind.name, y.sum()
     )
+    fit_kwargs = {}
+    if "validation" in inspect.signature(model.fit).parameters:
+        # Estimators that select and stop on validation themselves (the transformer) get it.
+        fit_kwargs["validation"] = inputs.training("validation")
     started = time.perf_counter()
-    model.fit(X, y)
+    model.fit(X, y, **fit_kwargs)
     fit_seconds = time.perf_counter() - started
     validation, raw_validation = inputs.raw_scores(model, "validation")
     y_validation = validation[unit.label_column].to_numpy(dtype=bool)
@@ -132,17 +137,20 @@ def run_train(cfg: DictConfig, ctx: StageContext) -> StageResult:
     )
     tracking.log_metrics(metrics)
     tracking.log_artifact(ctx.model_dir / "model.json", "model_meta")
-    example = X.head(3).reset_index(drop=True)
-    model_uri = tracking.log_sklearn_model(
-        model,
-        example,
-        model.predict_proba(example),
-        trusted=trusted_types(ctx.model_dir / MODEL_FILE),
-        metadata={
-            k: meta[k]
-            for k in ("unit", "input", "aggregate", "threshold", "calibration", "model_name")
-        },
-    )
+    metadata = {
+        k: meta[k] for k in ("unit", "input", "aggregate", "threshold", "calibration", "model_name")
+    }
+    if hasattr(model, "model_") and hasattr(model, "save"):
+        model_uri = tracking.log_transformer_model(model, metadata)
+    else:
+        example = X.head(3).reset_index(drop=True)
+        model_uri = tracking.log_sklearn_model(
+            model,
+            example,
+            model.predict_proba(example),
+            trusted=trusted_types(ctx.model_dir / MODEL_FILE),
+            metadata=metadata,
+        )
     tracking.set_tags({"model_uri": model_uri})
     return StageResult(
         stage="train",

@@ -73,7 +73,7 @@ def require_split(view: pd.DataFrame, unit: Unit, split: str, stage: str) -> pd.
 
 #: Columns a model may read: texts, the conversation key (the two-stage design groups rows by
 #: it) and the behavioural/lexicon features. Ids of people, counts and labels are never inputs.
-MODEL_TEXT_COLUMNS = ("text", "conversation_text")
+MODEL_TEXT_COLUMNS = ("text", "conversation_text", "speaker")
 
 
 def features_of(rows: pd.DataFrame, unit: Unit) -> pd.DataFrame:

