@@ -60,6 +60,10 @@ bench-ingest: $(STAMP) ## parse the synthetic corpus at PAN-2012 scale: messages
 bench-models: $(STAMP) ## every baseline: quality, fit time and peak memory (ARGS="--scale pan12")
 	$(BIN)/python scripts/bench_models.py $(ARGS)
 
+.PHONY: bench-transformer
+bench-transformer: $(STAMP) ## transformer training/inference throughput and peak memory (CPU or GPU)
+	$(BIN)/python scripts/bench_transformer.py $(ARGS)
+
 .PHONY: verify
 verify: $(STAMP) ## verify a PAN-2012 download: make verify ROOT=/path/to/pan12
 	$(BIN)/grooming-detect-verify $(ROOT)

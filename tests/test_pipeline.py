@@ -219,3 +219,20 @@ def test_no_message_text_unless_asked(compose_cfg: ComposeFn) -> None:
 def test_a_stage_without_its_inputs_says_what_to_run(compose_cfg: ComposeFn) -> None:
     with pytest.raises(MissingInputError, match="run the data stage first"):
         pipeline.run(compose_cfg("scale=tiny", "stages=[features]"))
+
+
+def test_multi_process_launch_allows_only_the_train_stage(
+    compose_cfg: ComposeFn, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from grooming_detect.config import ConfigError
+
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("RANK", "1")
+    with pytest.raises(ConfigError, match=r"stages=\[train\] only"):
+        pipeline.run(compose_cfg("scale=tiny"))
+    cfg = compose_cfg("scale=tiny", "stages=[train]")
+    root_run_dir = cfg.paths.run_dir
+    from grooming_detect.pipeline import _isolate_secondary_rank
+
+    _isolate_secondary_rank(cfg)
+    assert cfg.paths.run_dir != root_run_dir and "rank1" in cfg.tracking.uri

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import logging
+import os
+import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from omegaconf import DictConfig
+from omegaconf import DictConfig, open_dict
 
 from grooming_detect import tracking
-from grooming_detect.config import validate_config
+from grooming_detect.config import ConfigError, validate_config
 from grooming_detect.data.stage import run_data
 from grooming_detect.evaluation.stage import run_evaluate
 from grooming_detect.features.stage import run_features
@@ -46,9 +48,33 @@ class PipelineResult:
         return report.outputs.get("report") if report else None
 
 
+def distributed_rank() -> tuple[int, int]:
+    """(rank, world size) under torchrun / accelerate launch; (0, 1) in a plain process."""
+    return int(os.environ.get("RANK", "0")), int(os.environ.get("WORLD_SIZE", "1"))
+
+
+def _isolate_secondary_rank(cfg: DictConfig) -> None:
+    """Multi-GPU training: every rank runs the train stage (the Trainer shares the work), but
+    only rank 0 writes the model and logs to MLflow; the others log to a scratch store."""
+    rank, world = distributed_rank()
+    if world == 1:
+        return
+    if list(cfg.stages) != ["train"]:
+        raise ConfigError(
+            f"under a multi-process launcher (WORLD_SIZE={world}) run stages=[train] only: "
+            "run data and features before, evaluate and report after, in a plain process"
+        )
+    if rank != 0:
+        scratch = Path(tempfile.mkdtemp(prefix=f"grooming-detect-rank{rank}-"))
+        with open_dict(cfg):
+            cfg.tracking.uri = f"sqlite:///{scratch}/mlflow.db"
+            cfg.paths.run_dir = str(scratch / "run")
+
+
 def run(cfg: DictConfig, overrides: list[str] | None = None) -> PipelineResult:
     """Validate `cfg`, then run `cfg.stages` in order, tracked in MLflow."""
     validate_config(cfg)
+    _isolate_secondary_rank(cfg)
     experiment_id = tracking.setup(cfg.tracking)
     synthetic = str(bool(cfg.data.synthetic)).lower()
     tags = {

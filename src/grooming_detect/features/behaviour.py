@@ -119,10 +119,13 @@ def _vocabulary_richness(messages: pd.DataFrame, keys: list[str]) -> pd.Series:
 
 
 def author_conversation_features(
-    messages: pd.DataFrame, lexicons: Mapping[str, Sequence[str]]
+    messages: pd.DataFrame,
+    lexicons: Mapping[str, Sequence[str]],
+    facts: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
-    """One row per (conversation_id, author, split) with the ``f_`` and ``cue_`` features."""
-    facts = message_facts(messages, lexicons)
+    """One row per (conversation_id, author, split) with the ``f_`` and ``cue_`` features
+    (`facts`: `message_facts` of the same messages, when the caller has them already)."""
+    facts = message_facts(messages, lexicons) if facts is None else facts
     cue_columns = [c for c in facts.columns if c.startswith("cue_")]
     frame = pd.concat([messages[["conversation_id", "author", "split", "line"]], facts], axis=1)
     keys = ["conversation_id", "author", "split"]
@@ -210,11 +213,13 @@ def author_features(per_conversation: pd.DataFrame, messages: pd.DataFrame) -> p
 
 
 def conversation_features(
-    messages: pd.DataFrame, lexicons: Mapping[str, Sequence[str]]
+    messages: pd.DataFrame,
+    lexicons: Mapping[str, Sequence[str]],
+    facts: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
     """One row per (conversation_id, split): size, authors, reply gaps, night share, questions,
     message length, emoticons and cues per message."""
-    facts = message_facts(messages, lexicons)
+    facts = message_facts(messages, lexicons) if facts is None else facts
     cue_columns = [c for c in facts.columns if c.startswith("cue_")]
     frame = pd.concat([messages[["conversation_id", "author", "split"]], facts], axis=1)
     out = frame.groupby(["conversation_id", "split"]).agg(

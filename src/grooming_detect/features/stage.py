@@ -15,6 +15,7 @@ from grooming_detect.features.behaviour import (
     author_conversation_features,
     author_features,
     conversation_features,
+    message_facts,
 )
 from grooming_detect.features.text_views import (
     author_conversation_texts,
@@ -40,21 +41,23 @@ def build_views(
     lexicons: dict[str, list[str]],
 ) -> dict[str, pd.DataFrame]:
     """Every view keyed by ids: author, conversation and author-in-conversation rows."""
-    per_conversation = author_conversation_features(messages, lexicons)
+    facts = message_facts(messages, lexicons)  # computed once, shared by every view
+    per_conversation = author_conversation_features(messages, lexicons, facts)
     keys_ac = ["conversation_id", "author", "split"]
+    whole = conversation_texts(messages, conversations, separator)
     views = {
         "author_texts": author_texts(messages, authors, separator).merge(
             author_features(per_conversation, messages), on=["author", "split"], how="left"
         ),
-        "conversation_texts": conversation_texts(messages, conversations, separator).merge(
-            conversation_features(messages, lexicons),
+        "conversation_texts": whole.merge(
+            conversation_features(messages, lexicons, facts),
             on=["conversation_id", "split"],
             how="left",
             suffixes=("", "_feature"),
         ),
-        "author_conversation_texts": author_conversation_texts(messages, authors, separator).merge(
-            per_conversation, on=keys_ac, how="left"
-        ),
+        "author_conversation_texts": author_conversation_texts(
+            messages, authors, separator, whole
+        ).merge(per_conversation, on=keys_ac, how="left"),
     }
     # Features are doubles throughout (counts too), so a model's input schema is stable and a
     # missing value at scoring time is representable.
