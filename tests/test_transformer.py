@@ -157,19 +157,31 @@ def test_tiny_bert_trains_and_goes_through_evaluate(tiny_bert: Path, compose_cfg
     assert false_positives["top_conversation"].str.len().gt(0).all()
 
 
-def test_packaged_minilm_fine_tunes_offline(tmp_path: Path) -> None:
-    rows = pd.DataFrame(
-        {
-            "text": ["keep this our secret", "gg nice shot", "don't tell your parents", "lol ok"]
-            * 8,
-        }
+def test_packaged_minilm_fine_tunes_offline(default_run, tmp_path: Path) -> None:
+    """A few steps of the packaged all-MiniLM-L6-v2 on synthetic author-in-conversation rows."""
+    from grooming_detect.models.units import INPUTS, features_of
+
+    cfg, _, _ = default_run
+    view = pd.read_parquet(
+        Path(cfg.paths.processed) / "synthetic" / "features" / "author_conversation_texts.parquet"
     )
-    labels = np.array([True, False, True, False] * 8)
+
+    def sample(split: str, n: int) -> tuple[pd.DataFrame, np.ndarray]:
+        rows = view[view["split"] == split]
+        picked = pd.concat(
+            [rows[rows["is_predator"]].head(n // 4), rows[~rows["is_predator"]].head(n - n // 4)]
+        )
+        return features_of(picked, INPUTS["author_conversation"]), picked["is_predator"].to_numpy(
+            dtype=bool
+        )
+
+    X, y = sample("train", 32)
+    X_val, y_val = sample("validation", 16)
     model = TransformerClassifier(
-        text_column="text", max_length=32, stride=8, max_steps=3, batch_size=8, seed=0
+        max_length=64, stride=16, max_steps=3, batch_size=8, eval_steps=3, seed=0
     )
-    model.fit(rows, labels, validation=(rows.head(8), labels[:8]))
-    scores = model.predict_proba(rows.head(4))
-    assert scores.shape == (4, 2) and np.allclose(scores.sum(axis=1), 1.0)
+    model.fit(X, y, validation=(X_val, y_val))
+    scores = model.predict_proba(X_val)
+    assert scores.shape == (16, 2) and np.allclose(scores.sum(axis=1), 1.0)
     restored = TransformerClassifier.load(model.save(tmp_path / "saved"))
-    np.testing.assert_allclose(restored.predict_proba(rows.head(4)), scores, atol=1e-5)
+    np.testing.assert_allclose(restored.predict_proba(X_val), scores, atol=1e-5)
