@@ -101,3 +101,16 @@ def test_recall_at_precision_objective() -> None:
     # Precision >= 0.75 allows t=0.6 (P 3/4, R 1); >= 0.9 allows only t>=0.9 (R 2/3).
     assert tune_threshold(y_true, scores, "recall_at_precision", 0.75) == pytest.approx(0.6)
     assert tune_threshold(y_true, scores, "recall_at_precision", 0.9) == pytest.approx(0.9)
+
+
+def test_row_scores_aggregate_to_units() -> None:
+    from grooming_detect.models.units import aggregate_scores
+
+    scores = pd.Series([0.9, 0.1, 0.5, 0.3, 0.2], index=["a", "a", "a", "a", "b"])
+    assert aggregate_scores(scores, "max").to_dict() == {"a": 0.9, "b": 0.2}
+    assert aggregate_scores(scores, "mean").to_dict() == pytest.approx({"a": 0.45, "b": 0.2})
+    assert aggregate_scores(scores, "top3_mean").to_dict() == pytest.approx(
+        {"a": (0.9 + 0.5 + 0.3) / 3, "b": 0.2}
+    )
+    with pytest.raises(ValueError, match=r"model\.aggregate"):
+        aggregate_scores(scores, "median")

@@ -151,6 +151,24 @@ def test_tiny_bert_trains_and_goes_through_evaluate(tiny_bert: Path, compose_cfg
     reloaded, meta = load_model(model_dir)
     assert isinstance(reloaded, TransformerClassifier)
     assert meta["format"] == "transformer" and meta["calibration"]["method"] == "temperature"
+    # The model logged with mlflow.transformers scores new data through the scoring command.
+    import mlflow
+
+    from grooming_detect.scoring import score_file
+
+    mlflow.set_tracking_uri(cfg.tracking.uri)
+    model_uri = client.get_run(result.run_id).data.tags["model_uri"]
+    chat = Path(cfg.paths.root) / "chat.csv"
+    pd.DataFrame(
+        {
+            "conversation_id": ["c1", "c1", "c2"],
+            "author": ["a", "b", "c"],
+            "text": ["keep this our secret", "ok", "gg"],
+        }
+    ).to_csv(chat, index=False)
+    authors_csv, _ = score_file(model_uri, chat, Path(cfg.paths.root) / "scores")
+    scored = pd.read_csv(authors_csv)
+    assert sorted(scored["author"]) == ["a", "b", "c"] and scored["score"].between(0, 1).all()
     false_positives = pd.read_parquet(
         Path(cfg.paths.run_dir) / "evaluation" / "test-false_positives.parquet"
     )

@@ -34,7 +34,7 @@ from grooming_detect.evaluation.calibration import ScoreCalibrator
 from grooming_detect.features.stage import build_views
 from grooming_detect.io import write_with
 from grooming_detect.models.persistence import load_model
-from grooming_detect.models.units import INPUTS, UNITS, features_of
+from grooming_detect.models.units import INPUTS, UNITS, aggregate_scores, features_of
 
 log = logging.getLogger(__name__)
 SPLIT = "score"
@@ -106,7 +106,7 @@ def score_messages(
     if unit.name == "conversation":
         conversations = scores.rename("score").rename_axis("conversation_id").reset_index()
         return pd.DataFrame(columns=["author", "score"]), conversations
-    authors = scores.groupby(level=0).agg(meta.get("aggregate") or "max")
+    authors = aggregate_scores(scores, meta.get("aggregate") or "max")
     author_table = views["author_texts"][["author", "n_messages", "n_conversations"]].assign(
         score=lambda f: f["author"].map(authors)
     )

@@ -3,7 +3,8 @@
 The unit is what the labels support: authors (PAN-2012 Problem 1) or, for data labelled only per
 conversation, conversations. A model reads the unit's own view (``model.input`` = the unit) or,
 for an author unit, author-in-conversation rows (``model.input=author_conversation``) whose scores
-are aggregated to the author by ``model.aggregate`` (``max`` or ``mean``).
+are aggregated to the author by ``model.aggregate`` (``max``, ``mean`` or ``top3_mean``). A
+conversation scores its highest-scoring author (the evaluate stage and the scoring command).
 """
 
 from __future__ import annotations
@@ -39,7 +40,18 @@ INPUTS: dict[str, Unit] = {
         "author_conversation", "author_conversation_texts.parquet", "author", "is_predator"
     ),
 }
-AGGREGATES = ("max", "mean")
+AGGREGATES = ("max", "mean", "top3_mean")
+
+
+def aggregate_scores(scores: pd.Series, how: str) -> pd.Series:
+    """Row scores (indexed by unit id) to one score per unit: ``max``, ``mean``, or
+    ``top3_mean`` (the mean of the unit's three highest rows, or of all when it has fewer)."""
+    if how not in AGGREGATES:
+        raise ValueError(f"model.aggregate {how!r}: expected one of {AGGREGATES}")
+    grouped = scores.groupby(level=0)
+    if how == "top3_mean":
+        return grouped.apply(lambda s: s.nlargest(3).mean())
+    return grouped.agg(how)
 
 
 def unit_of(ctx: StageContext) -> Unit:
@@ -131,9 +143,7 @@ class ModelInput:
             return units, model.predict_proba(features_of(units, self.unit))[:, 1]  # type: ignore[attr-defined]
         rows = self.input_view[self.input_view["split"] == split]
         row_scores = model.predict_proba(features_of(rows, self.kind))[:, 1]  # type: ignore[attr-defined]
-        per_unit = (
-            pd.Series(row_scores, index=rows[self.unit.id_column].to_numpy())
-            .groupby(level=0)
-            .agg(self.aggregate)
+        per_unit = aggregate_scores(
+            pd.Series(row_scores, index=rows[self.unit.id_column].to_numpy()), self.aggregate
         )
         return units, per_unit.reindex(units[self.unit.id_column].to_numpy()).to_numpy()
