@@ -130,3 +130,18 @@ def test_conversation_level_scores_take_the_top_author() -> None:
     assert metrics["test/conversation/recall"] == pytest.approx(1.0)
     assert metrics["test/conversation/alerts_per_10k"] == pytest.approx(10_000)
     assert metrics["test/conversation/roc_auc"] == pytest.approx(1.0)
+
+
+def test_modal_hour_takes_the_earliest_on_ties() -> None:
+    messages = pd.DataFrame(
+        {
+            "conversation_id": ["c", "c", "c", "d"],
+            "line": [1, 2, 3, 1],
+            "author": ["a", "a", "a", "b"],
+            "time": ["10:00", "09:30", None, None],
+            "text": ["x", "y", "z", "w"],
+            "split": ["test"] * 4,
+        }
+    )
+    table = profiles(messages, "author", LEXICONS).set_index("id")
+    assert table.loc["a", "modal_hour"] == 9 and table.loc["b", "modal_hour"] == -1
