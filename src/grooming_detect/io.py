@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import tempfile
@@ -74,10 +75,13 @@ def read_json(path: str | os.PathLike[str]) -> Any:
         ) from None
 
 
+def json_digest(payload: Any) -> str:
+    """SHA-256 of `payload` as key-sorted JSON (cache fingerprints)."""
+    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
+
+
 def sha256_file(path: str | os.PathLike[str], normalise_newlines: bool = False) -> str:
     """SHA-256 of a file, streamed; with `normalise_newlines`, of its bytes after CRLF -> LF."""
-    import hashlib
-
     digest = hashlib.sha256()
     pending_cr = False
     with open(path, "rb") as handle:

@@ -34,7 +34,13 @@ from grooming_detect.evaluation.calibration import ScoreCalibrator
 from grooming_detect.features.stage import build_views
 from grooming_detect.io import write_with
 from grooming_detect.models.persistence import load_model
-from grooming_detect.models.units import INPUTS, UNITS, aggregate_scores, features_of
+from grooming_detect.models.units import (
+    INPUTS,
+    UNITS,
+    aggregate_scores,
+    conversation_scores,
+    features_of,
+)
 
 log = logging.getLogger(__name__)
 SPLIT = "score"
@@ -111,10 +117,7 @@ def score_messages(
         score=lambda f: f["author"].map(authors)
     )
     pairs = tables.messages[["conversation_id", "author"]].drop_duplicates()
-    conversation_scores = (
-        pairs.assign(score=pairs["author"].map(authors)).groupby("conversation_id")["score"].max()
-    )
-    conversations = conversation_scores.rename_axis("conversation_id").reset_index()
+    conversations = conversation_scores(pairs, authors).rename_axis("conversation_id").reset_index()
     return author_table, conversations
 
 

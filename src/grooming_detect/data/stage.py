@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 from dataclasses import asdict
 from pathlib import Path
@@ -15,7 +13,7 @@ from grooming_detect import __version__, tracking
 from grooming_detect.data import chatlog, pan12, synthetic, verify
 from grooming_detect.data.filters import FilterSettings
 from grooming_detect.data.schema import SCHEMA_VERSION, Tables, write_tables
-from grooming_detect.io import read_json, sha256_file, write_json
+from grooming_detect.io import json_digest, read_json, sha256_file, write_json
 from grooming_detect.stage import StageContext, StageResult
 
 log = logging.getLogger(__name__)
@@ -48,7 +46,7 @@ def fingerprint(sources: dict[str, dict[str, Any]], settings: dict[str, Any]) ->
         "sources": {name: meta["sha256"] for name, meta in sorted(sources.items())},
         "settings": settings,
     }
-    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
+    return json_digest(payload)
 
 
 def _cached_manifest(manifest_path: Path, expected: str) -> dict[str, Any] | None:

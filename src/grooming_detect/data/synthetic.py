@@ -17,15 +17,13 @@ empty ``<text/>``, multi-line text, padded author ids, CRLF id lists, times wrap
 
 from __future__ import annotations
 
-import hashlib
-import json
 import random
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from grooming_detect.data import pan12
-from grooming_detect.io import atomic_path, write_text
+from grooming_detect.io import atomic_path, json_digest, write_text
 
 #: Bumped whenever the generator's output changes for the same settings (invalidates caches).
 GENERATOR_VERSION = 2
@@ -51,8 +49,7 @@ class GeneratorSettings:
 
     def fingerprint(self) -> str:
         """Stable digest of the settings and generator version (names the output directory)."""
-        payload = json.dumps({"version": GENERATOR_VERSION, **asdict(self)}, sort_keys=True)
-        return hashlib.sha256(payload.encode()).hexdigest()[:16]
+        return json_digest({"version": GENERATOR_VERSION, **asdict(self)})[:16]
 
 
 # --------------------------------------------------------------------------------------------

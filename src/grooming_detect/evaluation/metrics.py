@@ -65,6 +65,19 @@ BETAS = {"f0_5": 0.5, "f1": 1.0, "f3": 3.0}
 THRESHOLD_OBJECTIVES = (*BETAS, "recall_at_precision")
 
 
+def f_beta_curve(precision: np.ndarray, recall: np.ndarray, beta: float) -> np.ndarray:
+    """F_beta at every point of a precision-recall curve (0 where both are 0)."""
+    beta2 = beta**2
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.nan_to_num((1 + beta2) * precision * recall / (beta2 * precision + recall))
+
+
+def best_f_beta(y_true: np.ndarray, scores: np.ndarray, beta: float = 0.5) -> float:
+    """The highest F_beta over all thresholds (for model selection, not for reporting)."""
+    precision, recall, _ = precision_recall_curve(np.asarray(y_true, dtype=bool), scores)
+    return float(f_beta_curve(precision, recall, beta).max())
+
+
 def tune_threshold(
     y_true: np.ndarray, scores: np.ndarray, objective: str = "f0_5", min_precision: float = 0.0
 ) -> float:
@@ -93,10 +106,7 @@ def tune_threshold(
             return float(thresholds[np.flatnonzero(precision == precision.max())[-1]])
         best_recall = recall[feasible].max()
         return float(thresholds[np.flatnonzero(feasible & (recall == best_recall))[-1]])
-    beta2 = BETAS[objective] ** 2
-    with np.errstate(divide="ignore", invalid="ignore"):
-        values = np.nan_to_num((1 + beta2) * precision * recall / (beta2 * precision + recall))
-    values = values[:-1]  # the last point has no threshold
+    values = f_beta_curve(precision, recall, BETAS[objective])[:-1]  # last point: no threshold
     best = np.flatnonzero(values == values.max())
     return float(thresholds[best[-1]])
 

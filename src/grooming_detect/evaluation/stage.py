@@ -29,7 +29,7 @@ from grooming_detect.evaluation.metrics import (
 from grooming_detect.features.behaviour import profiles
 from grooming_detect.io import write_json, write_parquet, write_text
 from grooming_detect.models.persistence import load_model
-from grooming_detect.models.units import UNITS, ModelInput, features_of
+from grooming_detect.models.units import UNITS, ModelInput, conversation_scores, features_of
 from grooming_detect.stage import StageContext, StageResult
 
 log = logging.getLogger(__name__)
@@ -356,8 +356,7 @@ def _conversation_level(
 ) -> dict[str, float]:
     """Conversation measures of an author-level model: a conversation scores its top author."""
     pairs = messages[["conversation_id", "author"]].drop_duplicates()
-    scored = pairs.merge(predictions[["id", "score"]], left_on="author", right_on="id")
-    top = scored.groupby("conversation_id")["score"].max()
+    top = conversation_scores(pairs, predictions.set_index("id")["score"])
     table = conversations[conversations["split"] == split].set_index("conversation_id")
     scores = top.reindex(table.index).fillna(0.0).to_numpy()
     y_true = table["has_predator"].to_numpy(dtype=bool)

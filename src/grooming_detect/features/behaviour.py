@@ -165,6 +165,15 @@ def author_conversation_features(
     return out[feature_columns].reset_index()
 
 
+def distinct_partners(messages: pd.DataFrame) -> pd.Series:
+    """Distinct other authors each author met, indexed by (author, split); authors who only
+    wrote monologues are absent (callers fill 0)."""
+    pairs = messages[["conversation_id", "author", "split"]].drop_duplicates()
+    met = pairs.merge(pairs, on=["conversation_id", "split"], suffixes=("", "_partner"))
+    met = met[met["author"] != met["author_partner"]]
+    return met.groupby(["author", "split"])["author_partner"].nunique()
+
+
 def author_features(per_conversation: pd.DataFrame, messages: pd.DataFrame) -> pd.DataFrame:
     """One row per (author, split): counts summed, rates weighted by messages, starts/ends as
     shares of conversations, the longest run, and distinct partners."""
@@ -201,11 +210,7 @@ def author_features(per_conversation: pd.DataFrame, messages: pd.DataFrame) -> p
     for column in rate_columns:
         out[column] = out[column] / out["f_messages"]
     out["f_mean_gap_min"] = (out["f_mean_gap_min"] / out["gap_weight"]).where(out["gap_weight"] > 0)
-    pairs = messages[["conversation_id", "author", "split"]].drop_duplicates()
-    met = pairs.merge(pairs, on=["conversation_id", "split"], suffixes=("", "_partner"))
-    met = met[met["author"] != met["author_partner"]]
-    partners = met.groupby(["author", "split"])["author_partner"].nunique()
-    out["f_partners"] = partners.reindex(out.index).fillna(0)
+    out["f_partners"] = distinct_partners(messages).reindex(out.index).fillna(0)
     columns = [c for c in FEATURE_DOCS if c in out.columns] + [
         c for c in out.columns if c.startswith("cue_")
     ]
@@ -281,11 +286,7 @@ def profiles(
     )
     out["modal_hour"] = modal.reindex(out.index).fillna(-1).astype(int)
     if unit == "author":
-        pairs = messages[["conversation_id", "author", "split"]].drop_duplicates()
-        met = pairs.merge(pairs, on=["conversation_id", "split"], suffixes=("", "_partner"))
-        met = met[met["author"] != met["author_partner"]]
-        partners = met.groupby(["author", "split"])["author_partner"].nunique()
-        out["n_partners"] = partners.reindex(out.index).fillna(0).astype(int)
+        out["n_partners"] = distinct_partners(messages).reindex(out.index).fillna(0).astype(int)
     else:
         out["n_partners"] = (out["max_conversation_authors"] - 1).astype(int)
     return out.reset_index().rename(columns={key: "id"})

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 
 import pandas as pd
@@ -22,7 +20,7 @@ from grooming_detect.features.text_views import (
     author_texts,
     conversation_texts,
 )
-from grooming_detect.io import read_json, write_json, write_parquet
+from grooming_detect.io import json_digest, read_json, write_json, write_parquet
 from grooming_detect.stage import MissingInputError, StageContext, StageResult
 
 log = logging.getLogger(__name__)
@@ -73,12 +71,9 @@ def run_features(cfg: DictConfig, ctx: StageContext) -> StageResult:
         raise MissingInputError("features", ctx.manifest_path, "data")
     data_manifest = read_json(ctx.manifest_path)
     settings = OmegaConf.to_container(cfg.features, resolve=True)
-    key = hashlib.sha256(
-        json.dumps(
-            {"data": data_manifest["fingerprint"], "settings": settings, "v": FEATURES_VERSION},
-            sort_keys=True,
-        ).encode()
-    ).hexdigest()
+    key = json_digest(
+        {"data": data_manifest["fingerprint"], "settings": settings, "v": FEATURES_VERSION}
+    )
     manifest_path = ctx.features_dir / "manifest.json"
     outputs = {name: ctx.features_dir / f"{name}.parquet" for name in VIEWS}
     if (

@@ -32,7 +32,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from sklearn.base import BaseEstimator, ClassifierMixin
-from sklearn.metrics import average_precision_score, precision_recall_curve
+from sklearn.metrics import average_precision_score
+
+from grooming_detect.evaluation.metrics import best_f_beta
 
 log = logging.getLogger(__name__)
 
@@ -87,14 +89,6 @@ def dialogue_texts(conversation_text: pd.Series, speaker: pd.Series) -> list[str
             )
         )
     return texts
-
-
-def best_f05(y_true: np.ndarray, scores: np.ndarray) -> float:
-    """The highest F0.5 over all thresholds (model selection only)."""
-    precision, recall, _ = precision_recall_curve(y_true, scores)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        values = np.nan_to_num(1.25 * precision * recall / (0.25 * precision + recall))
-    return float(values.max())
 
 
 class TransformerClassifier(ClassifierMixin, BaseEstimator):
@@ -233,7 +227,7 @@ class TransformerClassifier(ClassifierMixin, BaseEstimator):
                 )
                 return {
                     "pr_auc": float(average_precision_score(y_val, rows)),
-                    "f0_5": best_f05(y_val, rows),
+                    "f0_5": best_f_beta(y_val, rows, 0.5),
                 }
 
         weights = None

@@ -100,6 +100,13 @@ def features_of(rows: pd.DataFrame, unit: Unit) -> pd.DataFrame:
     return rows[keep].reset_index(drop=True)
 
 
+def conversation_scores(pairs: pd.DataFrame, author_scores: pd.Series) -> pd.Series:
+    """A conversation scores its highest-scoring author (`pairs`: conversation_id, author;
+    `author_scores` indexed by author). Conversations without a scored author are absent."""
+    scored = pairs.assign(score=pairs["author"].map(author_scores)).dropna(subset=["score"])
+    return scored.groupby("conversation_id")["score"].max()
+
+
 class ModelInput:
     """Reads a model's input rows for a split and turns its row scores into unit scores."""
 
