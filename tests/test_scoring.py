@@ -37,7 +37,10 @@ def test_scores_equal_the_evaluate_stage(default_run, test_xml: Path, tmp_path: 
         scored["score"].sort_index(), expected.sort_index(), check_names=False, atol=1e-9
     )
     conversations = pd.read_csv(conversations_csv)
-    assert len(conversations) == 4000 and conversations["score"].between(0, 1).all()
+    assert (
+        len(conversations) == cfg.data.generator.n_test_conversations
+        and conversations["score"].between(0, 1).all()
+    )
 
 
 def test_mlflow_model_uri_and_batches(

@@ -10,6 +10,7 @@ import pytest
 
 from grooming_detect.data import pan12
 from grooming_detect.data.synthetic import (
+    EXCLUDED_CONTENT,
     HARD_NEGATIVES,
     PREDATOR_MARKERS,
     GeneratorSettings,
@@ -18,7 +19,13 @@ from grooming_detect.data.synthetic import (
     xml_escape,
 )
 
-SMALL = GeneratorSettings(seed=7, n_train_conversations=1500, n_test_conversations=600)
+SMALL = GeneratorSettings(
+    seed=7,
+    n_train_conversations=1500,
+    n_test_conversations=600,
+    n_train_predators=30,
+    n_test_predators=10,
+)
 
 
 @pytest.fixture(scope="module")
@@ -66,15 +73,14 @@ def test_pan_shape(corpus: tuple[Path, dict]) -> None:
         authors_of[conversation].add(author)
     assert columns.n_conversations == 1500
     sizes = Counter(len(a) for a in authors_of.values())
-    assert sizes[1] > 0 and sizes[2] > 0 and max(sizes) >= 5, "one, two and many authors"
+    assert sizes[1] > 0 and sizes[2] > 0 and max(sizes) >= 3, "one, two and many authors"
     truth = truths["train"]
     predators = set(truth.predators)
-    with_predator = [c for c, a in authors_of.items() if a & predators]
-    assert 0.02 <= len(with_predator) / 1500 <= 0.04
+    assert len(predators) == SMALL.n_train_predators
     for predator in predators:
         partners = [a - {predator} for a in authors_of.values() if predator in a]
         assert len(partners) >= 2, "predators recur"
-        assert len({frozenset(p) for p in partners}) == len(partners), "with different partners"
+        assert len({frozenset(p) for p in partners}) >= 2, "with different partners"
     # Partners are authors, not predators (label noise adds only non-partner negatives).
     assert not set(truth.victims) & set(truth.labelled_predators)
     negative_counts = Counter(
@@ -83,13 +89,60 @@ def test_pan_shape(corpus: tuple[Path, dict]) -> None:
     assert sum(1 for n in negative_counts.values() if n >= 2) > 100, "negative authors recur"
 
 
-def test_label_noise_and_line_truth(corpus: tuple[Path, dict]) -> None:
+def test_real_host_text_with_injected_markers(corpus: tuple[Path, dict]) -> None:
+    root, truths = corpus
+    files = pan12.find_files(root)
+    columns = pan12.parse_messages(files.train_xml, show_progress=False)
+    words = Counter(w for text in columns.text for w in text.lower().split())
+    # Real chat: thousands of distinct words, few messages that are a template as written.
+    assert len(words) > 5000
+    templates = {t for group in PREDATOR_MARKERS.values() for t in group}
+    assert sum(text in templates for text in columns.text) < 0.05 * len(columns.text)
+    # Problem-2 truth lines are the predators' own lines.
+    test_columns = pan12.parse_messages(files.test_xml, show_progress=False)
+    author_of_line = {
+        (c, int(line)): a
+        for c, line, a in zip(
+            test_columns.conversation_id, test_columns.line, test_columns.author, strict=True
+        )
+    }
+    marker_lines = truths["test"].marker_lines
+    assert marker_lines
+    assert {author_of_line[(c, line)] for c, line in marker_lines} <= set(truths["test"].predators)
+
+
+def test_predators_share_the_shape_of_other_conversations(corpus: tuple[Path, dict]) -> None:
+    """No metadata shortcut by construction: predators' conversations are two-person
+    conversations of the same length distribution as the others'."""
+    root, truths = corpus
+    columns = pan12.parse_messages(pan12.find_files(root).train_xml, show_progress=False)
+    lengths: Counter[str] = Counter(columns.conversation_id)
+    authors_of: dict[str, set[str]] = defaultdict(set)
+    for conversation, author in zip(columns.conversation_id, columns.author, strict=True):
+        authors_of[conversation].add(author)
+    predators = set(truths["train"].predators)
+    with_predator = [lengths[c] for c, a in authors_of.items() if a & predators]
+    others = [lengths[c] for c, a in authors_of.items() if len(a) == 2 and not a & predators]
+    mean_with, mean_others = sum(with_predator) / len(with_predator), sum(others) / len(others)
+    assert abs(mean_with - mean_others) < 0.25 * mean_others
+    assert all(len(a) <= 2 for a in authors_of.values() if a & predators)
+
+
+def test_label_noise_on_training_truth_only(corpus: tuple[Path, dict]) -> None:
     _, truths = corpus
-    truth = truths["test"]
-    assert len(truth.labelled_predators) == len(truth.predators)
-    n_noisy = round(SMALL.label_noise * len(truth.predators))
-    assert len(set(truth.predators) - set(truth.labelled_predators)) == n_noisy
-    assert truth.marker_lines, "problem-2 lines exist for the test corpus"
+    train, test = truths["train"], truths["test"]
+    n_noisy = round(SMALL.label_noise * len(train.predators))
+    assert n_noisy > 0
+    assert len(set(train.predators) - set(train.labelled_predators)) == n_noisy
+    assert len(train.labelled_predators) == len(train.predators)
+    # Test truth is clean by default (test_label_noise = 0).
+    assert test.labelled_predators == test.predators
+
+
+def test_content_filter_refuses_host_windows() -> None:
+    assert EXCLUDED_CONTENT.search("we kissed at the party")
+    assert EXCLUDED_CONTENT.search("that was CREEPY")
+    assert not EXCLUDED_CONTENT.search("i live in virginia and love anybody's cooking")
 
 
 def test_times_wrap_past_midnight(corpus: tuple[Path, dict]) -> None:
@@ -163,6 +216,7 @@ def test_every_labelled_predator_speaks(tmp_path: Path) -> None:
         n_train_conversations=800,
         n_test_conversations=300,
         label_noise=1.0,
+        test_label_noise=1.0,
         predator_share=0.04,
     )
     truths = generate_corpus(tmp_path, noisy)

@@ -85,6 +85,10 @@ def validate_config(cfg: DictConfig) -> None:
             "hard_negative_share",
             "difficulty",
             "label_noise",
+            "test_label_noise",
+            "monologue_share",
+            "multiparty_share",
+            "surface_variation",
             "quirk_rate",
         ):
             value = float(generator[key])

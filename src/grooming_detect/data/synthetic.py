@@ -1,32 +1,47 @@
-"""Deterministic generator of a synthetic corpus in the official PAN-2012 layout.
+"""Deterministic generator of a real-text corpus in the official PAN-2012 layout.
 
-The corpus exists so that every stage runs on a fresh machine with no data. It contains no sexual
-content and no description of abuse: grooming risk is expressed only through non-explicit
-behavioural markers (age and location questions, compliments, secrecy requests, isolation, moving
-to another app, gifts, meeting plans). Hard negatives reuse the same surface cues innocently
-(peers asking ages in a game, a surprise party kept secret, relatives arranging a visit), and a
-share of label noise is injected, so no model can be perfect.
+The corpus exists so that every stage runs on a fresh machine with no data, on real chat text.
+Host conversations are real ones from the ``chitchat-dataset`` package (the BYU PCC lab's
+Chit-Chat Challenge, MIT licence), read at run time and never copied into this repository:
+windows of its two-person conversations, and its unanswered one-author openers. Generated
+multi-party technical chat (IRC-style templates) adds the shape PAN-2012's IRC logs have.
 
-Shape, after PAN-2012: most conversations are negatives of several kinds (two-person small talk,
-multi-party IRC-style technical chat, one-author monologues, adult small talk between strangers);
-a few percent contain a predator; predators recur across conversations with different partners;
-partners are authors too and are not labelled predators; negative authors recur within
-communities. The official files' quirks are reproduced: double-escaped entities, ``<email/>``,
-empty ``<text/>``, multi-line text, padded author ids, CRLF id lists, times wrapping past midnight.
+Grooming risk is expressed only through non-explicit behavioural markers (rapport, age and
+location questions, compliments, secrecy, isolation, moving to another app, gifts, meeting plans)
+that one author of a positive conversation (the predator) carries, injected into their real
+messages in stage order with paraphrase and typo variation. Hard negatives are real
+conversations given the same kinds of cue innocently (a game clan asking ages, a surprise party
+kept secret, a relative arranging a visit). Host windows holding sexual or abuse vocabulary
+(`EXCLUDED_CONTENT`) are never used.
+
+No metadata shortcut: every two-person conversation is planned the same way before any label
+exists. "Actors" start a drawn number of conversations, each with a different partner from
+their community, on a host window whose length is drawn from one distribution; predators are
+then picked among actors with 2 to 8 conversations, and hard negatives among the other
+conversations. So predators, hard-negative authors and plain authors share the distributions
+of conversation counts, partners, participants, conversation lengths and hours. Label noise
+touches the training truth only (``test_label_noise`` for the test truth, default 0).
+
+At PAN-2012 size (``scale=pan12``) host windows are reused; every reuse gets seeded surface
+variation (typos, casing, elongations, emoticons, abbreviations) and new author names, so the
+vocabulary keeps growing as real chat does. The official files' quirks are reproduced:
+double-escaped entities, ``<email/>``, empty ``<text/>``, multi-line text, padded author ids,
+CRLF id lists, times wrapping past midnight.
 """
 
 from __future__ import annotations
 
 import random
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from grooming_detect.data import pan12
+from grooming_detect.data import chitchat, pan12
 from grooming_detect.io import atomic_path, json_digest, write_text
 
 #: Bumped whenever the generator's output changes for the same settings (invalidates caches).
-GENERATOR_VERSION = 2
+GENERATOR_VERSION = 3
 
 
 @dataclass(frozen=True)
@@ -43,13 +58,24 @@ class GeneratorSettings:
     n_test_predators: int | None = None
     conversations_per_predator: tuple[int, int] = (2, 8)
     hard_negative_share: float = 0.12
+    monologue_share: float = 0.1
+    multiparty_share: float = 0.05
+    mean_conversation_length: float = 14.0
     difficulty: float = 0.5
     label_noise: float = 0.05
+    test_label_noise: float = 0.0
+    surface_variation: float = 0.5
     quirk_rate: float = 0.02
 
     def fingerprint(self) -> str:
-        """Stable digest of the settings and generator version (names the output directory)."""
-        return json_digest({"version": GENERATOR_VERSION, **asdict(self)})[:16]
+        """Stable digest of the settings, generator version and host data (names the folder)."""
+        return json_digest(
+            {"version": GENERATOR_VERSION, "hosts": _hosts_digest(), **asdict(self)}
+        )[:16]
+
+
+def _hosts_digest() -> str:
+    return chitchat.dataset_digest()
 
 
 # --------------------------------------------------------------------------------------------
@@ -141,41 +167,16 @@ IRC_TECH = [
     "check your PATH",
     "nm, fixed it",
 ]
-MONOLOGUE = [
-    "hello?",
-    "anyone here?",
-    "anyone wanna talk about {topic}",
-    "bored",
-    "hiii",
-    "is this thing on",
-    "helloooo",
-    "ok bye then",
-    "anyone from {city}?",
-    "nobody talks here lol",
-]
-STRANGER_TALK = [
-    "asl?",
-    "{adult_age} m {city}",
-    "{adult_age} f {city}",
-    "where are you from?",
-    "how old are you?",
-    "what do you do for work",
-    "i'm a {job}, you?",
-    "nice, how's the weather in {city}",
-    "long day at work",
-    "just got home from work",
-    "do you have kids?",
-    "my wife likes {show}",
-    "you seem nice",
-    "what's your name?",
-    "do you like {topic}?",
-    "cool",
-    "i'm off to bed, early shift",
-    "my boss is annoying",
-    "weekend plans?",
-]
 # Non-explicit grooming-stage markers, in the order the stages usually come.
 PREDATOR_MARKERS: dict[str, list[str]] = {
+    "rapport": [
+        "you're really easy to talk to",
+        "i feel like we really click",
+        "haha you're funny, i like chatting with you",
+        "what do you like doing after school?",
+        "tell me more about you",
+        "you can tell me anything",
+    ],
     "compliments": [
         "you seem really mature for your age",
         "you're so smart, way smarter than kids your age",
@@ -320,15 +321,31 @@ SHARED_CUES = [
 ]
 
 
-@dataclass
-class _Conversation:
-    kind: str
-    authors: list[str]
-    length: int
-    predator: str | None = None
-    intensity: float = 0.0
-    subkind: str = ""
-    lines: list[tuple[str, str, str, bool]] = field(default_factory=list)
+STAGE_ORDER = [
+    "rapport",
+    "personal_info",
+    "age",
+    "compliments",
+    "secrecy",
+    "isolation",
+    "platform",
+    "gifts",
+    "meeting",
+]
+
+#: Host windows holding any of these words are never used: the corpus carries no sexual content
+#: and no description of abuse, whatever real people wrote in the host dataset.
+EXCLUDED_CONTENT = re.compile(
+    r"\b(sex\w*|nude\w*|naked|porn\w*|breast\w*|kiss\w*|bed\s?rooms?|explicit|"
+    r"pic(?:ture)?s? of (?:you|u)|undress\w*|abus\w*|rape\w*|rap(?:ed|ist\w*|ing)|molest\w*|"
+    r"horny|boobs?|boobies|dicks?|"
+    r"penis\w*|vagina\w*|orgasm\w*|erotic\w*|fetish\w*|sluts?|whores?|hookers?|lingerie|"
+    r"condoms?|virgins?|virginity|hook(?:ing|ed|s)? ?ups?|mak(?:e|ing) ?out|nsfw|xxx|onlyfans|"
+    r"pedo\w*|paedo\w*|incest|prostitut\w*|grop(?:e|ed|ing)|genital\w*|seduc\w*|intercourse|"
+    r"viagra|thongs?|booty|webcams?|strip ?clubs?|stripper\w*|grooming|groomer|predator\w*|"
+    r"pervert\w*|creep\w*|stalk\w*|assault\w*|violen\w*|suicid\w*|touch\w*|body|bodies|cam)\b",
+    re.IGNORECASE,
+)
 
 
 class _Vocabulary:
@@ -356,40 +373,249 @@ class _SlotFiller(dict):  # type: ignore[type-arg]
         return self._choice(SLOTS[key])  # type: ignore[operator]
 
 
+# --------------------------------------------------------------------------------------------
+# Surface variation: paraphrase of injected cues, and the changes a reused host window gets.
+# --------------------------------------------------------------------------------------------
+_ABBREVIATIONS = {
+    "you": "u",
+    "your": "ur",
+    "you're": "ur",
+    "are": "r",
+    "to": "2",
+    "please": "pls",
+    "because": "cuz",
+    "really": "rly",
+    "okay": "ok",
+    "what": "wat",
+    "tonight": "2nite",
+    "don't": "dont",
+    "i'm": "im",
+    "that's": "thats",
+}
+_PREFIXES = ("btw ", "so ", "hey ", "lol ", "haha ", "oh and ", "also ", "ok ")
+_SUFFIXES = (" :)", " ;)", " :P", " lol", " haha", "!!", " xD", " ^^", " :D", "?")
+_KEYBOARD_NEIGHBOURS = {
+    "a": "qsz", "b": "vgn", "c": "xdv", "d": "sfe", "e": "wrd", "f": "dgr", "g": "fht",
+    "h": "gjy", "i": "uok", "j": "hku", "k": "jli", "l": "kop", "m": "nj", "n": "bmh",
+    "o": "ipl", "p": "ol", "q": "wa", "r": "etf", "s": "adw", "t": "ryg", "u": "yij",
+    "v": "cbf", "w": "qes", "x": "zcs", "y": "tuh", "z": "xa",
+}  # fmt: skip
+
+
+def _typo(word: str, rng: random.Random) -> str:
+    """One keyboard slip in `word`: swap, drop, double or a neighbouring key."""
+    if len(word) < 3:
+        return word
+    index = rng.randrange(1, len(word) - 1)
+    kind = rng.randrange(4)
+    if kind == 0:
+        return word[: index - 1] + word[index] + word[index - 1] + word[index + 1 :]
+    if kind == 1:
+        return word[:index] + word[index + 1 :]
+    if kind == 2:
+        return word[:index] + word[index] + word[index:]
+    neighbours = _KEYBOARD_NEIGHBOURS.get(word[index].lower())
+    return word[:index] + rng.choice(neighbours) + word[index + 1 :] if neighbours else word
+
+
+def _elongate(word: str, rng: random.Random) -> str:
+    vowels = [i for i, char in enumerate(word) if char in "aeiouy"]
+    if not vowels:
+        return word
+    index = rng.choice(vowels)
+    return word[: index + 1] + word[index] * rng.randint(2, 4) + word[index + 1 :]
+
+
+def vary_surface(text: str, rng: random.Random, changes: int = 1) -> str:
+    """Seeded surface variation of one message: typos, abbreviations, casing, elongation,
+    emoticons. Meaning is kept; each call draws `changes` edits. A variation that would create
+    an excluded word (a typo turning "can." into "cam.") is dropped."""
+    varied = _vary_words(text, rng, changes)
+    return text if EXCLUDED_CONTENT.search(varied) else varied
+
+
+def _vary_words(text: str, rng: random.Random, changes: int) -> str:
+    words = text.split(" ")
+    for _ in range(changes):
+        if not words or not text.strip():
+            return text
+        kind = rng.randrange(8)
+        index = rng.randrange(len(words))
+        word = words[index]
+        if kind <= 2:
+            words[index] = _typo(word, rng)
+        elif kind == 3:
+            words[index] = _ABBREVIATIONS.get(word.lower(), word)
+        elif kind == 4:
+            words[index] = _elongate(word, rng)
+        elif kind == 5:
+            words = [w.lower() for w in words] if rng.random() < 0.7 else [w.upper() for w in words]
+        elif kind == 6:
+            words[-1] = words[-1] + rng.choice(_SUFFIXES)
+        else:
+            words[index] = word.replace("'", "")
+    return " ".join(words)
+
+
+def _paraphrase(text: str, rng: random.Random) -> str:
+    """A chat-like rendering of a template cue: prefix, abbreviations, suffix, casing, typo."""
+    if rng.random() < 0.3:
+        text = rng.choice(_PREFIXES) + text
+    if rng.random() < 0.35:
+        text = " ".join(_ABBREVIATIONS.get(w, w) for w in text.split(" "))
+    if rng.random() < 0.25:
+        text = text + rng.choice(_SUFFIXES)
+    if rng.random() < 0.15:
+        text = text[:1].upper() + text[1:]
+    if rng.random() < 0.15:
+        text = vary_surface(text, rng)
+    return text
+
+
+# --------------------------------------------------------------------------------------------
+# Host windows
+# --------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class _Window:
+    """A run of messages cut from a real host conversation (speaker indexes as in the host)."""
+
+    speakers: tuple[int, ...]
+    minutes: tuple[int, ...]
+    texts: tuple[str, ...]
+    reuse: int
+
+
+def _excluded_prefix_counts(host: chitchat.HostConversation) -> list[int]:
+    """Cumulative count of excluded messages (for O(1) 'window is clean' checks)."""
+    counts = [0]
+    for text in host.texts:
+        counts.append(counts[-1] + (1 if EXCLUDED_CONTENT.search(text) else 0))
+    return counts
+
+
+class _HostStream:
+    """Cuts non-overlapping windows from a split's pool of real hosts, one host after another.
+
+    Hosts are visited round-robin in a seeded order, one window per visit (so consecutive
+    conversations come from different hosts), each host's cursor moving past a small seeded
+    gap after every window. A window must hold both speakers (a dialogue) and no excluded
+    message. When every host is used up a new pass starts in a new order, and the windows of
+    that pass are marked as reuses (they get surface variation).
+    """
+
+    def __init__(self, hosts: Sequence[chitchat.HostConversation], rng: random.Random) -> None:
+        if not hosts:
+            raise ValueError("no host conversations to cut windows from")
+        self.hosts = list(hosts)
+        self.excluded = [_excluded_prefix_counts(host) for host in self.hosts]
+        self.rng = rng
+        self.passes = 0
+        self.longest = max(len(host) for host in self.hosts)
+        self._new_pass()
+
+    def _new_pass(self) -> None:
+        self.active = list(range(len(self.hosts)))
+        self.rng.shuffle(self.active)
+        self.cursors = [self.rng.randrange(3) for _ in self.hosts]
+        self.turn = 0
+        self.pass_number = self.passes
+        self.passes += 1
+
+    def take(self, length: int, need_speakers: int = 2) -> _Window:
+        """The next clean window of `length` messages (at most the longest host's length)."""
+        length = min(length, self.longest)
+        fresh_passes = misses = 0
+        while True:
+            if misses > 2 * len(self.active) + 8:
+                self.active, misses = [], 0
+            if not self.active:
+                fresh_passes += 1
+                if fresh_passes > 2:
+                    raise ValueError(f"no clean host window of {length} messages exists")
+                self._new_pass()
+            self.turn %= len(self.active)
+            host_index = self.active[self.turn]
+            host, excluded = self.hosts[host_index], self.excluded[host_index]
+            start = self.cursors[host_index]
+            end = start + length
+            if len(host) - start < 2:
+                self.active.pop(self.turn)
+                continue
+            self.turn += 1
+            if end > len(host):
+                misses += 1
+                continue
+            self.cursors[host_index] = end + self.rng.randrange(3)
+            speakers = host.speakers[start:end]
+            if excluded[end] - excluded[start] or len(set(speakers)) < min(need_speakers, length):
+                misses += 1
+                continue
+            return _Window(
+                speakers, host.minutes[start:end], host.texts[start:end], self.pass_number
+            )
+
+
+def _split_pool(
+    hosts: Sequence[chitchat.HostConversation], seed: int
+) -> dict[str, dict[str, list[chitchat.HostConversation]]]:
+    """Each real conversation goes to exactly one split (no text shared by train and test)."""
+    rng = random.Random(seed)
+    pools: dict[str, dict[str, list[chitchat.HostConversation]]] = {
+        split: {"dialogue": [], "monologue": []} for split in ("train", "test")
+    }
+    for host in hosts:
+        split = "train" if rng.random() < 0.5 else "test"
+        if host.n_speakers == 2:
+            pools[split]["dialogue"].append(host)
+        elif host.n_speakers == 1 and not any(EXCLUDED_CONTENT.search(t) for t in host.texts):
+            pools[split]["monologue"].append(host)
+    return pools
+
+
+# --------------------------------------------------------------------------------------------
+# Planning: who talks to whom, on which window (no labels yet), then labels
+# --------------------------------------------------------------------------------------------
+@dataclass
+class _Conversation:
+    kind: str
+    authors: list[str]
+    length: int
+    initiator: str | None = None
+    predator: str | None = None
+    intensity: float = 0.0
+    subkind: str = ""
+    lines: list[tuple[str, str, str, bool]] = field(default_factory=list)
+
+
+#: Conversations an actor starts: P(k) proportional to 1 / k**1.2 for k = 1..12.
+_ACTOR_COUNTS = list(range(1, 13))
+_ACTOR_WEIGHTS = [1.0 / k**1.2 for k in _ACTOR_COUNTS]
+
+
 def _author_id(rng: random.Random) -> str:
     return f"{rng.getrandbits(128):032x}"
 
 
-def _split_total(total: int, parts: int, minimum: int, rng: random.Random) -> list[int]:
-    """Split `total` into `parts` integers >= `minimum`, at random (multinomial remainder)."""
-    counts = [minimum] * parts
-    for _ in range(max(0, total - minimum * parts)):
-        counts[rng.randrange(parts)] += 1
-    return counts
-
-
-def _fit_lengths(lengths: list[int], target: int | None, rng: random.Random) -> list[int]:
+def _fit_lengths(
+    lengths: list[int], target: int | None, rng: random.Random, minimum: int = 1
+) -> list[int]:
     """Rescale conversation lengths so they add up to exactly `target` messages."""
     if target is None:
         return lengths
-    if target < len(lengths):
+    if target < minimum * len(lengths):
         raise ValueError(f"{target} messages cannot fill {len(lengths)} conversations")
     scale = target / sum(lengths)
-    fitted = [max(1, round(length * scale)) for length in lengths]
+    fitted = [max(minimum, round(length * scale)) for length in lengths]
     difference = target - sum(fitted)
     while difference != 0:
         index = rng.randrange(len(fitted))
         if difference > 0:
             fitted[index] += 1
             difference -= 1
-        elif fitted[index] > 1:
+        elif fitted[index] > minimum:
             fitted[index] -= 1
             difference += 1
     return fitted
-
-
-def _length(rng: random.Random, mean: float, minimum: int) -> int:
-    return minimum + int(rng.expovariate(1.0 / max(mean - minimum, 1.0)))
 
 
 class _SplitGenerator:
@@ -401,6 +627,7 @@ class _SplitGenerator:
         n_conversations: int,
         n_messages: int | None,
         n_predators: int | None,
+        pool: dict[str, list[chitchat.HostConversation]],
         seed: int,
     ) -> None:
         self.settings = settings
@@ -409,149 +636,223 @@ class _SplitGenerator:
         self.n_conversations = n_conversations
         self.n_messages = n_messages
         self.n_predators = n_predators
+        self.dialogues = _HostStream(pool["dialogue"], random.Random(seed + 1))
+        self.monologues = pool["monologue"]
+        self.windows: dict[int, _Window] = {}
 
     # -- population ---------------------------------------------------------------------------
-    def _communities(self, n_negative: int) -> list[tuple[list[str], list[float]]]:
+    def _dialogue_authors(self, n_dialogues: int) -> list[tuple[str, str]]:
+        """(initiator, partner) of every two-person conversation, by one label-blind process:
+        actors start k conversations with k different partners of their community."""
         rng = self.rng
-        n_communities = max(1, n_negative // 20)
-        communities = []
-        for _ in range(n_communities):
-            size = rng.randint(18, 40)
-            members = [_author_id(rng) for _ in range(size)]
-            weights = [1.0 / (rank + 1) ** 1.1 for rank in range(size)]
-            communities.append((members, weights))
-        return communities
-
-    def _pick_members(self, community: tuple[list[str], list[float]], count: int) -> list[str]:
-        members, weights = community
-        chosen: list[str] = []
-        while len(chosen) < min(count, len(members)):
-            author = self.rng.choices(members, weights)[0]
-            if author not in chosen:
-                chosen.append(author)
-        return chosen
+        counts: list[int] = []
+        while sum(counts) < n_dialogues:
+            counts.append(rng.choices(_ACTOR_COUNTS, _ACTOR_WEIGHTS)[0])
+        counts[-1] -= sum(counts) - n_dialogues
+        pairs: list[tuple[str, str]] = []
+        community: list[tuple[str, int]] = []
+        planned = 0
+        for index, count in enumerate(counts):
+            community.append((_author_id(rng), count))
+            planned += count
+            if planned >= 30 or index == len(counts) - 1:
+                actors = [actor for actor, _ in community]
+                members = actors + [_author_id(rng) for _ in range(len(actors) + 12)]
+                weights = [1.0 / (rank + 1) ** 0.8 for rank in range(len(members))]
+                rng.shuffle(members)
+                for actor, k in community:
+                    candidates = [m for m in members if m != actor]
+                    candidate_weights = [
+                        w for m, w in zip(members, weights, strict=True) if m != actor
+                    ]
+                    chosen: list[str] = []
+                    while len(chosen) < k:
+                        partner = rng.choices(candidates, candidate_weights)[0]
+                        if partner not in chosen:
+                            chosen.append(partner)
+                    pairs.extend((actor, partner) for partner in chosen)
+                self.communities.append(members)
+                community, planned = [], 0
+        return pairs
 
     def plan(self) -> list[_Conversation]:
-        """Decide every conversation's kind, authors and length (no text yet)."""
+        """Decide every conversation's kind, authors and length, then the labels."""
         settings, rng = self.settings, self.rng
         n = self.n_conversations
-        low, high = settings.conversations_per_predator
-        n_predator_conversations = max(2, round(settings.predator_share * n))
-        n_predators = self.n_predators or max(
-            1, round(n_predator_conversations / ((low + high) / 2))
-        )
-        n_predator_conversations = max(n_predator_conversations, 2 * n_predators)
-        n_hard = round(settings.hard_negative_share * n)
-        n_negative = n - n_predator_conversations - n_hard
-        if n_negative < 1:
-            raise ValueError(
-                f"{n} conversations leave no room for negatives after {n_predator_conversations} "
-                f"predator and {n_hard} hard-negative conversations"
-            )
-        communities = self._communities(n_negative + n_hard)
+        n_mono = round(settings.monologue_share * n) if self.monologues else 0
+        n_multi = round(settings.multiparty_share * n)
+        n_dialogue = n - n_mono - n_multi
+        if n_dialogue < 2:
+            raise ValueError(f"{n} conversations leave fewer than 2 two-person conversations")
+        self.communities: list[list[str]] = []
         conversations: list[_Conversation] = []
-        kinds = ["small_talk", "irc", "monologue", "stranger"]
-        kind_weights = [0.45, 0.2, 0.1, 0.25]
-        for _ in range(n_negative):
-            kind = rng.choices(kinds, kind_weights)[0]
-            community = rng.choice(communities)
-            if kind == "irc":
-                authors = self._pick_members(community, rng.randint(3, 7))
-                length = _length(rng, 18, 4)
-            elif kind == "monologue":
-                authors = self._pick_members(community, 1)
-                length = _length(rng, 3, 1)
-            else:
-                authors = self._pick_members(community, 2)
-                length = _length(rng, 11, 2)
-            conversations.append(_Conversation(kind, authors, length))
-        for _ in range(n_hard):
-            subkind = rng.choice(list(HARD_NEGATIVES))
-            authors = self._pick_members(rng.choice(communities), rng.choice([2, 2, 3]))
+        mean = settings.mean_conversation_length
+        for initiator, partner in self._dialogue_authors(n_dialogue):
+            pair = [initiator, partner]
+            rng.shuffle(pair)
+            length = 2 + int(rng.expovariate(1.0 / max(mean - 2.0, 1.0)))
+            conversations.append(_Conversation("dialogue", pair, length, initiator=initiator))
+        for _ in range(n_mono):
+            host = rng.choice(self.monologues)
+            author = rng.choice(rng.choice(self.communities))
             conversations.append(
-                _Conversation("hard_negative", authors, _length(rng, 16, 4), subkind=subkind)
+                _Conversation("monologue", [author], len(host), subkind=host.source_id)
             )
-        per_predator = _split_total(n_predator_conversations, n_predators, 2, rng)
-        for count in per_predator:
-            predator = _author_id(rng)
-            # Most predators use markers often; some rarely (they look like small talk).
-            intensity = rng.betavariate(2.0, 2.0) * (1.0 - 0.85 * settings.difficulty) + 0.05
-            for _ in range(count):
-                victim = rng.choice(rng.choice(communities)[0])
-                conversations.append(
-                    _Conversation(
-                        "predator",
-                        [predator, victim],
-                        _length(rng, 24, 6),
-                        predator=predator,
-                        intensity=intensity,
-                    )
-                )
+        self._host_of = {h.source_id: h for h in self.monologues}
+        irc_members = [_author_id(rng) for _ in range(max(5, n_multi // 2))]
+        for _ in range(n_multi):
+            authors = rng.sample(irc_members, rng.randint(3, min(7, len(irc_members))))
+            length = 4 + int(rng.expovariate(1.0 / 14.0))
+            conversations.append(_Conversation("multiparty", authors, length))
+        self._fit_to_total(conversations)
+        self._label(conversations)
         rng.shuffle(conversations)
-        lengths = _fit_lengths([c.length for c in conversations], self.n_messages, rng)
-        for conversation, length in zip(conversations, lengths, strict=True):
-            conversation.length = length
         return conversations
 
-    # -- text ---------------------------------------------------------------------------------
-    def _speakers(self, authors: list[str], length: int) -> list[str]:
-        rng = self.rng
-        if len(authors) == 1:
-            return authors * length
-        speakers = [rng.choice(authors)]
-        for _ in range(length - 1):
-            previous = speakers[-1]
-            if len(authors) == 2:
-                speakers.append(previous if rng.random() < 0.25 else _other(authors, previous))
-            else:
-                speakers.append(rng.choice(authors))
-        return speakers
+    def _fit_to_total(self, conversations: list[_Conversation]) -> None:
+        """Exact message totals: two-person conversations absorb the difference."""
+        if self.n_messages is None:
+            return
+        dialogues = [c for c in conversations if c.kind == "dialogue"]
+        fixed = sum(c.length for c in conversations if c.kind != "dialogue")
+        fitted = _fit_lengths(
+            [c.length for c in dialogues], self.n_messages - fixed, self.rng, minimum=2
+        )
+        for conversation, length in zip(dialogues, fitted, strict=True):
+            conversation.length = length
 
+    def _label(self, conversations: list[_Conversation]) -> None:
+        """Pick predators among actors with 2-8 conversations, then hard negatives."""
+        settings, rng = self.settings, self.rng
+        low, high = settings.conversations_per_predator
+        started: dict[str, list[_Conversation]] = {}
+        involving: dict[str, list[_Conversation]] = {}
+        for conversation in conversations:
+            if conversation.initiator is not None:
+                started.setdefault(conversation.initiator, []).append(conversation)
+                for author in conversation.authors:
+                    involving.setdefault(author, []).append(conversation)
+        eligible = sorted(a for a, convs in started.items() if low <= len(convs) <= high)
+        n_dialogue = sum(len(convs) for convs in started.values())
+        n_predators = self.n_predators or max(
+            1, round(settings.predator_share * len(conversations) / ((low + high) / 2))
+        )
+        if n_predators > len(eligible):
+            raise ValueError(
+                f"{n_predators} predators asked for, but only {len(eligible)} authors start "
+                f"{low}-{high} conversations in {n_dialogue} two-person conversations: "
+                "ask for more conversations or fewer predators"
+            )
+        chosen: list[str] = []
+        met: set[str] = set()
+        # In a seeded order, skipping anyone who talks with a predator already chosen (a
+        # predator is never another predator's partner).
+        for candidate in rng.sample(eligible, len(eligible)):
+            if len(chosen) == n_predators:
+                break
+            if candidate in met:
+                continue
+            chosen.append(candidate)
+            met.update(a for c in involving[candidate] for a in c.authors)
+        if len(chosen) < n_predators:
+            raise ValueError(
+                f"{n_predators} predators asked for, but only {len(chosen)} authors who never "
+                "talk with each other start enough conversations: ask for more conversations"
+            )
+        for predator in chosen:
+            intensity = rng.betavariate(2.0, 2.0) * (1.0 - 0.85 * settings.difficulty) + 0.05
+            # Every two-person conversation of a predator is a predator conversation, also
+            # those another actor started with them (partner picks are label-blind).
+            for conversation in involving[predator]:
+                conversation.kind, conversation.predator = "predator", predator
+                conversation.intensity = intensity
+        predators = {c.predator for c in conversations if c.predator}
+        innocent = [
+            c for c in conversations if c.kind == "dialogue" and not set(c.authors) & predators
+        ]
+        n_hard = min(len(innocent), round(settings.hard_negative_share * len(conversations)))
+        for conversation in rng.sample(innocent, n_hard):
+            conversation.kind = "hard_negative"
+            conversation.subkind = rng.choice(sorted(HARD_NEGATIVES))
+
+    # -- text ---------------------------------------------------------------------------------
     def render(self, conversation: _Conversation) -> None:
         """Fill `conversation.lines` with (author, time, text, is_marker_line) tuples."""
+        if conversation.kind == "multiparty":
+            self._render_multiparty(conversation)
+            return
+        rng = self.rng
+        if conversation.kind == "monologue":
+            host = self._host_of[conversation.subkind]
+            window = _Window(host.speakers, host.minutes, host.texts, 0)
+        else:
+            window = self.dialogues.take(conversation.length)
+        shift = rng.randint(-90, 90) if window.reuse else 0
+        role = {0: conversation.authors[0], 1: conversation.authors[-1]}
+        lines = []
+        for position, (speaker, minute, text) in enumerate(
+            zip(window.speakers, window.minutes, window.texts, strict=True)
+        ):
+            if window.reuse and rng.random() < self.settings.surface_variation:
+                text = vary_surface(text, rng, changes=rng.randint(1, 3))
+            author = role[min(speaker, 1)]
+            progress = position / max(1, len(window.texts) - 1)
+            text, marker = self._inject(conversation, author, text, progress, lines)
+            time = (minute + shift) % 1440
+            lines.append((author, f"{time // 60:02d}:{time % 60:02d}", self._quirk(text), marker))
+        conversation.lines = lines
+        conversation.length = len(lines)
+
+    def _inject(
+        self,
+        conversation: _Conversation,
+        author: str,
+        text: str,
+        progress: float,
+        previous: list[tuple[str, str, str, bool]],
+    ) -> tuple[str, bool]:
+        rng, vocab, difficulty = self.rng, self.vocab, self.settings.difficulty
+        cue: str | None = None
+        marker = False
+        if conversation.kind == "predator":
+            if author == conversation.predator:
+                if rng.random() < conversation.intensity:
+                    cue, marker = self._predator_marker(progress), True
+                elif rng.random() < 0.03 + 0.07 * difficulty:
+                    cue = vocab.pick(SHARED_CUES)
+            elif previous and previous[-1][3] and rng.random() < 0.35:
+                cue = vocab.pick(VICTIM_REPLIES)
+        elif conversation.kind == "hard_negative":
+            roll = rng.random()
+            if roll < 0.3:
+                cue = vocab.pick(HARD_NEGATIVES[conversation.subkind])
+            elif roll < 0.3 + 0.2 * difficulty:
+                cue = vocab.pick(SHARED_CUES)
+            elif roll < 0.3 + 0.2 * difficulty + 0.03:
+                cue = vocab.pick(PREDATOR_MARKERS[rng.choice(STAGE_ORDER)])
+        elif rng.random() < 0.004:
+            cue = vocab.pick(SHARED_CUES)
+        if cue is None:
+            return text, False
+        cue = _paraphrase(cue, rng)
+        # A cue replaces the real message or follows it in the same message.
+        return (cue if rng.random() < 0.5 else f"{text.rstrip()} {cue}"), marker
+
+    def _render_multiparty(self, conversation: _Conversation) -> None:
         rng, vocab = self.rng, self.vocab
-        speakers = self._speakers(conversation.authors, conversation.length)
-        minute = rng.randrange(1440) if rng.random() > 0.15 else rng.randrange(1380, 1440)
-        difficulty = self.settings.difficulty
-        for position, author in enumerate(speakers):
-            marker = False
-            progress = position / max(1, conversation.length - 1)
-            if conversation.kind == "predator":
-                if author == conversation.predator:
-                    if rng.random() < conversation.intensity:
-                        text, marker = self._predator_marker(progress), True
-                    elif rng.random() < 0.1 + 0.2 * difficulty:
-                        text = vocab.pick(HARD_NEGATIVES[rng.choice(list(HARD_NEGATIVES))])
-                    else:
-                        text = vocab.pick(SMALL_TALK)
-                else:
-                    text = vocab.pick(VICTIM_REPLIES if rng.random() < 0.6 else SMALL_TALK)
-            elif conversation.kind == "hard_negative":
-                roll = rng.random()
-                if roll < 0.45:
-                    text = vocab.pick(HARD_NEGATIVES[conversation.subkind])
-                elif roll < 0.45 + 0.25 * difficulty:
-                    text = vocab.pick(SHARED_CUES)
-                elif roll < 0.45 + 0.25 * difficulty + 0.04:
-                    text = vocab.pick(PREDATOR_MARKERS[rng.choice(STAGE_ORDER)])
-                else:
-                    text = vocab.pick(SMALL_TALK)
-            elif conversation.kind == "irc":
-                text = vocab.pick(IRC_TECH if rng.random() < 0.75 else SMALL_TALK)
-            elif conversation.kind == "monologue":
-                text = vocab.pick(MONOLOGUE)
-            elif conversation.kind == "stranger":
-                text = vocab.pick(STRANGER_TALK if rng.random() < 0.6 else SMALL_TALK)
-            else:
-                text = vocab.pick(SMALL_TALK if rng.random() > 0.03 else SHARED_CUES)
-            text = self._quirk(text)
-            conversation.lines.append(
-                (author, f"{minute // 60:02d}:{minute % 60:02d}", text, marker)
+        minute = rng.randrange(1440)
+        lines = []
+        for _ in range(conversation.length):
+            author = rng.choice(conversation.authors)
+            text = vocab.pick(IRC_TECH if rng.random() < 0.75 else SMALL_TALK)
+            lines.append(
+                (author, f"{minute // 60:02d}:{minute % 60:02d}", self._quirk(text), False)
             )
             minute = (minute + rng.choice((0, 0, 1, 1, 1, 2, 3))) % 1440
+        conversation.lines = lines
 
     def _predator_marker(self, progress: float) -> str:
-        # Stages drift from rapport (compliments, personal information) to secrecy and meetings.
+        # Stages drift from rapport and personal information to secrecy and meetings.
         centre = progress * (len(STAGE_ORDER) - 1)
         index = min(len(STAGE_ORDER) - 1, max(0, round(self.rng.gauss(centre, 1.5))))
         return self.vocab.pick(PREDATOR_MARKERS[STAGE_ORDER[index]])
@@ -572,10 +873,6 @@ class _SplitGenerator:
         if kind == 4:
             return f"{text} \u2014 caf\u00e9 \u00e0 {rng.choice(SLOTS['city'])}"
         return f"{text}!!! sooo coool"
-
-
-def _other(authors: list[str], author: str) -> str:
-    return authors[1] if authors[0] == author else authors[0]
 
 
 # --------------------------------------------------------------------------------------------
@@ -642,6 +939,7 @@ class SplitTruth:
     labelled_predators: list[str]
     marker_lines: list[tuple[str, int]]
     victims: list[str]
+    hard_negative_authors: list[str]
 
 
 def _generate_split(
@@ -649,19 +947,24 @@ def _generate_split(
     n_conversations: int,
     n_messages: int | None,
     n_predators: int | None,
+    pool: dict[str, list[chitchat.HostConversation]],
+    label_noise: float,
     seed: int,
 ) -> tuple[list[tuple[str, _Conversation]], SplitTruth]:
-    generator = _SplitGenerator(settings, n_conversations, n_messages, n_predators, seed)
+    generator = _SplitGenerator(settings, n_conversations, n_messages, n_predators, pool, seed)
     planned = generator.plan()
     rng = generator.rng
     conversations = []
     predators: list[str] = []
     victims: set[str] = set()
+    hard_negative_authors: set[str] = set()
     marker_lines: list[tuple[str, int]] = []
     for conversation in planned:
         generator.render(conversation)
         conversation_id = _author_id(rng)
         conversations.append((conversation_id, conversation))
+        if conversation.kind == "hard_negative":
+            hard_negative_authors.update(conversation.authors)
         if conversation.predator is not None:
             if conversation.predator not in predators:
                 predators.append(conversation.predator)
@@ -672,7 +975,7 @@ def _generate_split(
                 if marker and author == conversation.predator
             )
     # Label noise: some predators are missing from the truth and as many other authors are in it.
-    n_noisy = round(settings.label_noise * len(predators))
+    n_noisy = round(label_noise * len(predators))
     dropped = set(rng.sample(predators, n_noisy)) if n_noisy else set()
     # Only authors who actually wrote a message (a planned participant may stay silent).
     speakers = {author for _, c in conversations for author, *_ in c.lines}
@@ -689,47 +992,50 @@ def _generate_split(
         labelled_predators=labelled,
         marker_lines=truth_lines,
         victims=sorted(victims),
+        hard_negative_authors=sorted(hard_negative_authors - set(predators)),
     )
 
 
 def generate_corpus(out_dir: str | Path, settings: GeneratorSettings) -> dict[str, SplitTruth]:
     """Write a training and a test corpus in the official PAN-2012 sub-folder layout.
 
-    Returns what the generator knows about each split. Same settings, same bytes.
+    Returns what the generator knows about each split. Same settings, same bytes. Each real host
+    conversation feeds one split only, so no text is shared between training and test.
     """
     root = Path(out_dir)
+    pools = _split_pool(chitchat.load_conversations(), settings.seed)
     train_dir, test_dir = root / pan12.TRAIN_DIR, root / pan12.TEST_DIR
     truths: dict[str, SplitTruth] = {}
-    for split, folder, n_conv, n_msg, n_pred, offset in (
+    for split, n_conv, n_msg, n_pred, noise, offset in (
         (
             "train",
-            train_dir,
             settings.n_train_conversations,
             settings.n_train_messages,
             settings.n_train_predators,
+            settings.label_noise,
             0,
         ),
         (
             "test",
-            test_dir,
             settings.n_test_conversations,
             settings.n_test_messages,
             settings.n_test_predators,
+            settings.test_label_noise,
             1,
         ),
     ):
         conversations, truth = _generate_split(
-            settings, n_conv, n_msg, n_pred, seed=settings.seed * 1000 + offset
+            settings, n_conv, n_msg, n_pred, pools[split], noise, seed=settings.seed * 1000 + offset
         )
         quirk_rng = random.Random(settings.seed * 1000 + 10 + offset)
         if split == "train":
-            _write_xml(folder / pan12.TRAIN_XML, conversations, settings.quirk_rate, quirk_rng)
-            _write_lines(folder / pan12.TRAIN_PREDATORS, truth.labelled_predators, "\r\n")
+            _write_xml(train_dir / pan12.TRAIN_XML, conversations, settings.quirk_rate, quirk_rng)
+            _write_lines(train_dir / pan12.TRAIN_PREDATORS, truth.labelled_predators, "\r\n")
         else:
-            _write_xml(folder / pan12.TEST_XML, conversations, settings.quirk_rate, quirk_rng)
-            _write_lines(folder / pan12.TEST_PROBLEM1, truth.labelled_predators, "\r\n")
+            _write_xml(test_dir / pan12.TEST_XML, conversations, settings.quirk_rate, quirk_rng)
+            _write_lines(test_dir / pan12.TEST_PROBLEM1, truth.labelled_predators, "\r\n")
             _write_lines(
-                folder / pan12.TEST_PROBLEM2,
+                test_dir / pan12.TEST_PROBLEM2,
                 (f"{cid}\t{line}" for cid, line in truth.marker_lines),
                 "\n",
             )
@@ -745,11 +1051,13 @@ def settings_from_config(generator_cfg: object) -> GeneratorSettings:
 
 
 __all__ = [
+    "EXCLUDED_CONTENT",
     "GENERATOR_VERSION",
     "GeneratorSettings",
     "SplitTruth",
     "generate_corpus",
     "html_escape",
     "settings_from_config",
+    "vary_surface",
     "xml_escape",
 ]

@@ -36,28 +36,53 @@ def linear_parts(model: Any) -> tuple[Any, np.ndarray] | None:
     return features, np.asarray(coefficients).ravel()
 
 
+def _feature_names(features: Any, documents: pd.DataFrame, columns: np.ndarray) -> dict[int, str]:
+    """Names of the feature columns `columns` for these documents.
+
+    Steps with fixed names (``get_feature_names_out``) give them directly; hashed TF-IDF blocks
+    (no vocabulary) name a column by the terms of `documents` that hash to it."""
+    try:
+        names = features.get_feature_names_out()
+        return {int(c): str(names[c]) for c in columns}
+    except (AttributeError, ValueError, NotImplementedError):
+        pass
+    named: dict[int, str] = {}
+    for name, transformer, selected in getattr(features, "transformers_", []):
+        if name not in getattr(features, "output_indices_", {}):
+            continue
+        block = features.output_indices_[name]
+        local = [int(c) - block.start for c in columns if block.start <= c < block.stop]
+        if not local:
+            continue
+        if hasattr(transformer, "term_map"):
+            terms = transformer.term_map(documents[selected].astype(str), local)
+            named.update({block.start + c: f"{name}__{t}" for c, t in terms.items()})
+        elif hasattr(transformer, "get_feature_names_out"):
+            block_names = transformer.get_feature_names_out()
+            named.update({block.start + c: f"{name}__{block_names[c]}" for c in local})
+    return named
+
+
 def linear_explanations(model: Any, documents: pd.DataFrame, top: int = 5) -> list[str]:
     """Top features by coefficient × value for each document, as ``name (+contribution)``."""
     parts = linear_parts(model)
     if parts is None:
         raise ValueError("model is not a pipeline ending in a linear classifier")
     features, coefficients = parts
-    names = features.get_feature_names_out()
     matrix = sparse.csr_matrix(features.transform(documents))
-    explanations = []
+    chosen = []
     for row in range(matrix.shape[0]):
         start, end = matrix.indptr[row], matrix.indptr[row + 1]
         columns = matrix.indices[start:end]
         contributions = matrix.data[start:end] * coefficients[columns]
-        order = np.argsort(-contributions)[:top]
-        explanations.append(
-            "; ".join(
-                f"{names[columns[i]]} (+{contributions[i]:.3f})"
-                for i in order
-                if contributions[i] > 0
-            )
-        )
-    return explanations
+        order = [i for i in np.argsort(-contributions)[:top] if contributions[i] > 0]
+        chosen.append([(int(columns[i]), float(contributions[i])) for i in order])
+    needed = np.unique([c for row in chosen for c, _ in row]).astype(int)
+    names = _feature_names(features, documents, needed)
+    return [
+        "; ".join(f"{names.get(c, f'column {c}')} (+{value:.3f})" for c, value in row)
+        for row in chosen
+    ]
 
 
 def occlusion_explanations(

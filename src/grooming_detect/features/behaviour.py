@@ -67,6 +67,13 @@ FEATURE_DOCS: dict[str, str] = {
     "f_partners": "other authors in the conversation (author level: distinct partners overall)",
     "f_conversations": "author level: conversations the author took part in",
     "f_authors": "conversation level: authors who wrote",
+    "f_participants": "authors who wrote in the conversation (author level: mean over the "
+    "author's conversations)",
+    "f_conversation_length": "messages in the conversation (author level: mean over the "
+    "author's conversations)",
+    "f_hour_sin": "mean of sin(2 pi hour / 24) over the author's messages (hour of day on a "
+    "circle; missing without times)",
+    "f_hour_cos": "mean of cos(2 pi hour / 24) over the author's messages",
 }
 
 
@@ -102,6 +109,8 @@ def message_facts(messages: pd.DataFrame, lexicons: Mapping[str, Sequence[str]])
             "run_id": new_run.cumsum(),
             "emoticons": text.str.count(EMOTICON),
             "elongated": text.str.count(ELONGATED),
+            "hour_sin": np.sin(2 * np.pi * hour / 24),
+            "hour_cos": np.cos(2 * np.pi * hour / 24),
         },
         index=ordered.index,
     )
@@ -149,9 +158,13 @@ def author_conversation_features(
         f_night_share=("is_night", "mean"),
         emoticons=("emoticons", "sum"),
         elongated=("elongated", "sum"),
+        f_hour_sin=("hour_sin", "mean"),
+        f_hour_cos=("hour_cos", "mean"),
         **{c: (c, "mean") for c in cue_columns},
     )
     out = out.join(conversation, on="conversation_id")
+    out["f_participants"] = out["authors"]
+    out["f_conversation_length"] = out["total"]
     out["f_message_share"] = out["f_messages"] / out["total"]
     out["f_starts"] = (out["first_line"] == out["first"]).astype(float)
     out["f_ends"] = (out["last_line"] == out["last"]).astype(float)
@@ -192,6 +205,9 @@ def author_features(per_conversation: pd.DataFrame, messages: pd.DataFrame) -> p
         frame[column] = frame[column] * weight
     frame["gap_weight"] = frame["f_mean_gap_min"].notna() * weight
     frame["f_mean_gap_min"] = frame["f_mean_gap_min"].fillna(0) * weight
+    frame["hour_weight"] = frame["f_hour_sin"].notna() * weight
+    for column in ("f_hour_sin", "f_hour_cos"):
+        frame[column] = frame[column].fillna(0) * weight
     grouped = frame.groupby(["author", "split"])
     out = grouped.agg(
         f_messages=("f_messages", "sum"),
@@ -205,11 +221,18 @@ def author_features(per_conversation: pd.DataFrame, messages: pd.DataFrame) -> p
         f_max_chars=("f_max_chars", "max"),
         gap_weight=("gap_weight", "sum"),
         f_mean_gap_min=("f_mean_gap_min", "sum"),
+        hour_weight=("hour_weight", "sum"),
+        f_hour_sin=("f_hour_sin", "sum"),
+        f_hour_cos=("f_hour_cos", "sum"),
+        f_participants=("f_participants", "mean"),
+        f_conversation_length=("f_conversation_length", "mean"),
         **{c: (c, "sum") for c in rate_columns},
     )
     for column in rate_columns:
         out[column] = out[column] / out["f_messages"]
     out["f_mean_gap_min"] = (out["f_mean_gap_min"] / out["gap_weight"]).where(out["gap_weight"] > 0)
+    for column in ("f_hour_sin", "f_hour_cos"):
+        out[column] = (out[column] / out["hour_weight"]).where(out["hour_weight"] > 0)
     out["f_partners"] = distinct_partners(messages).reindex(out.index).fillna(0)
     columns = [c for c in FEATURE_DOCS if c in out.columns] + [
         c for c in out.columns if c.startswith("cue_")
@@ -238,6 +261,8 @@ def conversation_features(
         f_max_chars=("chars", "max"),
         f_emoticon_rate=("emoticons", "mean"),
         f_elongation_rate=("elongated", "mean"),
+        f_hour_sin=("hour_sin", "mean"),
+        f_hour_cos=("hour_cos", "mean"),
         **{c: (c, "mean") for c in cue_columns},
     )
     return out.reset_index()

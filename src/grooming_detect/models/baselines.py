@@ -9,16 +9,16 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-import numpy as np
 from sklearn.calibration import CalibratedClassifierCV
 from sklearn.compose import ColumnTransformer, make_column_selector
 from sklearn.ensemble import HistGradientBoostingClassifier
-from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.impute import SimpleImputer
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.svm import LinearSVC
+
+from grooming_detect.models.vectorizers import make_text_vectorizer
 
 TEXT_COLUMN = "text"
 
@@ -27,37 +27,27 @@ def make_tfidf_features(
     word_ngram_range: Sequence[int] = (1, 2),
     char_ngram_range: Sequence[int] = (2, 5),
     min_df: int = 2,
-    max_features: int | None = 200_000,
+    max_features: int | None = None,
+    vectorizer: str = "hashing",
+    n_features: int = 2**20,
 ) -> ColumnTransformer:
-    """Word n-gram and character n-gram TF-IDF (sublinear tf) over the ``text`` column."""
+    """Word n-gram and character n-gram TF-IDF (sublinear tf) over the ``text`` column.
+
+    `vectorizer` is ``hashing`` (constant memory, small model; `n_features` hash columns per
+    block) or ``vocabulary`` (exact terms; `max_features` caps each block)."""
     return ColumnTransformer(
         [
             (
-                "word",
-                TfidfVectorizer(
-                    analyzer="word",
-                    ngram_range=tuple(word_ngram_range),
-                    min_df=min_df,
-                    max_features=max_features,
-                    sublinear_tf=True,
-                    lowercase=True,
-                    dtype=np.float32,
+                name,
+                make_text_vectorizer(
+                    vectorizer, analyzer, ngram_range, min_df, max_features, n_features
                 ),
                 TEXT_COLUMN,
-            ),
-            (
-                "char",
-                TfidfVectorizer(
-                    analyzer="char_wb",
-                    ngram_range=tuple(char_ngram_range),
-                    min_df=min_df,
-                    max_features=max_features,
-                    sublinear_tf=True,
-                    lowercase=True,
-                    dtype=np.float32,
-                ),
-                TEXT_COLUMN,
-            ),
+            )
+            for name, analyzer, ngram_range in (
+                ("word", "word", word_ngram_range),
+                ("char", "char_wb", char_ngram_range),
+            )
         ],
         sparse_threshold=1.0,
     )
@@ -67,7 +57,9 @@ def make_tfidf_logreg(
     word_ngram_range: Sequence[int] = (1, 2),
     char_ngram_range: Sequence[int] = (2, 5),
     min_df: int = 2,
-    max_features: int | None = 200_000,
+    max_features: int | None = None,
+    vectorizer: str = "hashing",
+    n_features: int = 2**20,
     C: float = 4.0,
     class_weight: str | None = "balanced",
     max_iter: int = 2000,
@@ -78,7 +70,9 @@ def make_tfidf_logreg(
         [
             (
                 "features",
-                make_tfidf_features(word_ngram_range, char_ngram_range, min_df, max_features),
+                make_tfidf_features(
+                    word_ngram_range, char_ngram_range, min_df, max_features, vectorizer, n_features
+                ),
             ),
             (
                 "classifier",
@@ -98,7 +92,9 @@ def make_tfidf_svm(
     word_ngram_range: Sequence[int] = (1, 2),
     char_ngram_range: Sequence[int] = (2, 5),
     min_df: int = 2,
-    max_features: int | None = 200_000,
+    max_features: int | None = None,
+    vectorizer: str = "hashing",
+    n_features: int = 2**20,
     C: float = 0.5,
     class_weight: str | None = "balanced",
     cv: int = 3,
@@ -111,7 +107,9 @@ def make_tfidf_svm(
         [
             (
                 "features",
-                make_tfidf_features(word_ngram_range, char_ngram_range, min_df, max_features),
+                make_tfidf_features(
+                    word_ngram_range, char_ngram_range, min_df, max_features, vectorizer, n_features
+                ),
             ),
             (
                 "classifier",
@@ -160,11 +158,58 @@ def make_behaviour_gbm(
     )
 
 
+#: Non-text facts only: activity, message length, partners, participants, conversation length and
+#: hour of day (author level; at conversation level the conversation's own counterparts).
+METADATA_COLUMNS = (
+    r"^f_(?:messages|conversations|mean_chars|partners|participants|conversation_length|"
+    r"authors|hour_sin|hour_cos)$"
+)
+
+
+def make_metadata_only(
+    learning_rate: float = 0.1,
+    max_iter: int = 200,
+    max_leaf_nodes: int = 15,
+    min_samples_leaf: int = 20,
+    l2_regularization: float = 1.0,
+    class_weight: str | None = "balanced",
+    random_state: int = 0,
+) -> Pipeline:
+    """Histogram gradient boosting on metadata alone (no word of text, no lexicon cue).
+
+    A shortcut detector, not a model to deploy: if it scores well, the labels can be read off
+    how much, when and with whom people chat, and the text models' numbers are suspect."""
+    return Pipeline(
+        [
+            (
+                "features",
+                ColumnTransformer(
+                    [("metadata", "passthrough", make_column_selector(pattern=METADATA_COLUMNS))]
+                ),
+            ),
+            (
+                "classifier",
+                HistGradientBoostingClassifier(
+                    learning_rate=learning_rate,
+                    max_iter=max_iter,
+                    max_leaf_nodes=max_leaf_nodes,
+                    min_samples_leaf=min_samples_leaf,
+                    l2_regularization=l2_regularization,
+                    class_weight=class_weight,
+                    random_state=random_state,
+                ),
+            ),
+        ]
+    )
+
+
 def make_tfidf_plus_behaviour(
     word_ngram_range: Sequence[int] = (1, 2),
     char_ngram_range: Sequence[int] = (2, 5),
     min_df: int = 2,
-    max_features: int | None = 200_000,
+    max_features: int | None = None,
+    vectorizer: str = "hashing",
+    n_features: int = 2**20,
     behaviour_weight: float = 1.0,
     C: float = 4.0,
     class_weight: str | None = "balanced",
@@ -174,7 +219,9 @@ def make_tfidf_plus_behaviour(
     """Text and behaviour together: the TF-IDF blocks plus median-imputed, standardised
     behavioural and lexicon features (scaled by `behaviour_weight`) in one ColumnTransformer,
     then logistic regression."""
-    text = make_tfidf_features(word_ngram_range, char_ngram_range, min_df, max_features)
+    text = make_tfidf_features(
+        word_ngram_range, char_ngram_range, min_df, max_features, vectorizer, n_features
+    )
     behaviour = Pipeline(
         [("impute", SimpleImputer(strategy="median")), ("scale", StandardScaler())]
     )

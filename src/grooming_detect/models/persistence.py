@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -60,7 +61,10 @@ def save_model(model: Any, meta: dict[str, Any], directory: Path) -> Path:
         (directory / MODEL_FILE).unlink(missing_ok=True)
         meta = {**meta, "format": "transformer"}
     else:
-        write_with(directory / MODEL_FILE, lambda tmp: sio.dump(model, tmp))
+        write_with(
+            directory / MODEL_FILE,
+            lambda tmp: sio.dump(model, tmp, compression=zipfile.ZIP_DEFLATED, compresslevel=1),
+        )
         shutil.rmtree(directory / TRANSFORMER_DIR, ignore_errors=True)
         meta = {**meta, "format": "skops"}
     write_json(directory / META_FILE, meta)

@@ -1,0 +1,121 @@
+"""TF-IDF vectorisers at a real vocabulary: hashed TF-IDF equals exact TF-IDF without
+collisions, and saved models stay linear in size with no NumPy scalars in a vocabulary."""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import skops.io as sio
+from sklearn.feature_extraction.text import TfidfVectorizer
+
+from grooming_detect.evaluation.errors import linear_explanations
+from grooming_detect.models.baselines import make_tfidf_logreg
+from grooming_detect.models.persistence import load_model, save_model
+from grooming_detect.models.vectorizers import CompactTfidfVectorizer, HashingTfidfVectorizer
+
+DOCS = [
+    "how old r u",
+    "we should meet at the park",
+    "the park is nice today",
+    "how was school today",
+    "nice, the park again",
+]
+
+
+def _random_documents(n_terms: int, n_documents: int, seed: int) -> list[str]:
+    rng = random.Random(seed)
+    terms = [f"w{index:06d}" for index in range(n_terms)]
+    # Every term appears in two documents (min_df=2 keeps them all).
+    documents: list[list[str]] = [[] for _ in range(n_documents)]
+    for term in terms:
+        for document in rng.sample(range(n_documents), 2):
+            documents[document].append(term)
+    return [" ".join(words) for words in documents]
+
+
+def test_hashed_tfidf_equals_exact_tfidf_without_collisions() -> None:
+    hashed = HashingTfidfVectorizer(ngram_range=(1, 2), n_features=2**22, min_df=1)
+    exact = TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True, dtype=np.float32)
+    ours = hashed.fit_transform(DOCS).toarray()
+    theirs = exact.fit_transform(DOCS).toarray()
+    for row_ours, row_theirs in zip(ours, theirs, strict=True):
+        np.testing.assert_allclose(
+            np.sort(row_ours[row_ours > 0]), np.sort(row_theirs[row_theirs > 0]), rtol=1e-5
+        )
+    assert hashed.idf_.dtype == np.float32
+
+
+def test_hashed_min_df_drops_rare_terms() -> None:
+    vectorizer = HashingTfidfVectorizer(n_features=2**20, min_df=2).fit(DOCS)
+    matrix = vectorizer.transform(["park zebra"])
+    names = vectorizer.term_map(["park zebra"], matrix.indices)
+    assert set(names.values()) == {"park"}, "zebra (seen in no document) carries no weight"
+
+
+def test_term_map_names_only_the_asked_columns() -> None:
+    vectorizer = HashingTfidfVectorizer(n_features=2**20).fit(DOCS)
+    column = vectorizer.transform(["park"]).indices[0]
+    assert vectorizer.term_map(DOCS, [column]) == {int(column): "park"}
+
+
+def test_explanations_name_hashed_terms() -> None:
+    frame = pd.DataFrame({"text": DOCS * 4})
+    labels = np.array([True, True, False, False, False] * 4)
+    model = make_tfidf_logreg(min_df=1, max_iter=200).fit(frame, labels)
+    explanation = linear_explanations(model, frame.head(2), top=3)[1]
+    assert explanation and "column " not in explanation
+    assert any(
+        part.split(" (+")[0].startswith(("word__", "char__")) for part in explanation.split("; ")
+    )
+
+
+def test_compact_vocabulary_holds_plain_ints() -> None:
+    vectorizer = CompactTfidfVectorizer(max_features=10).fit(DOCS)
+    assert vectorizer.vocabulary_
+    assert all(type(index) is int for index in vectorizer.vocabulary_.values())
+
+
+@pytest.mark.parametrize("vectorizer", ["hashing", "vocabulary"])
+def test_default_model_keeps_no_numpy_scalars(vectorizer: str) -> None:
+    frame = pd.DataFrame({"text": _random_documents(3000, 200, seed=0)})
+    labels = np.arange(200) % 5 == 0
+    model = make_tfidf_logreg(vectorizer=vectorizer, max_features=2000, max_iter=100)
+    model.fit(frame, labels)
+    for _, block, _ in model.named_steps["features"].transformers_:
+        vocabulary = getattr(block, "vocabulary_", None)
+        if vectorizer == "hashing":
+            assert vocabulary is None, "hashed blocks keep no vocabulary"
+        else:
+            assert vocabulary and all(type(v) is int for v in vocabulary.values())
+
+
+def test_saved_size_grows_linearly_with_the_vocabulary(tmp_path: Path) -> None:
+    sizes = {}
+    for n_terms in (20_000, 40_000):
+        frame = pd.DataFrame({"text": _random_documents(n_terms, 400, seed=1)})
+        labels = np.arange(400) % 4 == 0
+        model = make_tfidf_logreg(
+            vectorizer="vocabulary", word_ngram_range=(1, 1), char_ngram_range=(2, 2), max_iter=50
+        ).fit(frame, labels)
+        words = model.named_steps["features"].named_transformers_["word"].vocabulary_
+        assert len(words) == n_terms
+        path = tmp_path / f"model-{n_terms}.skops"
+        sio.dump(model, path)
+        sizes[n_terms] = path.stat().st_size
+    assert 1.6 < sizes[40_000] / sizes[20_000] < 2.4, sizes
+
+
+def test_default_model_round_trips_through_persistence(tmp_path: Path) -> None:
+    frame = pd.DataFrame({"text": DOCS * 4})
+    labels = np.array([True, False, False, True, False] * 4)
+    model = make_tfidf_logreg(min_df=1, max_iter=100).fit(frame, labels)
+    save_model(model, {"threshold": 0.5}, tmp_path)
+    loaded, meta = load_model(tmp_path)
+    np.testing.assert_allclose(loaded.predict_proba(frame), model.predict_proba(frame))
+    assert meta["format"] == "skops"
+    # A hashed model is small: two float32 idf arrays and sparse-friendly coefficients.
+    assert (tmp_path / "model.skops").stat().st_size < 5_000_000
