@@ -31,8 +31,12 @@ run: $(STAMP) ## run data -> features -> train -> evaluate -> report on the synt
 	$(BIN)/grooming-detect $(ARGS)
 
 .PHONY: test
-test: $(STAMP) ## run the test suite (ARGS="-m 'not slow'" to pass pytest options)
-	$(BIN)/python -m pytest $(ARGS)
+test: $(STAMP) ## run the fast test tier, every test not marked slow (ARGS= passes pytest options)
+	$(BIN)/python -m pytest -m "not slow" $(ARGS)
+
+.PHONY: test-slow
+test-slow: $(STAMP) ## run the slow tier: multiruns, launchers, tracking server, kill and race tests
+	$(BIN)/python -m pytest -m slow $(ARGS)
 
 .PHONY: lint
 lint: $(STAMP) ## check style with ruff (lint and format)

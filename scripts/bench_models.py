@@ -20,6 +20,7 @@ from pathlib import Path
 
 from grooming_detect.config import project_root
 from grooming_detect.io import write_json
+from grooming_detect.stage import latest_dir
 
 MODELS = ("tfidf_logreg", "tfidf_svm", "behaviour_gbm", "tfidf_plus_behaviour", "two_stage")
 EXECUTABLE = str(Path(sys.executable).with_name("grooming-detect"))
@@ -60,8 +61,9 @@ def main() -> None:
     for model in args.models.split(","):
         wall = _run([*common, f"model={model}", "stages=[train,evaluate]"])
         run_dir = project_root() / "outputs" / dataset / model
-        metrics = json.loads((run_dir / "evaluation" / "evaluation.json").read_text())["metrics"]
-        meta = json.loads((run_dir / "model" / "model.json").read_text())
+        evaluation = latest_dir(run_dir, "evaluation") / "evaluation.json"
+        metrics = json.loads(evaluation.read_text())["metrics"]
+        meta = json.loads((latest_dir(run_dir, "model") / "model.json").read_text())
         row = {
             "model": model,
             **{

@@ -74,6 +74,7 @@ def test_make_help_lists_every_target() -> None:
         assert re.search(rf"^\s+{target}\s+\S", out, re.MULTILINE), target
 
 
+@pytest.mark.slow
 def test_compare_baselines_multirun_lands_in_one_experiment(tmp_path: Path) -> None:
     env = {**os.environ, "GROOMING_DETECT_ROOT": str(tmp_path)}
     env.pop("MLFLOW_TRACKING_URI", None)

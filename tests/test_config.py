@@ -106,3 +106,20 @@ def test_typo_in_an_override_key_fails(compose_cfg: ComposeFn) -> None:
 
     with pytest.raises(ConfigCompositionException, match="C_typo"):
         compose_cfg("model.estimator.C_typo=1")
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        (["seed=abc"], r"seed: 'abc'; expected an integer"),
+        (["+foo=1"], r"unknown top-level key\(s\) \['foo'\]"),
+        (["model.estimator.C=abc"], r"model\.estimator.*'C' parameter of LogisticRegression"),
+        (["+model.estimator.nonsense=1"], r"model\.estimator: .*nonsense"),
+        (["data=chatlog", "data.path=x.csv", "data.long_messages=cut"], r"data\.long_messages"),
+    ],
+)
+def test_bad_values_fail_at_start_naming_the_key(compose_cfg, overrides, message) -> None:
+    from grooming_detect.config import ConfigError, validate_config
+
+    with pytest.raises(ConfigError, match=message):
+        validate_config(compose_cfg(*overrides))

@@ -107,3 +107,22 @@ def test_bootstrap_is_reproducible_and_brackets_the_estimate() -> None:
         assert low <= point[name] <= high, name
     low, high = first["pr_auc"]
     assert low <= ranking_scores(y_true, scores)["pr_auc"] <= high
+
+
+def test_vectorised_bootstrap_ranking_measures_equal_scikit_learn() -> None:
+    """The vectorised AP and ROC-AUC of each resample equal scikit-learn's with sample weights
+    (ties included): one resample, read back as its own 'interval'."""
+    from sklearn.metrics import average_precision_score, roc_auc_score
+
+    from grooming_detect.evaluation.metrics import bootstrap_intervals
+
+    rng = np.random.default_rng(3)
+    y_true = rng.random(300) < 0.2
+    scores = np.round(rng.random(300) * 0.6 + 0.4 * y_true, 2)  # many ties
+    low, high = bootstrap_intervals(y_true, scores, 0.5, n_resamples=1, seed=11)["pr_auc"]
+    weights = np.bincount(np.random.default_rng(11).integers(0, 300, size=300), minlength=300)
+    assert (
+        low == high == pytest.approx(average_precision_score(y_true, scores, sample_weight=weights))
+    )
+    low, high = bootstrap_intervals(y_true, scores, 0.5, n_resamples=1, seed=11)["roc_auc"]
+    assert low == high == pytest.approx(roc_auc_score(y_true, scores, sample_weight=weights))

@@ -14,7 +14,7 @@ from conftest import ComposeFn
 from grooming_detect import pipeline
 from grooming_detect.config import STAGES
 from grooming_detect.models.persistence import load_model
-from grooming_detect.stage import MissingInputError
+from grooming_detect.stage import MissingInputError, latest_dir
 
 
 def test_one_parent_run_with_one_child_per_stage(default_run) -> None:
@@ -138,7 +138,7 @@ def test_evaluate_run_holds_every_measure_and_artifact(default_run) -> None:
     absent = [name for name in EXPECTED_ARTIFACTS if not (root / name).is_file()]
     assert not absent
     false_positives = pd.read_parquet(
-        Path(cfg.paths.run_dir) / "evaluation" / "test-false_positives.parquet"
+        latest_dir(cfg.paths.run_dir, "evaluation") / "test-false_positives.parquet"
     )
     assert {
         "score",
@@ -159,7 +159,7 @@ def test_submission_scored_offline_equals_logged_metrics(default_run) -> None:
     metrics = _stage_run(client, result, "evaluate").data.metrics
     corpus = next(Path(cfg.paths.raw, "synthetic").iterdir())
     files = pan12.find_files(corpus)
-    evaluation = Path(cfg.paths.run_dir) / "evaluation"
+    evaluation = latest_dir(cfg.paths.run_dir, "evaluation")
     problem1 = score_problem1(evaluation / "test-problem1-predators.txt", files.test_problem1)
     for name, value in problem1.items():
         assert metrics[f"test/author/{name}"] == pytest.approx(value), name
@@ -182,7 +182,7 @@ def test_logged_model_loads_and_scores(default_run) -> None:
     scores = loaded.predict(examples)
     scores = getattr(scores, "to_numpy", lambda: scores)()
     assert scores.shape == (2, 2)
-    model, meta = load_model(Path(cfg.paths.run_dir) / "model")
+    model, meta = load_model(latest_dir(cfg.paths.run_dir, "model"))
     assert (model.predict_proba(examples) == scores).all(), "MLflow copy equals the local one"
     assert meta["threshold_fitted_on"] == "validation"
     assert 0.0 < meta["threshold"] < 1.0
@@ -211,7 +211,7 @@ def test_data_is_cached_and_stages_run_alone(compose_cfg: ComposeFn) -> None:
 def test_no_message_text_unless_asked(compose_cfg: ComposeFn) -> None:
     cfg = compose_cfg("scale=tiny", "evaluate.show_text=false", "evaluate.bootstrap.n_resamples=50")
     pipeline.run(cfg)
-    evaluation = Path(cfg.paths.run_dir) / "evaluation"
+    evaluation = latest_dir(cfg.paths.run_dir, "evaluation")
     for table in evaluation.glob("*-false_*.parquet"):
         assert "example_text" not in pd.read_parquet(table).columns, table.name
 

@@ -11,6 +11,7 @@ import pytest
 from conftest import FIXTURES
 from grooming_detect.data import pan12
 from grooming_detect.scoring import main, score_file
+from grooming_detect.stage import latest_dir
 
 
 @pytest.fixture(scope="module")
@@ -21,14 +22,16 @@ def test_xml(default_run) -> Path:
 
 
 def _evaluated(cfg) -> pd.DataFrame:
-    scores = pd.read_parquet(Path(cfg.paths.run_dir) / "evaluation" / "test-author-scores.parquet")
+    scores = pd.read_parquet(
+        latest_dir(cfg.paths.run_dir, "evaluation") / "test-author-scores.parquet"
+    )
     return scores.set_index("id")["score"]
 
 
 def test_scores_equal_the_evaluate_stage(default_run, test_xml: Path, tmp_path: Path) -> None:
     cfg, _, _ = default_run
     authors_csv, conversations_csv = score_file(
-        str(Path(cfg.paths.run_dir) / "model"), test_xml, tmp_path, batch_conversations=0
+        str(latest_dir(cfg.paths.run_dir, "model")), test_xml, tmp_path, batch_conversations=0
     )
     scored = pd.read_csv(authors_csv).set_index("author")
     expected = _evaluated(cfg)
@@ -84,7 +87,7 @@ def test_unlabelled_chat_log(default_run, tmp_path: Path) -> None:
         columns=["is_predator", "split"]
     ).to_csv(unlabelled, index=False)
     authors_csv, _ = score_file(
-        str(Path(cfg.paths.run_dir) / "model"), unlabelled, tmp_path / "out"
+        str(latest_dir(cfg.paths.run_dir, "model")), unlabelled, tmp_path / "out"
     )
     assert sorted(pd.read_csv(authors_csv)["author"]) == ["u1", "u2", "u3", "u4", "u5", "u6"]
 

@@ -61,6 +61,7 @@ def tracking_server(tmp_path: Path):
         server.wait(timeout=30)
 
 
+@pytest.mark.slow
 def test_pipeline_logs_to_a_tracking_server(tracking_server, compose_cfg: ComposeFn) -> None:
     url, artifacts = tracking_server
     cfg = compose_cfg("scale=tiny", f"tracking.uri={url}", "evaluate.bootstrap.n_resamples=20")

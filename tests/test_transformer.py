@@ -19,6 +19,7 @@ from grooming_detect.models.transformer import (  # noqa: E402
     aggregate_windows,
     dialogue_texts,
 )
+from grooming_detect.stage import latest_dir  # noqa: E402
 
 
 @pytest.fixture(autouse=True)
@@ -143,7 +144,7 @@ def test_tiny_bert_trains_and_goes_through_evaluate(tiny_bert: Path, compose_cfg
     assert len(history) >= 1, "training curves land in the train stage's own run"
     assert client.get_metric_history(runs["train"].info.run_id, "validation/transformer/pr_auc")
     assert len(client.search_runs([result.experiment_id])) == 6, "no extra run by a callback"
-    model_dir = Path(cfg.paths.run_dir) / "model"
+    model_dir = latest_dir(cfg.paths.run_dir, "model")
     assert (model_dir / "transformer" / "model.safetensors").is_file()
     assert not (model_dir / "model.skops").exists()
     from grooming_detect.models.persistence import load_model
@@ -170,7 +171,7 @@ def test_tiny_bert_trains_and_goes_through_evaluate(tiny_bert: Path, compose_cfg
     scored = pd.read_csv(authors_csv)
     assert sorted(scored["author"]) == ["a", "b", "c"] and scored["score"].between(0, 1).all()
     false_positives = pd.read_parquet(
-        Path(cfg.paths.run_dir) / "evaluation" / "test-false_positives.parquet"
+        latest_dir(cfg.paths.run_dir, "evaluation") / "test-false_positives.parquet"
     )
     assert false_positives["top_conversation"].str.len().gt(0).all()
 

@@ -119,3 +119,17 @@ def test_default_model_round_trips_through_persistence(tmp_path: Path) -> None:
     assert meta["format"] == "skops"
     # A hashed model is small: two float32 idf arrays and sparse-friendly coefficients.
     assert (tmp_path / "model.skops").stat().st_size < 5_000_000
+
+
+def test_terms_of_one_author_are_withheld_on_request() -> None:
+    frame = pd.DataFrame({"text": [*DOCS, "zyxwv park"] * 4})
+    labels = np.array([True, True, False, False, False, True] * 4)
+    model = make_tfidf_logreg(min_df=1, max_iter=200).fit(frame, labels)
+    # "zyxwv" is in one reference row only; "park" in many.
+    reference = pd.DataFrame({"text": [*DOCS, "zyxwv park"]})
+    open_ = linear_explanations(model, frame.tail(1), top=50)[0]
+    private = linear_explanations(
+        model, frame.tail(1), top=50, reference=reference, min_term_rows=2
+    )[0]
+    assert "word__zyxwv" in open_
+    assert "word__zyxwv" not in private and "word__park" in private

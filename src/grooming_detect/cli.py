@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import os
+import sys
 from pathlib import Path
 
 import hydra
@@ -11,9 +13,21 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, open_dict
 
 from grooming_detect import pipeline, tracking
-from grooming_detect.config import config_dir
+from grooming_detect.config import ConfigError, config_dir
+from grooming_detect.data.chitchat import ChitchatUnavailableError
+from grooming_detect.data.pan12 import CorpusFormatError
+from grooming_detect.models.persistence import UntrustedModelError
 
 log = logging.getLogger("grooming_detect")
+
+#: Errors that mean bad input or settings (not a bug): reported in one line, exit status 2.
+EXPECTED_ERRORS = (
+    ConfigError,
+    CorpusFormatError,
+    FileNotFoundError,
+    UntrustedModelError,
+    ChitchatUnavailableError,
+)
 
 # Libraries whose INFO chatter hides what the pipeline itself says.
 QUIET_LOGGERS = ("alembic", "mlflow", "urllib3", "matplotlib", "git")
@@ -31,7 +45,15 @@ def main(cfg: DictConfig) -> None:
         sweep = Path(hydra_cfg.sweep.dir).name
         with open_dict(cfg):
             cfg.paths.run_dir = f"{cfg.paths.run_dir}/sweeps/{sweep}/{hydra_cfg.job.num}"
-    result = pipeline.run(cfg, overrides)
+    try:
+        result = pipeline.run(cfg, overrides)
+    except EXPECTED_ERRORS as error:
+        # Bad input or bad settings: one line a person can act on, exit status 2. The
+        # traceback is for developers: HYDRA_FULL_ERROR=1 shows it.
+        if os.environ.get("HYDRA_FULL_ERROR") == "1":
+            raise
+        print(f"grooming-detect: error: {error}", file=sys.stderr)
+        sys.exit(2)
     lines = [
         "",
         f"MLflow run:  {result.run_id}  (experiment {cfg.tracking.experiment_name})",

@@ -44,6 +44,12 @@ def register_resolvers() -> None:
 register_resolvers()
 
 
+#: Every key of the composed config's top level (a `+key=...` override adds an unknown one).
+TOP_LEVEL_KEYS = frozenset(
+    {"data", "evaluate", "features", "model", "paths", "report", "seed", "stages", "tracking"}
+)
+
+
 class ConfigError(ValueError):
     """A composed configuration that cannot run."""
 
@@ -94,6 +100,59 @@ def validate_config(cfg: DictConfig) -> None:
             value = float(generator[key])
             if not 0.0 <= value <= 1.0:
                 raise ConfigError(f"data.generator.{key}: {value} must lie in [0, 1]")
+    unknown_keys = sorted(set(cfg.keys()) - TOP_LEVEL_KEYS)
+    if unknown_keys:
+        raise ConfigError(
+            f"unknown top-level key(s) {unknown_keys} (from a +key=value override?); "
+            f"expected {sorted(TOP_LEVEL_KEYS)}"
+        )
+    seed = cfg.get("seed")
+    if isinstance(seed, bool) or not isinstance(seed, int):
+        raise ConfigError(f"seed: {seed!r}; expected an integer")
+    _check_estimator(cfg)
+    if cfg.data.get("long_messages", "error") not in ("error", "truncate"):
+        raise ConfigError(
+            f"data.long_messages: {cfg.data.long_messages!r}; expected 'error' or 'truncate'"
+        )
+    limit = cfg.data.get("max_message_chars")
+    if limit is not None and (not isinstance(limit, int) or limit < 1):
+        raise ConfigError(f"data.max_message_chars: {limit!r}; expected a positive integer or null")
     bad_splits = [s for s in cfg.evaluate.splits if s not in ("validation", "test")]
     if bad_splits:
         raise ConfigError(f"evaluate.splits: {bad_splits}; expected validation and/or test")
+
+
+def _check_estimator(cfg: DictConfig) -> None:
+    """Build the configured estimator (cheap: constructors only store arguments) and check the
+    scikit-learn parameter constraints, so `model.estimator.C=abc` fails at start, naming the
+    key, not after the data and features stages."""
+    from hydra.errors import InstantiationException
+    from hydra.utils import instantiate
+
+    if "estimator" not in cfg.get("model", {}):
+        return
+    try:
+        estimator = instantiate(cfg.model.estimator)
+    except InstantiationException as error:
+        raise ConfigError(f"model.estimator: {error.__cause__ or error}") from None
+    for name, step in _steps(estimator):
+        validate = getattr(step, "_validate_params", None)
+        if validate is None or not hasattr(step, "_parameter_constraints"):
+            continue
+        try:
+            validate()
+        except (TypeError, ValueError) as error:
+            raise ConfigError(f"model.estimator ({name}): {error}") from None
+
+
+def _steps(estimator: object, name: str = "estimator") -> list[tuple[str, object]]:
+    """The estimator and every nested step or sub-estimator, with a readable name."""
+    found = [(name, estimator)]
+    for attribute in ("steps", "transformers"):
+        for entry in getattr(estimator, attribute, None) or []:
+            found += _steps(entry[1], f"{name}.{entry[0]}")
+    for attribute in ("estimator", "conversation_model", "author_model"):
+        inner = getattr(estimator, attribute, None)
+        if inner is not None and hasattr(inner, "get_params"):
+            found += _steps(inner, f"{name}.{attribute}")
+    return found

@@ -6,7 +6,7 @@ import hashlib
 import json
 import os
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -97,3 +97,20 @@ def sha256_file(path: str | os.PathLike[str], normalise_newlines: bool = False) 
     if pending_cr:
         digest.update(b"\r")
     return digest.hexdigest()
+
+
+def file_digests(directory: Path, names: Iterable[str]) -> dict[str, str]:
+    """SHA-256 of each file `names` in `directory` (what a manifest records of its outputs)."""
+    return {name: sha256_file(Path(directory) / name) for name in names}
+
+
+def outputs_intact(directory: Path, digests: dict[str, str] | None) -> bool:
+    """True when every file a manifest recorded is present with the recorded SHA-256: a run
+    killed between two writes leaves a mismatch, never a silent mix of old and new files."""
+    if not digests:
+        return False
+    for name, digest in digests.items():
+        path = Path(directory) / name
+        if not path.is_file() or sha256_file(path) != digest:
+            return False
+    return True

@@ -19,7 +19,13 @@ from grooming_detect.features.stage import run_features
 from grooming_detect.io import read_json
 from grooming_detect.models.stage import run_train
 from grooming_detect.reporting.stage import run_report
-from grooming_detect.stage import StageContext, StageResult
+from grooming_detect.stage import (
+    ARTEFACTS,
+    StageContext,
+    StageResult,
+    link_sources,
+    publish_latest,
+)
 
 log = logging.getLogger(__name__)
 
@@ -87,6 +93,7 @@ def run(cfg: DictConfig, overrides: list[str] | None = None) -> PipelineResult:
     with tracking.parent_run(experiment_id, str(cfg.tracking.run_name), tags) as parent_id:
         tracking.log_config(cfg, list(overrides or []))
         ctx = StageContext.from_config(cfg, parent_run_id=parent_id)
+        link_sources(ctx)
         result = PipelineResult(parent_id, experiment_id, str(cfg.tracking.uri))
         if "data" not in cfg.stages and ctx.manifest_path.is_file():
             tracking.set_tags({"dataset_digest": read_json(ctx.manifest_path)["fingerprint"]})
@@ -94,6 +101,10 @@ def run(cfg: DictConfig, overrides: list[str] | None = None) -> PipelineResult:
             log.info("== stage %s ==", stage)
             with tracking.stage_run(stage, {"synthetic": synthetic}):
                 stage_result = STAGE_FUNCTIONS[stage](cfg, ctx)
+            # Only a completed stage becomes what later runs read by default.
+            for artefact, producer in ARTEFACTS.items():
+                if producer == stage:
+                    publish_latest(ctx.series_dir, parent_id, artefact)
             if stage_result.parent_tags:
                 tracking.set_tags(stage_result.parent_tags)
             result.stages[stage] = stage_result

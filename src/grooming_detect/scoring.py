@@ -4,7 +4,8 @@ Reads a PAN-2012 XML file or a chat log (CSV/JSONL, labels not needed), builds t
 features as the pipeline, and writes per-author and per-conversation risk scores (calibrated
 probabilities, and whether each reaches the model's tuned threshold) as CSV files.
 
-The model is a local model folder written by the train stage (``outputs/<data>/<model>/model``)
+The model is a local model folder written by the train stage
+(``outputs/<data>/<model>/latest/model``, or ``runs/<run id>/model`` beside it)
 or an MLflow model URI (``runs:/<run id>/model``, ``models:/m-…``); either carries its
 calibrator and threshold.
 
@@ -33,7 +34,7 @@ from grooming_detect.data.schema import build_tables
 from grooming_detect.evaluation.calibration import ScoreCalibrator
 from grooming_detect.features.stage import build_views
 from grooming_detect.io import write_with
-from grooming_detect.models.persistence import load_model
+from grooming_detect.models.persistence import UntrustedModelError, load_model, load_skops
 from grooming_detect.models.units import (
     INPUTS,
     UNITS,
@@ -49,9 +50,9 @@ SPLIT = "score"
 def load_scoring_model(location: str) -> tuple[Any, dict[str, Any]]:
     """A model and its metadata (threshold, calibrator, input) from a folder or MLflow URI."""
     folder = Path(location)
-    if folder.is_dir():
+    if folder.is_dir() and not (folder / "MLmodel").is_file():
         return load_model(folder)
-    if ":/" not in location:
+    if ":/" not in location and not folder.is_dir():
         raise FileNotFoundError(
             f"{location}: neither a model folder (with model.skops) nor an MLflow model URI"
         )
@@ -70,7 +71,19 @@ def load_scoring_model(location: str) -> tuple[Any, dict[str, Any]]:
             tokenizer_directory=local / "components" / "tokenizer",
         )
         return model, dict(info.metadata)
-    return mlflow.sklearn.load_model(location), dict(info.metadata)
+    # Never mlflow.sklearn.load_model: it would trust the types listed in the model's own
+    # (editable) MLmodel file. The skops file is checked against the project's allow-list.
+    local = Path(mlflow.artifacts.download_artifacts(location)).resolve()
+    flavor = info.flavors.get("sklearn") or {}
+    if flavor.get("serialization_format") != "skops":
+        raise UntrustedModelError(
+            f"{location}: only skops-serialised scikit-learn models are loaded (found "
+            f"{flavor.get('serialization_format') or 'no sklearn flavour'}); pickles can run code"
+        )
+    skops_file = (local / str(flavor.get("pickled_model", "model.skops"))).resolve()
+    if local not in skops_file.parents or not skops_file.is_file():
+        raise UntrustedModelError(f"{location}: model file {skops_file} is not inside the model")
+    return load_skops(skops_file), dict(info.metadata)
 
 
 def _message_batches(path: Path, batch_conversations: int) -> Iterator[pd.DataFrame]:
@@ -175,7 +188,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--model",
         required=True,
-        help="model folder (outputs/<data>/<model>/model) or MLflow model URI",
+        help="model folder (outputs/<data>/<model>/latest/model) or MLflow model URI",
     )
     parser.add_argument("--out", type=Path, required=True, help="folder for the score CSVs")
     parser.add_argument(

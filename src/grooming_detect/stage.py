@@ -1,11 +1,62 @@
-"""What every stage receives and returns: paths in, paths and metrics out."""
+"""What every stage receives and returns: paths in, paths and metrics out.
+
+Run isolation: every pipeline invocation writes its model, evaluation and report under
+``<paths.run_dir>/runs/<MLflow run id>/``, so two runs of one dataset and model (at once, or one
+after the other) never read or overwrite each other's files. A stage that does not run in this
+invocation is read from the run named by ``paths.source_run`` (``latest``: the last run that
+completed that stage, recorded in ``<paths.run_dir>/LATEST-<artefact>``); ``<paths.run_dir>/latest``
+links to the last run that completed its report, for people.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import os
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from omegaconf import DictConfig
+
+from grooming_detect.io import write_text
+
+#: The artefacts a run writes, each a folder of its run directory, and the stage that writes it.
+ARTEFACTS = {"model": "train", "evaluation": "evaluate", "report": "report"}
+
+
+def runs_dir(series_dir: Path) -> Path:
+    """Where the runs of one dataset and model keep their folders."""
+    return series_dir / "runs"
+
+
+def latest_run(series_dir: Path, artefact: str) -> str | None:
+    """The id of the last run that completed `artefact` (None when no run has)."""
+    pointer = series_dir / f"LATEST-{artefact}"
+    return pointer.read_text(encoding="utf-8").strip() or None if pointer.is_file() else None
+
+
+def latest_dir(series_dir: str | Path, artefact: str) -> Path:
+    """Folder of `artefact` (model, evaluation, report) of the last run that completed it."""
+    series_dir = Path(series_dir)
+    run_id = latest_run(series_dir, artefact)
+    if run_id is None:
+        raise FileNotFoundError(f"{series_dir}: no run has completed its {artefact} yet")
+    return runs_dir(series_dir) / run_id / artefact
+
+
+def publish_latest(series_dir: Path, run_id: str, artefact: str) -> None:
+    """Record `run_id` as the last run that completed `artefact` (an atomic pointer file); when
+    the report is done, repoint the ``latest`` link by an atomic rename."""
+    write_text(series_dir / f"LATEST-{artefact}", f"{run_id}\n")
+    if artefact != "report":
+        return
+    staging = series_dir / f".latest-{run_id}"
+    staging.unlink(missing_ok=True)
+    try:
+        os.symlink(Path("runs") / run_id, staging)
+        os.replace(staging, series_dir / "latest")
+    except OSError:  # no symlinks here, or a folder named latest: the pointer files suffice
+        staging.unlink(missing_ok=True)
 
 
 @dataclass(frozen=True)
@@ -18,15 +69,39 @@ class StageContext:
     dataset_dir: Path
     features_dir: Path
     run_dir: Path
+    model_dir: Path
+    evaluation_dir: Path
+    report_dir: Path
+    series_dir: Path
     parent_run_id: str | None = None
 
     @classmethod
-    def from_config(cls, cfg: DictConfig, parent_run_id: str | None = None) -> StageContext:
+    def from_config(
+        cls,
+        cfg: DictConfig,
+        parent_run_id: str | None = None,
+        stages: Sequence[str] | None = None,
+    ) -> StageContext:
         dataset_dir = Path(cfg.paths.processed) / str(cfg.data.name)
+        series_dir = Path(cfg.paths.run_dir)
+        run_id = parent_run_id or "local"
+        run_dir = runs_dir(series_dir) / run_id
+        running = set(cfg.stages if stages is None else stages)
+        source_run = str(cfg.paths.get("source_run") or "latest")
+        folders = {
+            artefact: run_dir / artefact
+            if stage in running or artefact == "report"
+            else _maybe_source(series_dir, artefact, source_run, run_dir)
+            for artefact, stage in ARTEFACTS.items()
+        }
         return cls(
             dataset_dir=dataset_dir,
             features_dir=dataset_dir / "features",
-            run_dir=Path(cfg.paths.run_dir),
+            run_dir=run_dir,
+            model_dir=folders["model"],
+            evaluation_dir=folders["evaluation"],
+            report_dir=folders["report"],
+            series_dir=series_dir,
             parent_run_id=parent_run_id,
         )
 
@@ -34,17 +109,26 @@ class StageContext:
     def manifest_path(self) -> Path:
         return self.dataset_dir / "manifest.json"
 
-    @property
-    def model_dir(self) -> Path:
-        return self.run_dir / "model"
 
-    @property
-    def evaluation_dir(self) -> Path:
-        return self.run_dir / "evaluation"
+def link_sources(ctx: StageContext) -> None:
+    """Make a run folder self-describing: an artefact read from another run (a stage run
+    alone) appears in it as a relative link to that run's folder."""
+    for artefact in ARTEFACTS:
+        source = getattr(ctx, f"{artefact}_dir")
+        own = ctx.run_dir / artefact
+        if source == own or not source.is_dir():
+            continue
+        ctx.run_dir.mkdir(parents=True, exist_ok=True)
+        # Without symlinks on this file system, the MLflow tags still name the source.
+        with contextlib.suppress(OSError):
+            os.symlink(os.path.relpath(source, ctx.run_dir), own)
 
-    @property
-    def report_dir(self) -> Path:
-        return self.run_dir / "report"
+
+def _maybe_source(series_dir: Path, artefact: str, source_run: str, run_dir: Path) -> Path:
+    """The source run's folder, or this run's own (absent) folder when there is none yet, so
+    that the stage that needs it fails with a `MissingInputError` naming the producer."""
+    run_id = latest_run(series_dir, artefact) if source_run == "latest" else source_run
+    return runs_dir(series_dir) / run_id / artefact if run_id else run_dir / artefact
 
 
 @dataclass

@@ -77,10 +77,26 @@ def _experiment_id(tracking_cfg: DictConfig, uri: str) -> str:
 
 
 @contextmanager
+def _tracked_run(**start_kwargs: Any) -> Iterator[str]:
+    """A run that ends FINISHED, FAILED on an error, or KILLED when the user interrupts
+    (Ctrl-C); MLflow's own context manager marks an interrupted run FAILED."""
+    run = mlflow.start_run(**start_kwargs)
+    try:
+        yield run.info.run_id
+    except KeyboardInterrupt:
+        mlflow.end_run(status="KILLED")
+        raise
+    except BaseException:
+        mlflow.end_run(status="FAILED")
+        raise
+    mlflow.end_run(status="FINISHED")
+
+
+@contextmanager
 def parent_run(experiment_id: str, run_name: str, tags: Mapping[str, str]) -> Iterator[str]:
     """Open the pipeline's parent run and yield its id."""
-    with mlflow.start_run(experiment_id=experiment_id, run_name=run_name, tags=dict(tags)) as run:
-        yield run.info.run_id
+    with _tracked_run(experiment_id=experiment_id, run_name=run_name, tags=dict(tags)) as run_id:
+        yield run_id
 
 
 @contextmanager
@@ -90,10 +106,10 @@ def stage_run(stage: str, tags: Mapping[str, str] | None = None) -> Iterator[str
     parent = mlflow.active_run()
     if parent is None:
         raise RuntimeError(f"stage {stage!r}: no parent run is active")
-    with mlflow.start_run(
+    with _tracked_run(
         experiment_id=parent.info.experiment_id, run_name=stage, nested=True, tags=run_tags
-    ) as run:
-        yield run.info.run_id
+    ) as run_id:
+        yield run_id
 
 
 def flatten(config: Mapping[str, Any], prefix: str = "") -> dict[str, str]:

@@ -55,6 +55,7 @@ class ChatlogReport:
     label_level: str = "author"
     split_source: str = "file"
     authors_in_several_splits: int = 0
+    truncated_texts: int = 0
     ignored_columns: list[str] = field(default_factory=list)
     predator_ids_not_in_data: list[str] = field(default_factory=list)
 
@@ -70,11 +71,18 @@ def _decode(path: Path) -> str:
         ) from None
 
 
+#: Default longest message text, in characters (``data.max_message_chars``).
+MAX_MESSAGE_CHARS = 65_536
+
+
 def _records(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
     """(line number, record) pairs of a CSV or JSONL file."""
     text = _decode(path)
     suffix = path.suffix.lower()
     if suffix == ".csv":
+        # The csv module's own 128 KB cell limit fails with no file or row named: lift it, and
+        # check message lengths against data.max_message_chars instead (read_chatlog).
+        csv.field_size_limit(max(csv.field_size_limit(), len(text) + 1))
         reader = csv.DictReader(io.StringIO(text, newline=""))
         missing = [c for c in REQUIRED if c not in (reader.fieldnames or [])]
         if missing:
@@ -143,11 +151,17 @@ def _time_of(record: dict[str, Any], where: str) -> str | None:
 
 
 def read_chatlog(
-    path: str | Path, predator_ids_path: str | Path | None = None, require_labels: bool = True
+    path: str | Path,
+    predator_ids_path: str | Path | None = None,
+    require_labels: bool = True,
+    max_message_chars: int | None = MAX_MESSAGE_CHARS,
+    long_messages: str = "error",
 ) -> tuple[pd.DataFrame, dict[str, bool] | set[str], ChatlogReport]:
     """Read and check every record; return messages, labels and a report.
 
     With `require_labels` off (scoring new data), a file without labels yields an empty set.
+    A text longer than `max_message_chars` is an error naming the file and line, or with
+    `long_messages="truncate"` is cut to that length and counted in ``report.truncated_texts``.
 
     Returns:
         messages (split possibly null), then either the set of predator ids (author-level
@@ -196,6 +210,14 @@ def read_chatlog(
         if split is not None and split not in SPLITS:
             raise ChatlogFormatError(f"{where}: split={split!r}; expected one of {list(SPLITS)}")
         text = "" if record["text"] is None else str(record["text"])
+        if max_message_chars is not None and len(text) > max_message_chars:
+            if long_messages != "truncate":
+                raise ChatlogFormatError(
+                    f"{where}: text of {len(text):,} characters exceeds data.max_message_chars="
+                    f"{max_message_chars:,}; raise the limit, or set data.long_messages=truncate"
+                )
+            text = text[:max_message_chars]
+            report.truncated_texts += 1
         report.empty_texts += text == ""
         if has_author_label:
             _consistent(
@@ -275,6 +297,8 @@ def load_chatlog(
     validation_fraction: float,
     test_fraction: float,
     seed: int,
+    max_message_chars: int | None = MAX_MESSAGE_CHARS,
+    long_messages: str = "error",
 ) -> tuple[Tables, ChatlogReport]:
     """Read a chat log into the canonical tables.
 
@@ -282,7 +306,12 @@ def load_chatlog(
     components of the author-conversation graph, stratified by positives; with only ``train`` and
     ``test`` in the file, ``validation`` is carved out of ``train`` the same way.
     """
-    messages, labels, report = read_chatlog(path, predator_ids_path)
+    messages, labels, report = read_chatlog(
+        path,
+        predator_ids_path,
+        max_message_chars=max_message_chars,
+        long_messages=long_messages,
+    )
     pairs = messages[["conversation_id", "author"]].drop_duplicates()
     if isinstance(labels, dict):
         positives = {c for c, label in labels.items() if label}

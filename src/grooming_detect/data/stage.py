@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import logging
+import os
+import shutil
+import tempfile
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -13,7 +16,14 @@ from grooming_detect import __version__, tracking
 from grooming_detect.data import chatlog, pan12, synthetic, verify
 from grooming_detect.data.filters import FilterSettings
 from grooming_detect.data.schema import SCHEMA_VERSION, Tables, write_tables
-from grooming_detect.io import json_digest, read_json, sha256_file, write_json
+from grooming_detect.io import (
+    file_digests,
+    json_digest,
+    outputs_intact,
+    read_json,
+    sha256_file,
+    write_json,
+)
 from grooming_detect.stage import StageContext, StageResult
 
 log = logging.getLogger(__name__)
@@ -25,12 +35,36 @@ def corpus_root(cfg: DictConfig) -> Path:
         return Path(str(cfg.data.root)).expanduser()
     settings = synthetic.settings_from_config(cfg.data.generator)
     root = Path(cfg.paths.raw) / "synthetic" / settings.fingerprint()
+    if synthetic.is_complete(root):
+        return root
+    if root.exists():
+        log.warning("%s: incomplete generated corpus (an interrupted run?): regenerating", root)
+        shutil.rmtree(root)
+    log.info("Generating the synthetic PAN-format corpus into %s", root)
+    # Generated in a temporary sibling and renamed into place whole: never half a corpus.
+    root.parent.mkdir(parents=True, exist_ok=True)
+    _remove_abandoned_staging(root)
+    staging = Path(tempfile.mkdtemp(prefix=f".{root.name}-{os.getpid()}-", dir=root.parent))
     try:
-        pan12.find_files(root)
-    except FileNotFoundError:
-        log.info("Generating the synthetic PAN-format corpus into %s", root)
-        synthetic.generate_corpus(root, settings)
+        synthetic.generate_corpus(staging, settings)
+        os.rename(staging, root)
+    except OSError:
+        if not synthetic.is_complete(root):  # not a concurrent run that finished first
+            raise
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
     return root
+
+
+def _remove_abandoned_staging(root: Path) -> None:
+    """Delete staging folders of generations whose process is gone (killed runs)."""
+    for staging in root.parent.glob(f".{root.name}-*-*"):
+        try:
+            os.kill(int(staging.name.split("-")[1]), 0)
+        except (ValueError, IndexError, ProcessLookupError):
+            shutil.rmtree(staging, ignore_errors=True)
+        except PermissionError:  # another user's live process
+            continue
 
 
 def _data_settings(cfg: DictConfig) -> dict[str, Any]:
@@ -50,11 +84,19 @@ def fingerprint(sources: dict[str, dict[str, Any]], settings: dict[str, Any]) ->
 
 
 def _cached_manifest(manifest_path: Path, expected: str) -> dict[str, Any] | None:
+    """The manifest, when its fingerprint is `expected` and every table it lists still has the
+    content it recorded (a run killed between table writes leaves a mismatch: rebuild)."""
     if not manifest_path.is_file():
         return None
     manifest = read_json(manifest_path)
-    outputs = [manifest_path.parent / name for name in manifest.get("tables", {}).values()]
-    if manifest.get("fingerprint") != expected or not all(path.is_file() for path in outputs):
+    if manifest.get("fingerprint") != expected:
+        return None
+    if not outputs_intact(manifest_path.parent, manifest.get("table_sha256")):
+        log.warning(
+            "%s: tables differ from the checksums in the manifest (an interrupted run?): "
+            "rebuilding them",
+            manifest_path.parent,
+        )
         return None
     return manifest
 
@@ -88,6 +130,8 @@ def load_tables(cfg: DictConfig) -> tuple[Tables, dict[str, Any]]:
             float(cfg.data.validation_fraction),
             float(cfg.data.test_fraction),
             seed,
+            max_message_chars=cfg.data.get("max_message_chars", chatlog.MAX_MESSAGE_CHARS),
+            long_messages=str(cfg.data.get("long_messages", "error")),
         )
         details = asdict(chat_report)
         details["split_method"] = f"{chat_report.split_source}; stratified, seeded"
@@ -144,6 +188,8 @@ def run_data(cfg: DictConfig, ctx: StageContext) -> StageResult:
         log.info("Inputs unchanged (fingerprint %s): reusing %s", digest[:12], ctx.dataset_dir)
     else:
         tables, details = load_tables(cfg)
+        # No manifest while tables are rewritten: a kill in between leaves nothing reusable.
+        ctx.manifest_path.unlink(missing_ok=True)
         written = write_tables(tables, ctx.dataset_dir)
         manifest = {
             "dataset": str(cfg.data.name),
@@ -158,6 +204,7 @@ def run_data(cfg: DictConfig, ctx: StageContext) -> StageResult:
             "counts": tables.counts(),
             **details,
             "tables": {name: path.name for name, path in written.items()},
+            "table_sha256": file_digests(ctx.dataset_dir, [p.name for p in written.values()]),
         }
         manifest["verification"] = _verification(cfg, sources, manifest["counts"])
         write_json(ctx.manifest_path, manifest)

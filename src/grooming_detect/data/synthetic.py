@@ -31,6 +31,7 @@ CRLF id lists, times wrapping past midnight.
 
 from __future__ import annotations
 
+import json
 import random
 import re
 from collections.abc import Iterable, Sequence
@@ -39,6 +40,9 @@ from pathlib import Path
 
 from grooming_detect.data import chitchat, pan12
 from grooming_detect.io import atomic_path, json_digest, write_text
+
+#: Written after every other file of a generated corpus.
+COMPLETE_FILE = "generator.json"
 
 #: Bumped whenever the generator's output changes for the same settings (invalidates caches).
 GENERATOR_VERSION = 3
@@ -1040,7 +1044,34 @@ def generate_corpus(out_dir: str | Path, settings: GeneratorSettings) -> dict[st
                 "\n",
             )
         truths[split] = truth
+    # Written last: a folder without it is an interrupted generation, never reused.
+    write_text(
+        root / COMPLETE_FILE,
+        json.dumps(
+            {
+                "settings": asdict(settings),
+                "generator_version": GENERATOR_VERSION,
+                "fingerprint": settings.fingerprint(),
+                "counts": {
+                    split: {
+                        "conversations": t.n_conversations,
+                        "messages": t.n_messages,
+                        "predators": len(t.predators),
+                    }
+                    for split, t in truths.items()
+                },
+            },
+            indent=2,
+            sort_keys=True,
+        )
+        + "\n",
+    )
     return truths
+
+
+def is_complete(root: str | Path) -> bool:
+    """True when `root` holds a corpus whose generation ran to its end."""
+    return (Path(root) / COMPLETE_FILE).is_file()
 
 
 def settings_from_config(generator_cfg: object) -> GeneratorSettings:
@@ -1057,6 +1088,7 @@ __all__ = [
     "SplitTruth",
     "generate_corpus",
     "html_escape",
+    "is_complete",
     "settings_from_config",
     "vary_surface",
     "xml_escape",

@@ -63,26 +63,51 @@ def _feature_names(features: Any, documents: pd.DataFrame, columns: np.ndarray) 
     return named
 
 
-def linear_explanations(model: Any, documents: pd.DataFrame, top: int = 5) -> list[str]:
-    """Top features by coefficient × value for each document, as ``name (+contribution)``."""
+def linear_explanations(
+    model: Any,
+    documents: pd.DataFrame,
+    top: int = 5,
+    reference: pd.DataFrame | None = None,
+    min_term_rows: int = 0,
+) -> list[str]:
+    """Top features by coefficient × value for each document, as ``name (+contribution)``.
+
+    Privacy: with `min_term_rows` > 0, a text term (``word__`` / ``char__``) is named only when
+    at least that many rows of `reference` (the split's authors, or conversations) contain its
+    column, so no word used by one person alone is shown; the next-largest contributions take
+    its place. Behavioural features are never withheld."""
     parts = linear_parts(model)
     if parts is None:
         raise ValueError("model is not a pipeline ending in a linear classifier")
     features, coefficients = parts
     matrix = sparse.csr_matrix(features.transform(documents))
-    chosen = []
+    rows_with = None
+    if min_term_rows > 0 and reference is not None:
+        present = sparse.csr_matrix(features.transform(reference))
+        rows_with = np.asarray((present != 0).sum(axis=0)).ravel()
+    candidates = []
     for row in range(matrix.shape[0]):
         start, end = matrix.indptr[row], matrix.indptr[row + 1]
         columns = matrix.indices[start:end]
         contributions = matrix.data[start:end] * coefficients[columns]
-        order = [i for i in np.argsort(-contributions)[:top] if contributions[i] > 0]
-        chosen.append([(int(columns[i]), float(contributions[i])) for i in order])
-    needed = np.unique([c for row in chosen for c, _ in row]).astype(int)
+        order = [i for i in np.argsort(-contributions) if contributions[i] > 0]
+        candidates.append([(int(columns[i]), float(contributions[i])) for i in order])
+    needed = np.unique([c for row in candidates for c, _ in row[: top * 4]]).astype(int)
     names = _feature_names(features, documents, needed)
-    return [
-        "; ".join(f"{names.get(c, f'column {c}')} (+{value:.3f})" for c, value in row)
-        for row in chosen
-    ]
+
+    def shown(column: int) -> bool:
+        name = names.get(column, "")
+        if rows_with is None or not name.startswith(("word__", "char__")):
+            return True
+        return bool(rows_with[column] >= min_term_rows)
+
+    explanations = []
+    for row in candidates:
+        kept = [(c, v) for c, v in row[: top * 4] if shown(c)][:top]
+        explanations.append(
+            "; ".join(f"{names.get(c, f'column {c}')} (+{value:.3f})" for c, value in kept)
+        )
+    return explanations
 
 
 def occlusion_explanations(

@@ -152,7 +152,14 @@ def _explain(
     base = scorer.unit_inputs(split)
     if errors.linear_parts(scorer.model) is not None:
         documents = base.loc[table["id"]].reset_index(drop=True)
-        table["top_terms"] = errors.linear_explanations(scorer.model, documents)
+        # Privacy: on real data, no term used by fewer than min_term_authors authors (rows).
+        min_rows = 0 if cfg.data.synthetic else int(cfg.evaluate.min_term_authors)
+        table["top_terms"] = errors.linear_explanations(
+            scorer.model,
+            documents,
+            reference=base.reset_index(drop=True) if min_rows else None,
+            min_term_rows=min_rows,
+        )
     else:
         medians = base.select_dtypes("number").median().to_dict()
         medians = {k: v for k, v in medians.items() if k.startswith(("f_", "cue_"))}
@@ -339,9 +346,11 @@ def run_evaluate(cfg: DictConfig, ctx: StageContext) -> StageResult:
         "line_rule": str(cfg.evaluate.line_rule),
         "bootstrap": OmegaConf.to_container(cfg.evaluate.bootstrap, resolve=True),
         "evaluate_run_id": tracking.active_run_id(),
+        "model_dir": str(ctx.model_dir),
         "metrics": metrics,
     }
     outputs["summary"] = write_json(ctx.evaluation_dir / "evaluation.json", summary)
+    tracking.set_tags({"model_dir": str(ctx.model_dir), "model_run": ctx.model_dir.parent.name})
     tracking.log_metrics(metrics)
     tracking.log_artifact(ctx.evaluation_dir, "evaluation")
     return StageResult(stage="evaluate", outputs=outputs, metrics=metrics)

@@ -121,7 +121,9 @@ def message_facts(messages: pd.DataFrame, lexicons: Mapping[str, Sequence[str]])
 
 
 def _vocabulary_richness(messages: pd.DataFrame, keys: list[str]) -> pd.Series:
-    tokens = messages.assign(token=messages["text"].str.lower().str.split()).explode("token")
+    # Explode the keys only: exploding the text column too copies a message once per token
+    # (memory quadratic in one message's length).
+    tokens = messages[keys].assign(token=messages["text"].str.lower().str.split()).explode("token")
     tokens = tokens[tokens["token"].notna() & (tokens["token"] != "")]
     grouped = tokens.groupby(keys)["token"]
     return grouped.nunique() / grouped.size()

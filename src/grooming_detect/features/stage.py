@@ -20,7 +20,14 @@ from grooming_detect.features.text_views import (
     author_texts,
     conversation_texts,
 )
-from grooming_detect.io import json_digest, read_json, write_json, write_parquet
+from grooming_detect.io import (
+    file_digests,
+    json_digest,
+    outputs_intact,
+    read_json,
+    write_json,
+    write_parquet,
+)
 from grooming_detect.stage import MissingInputError, StageContext, StageResult
 
 log = logging.getLogger(__name__)
@@ -72,14 +79,19 @@ def run_features(cfg: DictConfig, ctx: StageContext) -> StageResult:
     data_manifest = read_json(ctx.manifest_path)
     settings = OmegaConf.to_container(cfg.features, resolve=True)
     key = json_digest(
-        {"data": data_manifest["fingerprint"], "settings": settings, "v": FEATURES_VERSION}
+        {
+            "data": data_manifest["fingerprint"],
+            "tables": data_manifest.get("table_sha256"),
+            "settings": settings,
+            "v": FEATURES_VERSION,
+        }
     )
     manifest_path = ctx.features_dir / "manifest.json"
     outputs = {name: ctx.features_dir / f"{name}.parquet" for name in VIEWS}
     if (
         manifest_path.is_file()
-        and all(path.is_file() for path in outputs.values())
         and read_json(manifest_path).get("fingerprint") == key
+        and outputs_intact(ctx.features_dir, read_json(manifest_path).get("sha256"))
     ):
         log.info("Features up to date (fingerprint %s): reusing %s", key[:12], ctx.features_dir)
         rows = read_json(manifest_path)["rows"]
@@ -92,6 +104,7 @@ def run_features(cfg: DictConfig, ctx: StageContext) -> StageResult:
             settings["lexicons"],
         )
         rows = {}
+        manifest_path.unlink(missing_ok=True)
         for name, view in views.items():
             write_parquet(outputs[name], view)
             rows[name] = len(view)
@@ -102,6 +115,7 @@ def run_features(cfg: DictConfig, ctx: StageContext) -> StageResult:
                 "data_fingerprint": data_manifest["fingerprint"],
                 "settings": settings,
                 "rows": rows,
+                "sha256": file_digests(ctx.features_dir, [p.name for p in outputs.values()]),
             },
         )
         log.info(

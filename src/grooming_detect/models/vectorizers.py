@@ -18,6 +18,7 @@ never finished saving). Two choices, selected by ``vectorizer`` in the model con
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from numbers import Integral
 from typing import Any
 
 import numpy as np
@@ -26,6 +27,7 @@ from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.feature_extraction import FeatureHasher
 from sklearn.feature_extraction.text import HashingVectorizer, TfidfVectorizer
 from sklearn.preprocessing import normalize
+from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
 
@@ -54,6 +56,16 @@ class HashingTfidfVectorizer(TransformerMixin, BaseEstimator):
     Parameters mirror ``TfidfVectorizer`` where they exist; `n_features` is the number of hash
     columns and `batch_size` the documents hashed at a time (bounds the temporary memory).
     """
+
+    _parameter_constraints: dict = {  # noqa: RUF012 (scikit-learn's convention)
+        "analyzer": [StrOptions({"word", "char", "char_wb"})],
+        "ngram_range": [tuple, list],
+        "n_features": [Interval(Integral, 1, None, closed="left")],
+        "min_df": [Interval(Integral, 1, None, closed="left")],
+        "sublinear_tf": ["boolean"],
+        "lowercase": ["boolean"],
+        "batch_size": [Interval(Integral, 1, None, closed="left")],
+    }
 
     def __init__(
         self,
@@ -98,6 +110,7 @@ class HashingTfidfVectorizer(TransformerMixin, BaseEstimator):
         return self
 
     def fit_transform(self, raw_documents: Iterable[str], y: Any = None) -> sparse.csr_matrix:
+        self._validate_params()
         counts = self._counts(raw_documents)
         n_documents = counts.shape[0]
         document_frequency = np.bincount(counts.indices, minlength=int(self.n_features))

@@ -147,6 +147,7 @@ def render_report(
     evaluation_dir: Path,
     manifest_path: Path,
     show_text: bool = False,
+    report_dir: Path | None = None,
 ) -> str:
     """Fill the report template; synthetic runs open with the synthetic-data warning."""
     metrics = summary["metrics"]
@@ -190,7 +191,7 @@ def render_report(
         evaluation_json=evaluation_dir / "evaluation.json",
         submissions=submissions,
         manifest=manifest_path,
-        model_card=evaluation_dir.parent / "report" / "MODEL_CARD.md",
+        model_card=(report_dir or evaluation_dir.parent / "report") / "MODEL_CARD.md",
     )
 
 
@@ -201,14 +202,18 @@ def run_report(cfg: DictConfig, ctx: StageContext) -> StageResult:
         raise MissingInputError("report", summary_path, "evaluate")
     if not ctx.manifest_path.is_file():
         raise MissingInputError("report", ctx.manifest_path, "data")
+    summary = read_json(summary_path)
+    # The model the evaluation scored (its own run's, or the one it was pointed at).
+    model_dir = Path(summary.get("model_dir") or ctx.model_dir)
     text = render_report(
-        read_json(summary_path),
+        summary,
         read_json(ctx.manifest_path),
         run_id=ctx.parent_run_id or "none",
         experiment=str(cfg.tracking.experiment_name),
         tracking_uri=str(cfg.tracking.uri),
         commit=tracking.git_commit(Path(cfg.paths.root)),
         evaluation_dir=ctx.evaluation_dir,
+        report_dir=ctx.report_dir,
         manifest_path=ctx.manifest_path,
         show_text=bool(cfg.evaluate.show_text),
     )
@@ -216,7 +221,7 @@ def run_report(cfg: DictConfig, ctx: StageContext) -> StageResult:
     outputs = {"report": report_path}
     card_inputs = {
         "summary": read_json(summary_path),
-        "meta": read_json(ctx.model_dir / "model.json"),
+        "meta": read_json(model_dir / "model.json"),
         "manifest": read_json(ctx.manifest_path),
         "run_id": ctx.parent_run_id or "none",
         "experiment": str(cfg.tracking.experiment_name),

@@ -1,0 +1,164 @@
+"""Run isolation and crash safety: concurrent runs keep their own models, and a run killed
+between two writes (data tables, corpus generation, model files) is never reused half-done."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+from mlflow import MlflowClient
+
+from grooming_detect.stage import latest_dir, latest_run, runs_dir
+
+BIN = Path(sys.executable).parent
+SMALL = [
+    "scale=tiny",
+    "stages=[data,features,train,evaluate]",
+    "evaluate.bootstrap.n_resamples=20",
+    "tracking.experiment_name=isolation",
+]
+
+
+def _overrides(root: Path, *extra: str) -> list[str]:
+    return [f"paths.root={root}", f"tracking.uri=sqlite:///{root}/mlflow.db", *SMALL, *extra]
+
+
+def _grooming_detect(root: Path, *extra: str) -> subprocess.Popen:
+    return subprocess.Popen(
+        [str(BIN / "grooming-detect"), *_overrides(root, *extra)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env={**os.environ, "TQDM_DISABLE": "1"},
+    )
+
+
+def _run_id(output: str) -> str:
+    return next(line.split()[2] for line in output.splitlines() if line.startswith("MLflow run:"))
+
+
+def _stage_runs(root: Path, parent_id: str) -> dict[str, object]:
+    client = MlflowClient(tracking_uri=f"sqlite:///{root}/mlflow.db")
+    parent = client.get_run(parent_id)
+    children = client.search_runs(
+        [parent.info.experiment_id], filter_string=f"tags.mlflow.parentRunId = '{parent_id}'"
+    )
+    return {run.data.tags["stage"]: run for run in children}
+
+
+@pytest.mark.slow
+def test_concurrent_runs_log_their_own_models(tmp_path: Path) -> None:
+    # Data and features first, so the two runs race only on training and evaluation.
+    prepare = _grooming_detect(tmp_path, "stages=[data,features]")
+    assert prepare.wait() == 0, prepare.stdout.read()
+    strong = _grooming_detect(tmp_path, "model.estimator.C=4")
+    weak = _grooming_detect(tmp_path, "model.estimator.C=0.0001")
+    outputs = {}
+    for name, process in (("strong", strong), ("weak", weak)):
+        out, _ = process.communicate(timeout=600)
+        assert process.returncode == 0, out
+        outputs[name] = _run_id(out)
+    series = tmp_path / "outputs" / "synthetic-tiny" / "tfidf_logreg"
+    thresholds = {}
+    for name, run_id in outputs.items():
+        stages = _stage_runs(tmp_path, run_id)
+        model_dir = runs_dir(series) / run_id / "model"
+        meta = json.loads((model_dir / "model.json").read_text())
+        # The evaluation this run logged scored this run's own model, with its own threshold.
+        assert stages["evaluate"].data.tags["model_dir"] == str(model_dir)
+        assert meta["settings"]["estimator"]["C"] == (4.0 if name == "strong" else 0.0001)
+        evaluation = json.loads(
+            (runs_dir(series) / run_id / "evaluation" / "evaluation.json").read_text()
+        )
+        assert evaluation["threshold"] == pytest.approx(meta["threshold"])
+        assert stages["train"].data.metrics["train/threshold"] == pytest.approx(meta["threshold"])
+        thresholds[name] = meta["threshold"]
+    assert thresholds["strong"] != thresholds["weak"]
+
+
+KILL_AFTER = textwrap.dedent(
+    """
+    import os, signal, sys
+    import {module} as target
+    original = target.{function}
+    calls = {{"n": 0}}
+    def dying(*args, **kwargs):
+        result = original(*args, **kwargs)
+        calls["n"] += 1
+        if calls["n"] >= {after}:
+            os.kill(os.getpid(), signal.SIGKILL)
+        return result
+    target.{function} = dying
+    sys.argv = ["grooming-detect", *sys.argv[1:]]
+    from grooming_detect.cli import main
+    main()
+    """
+)
+
+
+def _killed_run(root: Path, module: str, function: str, after: int, *extra: str) -> None:
+    code = KILL_AFTER.format(module=module, function=function, after=after)
+    completed = subprocess.run(
+        [str(BIN / "python"), "-c", code, *_overrides(root, *extra)],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "TQDM_DISABLE": "1"},
+        timeout=600,
+    )
+    assert completed.returncode == -signal.SIGKILL, completed.stdout + completed.stderr
+
+
+def _finished_run(root: Path, *extra: str) -> dict[str, float]:
+    process = _grooming_detect(root, *extra)
+    out, _ = process.communicate(timeout=600)
+    assert process.returncode == 0, out
+    return dict(_stage_runs(root, _run_id(out))["evaluate"].data.metrics)
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory: pytest.TempPathFactory) -> dict[str, float]:
+    """The uninterrupted run's evaluation metrics."""
+    return _finished_run(tmp_path_factory.mktemp("reference"))
+
+
+HEADLINE = ("test/author/f0_5", "test/author/pr_auc", "test/author/n")
+
+
+@pytest.mark.slow
+def test_killed_data_stage_is_rebuilt(tmp_path: Path, reference: dict[str, float]) -> None:
+    # A finished run, then a run of another corpus under the same data name killed between two
+    # table writes: the finished run's manifest and half the other corpus's tables remain.
+    _finished_run(tmp_path)
+    _killed_run(tmp_path, "grooming_detect.data.schema", "write_parquet", 1, "seed=3")
+    rerun = _finished_run(tmp_path)
+    assert {k: rerun[k] for k in HEADLINE} == pytest.approx({k: reference[k] for k in HEADLINE})
+
+
+@pytest.mark.slow
+def test_killed_generation_is_regenerated(tmp_path: Path, reference: dict[str, float]) -> None:
+    # Killed after the training corpus and its truth were written, before the test corpus.
+    _killed_run(tmp_path, "grooming_detect.data.synthetic", "_write_lines", 1)
+    assert not any((tmp_path / "data" / "raw" / "synthetic").glob("*/generator.json"))
+    rerun = _finished_run(tmp_path)
+    assert {k: rerun[k] for k in HEADLINE} == pytest.approx({k: reference[k] for k in HEADLINE})
+
+
+@pytest.mark.slow
+def test_killed_training_is_never_read(tmp_path: Path, reference: dict[str, float]) -> None:
+    _finished_run(tmp_path)
+    series = tmp_path / "outputs" / "synthetic-tiny" / "tfidf_logreg"
+    finished_model = latest_dir(series, "model")
+    # Another model is killed between writing model.skops and model.json.
+    _killed_run(
+        tmp_path, "grooming_detect.models.persistence", "write_with", 1, "model.estimator.C=0.0001"
+    )
+    assert latest_dir(series, "model") == finished_model
+    evaluated = _finished_run(tmp_path, "stages=[evaluate]")
+    assert {k: evaluated[k] for k in HEADLINE} == pytest.approx({k: reference[k] for k in HEADLINE})
+    assert latest_run(series, "evaluation") != finished_model.parent.name
