@@ -116,6 +116,7 @@ def test_typo_in_an_override_key_fails(compose_cfg: ComposeFn) -> None:
         (["model.estimator.C=abc"], r"model\.estimator.*'C' parameter of LogisticRegression"),
         (["+model.estimator.nonsense=1"], r"model\.estimator: .*nonsense"),
         (["data=chatlog", "data.path=x.csv", "data.long_messages=cut"], r"data\.long_messages"),
+        (["stages=[train,report]"], r"add evaluate"),
     ],
 )
 def test_bad_values_fail_at_start_naming_the_key(compose_cfg, overrides, message) -> None:

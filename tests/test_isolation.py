@@ -162,3 +162,15 @@ def test_killed_training_is_never_read(tmp_path: Path, reference: dict[str, floa
     evaluated = _finished_run(tmp_path, "stages=[evaluate]")
     assert {k: evaluated[k] for k in HEADLINE} == pytest.approx({k: reference[k] for k in HEADLINE})
     assert latest_run(series, "evaluation") != finished_model.parent.name
+
+
+@pytest.mark.slow
+def test_model_is_never_scored_on_other_data(tmp_path: Path) -> None:
+    trained = _grooming_detect(tmp_path, "stages=[data,features,train]")
+    assert trained.wait() == 0, trained.stdout.read()
+    rebuilt = _grooming_detect(tmp_path, "stages=[data,features]", "seed=3")
+    assert rebuilt.wait() == 0, rebuilt.stdout.read()
+    evaluated = _grooming_detect(tmp_path, "stages=[evaluate]")
+    out, _ = evaluated.communicate(timeout=600)
+    assert evaluated.returncode == 2, out
+    assert "was trained on data" in out and "Traceback" not in out

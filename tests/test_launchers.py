@@ -72,6 +72,6 @@ def test_joblib_sweep_runs_in_parallel_into_one_experiment(tmp_path: Path) -> No
     assert sorted(p.data.params["model.estimator.C"] for p in parents) == ["1.0", "8.0"]
     assert all(r.info.status == "FINISHED" for r in runs) and len(runs) == 2 * 6
     models = sorted(
-        (tmp_path / "outputs" / "synthetic-tiny" / "tfidf_logreg" / "sweeps").rglob("model.json")
+        (tmp_path / "outputs" / "synthetic-tiny" / "tfidf_logreg" / "runs").rglob("model.json")
     )
     assert len(models) == 2, "each job keeps its own model"

@@ -131,5 +131,7 @@ def test_terms_of_one_author_are_withheld_on_request() -> None:
     private = linear_explanations(
         model, frame.tail(1), top=50, reference=reference, min_term_rows=2
     )[0]
-    assert "word__zyxwv" in open_
+    assert "word__zyxwv" in open_ and "char__" in open_
     assert "word__zyxwv" not in private and "word__park" in private
+    # Character n-grams are fragments of words: summed, never named one by one.
+    assert "char__" not in private and "character n-grams" in private

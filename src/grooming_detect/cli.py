@@ -5,18 +5,18 @@ from __future__ import annotations
 import logging
 import os
 import sys
-from pathlib import Path
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
-from omegaconf import DictConfig, open_dict
+from omegaconf import DictConfig
 
 from grooming_detect import pipeline, tracking
 from grooming_detect.config import ConfigError, config_dir
 from grooming_detect.data.chitchat import ChitchatUnavailableError
 from grooming_detect.data.pan12 import CorpusFormatError
 from grooming_detect.models.persistence import UntrustedModelError
+from grooming_detect.stage import InputMismatchError
 
 log = logging.getLogger("grooming_detect")
 
@@ -27,6 +27,7 @@ EXPECTED_ERRORS = (
     FileNotFoundError,
     UntrustedModelError,
     ChitchatUnavailableError,
+    InputMismatchError,
 )
 
 # Libraries whose INFO chatter hides what the pipeline itself says.
@@ -40,17 +41,15 @@ def main(cfg: DictConfig) -> None:
         logging.getLogger(name).setLevel(logging.WARNING)
     hydra_cfg = HydraConfig.get()
     overrides = list(hydra_cfg.overrides.task)
-    if hydra_cfg.mode == RunMode.MULTIRUN:
-        # Jobs of one sweep may share data and model: each keeps its own model and evaluation.
-        sweep = Path(hydra_cfg.sweep.dir).name
-        with open_dict(cfg):
-            cfg.paths.run_dir = f"{cfg.paths.run_dir}/sweeps/{sweep}/{hydra_cfg.job.num}"
+    # Jobs of a sweep need no folder of their own: every run writes under runs/<run id>/.
+    multirun = hydra_cfg.mode == RunMode.MULTIRUN
     try:
         result = pipeline.run(cfg, overrides)
     except EXPECTED_ERRORS as error:
         # Bad input or bad settings: one line a person can act on, exit status 2. The
         # traceback is for developers: HYDRA_FULL_ERROR=1 shows it.
-        if os.environ.get("HYDRA_FULL_ERROR") == "1":
+        # In a sweep, the launcher records the failed job and runs the others.
+        if multirun or os.environ.get("HYDRA_FULL_ERROR") == "1":
             raise
         print(f"grooming-detect: error: {error}", file=sys.stderr)
         sys.exit(2)

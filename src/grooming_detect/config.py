@@ -70,6 +70,11 @@ def validate_config(cfg: DictConfig) -> None:
     order = [STAGES.index(stage) for stage in stages]
     if order != sorted(order):
         raise ConfigError(f"stages: {stages} is out of order; the order is {list(STAGES)}")
+    if "train" in stages and "report" in stages and "evaluate" not in stages:
+        raise ConfigError(
+            f"stages: {stages} would report on an older evaluation than the model it trains; "
+            "add evaluate"
+        )
     if cfg.data.source not in DATA_SOURCES:
         raise ConfigError(f"data.source: {cfg.data.source!r} is not one of {list(DATA_SOURCES)}")
     if cfg.data.source != "synthetic" and "generator" in cfg.data:
@@ -109,7 +114,8 @@ def validate_config(cfg: DictConfig) -> None:
     seed = cfg.get("seed")
     if isinstance(seed, bool) or not isinstance(seed, int):
         raise ConfigError(f"seed: {seed!r}; expected an integer")
-    _check_estimator(cfg)
+    if "train" in stages:
+        _check_estimator(cfg)
     if cfg.data.get("long_messages", "error") not in ("error", "truncate"):
         raise ConfigError(
             f"data.long_messages: {cfg.data.long_messages!r}; expected 'error' or 'truncate'"

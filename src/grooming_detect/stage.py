@@ -11,6 +11,7 @@ links to the last run that completed its report, for people.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -94,6 +95,12 @@ class StageContext:
             else _maybe_source(series_dir, artefact, source_run, run_dir)
             for artefact, stage in ARTEFACTS.items()
         }
+        evaluation = folders["evaluation"] / "evaluation.json"
+        if "train" not in running and "evaluate" not in running and evaluation.is_file():
+            # A report alone describes the model its evaluation scored, not the latest model.
+            recorded = json.loads(evaluation.read_text(encoding="utf-8")).get("model_dir")
+            if recorded:
+                folders["model"] = Path(recorded)
         return cls(
             dataset_dir=dataset_dir,
             features_dir=dataset_dir / "features",
@@ -148,4 +155,22 @@ class MissingInputError(FileNotFoundError):
         super().__init__(
             f"{stage} stage: {path} does not exist; run the {producer} stage first "
             f"(e.g. add it to stages=[...]) with the same data and model settings"
+        )
+
+
+class InputMismatchError(ValueError):
+    """A stage's input files were built from other data than the model it reads."""
+
+
+def check_same_data(model_meta: dict, manifest: dict, model_dir: Path, stage: str) -> None:
+    """Refuse to score a model on tables built from other data than it was trained on (a later
+    run with other data settings rewrote them): its numbers would describe nothing."""
+    trained_on = model_meta.get("data_fingerprint")
+    current = manifest.get("fingerprint")
+    if trained_on and current and trained_on != current:
+        raise InputMismatchError(
+            f"{stage} stage: the model in {model_dir} was trained on data {trained_on[:12]}, but "
+            f"the tables now hold data {current[:12]} (another run rewrote them with other data "
+            "settings): rerun the data and features stages with the model's settings, or train "
+            "again"
         )

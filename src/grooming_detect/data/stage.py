@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import shutil
+import socket
 import tempfile
 from dataclasses import asdict
 from pathlib import Path
@@ -44,7 +45,11 @@ def corpus_root(cfg: DictConfig) -> Path:
     # Generated in a temporary sibling and renamed into place whole: never half a corpus.
     root.parent.mkdir(parents=True, exist_ok=True)
     _remove_abandoned_staging(root)
-    staging = Path(tempfile.mkdtemp(prefix=f".{root.name}-{os.getpid()}-", dir=root.parent))
+    host = socket.gethostname().replace("-", "_")
+    staging = Path(tempfile.mkdtemp(prefix=f".{root.name}-{os.getpid()}-{host}-", dir=root.parent))
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(staging, 0o777 & ~umask)  # mkdtemp's 0700 would hide the corpus from others
     try:
         synthetic.generate_corpus(staging, settings)
         os.rename(staging, root)
@@ -57,8 +62,10 @@ def corpus_root(cfg: DictConfig) -> Path:
 
 
 def _remove_abandoned_staging(root: Path) -> None:
-    """Delete staging folders of generations whose process is gone (killed runs)."""
-    for staging in root.parent.glob(f".{root.name}-*-*"):
+    """Delete staging folders of generations killed on this host (their process is gone).
+    Folders of other hosts (a shared file system under SLURM) are left alone."""
+    host = socket.gethostname().replace("-", "_")
+    for staging in root.parent.glob(f".{root.name}-*-{host}-*"):
         try:
             os.kill(int(staging.name.split("-")[1]), 0)
         except (ValueError, IndexError, ProcessLookupError):

@@ -18,9 +18,12 @@ No metadata shortcut: every two-person conversation is planned the same way befo
 exists. "Actors" start a drawn number of conversations, each with a different partner from
 their community, on a host window whose length is drawn from one distribution; predators are
 then picked among actors with 2 to 8 conversations, and hard negatives among the other
-conversations. So predators, hard-negative authors and plain authors share the distributions
-of conversation counts, partners, participants, conversation lengths and hours. Label noise
-touches the training truth only (``test_label_noise`` for the test truth, default 0).
+conversations. So predators' conversations share the distributions of length, participants,
+partner reuse and hour with everyone else's, and many negative authors recur as predators do.
+What remains is measured, not hidden: predators always have at least two conversations while
+about a third of negative authors have one, so conversation counts carry a weak signal
+(``model=metadata_only`` reports how much: test author PR-AUC about 0.06 on the default corpus).
+Label noise touches the training truth only (``test_label_noise`` for the test truth, default 0).
 
 At PAN-2012 size (``scale=pan12``) host windows are reused; every reuse gets seeded surface
 variation (typos, casing, elongations, emoticons, abbreviations) and new author names, so the

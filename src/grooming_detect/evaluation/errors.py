@@ -63,6 +63,23 @@ def _feature_names(features: Any, documents: pd.DataFrame, columns: np.ndarray) 
     return named
 
 
+def _term_row_counts(
+    features: Any, reference: pd.DataFrame, wanted: dict[str, set[str]]
+) -> dict[tuple[str, str], int]:
+    """For each (block, term) asked for: how many rows of `reference` contain the term, counted
+    with the block's own analyser (exact, whatever the hashing)."""
+    counts: dict[tuple[str, str], int] = {}
+    for name, transformer, selected in getattr(features, "transformers_", []):
+        terms = wanted.get(name)
+        if not terms or not hasattr(transformer, "build_analyzer"):
+            continue
+        analyse = transformer.build_analyzer()
+        for document in reference[selected].astype(str):
+            for term in terms.intersection(analyse(document)):
+                counts[(name, term)] = counts.get((name, term), 0) + 1
+    return counts
+
+
 def linear_explanations(
     model: Any,
     documents: pd.DataFrame,
@@ -70,43 +87,60 @@ def linear_explanations(
     reference: pd.DataFrame | None = None,
     min_term_rows: int = 0,
 ) -> list[str]:
-    """Top features by coefficient × value for each document, as ``name (+contribution)``.
+    """Top features by coefficient × value for each document, as ``name (+contribution)``;
+    a hashed column is named by the terms of that document alone that hash to it.
 
-    Privacy: with `min_term_rows` > 0, a text term (``word__`` / ``char__``) is named only when
-    at least that many rows of `reference` (the split's authors, or conversations) contain its
-    column, so no word used by one person alone is shown; the next-largest contributions take
-    its place. Behavioural features are never withheld."""
+    Privacy (`min_term_rows` > 0 with a `reference`, e.g. the split's authors): a word term is
+    named only when at least `min_term_rows` reference rows contain it (counted exactly, term
+    by term), and character n-grams, fragments of words, are never named one by one: their
+    contributions are summed into one ``character n-grams`` entry. Behavioural features are
+    always named."""
     parts = linear_parts(model)
     if parts is None:
         raise ValueError("model is not a pipeline ending in a linear classifier")
     features, coefficients = parts
     matrix = sparse.csr_matrix(features.transform(documents))
-    rows_with = None
-    if min_term_rows > 0 and reference is not None:
-        present = sparse.csr_matrix(features.transform(reference))
-        rows_with = np.asarray((present != 0).sum(axis=0)).ravel()
-    candidates = []
+    private = min_term_rows > 0 and reference is not None
+    rows = []
     for row in range(matrix.shape[0]):
         start, end = matrix.indptr[row], matrix.indptr[row + 1]
         columns = matrix.indices[start:end]
         contributions = matrix.data[start:end] * coefficients[columns]
         order = [i for i in np.argsort(-contributions) if contributions[i] > 0]
-        candidates.append([(int(columns[i]), float(contributions[i])) for i in order])
-    needed = np.unique([c for row in candidates for c, _ in row[: top * 4]]).astype(int)
-    names = _feature_names(features, documents, needed)
-
-    def shown(column: int) -> bool:
-        name = names.get(column, "")
-        if rows_with is None or not name.startswith(("word__", "char__")):
-            return True
-        return bool(rows_with[column] >= min_term_rows)
-
-    explanations = []
-    for row in candidates:
-        kept = [(c, v) for c, v in row[: top * 4] if shown(c)][:top]
-        explanations.append(
-            "; ".join(f"{names.get(c, f'column {c}')} (+{value:.3f})" for c, value in kept)
+        candidates = [(int(columns[i]), float(contributions[i])) for i in order]
+        if not private:
+            candidates = candidates[:top]
+        names = _feature_names(
+            features, documents.iloc[[row]], np.array([c for c, _ in candidates], dtype=int)
         )
+        rows.append([(names.get(c, f"column {c}"), value) for c, value in candidates])
+    counts: dict[tuple[str, str], int] = {}
+    if private:
+        wanted: dict[str, set[str]] = {}
+        for row in rows:
+            for name, _ in row[: top * 4]:
+                block, _, terms = name.partition("__")
+                if block == "word":
+                    wanted.setdefault(block, set()).update(terms.split("|"))
+        counts = _term_row_counts(features, reference, wanted)
+    explanations = []
+    for row in rows:
+        if not private:
+            explanations.append("; ".join(f"{name} (+{value:.3f})" for name, value in row))
+            continue
+        shown, characters = [], 0.0
+        for name, value in row:
+            block, _, terms = name.partition("__")
+            if block == "char":
+                characters += value
+            elif block != "word" or all(
+                counts.get((block, term), 0) >= min_term_rows for term in terms.split("|")
+            ):
+                shown.append((name, value))
+        if characters > 0:
+            shown.append(("character n-grams", characters))
+        shown = sorted(shown, key=lambda item: -item[1])[:top]
+        explanations.append("; ".join(f"{name} (+{value:.3f})" for name, value in shown))
     return explanations
 
 

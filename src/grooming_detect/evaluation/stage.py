@@ -27,10 +27,10 @@ from grooming_detect.evaluation.metrics import (
     set_scores,
 )
 from grooming_detect.features.behaviour import profiles
-from grooming_detect.io import write_json, write_parquet, write_text
+from grooming_detect.io import read_json, write_json, write_parquet, write_text
 from grooming_detect.models.persistence import load_model
 from grooming_detect.models.units import UNITS, ModelInput, conversation_scores, features_of
-from grooming_detect.stage import StageContext, StageResult
+from grooming_detect.stage import StageContext, StageResult, check_same_data
 
 log = logging.getLogger(__name__)
 
@@ -221,6 +221,7 @@ def _error_analysis(
 def run_evaluate(cfg: DictConfig, ctx: StageContext) -> StageResult:
     """Score each split in `evaluate.splits` with the trained model, calibrator and threshold."""
     model, meta = load_model(ctx.model_dir)
+    check_same_data(meta, read_json(ctx.manifest_path), ctx.model_dir, "evaluate")
     threshold = float(meta["threshold"])
     unit = UNITS[meta.get("unit", "author")]
     inputs = ModelInput(

@@ -121,12 +121,19 @@ def message_facts(messages: pd.DataFrame, lexicons: Mapping[str, Sequence[str]])
 
 
 def _vocabulary_richness(messages: pd.DataFrame, keys: list[str]) -> pd.Series:
-    # Explode the keys only: exploding the text column too copies a message once per token
-    # (memory quadratic in one message's length).
-    tokens = messages[keys].assign(token=messages["text"].str.lower().str.split()).explode("token")
-    tokens = tokens[tokens["token"].notna() & (tokens["token"] != "")]
-    grouped = tokens.groupby(keys)["token"]
-    return grouped.nunique() / grouped.size()
+    """Distinct lower-cased words / words per group (groups without words are absent).
+
+    Token lists are pooled per group, never exploded into one row per token: exploding copies
+    the key columns (and, before, the text) once per token, which cost gigabytes at PAN size
+    and memory quadratic in one message's length."""
+    tokens = messages["text"].str.lower().str.split()
+    grouped = tokens.groupby([messages[key] for key in keys], sort=True)
+
+    def richness(lists: pd.Series) -> float:
+        words = [word for words in lists if isinstance(words, list) for word in words]
+        return len(set(words)) / len(words) if words else np.nan
+
+    return grouped.agg(richness).dropna()
 
 
 def author_conversation_features(

@@ -16,6 +16,7 @@ from omegaconf import DictConfig, OmegaConf
 from grooming_detect import tracking
 from grooming_detect.evaluation.calibration import ScoreCalibrator
 from grooming_detect.evaluation.metrics import scores_at_threshold, tune_threshold
+from grooming_detect.io import read_json
 from grooming_detect.models.persistence import MODEL_FILE, save_model, trusted_types
 from grooming_detect.models.units import ModelInput, unit_of
 from grooming_detect.profiling import peak_rss_mib
@@ -117,6 +118,8 @@ def run_train(cfg: DictConfig, ctx: StageContext) -> StageResult:
             f"{sampling['negatives_available']}"
         ),
         "fit_seconds": fit_seconds,
+        # What the model learned from: evaluate refuses tables of other data.
+        "data_fingerprint": read_json(ctx.manifest_path).get("fingerprint"),
         "peak_rss_mib_after_fit": peak_rss_mib(),
     }
     save_model(model, meta, ctx.model_dir)

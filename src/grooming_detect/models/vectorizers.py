@@ -96,6 +96,10 @@ class HashingTfidfVectorizer(TransformerMixin, BaseEstimator):
             dtype=np.float32,
         )
 
+    def build_analyzer(self) -> Any:
+        """The callable that turns a document into its n-grams (as ``TfidfVectorizer``)."""
+        return self._hasher().build_analyzer()
+
     def _counts(self, documents: Iterable[str]) -> sparse.csr_matrix:
         texts = list(documents)
         hasher = self._hasher()
@@ -135,7 +139,7 @@ class HashingTfidfVectorizer(TransformerMixin, BaseEstimator):
     def term_map(self, documents: Iterable[str], columns: Iterable[int] | None = None) -> dict:
         """Column index -> the terms of `documents` that hash to it (``a|b`` on a collision),
         restricted to `columns` when given: names for the explained items' features only."""
-        analyse = self._hasher().build_analyzer()
+        analyse = self.build_analyzer()
         terms = sorted({term for document in documents for term in analyse(document)})
         if not terms:
             return {}
