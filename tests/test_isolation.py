@@ -174,3 +174,26 @@ def test_model_is_never_scored_on_other_data(tmp_path: Path) -> None:
     out, _ = evaluated.communicate(timeout=600)
     assert evaluated.returncode == 2, out
     assert "was trained on data" in out and "Traceback" not in out
+
+
+@pytest.mark.slow
+def test_ctrl_c_marks_the_runs_killed(tmp_path: Path) -> None:
+    process = _grooming_detect(tmp_path)
+    assert process.stdout is not None
+    for line in process.stdout:
+        if "== stage features ==" in line:
+            process.send_signal(signal.SIGINT)
+            break
+    process.communicate(timeout=300)
+    assert process.returncode != 0
+    client = MlflowClient(tracking_uri=f"sqlite:///{tmp_path}/mlflow.db")
+    experiment = client.get_experiment_by_name("isolation")
+    statuses = {
+        run.data.tags.get("stage", "parent"): run.info.status
+        for run in client.search_runs([experiment.experiment_id])
+    }
+    # The signal lands as the features stage starts: its run (when already open) and the
+    # parent are KILLED, never FAILED; the finished data stage stays FINISHED.
+    assert statuses["parent"] == "KILLED", statuses
+    assert statuses.get("features", "KILLED") == "KILLED", statuses
+    assert statuses["data"] == "FINISHED", statuses

@@ -171,3 +171,14 @@ def test_non_utf8_id_list_is_named(tmp_path: Path) -> None:
     path.write_bytes(b"abc\n\xff\xfe\n")
     with pytest.raises(CorpusFormatError, match=r"ids.txt: byte 4 is not UTF-8"):
         pan12.read_id_list(path)
+
+
+def test_conversation_id_in_train_and_test_is_refused(pan12_copy: Path) -> None:
+    files = pan12.find_files(pan12_copy)
+    test_xml = files.test_xml.read_text(encoding="utf-8")
+    files.test_xml.write_text(
+        test_xml.replace("t0000000000000000000000000000001", "c0000000000000000000000000000001"),
+        encoding="utf-8",
+    )
+    with pytest.raises(pan12.CorpusFormatError, match=r"training-corpus.*test-corpus.*in both"):
+        pan12.load_corpus(files, validation_fraction=0.3, seed=0, show_progress=False)

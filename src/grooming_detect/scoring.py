@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -179,6 +180,20 @@ def score_file(
     return author_path, conversation_path
 
 
+def _unwritable(folder: Path) -> str | None:
+    """Why score files cannot be written into `folder` (None when they can)."""
+    existing = folder
+    while not existing.exists():
+        if existing.parent == existing:
+            break
+        existing = existing.parent
+    if existing.exists() and not existing.is_dir():
+        return f"{existing} is a file, not a folder"
+    if not os.access(existing, os.W_OK | os.X_OK):
+        return f"{existing} is not writable"
+    return None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Command-line entry point."""
     parser = argparse.ArgumentParser(
@@ -199,6 +214,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
+    unwritable = _unwritable(args.out)
+    if unwritable:
+        # Checked before any scoring: a long run must not fail at its last step.
+        print(f"error: --out {args.out}: {unwritable}", file=sys.stderr)
+        return 2
     try:
         author_path, conversation_path = score_file(
             args.model, args.input, args.out, args.batch_conversations

@@ -179,6 +179,8 @@ def read_chatlog(
     seen_lines: dict[tuple[str, int], int] = {}
     next_line: dict[str, int] = {}
     columns_seen: set[str] = set()
+    id_kinds: dict[tuple[str, str], tuple[str, int]] = {}
+    first_blank_split: int | None = None
     has_line = has_author_label = has_conversation_label = False
     for number, record in _records(source):
         where = f"{source}:{number}"
@@ -188,6 +190,16 @@ def read_chatlog(
             has_conversation_label = "conversation_label" in record
         columns_seen.update(record)
         report.rows += 1
+        for key in ("conversation_id", "author"):
+            # JSONL: 7 and "7" are different JSON values; merging them silently is refused.
+            value = record[key]
+            kind = type(value).__name__
+            first = id_kinds.setdefault((key, str(value).strip()), (kind, number))
+            if first[0] != kind:
+                raise ChatlogFormatError(
+                    f"{where}: {key} {value!r} is a JSON {kind}, but line {first[1]} wrote "
+                    f"the same id as a JSON {first[0]}; expected one type per id (quote ids)"
+                )
         conversation_id = str(record["conversation_id"] or "").strip()
         author = str(record["author"] or "").strip()
         if not conversation_id or not author:
@@ -207,6 +219,8 @@ def read_chatlog(
             )
         seen_lines[(conversation_id, line)] = number
         split = str(record.get("split") or "").strip() or None
+        if split is None and first_blank_split is None:
+            first_blank_split = number
         if split is not None and split not in SPLITS:
             raise ChatlogFormatError(f"{where}: split={split!r}; expected one of {list(SPLITS)}")
         text = "" if record["text"] is None else str(record["text"])
@@ -267,8 +281,10 @@ def read_chatlog(
         )
     splits = messages["split"]
     if splits.notna().any() and splits.isna().any():
-        first = int(splits.isna().to_numpy().argmax())
-        raise ChatlogFormatError(f"{source}: row {first + 1} has no split while others do")
+        raise ChatlogFormatError(
+            f"{source}:{first_blank_split}: split is empty while other rows have one; expected "
+            "a split on every row or on none"
+        )
     if has_conversation_label:
         report.label_level = "conversation"
         return messages, {k: v for k, (v, _) in conversation_labels.items()}, report

@@ -435,6 +435,12 @@ def load_corpus(
     predator_lines = None
     if files.test_xml is not None and files.test_problem1 is not None:
         test = _messages_frame(parse_messages(files.test_xml, show_progress), "test")
+        shared = sorted(set(train["conversation_id"]) & set(test["conversation_id"]))
+        if shared:
+            raise CorpusFormatError(
+                f"{files.train_xml} and {files.test_xml}: {len(shared)} conversation id(s) occur "
+                f"in both, e.g. {shared[:3]}; expected disjoint training and test corpora"
+            )
         test_predators = set(read_id_list(files.test_problem1))
         predators["test"] = test_predators
         report.truth_ids_not_in_corpus["test"] = sorted(test_predators - set(test["author"]))

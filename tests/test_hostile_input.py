@@ -1,5 +1,5 @@
-"""Long messages: a clear error (file and line) or a counted truncation, and features whose
-memory is linear in one message's length."""
+"""Hostile chat-log input: long messages (a clear error with file and line, or a counted
+truncation; features linear in one message's length) and ids of two JSON types."""
 
 from __future__ import annotations
 
@@ -75,3 +75,37 @@ def test_feature_memory_is_linear_in_message_length() -> None:
         peaks[length] = int(out.split()[-1])
     # Quadratic (a copy of the text per token) would need gigabytes for 300 KB.
     assert peaks[300_000] - peaks[20_000] < 300, peaks
+
+
+def test_jsonl_ids_of_two_types_are_refused(tmp_path: Path) -> None:
+    path = tmp_path / "chat.jsonl"
+    path.write_text(
+        '{"conversation_id": "c1", "author": 7, "text": "hi", "is_predator": 0}\n'
+        '{"conversation_id": "c1", "author": "7", "text": "yo", "is_predator": 0}\n',
+        encoding="utf-8",
+    )
+    with pytest.raises(ChatlogFormatError, match=rf"{path}:2: author '7' is a JSON str.*line 1"):
+        read_chatlog(path)
+
+
+def test_score_refuses_an_unwritable_out_before_scoring(tmp_path: Path, capsys) -> None:
+    from grooming_detect.scoring import main
+
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder", encoding="utf-8")
+    # The model does not exist either: the --out check comes first, before any loading.
+    status = main([str(tmp_path / "chat.csv"), "--model", "nowhere", "--out", str(blocker / "x")])
+    assert status == 2
+    assert "is a file, not a folder" in capsys.readouterr().err
+
+
+def test_blank_split_names_the_file_line(tmp_path: Path) -> None:
+    path = tmp_path / "chat.csv"
+    path.write_text(
+        "conversation_id,author,text,is_predator,split\n"
+        'c1,a,"two\nlines",0,train\n'  # a quoted newline: record 1 spans file lines 2-3
+        "c2,b,hi,0,\n",
+        encoding="utf-8",
+    )
+    with pytest.raises(ChatlogFormatError, match=rf"{path}:4: split is empty"):
+        read_chatlog(path)
