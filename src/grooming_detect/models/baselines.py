@@ -123,6 +123,20 @@ def make_tfidf_svm(
     )
 
 
+def _boosting_on_columns(block: str, pattern: str, **boosting: object) -> Pipeline:
+    """Histogram gradient boosting on the feature columns matching `pattern` (missing values,
+    such as reply gaps without times, are handled natively)."""
+    return Pipeline(
+        [
+            (
+                "features",
+                ColumnTransformer([(block, "passthrough", make_column_selector(pattern=pattern))]),
+            ),
+            ("classifier", HistGradientBoostingClassifier(**boosting)),  # type: ignore[arg-type]
+        ]
+    )
+
+
 def make_behaviour_gbm(
     learning_rate: float = 0.1,
     max_iter: int = 200,
@@ -132,29 +146,17 @@ def make_behaviour_gbm(
     class_weight: str | None = "balanced",
     random_state: int = 0,
 ) -> Pipeline:
-    """Histogram gradient boosting on the behavioural and lexicon features (missing values, such
-    as reply gaps without times, are handled natively)."""
-    return Pipeline(
-        [
-            (
-                "features",
-                ColumnTransformer(
-                    [("behaviour", "passthrough", make_column_selector(pattern=BEHAVIOUR_COLUMNS))]
-                ),
-            ),
-            (
-                "classifier",
-                HistGradientBoostingClassifier(
-                    learning_rate=learning_rate,
-                    max_iter=max_iter,
-                    max_leaf_nodes=max_leaf_nodes,
-                    min_samples_leaf=min_samples_leaf,
-                    l2_regularization=l2_regularization,
-                    class_weight=class_weight,
-                    random_state=random_state,
-                ),
-            ),
-        ]
+    """Histogram gradient boosting on the behavioural and lexicon features."""
+    return _boosting_on_columns(
+        "behaviour",
+        BEHAVIOUR_COLUMNS,
+        learning_rate=learning_rate,
+        max_iter=max_iter,
+        max_leaf_nodes=max_leaf_nodes,
+        min_samples_leaf=min_samples_leaf,
+        l2_regularization=l2_regularization,
+        class_weight=class_weight,
+        random_state=random_state,
     )
 
 
@@ -179,27 +181,16 @@ def make_metadata_only(
 
     A shortcut detector, not a model to deploy: if it scores well, the labels can be read off
     how much, when and with whom people chat, and the text models' numbers are suspect."""
-    return Pipeline(
-        [
-            (
-                "features",
-                ColumnTransformer(
-                    [("metadata", "passthrough", make_column_selector(pattern=METADATA_COLUMNS))]
-                ),
-            ),
-            (
-                "classifier",
-                HistGradientBoostingClassifier(
-                    learning_rate=learning_rate,
-                    max_iter=max_iter,
-                    max_leaf_nodes=max_leaf_nodes,
-                    min_samples_leaf=min_samples_leaf,
-                    l2_regularization=l2_regularization,
-                    class_weight=class_weight,
-                    random_state=random_state,
-                ),
-            ),
-        ]
+    return _boosting_on_columns(
+        "metadata",
+        METADATA_COLUMNS,
+        learning_rate=learning_rate,
+        max_iter=max_iter,
+        max_leaf_nodes=max_leaf_nodes,
+        min_samples_leaf=min_samples_leaf,
+        l2_regularization=l2_regularization,
+        class_weight=class_weight,
+        random_state=random_state,
     )
 
 
