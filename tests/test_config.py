@@ -124,3 +124,10 @@ def test_bad_values_fail_at_start_naming_the_key(compose_cfg, overrides, message
 
     with pytest.raises(ConfigError, match=message):
         validate_config(compose_cfg(*overrides))
+
+
+def test_unwritable_output_paths_fail_at_start(compose_cfg, tmp_path: Path) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder", encoding="utf-8")
+    with pytest.raises(ConfigError, match=r"paths\.data: .*a-file is a file, not a folder"):
+        validate_config(compose_cfg(root=blocker / "project"))

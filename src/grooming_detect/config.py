@@ -7,6 +7,8 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
+from grooming_detect.io import unwritable_reason
+
 PACKAGE_DIR = Path(__file__).resolve().parent
 _CHECKOUT_ROOT = PACKAGE_DIR.parents[1]
 
@@ -70,6 +72,10 @@ def validate_config(cfg: DictConfig) -> None:
     order = [STAGES.index(stage) for stage in stages]
     if order != sorted(order):
         raise ConfigError(f"stages: {stages} is out of order; the order is {list(STAGES)}")
+    for key in ("data", "outputs", "logs"):
+        reason = unwritable_reason(str(cfg.paths[key]))
+        if reason:
+            raise ConfigError(f"paths.{key}: {reason}; set paths.root or GROOMING_DETECT_ROOT")
     if "train" in stages and "report" in stages and "evaluate" not in stages:
         raise ConfigError(
             f"stages: {stages} would report on an older evaluation than the model it trains; "

@@ -114,3 +114,16 @@ def outputs_intact(directory: Path, digests: dict[str, str] | None) -> bool:
         if not path.is_file() or sha256_file(path) != digest:
             return False
     return True
+
+
+def unwritable_reason(folder: str | os.PathLike[str]) -> str | None:
+    """Why files cannot be written into `folder` (None when they can): checked before long work
+    starts, on the folder or, when it does not exist yet, the nearest existing parent."""
+    existing = Path(folder)
+    while not existing.exists() and existing.parent != existing:
+        existing = existing.parent
+    if not existing.is_dir():
+        return f"{existing} is a file, not a folder"
+    if not os.access(existing, os.W_OK | os.X_OK):
+        return f"{existing} is not writable"
+    return None

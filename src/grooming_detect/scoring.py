@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -34,7 +33,7 @@ from grooming_detect.data import chatlog, pan12
 from grooming_detect.data.schema import build_tables
 from grooming_detect.evaluation.calibration import ScoreCalibrator
 from grooming_detect.features.stage import build_views
-from grooming_detect.io import write_with
+from grooming_detect.io import unwritable_reason, write_with
 from grooming_detect.models.persistence import UntrustedModelError, load_model, load_skops
 from grooming_detect.models.units import (
     INPUTS,
@@ -180,20 +179,6 @@ def score_file(
     return author_path, conversation_path
 
 
-def _unwritable(folder: Path) -> str | None:
-    """Why score files cannot be written into `folder` (None when they can)."""
-    existing = folder
-    while not existing.exists():
-        if existing.parent == existing:
-            break
-        existing = existing.parent
-    if existing.exists() and not existing.is_dir():
-        return f"{existing} is a file, not a folder"
-    if not os.access(existing, os.W_OK | os.X_OK):
-        return f"{existing} is not writable"
-    return None
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     """Command-line entry point."""
     parser = argparse.ArgumentParser(
@@ -214,7 +199,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    unwritable = _unwritable(args.out)
+    unwritable = unwritable_reason(args.out)
     if unwritable:
         # Checked before any scoring: a long run must not fail at its last step.
         print(f"error: --out {args.out}: {unwritable}", file=sys.stderr)
