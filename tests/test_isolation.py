@@ -197,3 +197,14 @@ def test_ctrl_c_marks_the_runs_killed(tmp_path: Path) -> None:
     assert statuses["parent"] == "KILLED", statuses
     assert statuses.get("features", "KILLED") == "KILLED", statuses
     assert statuses["data"] == "FINISHED", statuses
+
+
+def test_a_stage_alone_without_any_earlier_run_names_its_missing_input(compose_cfg) -> None:
+    """No LATEST pointer yet: the context still builds, and evaluate reports the missing model
+    (it used to fail reading the absent pointer file)."""
+    from grooming_detect.stage import StageContext
+
+    cfg = compose_cfg("stages=[evaluate]")
+    ctx = StageContext.from_config(cfg, parent_run_id="r1")
+    assert ctx.model_dir == runs_dir(Path(cfg.paths.run_dir)) / "r1" / "model"
+    assert latest_run(Path(cfg.paths.run_dir), "model") is None

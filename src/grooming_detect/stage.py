@@ -13,7 +13,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -33,7 +32,9 @@ def runs_dir(series_dir: Path) -> Path:
 def latest_run(series_dir: Path, artefact: str) -> str | None:
     """The id of the last run that completed `artefact` (None when no run has)."""
     pointer = series_dir / f"LATEST-{artefact}"
-    return pointer.read_text(encoding="utf-8").strip() or None if pointer.is_file() else None
+    if not pointer.is_file():
+        return None
+    return pointer.read_text(encoding="utf-8").strip() or None
 
 
 def latest_dir(series_dir: str | Path, artefact: str) -> Path:
@@ -77,17 +78,12 @@ class StageContext:
     parent_run_id: str | None = None
 
     @classmethod
-    def from_config(
-        cls,
-        cfg: DictConfig,
-        parent_run_id: str | None = None,
-        stages: Sequence[str] | None = None,
-    ) -> StageContext:
+    def from_config(cls, cfg: DictConfig, parent_run_id: str | None = None) -> StageContext:
         dataset_dir = Path(cfg.paths.processed) / str(cfg.data.name)
         series_dir = Path(cfg.paths.run_dir)
         run_id = parent_run_id or "local"
         run_dir = runs_dir(series_dir) / run_id
-        running = set(cfg.stages if stages is None else stages)
+        running = set(cfg.stages)
         source_run = str(cfg.paths.get("source_run") or "latest")
         folders = {
             artefact: run_dir / artefact
