@@ -6,6 +6,11 @@ length for a fixed number of steps and scores rows, printing samples/s and token
 the device, the precision and the peak resident memory (and peak GPU memory on CUDA).
 
 Usage: ``python scripts/bench_transformer.py [--model PATH] [--max-length 128] [--steps 30]``.
+
+``--rows FILE`` reads ready author-in-conversation rows (the features stage's
+``author_conversation_texts.parquet``) instead of building the tiny corpus, so the script runs on
+a machine that has torch and transformers but not the whole pipeline (a lent GPU machine);
+``--bf16 true|false`` forces the precision that ``auto`` would choose.
 """
 
 from __future__ import annotations
@@ -16,10 +21,7 @@ import time
 from pathlib import Path
 
 import pandas as pd
-from hydra import compose, initialize_config_dir
 
-from grooming_detect import pipeline
-from grooming_detect.config import config_dir
 from grooming_detect.io import write_json
 from grooming_detect.models.transformer import TransformerClassifier
 from grooming_detect.models.units import INPUTS, features_of
@@ -33,26 +35,13 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--steps", type=int, default=30)
     parser.add_argument("--score-rows", type=int, default=512)
+    parser.add_argument("--rows", type=Path, default=None, help="ready rows (parquet)")
+    parser.add_argument("--bf16", choices=("auto", "true", "false"), default="auto")
     parser.add_argument("--json", type=Path, default=Path("bench-results/transformer.json"))
     args = parser.parse_args()
     import torch
 
-    with tempfile.TemporaryDirectory() as root:
-        overrides = [
-            f"paths.root={root}",
-            f"tracking.uri=sqlite:///{root}/mlflow.db",
-            "scale=tiny",
-            "stages=[data,features]",
-        ]
-        with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
-            cfg = compose(config_name="config", overrides=overrides)
-        pipeline.run(cfg)
-        view = pd.read_parquet(
-            Path(cfg.paths.processed)
-            / "synthetic-tiny"
-            / "features"
-            / "author_conversation_texts.parquet"
-        )
+    view = pd.read_parquet(args.rows) if args.rows else tiny_corpus_rows()
     kind = INPUTS["author_conversation"]
     rows = features_of(view, kind)
     labels = view["is_predator"].to_numpy(dtype=bool)
@@ -63,6 +52,7 @@ def main() -> None:
         batch_size=args.batch_size,
         max_steps=args.steps,
         seed=0,
+        bf16=args.bf16 if args.bf16 == "auto" else args.bf16 == "true",
     )
     started = time.perf_counter()
     model.fit(rows, labels)
@@ -77,6 +67,7 @@ def main() -> None:
     score_tokens = sum(len(ids) for ids in windows["input_ids"])
     device = model._device()
     result = {
+        "train_rows": len(rows),
         "model": args.model or "packaged all-MiniLM-L6-v2",
         "device": torch.cuda.get_device_name() if device == "cuda" else "cpu",
         "precision": "bf16" if model._use_bf16() else "fp32",
@@ -94,6 +85,31 @@ def main() -> None:
         shown = f"{value:,.1f}" if isinstance(value, float) else value
         print(f"{key:<28}{shown}")
     write_json(args.json, result)
+
+
+def tiny_corpus_rows() -> pd.DataFrame:
+    """The tiny synthetic corpus's author-in-conversation rows, built in a temporary folder."""
+    from hydra import compose, initialize_config_dir
+
+    from grooming_detect import pipeline
+    from grooming_detect.config import config_dir
+
+    with tempfile.TemporaryDirectory() as root:
+        overrides = [
+            f"paths.root={root}",
+            f"tracking.uri=sqlite:///{root}/mlflow.db",
+            "scale=tiny",
+            "stages=[data,features]",
+        ]
+        with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
+            cfg = compose(config_name="config", overrides=overrides)
+        pipeline.run(cfg)
+        return pd.read_parquet(
+            Path(cfg.paths.processed)
+            / "synthetic-tiny"
+            / "features"
+            / "author_conversation_texts.parquet"
+        )
 
 
 if __name__ == "__main__":

@@ -24,6 +24,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+import sys
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
@@ -403,9 +404,10 @@ class _MlflowCurves(_Callback):  # type: ignore[misc, valid-type]
     def on_log(
         self, args: Any, state: Any, control: Any, logs: dict | None = None, **kwargs: Any
     ) -> None:
-        import mlflow
-
-        if not logs or mlflow.active_run() is None:
+        # No run can be active in a process that never imported MLflow (a bare benchmark, a
+        # machine with torch and transformers only), so the callback then costs nothing.
+        mlflow = sys.modules.get("mlflow")
+        if not logs or mlflow is None or mlflow.active_run() is None:
             return
         metrics = {}
         for key, value in logs.items():
