@@ -135,3 +135,35 @@ def test_terms_of_one_author_are_withheld_on_request() -> None:
     assert "word__zyxwv" not in private and "word__park" in private
     # Character n-grams are fragments of words: summed, never named one by one.
     assert "char__" not in private and "character n-grams" in private
+
+
+@pytest.mark.parametrize("ngram_range", [(2, 5), (1, 3), (4, 4)])
+def test_char_wb_counts_by_word_type_equal_scikit_learn(ngram_range: tuple[int, int]) -> None:
+    """The word-type path hashes each distinct word once; counts and columns stay exactly
+    scikit-learn's, on Unicode case, odd whitespace, repeated words and empty documents."""
+    from sklearn.feature_extraction.text import HashingVectorizer
+
+    from grooming_detect.models.vectorizers import _char_wb_counts
+
+    texts = [
+        "",
+        "  lead and trail  ",
+        "hi hi hi HI Hi",
+        "\u0130stanbul \u017fecret K\u212a",
+        "tab\there\x1cfile\u3000wide\u00a0nbsp",
+        "a",
+        "\U0001f600 sooo gooood",
+        "word " * 300,
+    ]
+    hasher = HashingVectorizer(
+        analyzer="char_wb",
+        ngram_range=ngram_range,
+        n_features=2**18,
+        alternate_sign=False,
+        norm=None,
+        dtype=np.float32,
+    )
+    expected = hasher.transform(texts)
+    got = _char_wb_counts(texts, hasher)
+    assert got.shape == expected.shape
+    assert (got != expected).nnz == 0

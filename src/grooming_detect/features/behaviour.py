@@ -13,6 +13,14 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from grooming_detect.features.text_kernels import (
+    ELONGATION_PREFILTER,
+    MessageText,
+    lexicon_prefilter,
+)
 
 NIGHT_HOURS = frozenset({22, 23, 0, 1, 2, 3, 4, 5})
 HOUR_BUCKETS = [
@@ -32,15 +40,36 @@ def lexicon_pattern(phrases: Sequence[str]) -> re.Pattern[str]:
     return re.compile(r"\b(?:" + "|".join(alternatives) + r")\b", re.IGNORECASE)
 
 
-def lexicon_counts(texts: pd.Series, lexicons: Mapping[str, Sequence[str]]) -> pd.DataFrame:
-    """Matches of each lexicon in each message (columns ``cue_<lexicon>``)."""
-    return pd.DataFrame(
-        {
-            f"cue_{name}": texts.str.count(lexicon_pattern(phrases))
-            for name, phrases in lexicons.items()
-        },
-        index=texts.index,
-    )
+def lexicon_counts(
+    texts: pd.Series | MessageText,
+    lexicons: Mapping[str, Sequence[str]],
+    index: pd.Index | None = None,
+) -> pd.DataFrame:
+    """Matches of each lexicon in each message (columns ``cue_<lexicon>``).
+
+    One RE2 pass over all messages rules out those that hold no phrase of any lexicon; only
+    the rest are counted lexicon by lexicon (`MessageText.count`), with the same result as
+    ``texts.str.count(lexicon_pattern(phrases))``."""
+    if isinstance(texts, pd.Series):
+        index = texts.index if index is None else index
+        texts = MessageText(texts)
+    every_phrase = [phrase for phrases in lexicons.values() for phrase in phrases]
+    prefilter = lexicon_prefilter(every_phrase)
+    if prefilter is not None:
+        any_cue = pc.match_substring_regex(texts.array, prefilter, ignore_case=True)
+        candidates = any_cue.to_numpy(zero_copy_only=False) | ~texts.ascii
+    else:
+        candidates = np.ones(len(texts), dtype=bool)
+    rows = np.flatnonzero(candidates)
+    subset = MessageText(pd.Series(texts.array.take(pa.array(rows)).to_pylist(), dtype=object))
+    columns = {}
+    for name, phrases in lexicons.items():
+        counts = np.zeros(len(texts), dtype=np.int64)
+        counts[rows] = subset.count(
+            lexicon_pattern(phrases), lexicon_prefilter(phrases), ignore_case=True
+        )
+        columns[f"cue_{name}"] = counts
+    return pd.DataFrame(columns, index=index)
 
 
 EMOTICON = re.compile(r"(?:[:;=8xX][-']?[)(\]\[dDpPoO/\\|*]|<3|\^\^|\bxD\b|:'\()")
@@ -77,11 +106,31 @@ FEATURE_DOCS: dict[str, str] = {
 }
 
 
-def _minutes(times: pd.Series) -> pd.Series:
-    parts = times.str.split(":", expand=True) if times.notna().any() else None
-    if parts is None:
-        return pd.Series(np.nan, index=times.index)
-    return pd.to_numeric(parts[0], errors="coerce") * 60 + pd.to_numeric(parts[1], errors="coerce")
+def _numbers(strings: pa.Array) -> np.ndarray:
+    """``pd.to_numeric(strings, errors="coerce")`` as floats, with plain digit strings (nearly
+    all of them) cast by Arrow and only the rest parsed by pandas."""
+    digits = pc.fill_null(pc.match_substring_regex(strings, r"^[0-9]{1,15}$"), False)
+    values = np.full(len(strings), np.nan)
+    plain = digits.to_numpy(zero_copy_only=False)
+    values[plain] = pc.cast(strings.filter(digits), pa.int64()).to_numpy(zero_copy_only=False)
+    rest = np.flatnonzero(~plain)
+    if len(rest):
+        values[rest] = pd.to_numeric(
+            pd.Series(strings.take(pa.array(rest)).to_pylist(), dtype=object), errors="coerce"
+        ).to_numpy(dtype=float, na_value=np.nan)
+    return values
+
+
+def _clock(times: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    """Hour (the first two characters) and minutes since midnight (``H:M`` split on the first
+    colon) of each ``HH:MM`` time, NaN where missing or not numeric."""
+    array = pa.array(times, type=pa.large_string(), from_pandas=True)
+    if isinstance(array, pa.ChunkedArray):
+        array = array.combine_chunks()
+    hour = _numbers(pc.utf8_slice_codeunits(array, 0, 2))
+    parts = pc.extract_regex(array, r"^(?P<h>[^:]*):(?P<m>[^:]*)")
+    minutes = _numbers(pc.struct_field(parts, "h")) * 60 + _numbers(pc.struct_field(parts, "m"))
+    return hour, minutes
 
 
 def message_facts(messages: pd.DataFrame, lexicons: Mapping[str, Sequence[str]]) -> pd.DataFrame:
@@ -92,29 +141,31 @@ def message_facts(messages: pd.DataFrame, lexicons: Mapping[str, Sequence[str]])
     """
     ordered = messages.sort_values(["conversation_id", "line"], kind="stable")
     text = ordered["text"]
-    hour = pd.to_numeric(ordered["time"].str.slice(0, 2), errors="coerce")
-    minutes = _minutes(ordered["time"])
+    hour_values, minute_values = _clock(ordered["time"])
+    hour = pd.Series(hour_values, index=ordered.index)
+    minutes = pd.Series(minute_values, index=ordered.index)
     same_conversation = ordered["conversation_id"].eq(ordered["conversation_id"].shift())
     reply = same_conversation & ordered["author"].ne(ordered["author"].shift())
     gap = ((minutes - minutes.shift()) % 1440).where(reply)
     new_run = ~same_conversation | ordered["author"].ne(ordered["author"].shift())
+    kernels = MessageText(text)
     facts = pd.DataFrame(
         {
-            "words": text.str.split().str.len().fillna(0),
+            "words": kernels.word_counts(),
             "chars": text.str.len(),
             "is_question": text.str.contains("?", regex=False),
             "hour": hour,
             "is_night": hour.isin(NIGHT_HOURS),
             "gap_min": gap,
             "run_id": new_run.cumsum(),
-            "emoticons": text.str.count(EMOTICON),
-            "elongated": text.str.count(ELONGATED),
+            "emoticons": kernels.count(EMOTICON, EMOTICON.pattern),
+            "elongated": kernels.count(ELONGATED, ELONGATION_PREFILTER),
             "hour_sin": np.sin(2 * np.pi * hour / 24),
             "hour_cos": np.cos(2 * np.pi * hour / 24),
         },
         index=ordered.index,
     )
-    cues = lexicon_counts(text, lexicons)
+    cues = lexicon_counts(kernels, lexicons, index=ordered.index)
     facts = pd.concat([facts, cues], axis=1)
     facts["cues"] = cues.sum(axis=1)
     return facts.reindex(messages.index)
@@ -123,17 +174,14 @@ def message_facts(messages: pd.DataFrame, lexicons: Mapping[str, Sequence[str]])
 def _vocabulary_richness(messages: pd.DataFrame, keys: list[str]) -> pd.Series:
     """Distinct lower-cased words / words per group (groups without words are absent).
 
-    Token lists are pooled per group, never exploded into one row per token: exploding copies
-    the key columns (and, before, the text) once per token, which cost gigabytes at PAN size
-    and memory quadratic in one message's length."""
-    tokens = messages["text"].str.lower().str.split()
-    grouped = tokens.groupby([messages[key] for key in keys], sort=True)
-
-    def richness(lists: pd.Series) -> float:
-        words = [word for words in lists if isinstance(words, list) for word in words]
-        return len(set(words)) / len(words) if words else np.nan
-
-    return grouped.agg(richness).dropna()
+    Words are counted per group from dictionary codes (`MessageText.distinct_word_ratio`),
+    never exploded into one row per word: exploding copies the key columns once per word,
+    which cost gigabytes at PAN size and memory quadratic in one message's length."""
+    grouped = messages.groupby(keys, sort=True)
+    codes = grouped.ngroup().to_numpy()
+    index = grouped.size().index
+    ratio = MessageText(messages["text"]).distinct_word_ratio(codes, len(index))
+    return pd.Series(ratio, index=index).dropna()
 
 
 def author_conversation_features(

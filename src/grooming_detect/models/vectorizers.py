@@ -22,6 +22,8 @@ from numbers import Integral
 from typing import Any
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
 from scipy import sparse
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.feature_extraction import FeatureHasher
@@ -103,6 +105,8 @@ class HashingTfidfVectorizer(TransformerMixin, BaseEstimator):
     def _counts(self, documents: Iterable[str]) -> sparse.csr_matrix:
         texts = list(documents)
         hasher = self._hasher()
+        if self.analyzer == "char_wb" and texts:
+            return _char_wb_counts(texts, hasher)
         step = max(1, int(self.batch_size))
         blocks = [hasher.transform(texts[i : i + step]) for i in range(0, len(texts), step)]
         if not blocks:
@@ -152,6 +156,41 @@ class HashingTfidfVectorizer(TransformerMixin, BaseEstimator):
             if wanted is None or int(column) in wanted:
                 names.setdefault(int(column), []).append(term)
         return {column: "|".join(group) for column, group in names.items()}
+
+
+def _char_wb_counts(texts: list[str], hasher: HashingVectorizer) -> sparse.csr_matrix:
+    """``hasher.transform(texts)`` for the ``char_wb`` analyser, computed word type by word type.
+
+    ``char_wb`` n-grams never cross a word (a ``str.split()`` item), so a document's counts are
+    the sum of its words' counts. Each distinct word is analysed and hashed once, by
+    scikit-learn's own analyser and hasher (so columns and counts are identical), and documents
+    are then a sparse product: documents x word types times word types x hash columns. Real chat
+    repeats its words, so this hashes about a tenth of the n-grams the plain path hashes."""
+    array = pa.array(texts, type=pa.large_string(), from_pandas=True)
+    words = pc.utf8_split_whitespace(pc.fill_null(array, ""))
+    flat = pc.list_flatten(words)
+    document = pc.list_parent_indices(words).to_numpy(zero_copy_only=False)
+    kept = pc.greater(pc.binary_length(flat), 0)  # Arrow's empty items at leading/trailing space
+    encoded = pc.dictionary_encode(flat.filter(kept))
+    document = document[kept.to_numpy(zero_copy_only=False)]
+    types = encoded.dictionary.to_pylist()
+    analyse = hasher.build_analyzer()
+    per_type = FeatureHasher(
+        n_features=hasher.n_features,
+        input_type="string",
+        alternate_sign=False,
+        dtype=np.float32,
+    ).transform(analyse(word) for word in types)
+    occurrences = sparse.csr_matrix(
+        (
+            np.ones(len(document), dtype=np.float32),
+            (document, encoded.indices.to_numpy(zero_copy_only=False)),
+        ),
+        shape=(len(texts), len(types)),
+    )
+    counts = (occurrences @ per_type).tocsr()
+    counts.sort_indices()
+    return counts
 
 
 def make_text_vectorizer(

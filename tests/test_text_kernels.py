@@ -1,0 +1,125 @@
+"""The Arrow text kernels give exactly what Python's ``str`` and ``re`` give, message by message."""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from grooming_detect.features.behaviour import (
+    ELONGATED,
+    EMOTICON,
+    _clock,
+    lexicon_counts,
+    lexicon_pattern,
+)
+from grooming_detect.features.text_kernels import (
+    ELONGATION_PREFILTER,
+    MessageText,
+    lexicon_prefilter,
+)
+
+#: Edge cases: empty and blank texts, Unicode whitespace and case folding (long s, Kelvin sign,
+#: dotted I, full-width letters), phrases glued to non-ASCII letters, emoji, control characters.
+TEXTS = [
+    "",
+    "   ",
+    " lead and trail ",
+    "sooo  gooood",
+    "\u017fecret",
+    "how old are you?",
+    "HOW OLD ARE YOU",
+    "\uff48\uff4f\uff57 old are you",
+    "\u0130stanbul how old are you",
+    "caf\u00e9 where do you live",
+    "x:) :( <3 ^^ xD :'(",
+    "aaa\x1cbbb\x1dccc",
+    "a\u00a0b\u2028c\u3000d\u0085e",
+    "you're special",
+    "youre special!!!",
+    "K\u212aK kkk",
+    "\U0001f600 sooo",
+    "mature for your age\u00e9",
+    "\u00e9asl",
+    "asl \u00e9",
+    "where do you live\nwhere do you live where do you live",
+    "ok" * 500,
+    "\u00c0\u00c0\u00c0 ___ a_aaa 111",
+    "ASL asl Asl aSl",
+]
+LEXICONS = {
+    "personal_info": ["how old are you", "asl", "where do you live"],
+    "compliments": ["you're special", "mature for your age"],
+    "secrecy": ["secret", "don't tell"],
+    "unicode": ["caf\u00e9", "\u00e0 bient\u00f4t"],
+}
+
+
+@pytest.fixture()
+def texts() -> pd.Series:
+    return pd.Series(TEXTS, dtype="str")
+
+
+def test_word_counts_equal_str_split(texts: pd.Series) -> None:
+    assert MessageText(texts).word_counts().tolist() == [len(t.split()) for t in TEXTS]
+
+
+@pytest.mark.parametrize(
+    ("pattern", "prefilter"),
+    [(EMOTICON, EMOTICON.pattern), (ELONGATED, ELONGATION_PREFILTER)],
+    ids=["emoticons", "elongated"],
+)
+def test_pattern_counts_equal_findall(
+    texts: pd.Series, pattern: re.Pattern[str], prefilter: str
+) -> None:
+    expected = [len(pattern.findall(t)) for t in TEXTS]
+    assert MessageText(texts).count(pattern, prefilter).tolist() == expected
+
+
+def test_lexicon_counts_equal_one_pattern_per_lexicon(texts: pd.Series) -> None:
+    counts = lexicon_counts(texts, LEXICONS)
+    for name, phrases in LEXICONS.items():
+        expected = [len(lexicon_pattern(phrases).findall(t)) for t in TEXTS]
+        assert counts[f"cue_{name}"].tolist() == expected, name
+    assert counts["cue_personal_info"].sum() > 0 and counts["cue_unicode"].sum() > 0
+
+
+def test_a_non_ascii_lexicon_has_no_prefilter() -> None:
+    assert lexicon_prefilter(["caf\u00e9"]) is None
+    assert lexicon_prefilter(["how old", " "]) == r"\b(?:how\ old)\b"
+
+
+def test_a_pattern_re2_cannot_compile_falls_back_to_python(texts: pd.Series) -> None:
+    backreference = re.compile(r"(\w)\1")
+    counts = MessageText(texts).count(backreference, r"(\w)\1")
+    assert counts.tolist() == [len(backreference.findall(t)) for t in TEXTS]
+
+
+def test_distinct_word_ratio_equals_python_sets(texts: pd.Series) -> None:
+    groups = np.arange(len(TEXTS)) % 4
+    ratio = MessageText(texts).distinct_word_ratio(groups, 5)
+    for group in range(5):
+        words = [w for t, g in zip(TEXTS, groups, strict=True) if g == group for w in t.split()]
+        words = [w.lower() for w in words]
+        if words:
+            assert ratio[group] == pytest.approx(len(set(words)) / len(words))
+        else:
+            assert np.isnan(ratio[group])
+
+
+def test_clock_equals_to_numeric_on_odd_times() -> None:
+    times = pd.Series(
+        ["7:05", " 12:30", "12:30:45", "", None, "ab:cd", "+1:2", "1e1:05", "\uff12\uff13:00"]
+        + ["23:59", "00:00", "12", ":"],
+        dtype="str",
+    )
+    hour, minutes = _clock(times)
+    split = times.str.split(":", expand=True)
+    expected_minutes = pd.to_numeric(split[0], errors="coerce") * 60 + pd.to_numeric(
+        split[1], errors="coerce"
+    )
+    expected_hour = pd.to_numeric(times.str.slice(0, 2), errors="coerce")
+    np.testing.assert_array_equal(hour, expected_hour.to_numpy(dtype=float))
+    np.testing.assert_array_equal(minutes, expected_minutes.to_numpy(dtype=float))
