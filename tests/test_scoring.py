@@ -96,3 +96,25 @@ def test_missing_model_is_a_clear_error(tmp_path: Path, capsys) -> None:
     source = FIXTURES / "chatlog" / "author_labels.csv"
     code = main([str(source), "--model", str(tmp_path / "nope"), "--out", str(tmp_path)])
     assert code == 2 and "error:" in capsys.readouterr().err
+
+
+def test_scoring_rebuilds_the_features_the_model_was_trained_with(compose_cfg, tmp_path) -> None:
+    """A model trained with its own lexicons (other cue columns than the default's) scores new
+    files with those lexicons, read from its model.json, and equals the evaluate stage."""
+    from grooming_detect import pipeline
+
+    lexicons = 'features.lexicons={secrecy:["between us","our secret"],meeting:["meet up"]}'
+    cfg = compose_cfg("scale=tiny", "model=tfidf_plus_behaviour", lexicons)
+    pipeline.run(cfg)
+    model_dir = latest_dir(cfg.paths.run_dir, "model")
+    meta = pd.read_json(model_dir / "model.json", typ="series")
+    assert meta["features"]["lexicons"]["meeting"] == ["meet up"]
+    corpus = next(Path(cfg.paths.raw, "synthetic").iterdir())
+    authors_csv, _ = score_file(
+        str(model_dir), pan12.find_files(corpus).test_xml, tmp_path / "out", batch_conversations=0
+    )
+    scored = pd.read_csv(authors_csv).set_index("author")["score"]
+    expected = _evaluated(cfg)
+    pd.testing.assert_series_equal(
+        scored.sort_index(), expected.sort_index(), check_names=False, atol=1e-9
+    )

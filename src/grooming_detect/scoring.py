@@ -134,23 +134,46 @@ def score_messages(
     return author_table, conversations
 
 
+def feature_settings(
+    meta: dict[str, Any], lexicons: dict[str, list[str]] | None, separator: str | None
+) -> tuple[dict[str, list[str]], str]:
+    """The lexicons and message separator to rebuild a model's features with: those given,
+    else those the model was trained with (``model.json``'s ``features``), else, for a model
+    saved before they were recorded, the default configuration's (with a warning)."""
+    recorded = meta.get("features") or {}
+    if lexicons is None and "lexicons" in recorded:
+        lexicons = recorded["lexicons"]
+    if separator is None and "message_separator" in recorded:
+        separator = recorded["message_separator"]
+    if lexicons is None or separator is None:
+        from omegaconf import OmegaConf
+
+        from grooming_detect.config import config_dir
+
+        log.warning(
+            "The model does not record its feature settings (saved before they were kept); "
+            "scoring with the default conf/features/default.yaml"
+        )
+        default = OmegaConf.to_container(
+            OmegaConf.load(config_dir() / "features" / "default.yaml"), resolve=True
+        )
+        lexicons = default["lexicons"] if lexicons is None else lexicons
+        separator = default["message_separator"] if separator is None else separator
+    return lexicons, separator
+
+
 def score_file(
     model_location: str,
     path: Path,
     out_dir: Path,
     batch_conversations: int = 20_000,
     lexicons: dict[str, list[str]] | None = None,
-    separator: str = "\n",
+    separator: str | None = None,
 ) -> tuple[Path, Path]:
-    """Score `path` and write ``author_scores.csv`` and ``conversation_scores.csv``."""
-    from grooming_detect.config import config_dir
-
+    """Score `path` and write ``author_scores.csv`` and ``conversation_scores.csv``, with the
+    feature settings the model was trained with unless `lexicons`/`separator` are given."""
     model, meta = load_scoring_model(model_location)
-    if lexicons is None:
-        from omegaconf import OmegaConf
-
-        features_cfg = OmegaConf.load(config_dir() / "features" / "default.yaml")
-        lexicons = OmegaConf.to_container(features_cfg.lexicons)
+    lexicons, separator = feature_settings(meta, lexicons, separator)
     threshold = float(meta["threshold"])
     author_parts, conversation_parts = [], []
     for batch in _message_batches(path, batch_conversations):

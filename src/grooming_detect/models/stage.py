@@ -110,6 +110,8 @@ def run_train(cfg: DictConfig, ctx: StageContext) -> StageResult:
         "calibration_fitted_on": "validation",
         "validation_at_threshold": at_threshold,
         "settings": OmegaConf.to_container(cfg.model, resolve=True),
+        # The feature settings the model learned from: scoring new data rebuilds the same.
+        "features": OmegaConf.to_container(cfg.features, resolve=True),
         "n_train": len(X),
         "n_train_positive": int(y.sum()),
         "imbalance": {"class_weight": class_weight, **sampling},
@@ -141,7 +143,16 @@ def run_train(cfg: DictConfig, ctx: StageContext) -> StageResult:
     tracking.log_metrics(metrics)
     tracking.log_artifact(ctx.model_dir / "model.json", "model_meta")
     metadata = {
-        k: meta[k] for k in ("unit", "input", "aggregate", "threshold", "calibration", "model_name")
+        k: meta[k]
+        for k in (
+            "unit",
+            "input",
+            "aggregate",
+            "threshold",
+            "calibration",
+            "model_name",
+            "features",
+        )
     }
     if hasattr(model, "model_") and hasattr(model, "save"):
         model_uri = tracking.log_transformer_model(model, metadata)
