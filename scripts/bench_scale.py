@@ -15,7 +15,9 @@ each in a fresh process:
 * a naive reference, the common public approach: ``xml.etree.ElementTree`` parse of the whole
   training and test files, pandas rows, scikit-learn ``TfidfVectorizer`` + ``LogisticRegression``
   on the author texts; wall time, peak memory, vocabulary size and test F0.5 at 0.5, and the
-  ratio of our whole run's wall time to theirs.
+  ratio of our whole run's wall time to theirs;
+* ``grooming-detect-score`` on the test XML with the trained model: messages/s once the model is
+  loaded, whole (parse, features, model, CSVs) and without the XML parse.
 
 Results go to ``bench-results/scale.json`` and a table. Usage:
 ``python scripts/bench_scale.py [--sizes 0.1,0.3,1,test] [--json PATH]``.
@@ -80,6 +82,27 @@ from sklearn.metrics import fbeta_score
 print(json.dumps({"seconds": seconds, "peak_rss_mib": peak_rss_mib(),
                   "test_authors": len(test), "vocabulary": len(vectorizer.vocabulary_),
                   "test_f0_5": fbeta_score(test["label"], scores >= 0.5, beta=0.5)}))
+"""
+
+
+SCORE = """
+import json, sys, tempfile, time
+from pathlib import Path
+from grooming_detect import scoring
+from grooming_detect.data import pan12
+from grooming_detect.profiling import peak_rss_mib
+started = time.perf_counter()
+scoring.load_scoring_model(sys.argv[1])
+load = time.perf_counter() - started
+with tempfile.TemporaryDirectory() as out:
+    started = time.perf_counter()
+    scoring.score_file(sys.argv[1], Path(sys.argv[2]), Path(out))
+    total = time.perf_counter() - started
+started = time.perf_counter()
+messages = len(pan12.parse_messages(sys.argv[2], show_progress=False))
+parse = time.perf_counter() - started
+print(json.dumps({"messages": messages, "load_seconds": load, "score_seconds": total - load,
+                  "parse_seconds": parse, "peak_rss_mib": peak_rss_mib()}))
 """
 
 
@@ -195,6 +218,8 @@ def bench(name: str, root: Path) -> dict:
         str(files.test_xml),
         str(files.test_problem1),
     )
+    model_dirs = sorted(root.glob("outputs/**/model/model.json"))
+    score = _python(SCORE, str(model_dirs[-1].parent), str(files.test_xml))
     messages = _sizes(name)["messages"]
     result = {
         "size": name,
@@ -213,6 +238,14 @@ def bench(name: str, root: Path) -> dict:
         "test_f0_5": test_f05,
         "train_word_types": parse["word_types"],
         "model_mib": model_mib,
+        # grooming-detect-score on the test XML with the trained model, the model once loaded:
+        # messages/s of the whole scoring (parse, features, model, CSVs) and of the rest once
+        # the XML parse (timed alone on the same file) is taken out.
+        "score_messages": score["messages"],
+        "score_messages_per_second": score["messages"] / score["score_seconds"],
+        "score_after_parse_messages_per_second": score["messages"]
+        / max(score["score_seconds"] - score["parse_seconds"], 1e-9),
+        "score_peak_rss_mib": score["peak_rss_mib"],
     }
     return result
 
@@ -227,7 +260,7 @@ def main() -> None:
         f"{'size':>6}{'messages':>11}{'data s':>8}{'feat s':>8}{'train s':>8}{'eval s':>8}"
         f"{'total s':>9}{'peak MiB':>9}{'parse msg/s':>12}{'feat msg/s':>11}"
         f"{'naive s':>9}{'naive MiB':>10}{'ours/naive':>11}{'word types':>11}{'model MiB':>10}"
-        f"{'F0.5':>6}{'naive F0.5':>11}"
+        f"{'F0.5':>6}{'naive F0.5':>11}{'score msg/s':>12}{'w/o parse':>10}"
     )
     for name in args.sizes.split(","):
         with tempfile.TemporaryDirectory(prefix=f"bench-{name}-") as tmp:
@@ -241,7 +274,8 @@ def main() -> None:
             f"{row['features_messages_per_second']:>11,.0f}{row['naive_seconds']:>9.1f}"
             f"{row['naive_peak_rss_mib']:>10.0f}{row['wall_seconds'] / row['naive_seconds']:>11.2f}"
             f"{row['train_word_types']:>11,}{row['model_mib']:>10.1f}{row['test_f0_5']:>6.3f}"
-            f"{row['naive_test_f0_5']:>11.3f}",
+            f"{row['naive_test_f0_5']:>11.3f}{row['score_messages_per_second']:>12,.0f}"
+            f"{row['score_after_parse_messages_per_second']:>10,.0f}",
             flush=True,
         )
     write_json(
