@@ -111,8 +111,10 @@ def test_distinct_word_ratio_equals_python_sets(texts: pd.Series) -> None:
 
 def test_clock_equals_to_numeric_on_odd_times() -> None:
     times = pd.Series(
-        ["7:05", " 12:30", "12:30:45", "", None, "ab:cd", "+1:2", "1e1:05", "\uff12\uff13:00"]
-        + ["23:59", "00:00", "12", ":"],
+        [
+            *["7:05", " 12:30", "12:30:45", "", None, "ab:cd", "+1:2", "1e1:05"],
+            *["\uff12\uff13:00", "23:59", "00:00", "12", ":"],
+        ],
         dtype="str",
     )
     hour, minutes = _clock(times)
@@ -123,3 +125,22 @@ def test_clock_equals_to_numeric_on_odd_times() -> None:
     expected_hour = pd.to_numeric(times.str.slice(0, 2), errors="coerce")
     np.testing.assert_array_equal(hour, expected_hour.to_numpy(dtype=float))
     np.testing.assert_array_equal(minutes, expected_minutes.to_numpy(dtype=float))
+
+
+def test_an_empty_lexicon_counts_nothing_beside_others(texts: pd.Series) -> None:
+    counts = lexicon_counts(texts, {"empty": [], "blank": ["  "], "hello": ["how old are you"]})
+    assert counts["cue_empty"].sum() == 0 and counts["cue_blank"].sum() == 0
+    assert counts["cue_hello"].sum() > 0
+
+
+def test_a_lexicon_too_large_for_re2_is_counted_by_python() -> None:
+    phrases = [f"zq{i:010d}" for i in range(60_000)] + ["keep it secret"]
+    texts = pd.Series(["keep it secret", "nothing", "zq0000000007 and zq0000059999"], dtype="str")
+    counts = lexicon_counts(texts, {"big": phrases})
+    assert counts["cue_big"].tolist() == [1, 0, 2]
+
+
+def test_distinct_words_lower_case_as_python_does() -> None:
+    texts = pd.Series(["\u039f\u0394\u039f\u03a3 \u03bf\u03b4\u03bf\u03c2", "\u0130 i\u0307"])
+    ratio = MessageText(texts).distinct_word_ratio(np.array([0, 1]), 2)
+    assert ratio.tolist() == [0.5, 0.5]

@@ -167,3 +167,9 @@ def test_char_wb_counts_by_word_type_equal_scikit_learn(ngram_range: tuple[int, 
     got = _char_wb_counts(texts, hasher)
     assert got.shape == expected.shape
     assert (got != expected).nnz == 0
+
+
+def test_char_wb_on_blank_documents_gives_empty_rows() -> None:
+    vectorizer = HashingTfidfVectorizer(analyzer="char_wb", ngram_range=(2, 3)).fit(["hi there"])
+    assert vectorizer.transform(["", "   "]).nnz == 0
+    assert vectorizer.transform(["", "   "]).shape == (2, vectorizer.n_features)

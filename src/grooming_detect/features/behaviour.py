@@ -33,11 +33,17 @@ HOUR_BUCKETS = [
 
 
 def lexicon_pattern(phrases: Sequence[str]) -> re.Pattern[str]:
-    """One case-insensitive pattern matching any phrase on word boundaries."""
+    """One case-insensitive pattern matching any phrase on word boundaries (a lexicon without
+    phrases matches nothing; its empty alternation would match every word boundary)."""
     alternatives = sorted(
         (re.escape(p.lower()) for p in phrases if p.strip()), key=len, reverse=True
     )
+    if not alternatives:
+        return NEVER
     return re.compile(r"\b(?:" + "|".join(alternatives) + r")\b", re.IGNORECASE)
+
+
+NEVER = re.compile(r"(?!)")
 
 
 def lexicon_counts(
@@ -55,19 +61,21 @@ def lexicon_counts(
         texts = MessageText(texts)
     every_phrase = [phrase for phrases in lexicons.values() for phrase in phrases]
     prefilter = lexicon_prefilter(every_phrase)
+    candidates = np.ones(len(texts), dtype=bool)
     if prefilter is not None:
-        any_cue = pc.match_substring_regex(texts.array, prefilter, ignore_case=True)
-        candidates = any_cue.to_numpy(zero_copy_only=False) | ~texts.ascii
-    else:
-        candidates = np.ones(len(texts), dtype=bool)
+        try:
+            any_cue = pc.match_substring_regex(texts.array, prefilter, ignore_case=True)
+            candidates = any_cue.to_numpy(zero_copy_only=False) | ~texts.ascii
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            pass  # a lexicon too large for RE2: Python's re reads every message
     rows = np.flatnonzero(candidates)
     subset = MessageText(pd.Series(texts.array.take(pa.array(rows)).to_pylist(), dtype=object))
     columns = {}
     for name, phrases in lexicons.items():
         counts = np.zeros(len(texts), dtype=np.int64)
-        counts[rows] = subset.count(
-            lexicon_pattern(phrases), lexicon_prefilter(phrases), ignore_case=True
-        )
+        pattern = lexicon_pattern(phrases)
+        if pattern is not NEVER:
+            counts[rows] = subset.count(pattern, lexicon_prefilter(phrases), ignore_case=True)
         columns[f"cue_{name}"] = counts
     return pd.DataFrame(columns, index=index)
 
@@ -178,7 +186,7 @@ def _vocabulary_richness(messages: pd.DataFrame, keys: list[str]) -> pd.Series:
     never exploded into one row per word: exploding copies the key columns once per word,
     which cost gigabytes at PAN size and memory quadratic in one message's length."""
     grouped = messages.groupby(keys, sort=True)
-    codes = grouped.ngroup().to_numpy()
+    codes = grouped.ngroup().fillna(-1).to_numpy(dtype=np.int64)  # -1: a row in no group
     index = grouped.size().index
     ratio = MessageText(messages["text"]).distinct_word_ratio(codes, len(index))
     return pd.Series(ratio, index=index).dropna()

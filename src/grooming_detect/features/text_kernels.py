@@ -12,7 +12,8 @@ bulk, and Python's ``re`` only sees the few messages that can match:
   ``len(pattern.findall(text))``. RE2's word boundaries and case folding are ASCII-exact only,
   so a message holding any non-ASCII character always goes to Python, and a prefilter is used
   only when the pattern itself is ASCII;
-* distinct words per group: words are dictionary-encoded once and (group, word) pairs counted
+* distinct words per group: texts are lower-cased as ``str.lower()`` does (Arrow for ASCII
+  texts, Python for the rest); words are dictionary-encoded once and (group, word) pairs counted
   with NumPy, never exploded into a frame that copies key columns per word.
 """
 
@@ -59,11 +60,24 @@ class MessageText:
 
         Arrow's split yields an empty item for leading and trailing whitespace, and one for an
         empty text; ``str.split()`` yields none, so empty items are dropped."""
-        words = pc.utf8_split_whitespace(pc.utf8_lower(self.array) if lower else self.array)
+        words = pc.utf8_split_whitespace(self._lower() if lower else self.array)
         flat = pc.list_flatten(words)
         owner = pc.list_parent_indices(words).to_numpy(zero_copy_only=False)
         kept = pc.greater(pc.binary_length(flat), 0)
         return flat.filter(kept), owner[kept.to_numpy(zero_copy_only=False)]
+
+    def _lower(self) -> pa.Array:
+        """``str.lower()`` of every text: Arrow for ASCII texts, Python for the rest (Arrow's
+        simple case mapping differs from Python's on final sigma, dotted I and newer code
+        points)."""
+        lowered = pc.ascii_lower(self.array)
+        rows = np.flatnonzero(~self.ascii)
+        if not len(rows):
+            return lowered
+        texts = lowered.to_pylist()
+        for row, text in zip(rows, self.array.take(pa.array(rows)).to_pylist(), strict=True):
+            texts[row] = text.lower()
+        return pa.array(texts, type=pa.large_string())
 
     def word_counts(self) -> np.ndarray:
         """Whitespace-separated words per message (``len(text.split())``)."""

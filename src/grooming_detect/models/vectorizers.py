@@ -174,6 +174,8 @@ def _char_wb_counts(texts: list[str], hasher: HashingVectorizer) -> sparse.csr_m
     encoded = pc.dictionary_encode(flat.filter(kept))
     document = document[kept.to_numpy(zero_copy_only=False)]
     types = encoded.dictionary.to_pylist()
+    if not types:  # every document blank: no n-grams (FeatureHasher cannot take zero rows)
+        return sparse.csr_matrix((len(texts), hasher.n_features), dtype=np.float32)
     analyse = hasher.build_analyzer()
     per_type = FeatureHasher(
         n_features=hasher.n_features,
