@@ -15,7 +15,9 @@ from grooming_detect import pipeline, tracking
 from grooming_detect.config import ConfigError, config_dir
 from grooming_detect.data.chitchat import ChitchatUnavailableError
 from grooming_detect.data.pan12 import CorpusFormatError
+from grooming_detect.io import read_json
 from grooming_detect.models.persistence import UntrustedModelError
+from grooming_detect.reporting.summary import results_table
 from grooming_detect.stage import InputMismatchError
 
 log = logging.getLogger("grooming_detect")
@@ -53,10 +55,12 @@ def main(cfg: DictConfig) -> None:
             raise
         print(f"grooming-detect: error: {error}", file=sys.stderr)
         sys.exit(2)
-    lines = [
-        "",
-        f"MLflow run:  {result.run_id}  (experiment {cfg.tracking.experiment_name})",
-    ]
+    lines = [""]
+    evaluated = result.stages.get("evaluate")
+    if evaluated is not None and evaluated.metrics:
+        threshold = read_json(evaluated.outputs["summary"]).get("threshold")
+        lines += [results_table(evaluated.metrics, threshold), ""]
+    lines.append(f"MLflow run:  {result.run_id}  (experiment {cfg.tracking.experiment_name})")
     if result.report_path is not None:
         lines.append(f"Report:      {result.report_path}")
     lines.append(f"MLflow UI:   {tracking.ui_command(result.tracking_uri)}")

@@ -48,7 +48,18 @@ register_resolvers()
 
 #: Every key of the composed config's top level (a `+key=...` override adds an unknown one).
 TOP_LEVEL_KEYS = frozenset(
-    {"data", "evaluate", "features", "model", "paths", "report", "seed", "stages", "tracking"}
+    {
+        "data",
+        "evaluate",
+        "features",
+        "model",
+        "paths",
+        "progress",
+        "report",
+        "seed",
+        "stages",
+        "tracking",
+    }
 )
 
 
@@ -117,6 +128,9 @@ def validate_config(cfg: DictConfig) -> None:
             f"unknown top-level key(s) {unknown_keys} (from a +key=value override?); "
             f"expected {sorted(TOP_LEVEL_KEYS)}"
         )
+    shown = cfg.get("progress", True)
+    if not isinstance(shown, bool):
+        raise ConfigError(f"progress: {shown!r}; expected true or false")
     seed = cfg.get("seed")
     if isinstance(seed, bool) or not isinstance(seed, int):
         raise ConfigError(f"seed: {seed!r}; expected an integer")

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from omegaconf import DictConfig, open_dict
 
-from grooming_detect import tracking
+from grooming_detect import progress, tracking
 from grooming_detect.config import ConfigError, validate_config
 from grooming_detect.data.stage import run_data
 from grooming_detect.evaluation.stage import run_evaluate
@@ -80,6 +80,7 @@ def _isolate_secondary_rank(cfg: DictConfig) -> None:
 def run(cfg: DictConfig, overrides: list[str] | None = None) -> PipelineResult:
     """Validate `cfg`, then run `cfg.stages` in order, tracked in MLflow."""
     validate_config(cfg)
+    progress.configure(bool(cfg.get("progress", True)))
     _isolate_secondary_rank(cfg)
     experiment_id = tracking.setup(cfg.tracking)
     synthetic = str(bool(cfg.data.synthetic)).lower()

@@ -42,6 +42,7 @@ from grooming_detect.models.units import (
     conversation_scores,
     features_of,
 )
+from grooming_detect.progress import track
 
 log = logging.getLogger(__name__)
 SPLIT = "score"
@@ -145,6 +146,19 @@ def feature_settings(
         lexicons = recorded["lexicons"]
     if separator is None and "message_separator" in recorded:
         separator = recorded["message_separator"]
+    if lexicons is not None and not (
+        isinstance(lexicons, dict)
+        and all(
+            isinstance(phrases, list) and all(isinstance(p, str) for p in phrases)
+            for phrases in lexicons.values()
+        )
+    ):
+        raise ValueError(
+            f"the model's feature settings: lexicons {lexicons!r:.200}; expected a mapping of "
+            "lexicon names to lists of phrases"
+        )
+    if separator is not None and not isinstance(separator, str):
+        raise ValueError(f"the model's feature settings: message_separator {separator!r}")
     if lexicons is None or separator is None:
         from omegaconf import OmegaConf
 
@@ -176,7 +190,10 @@ def score_file(
     lexicons, separator = feature_settings(meta, lexicons, separator)
     threshold = float(meta["threshold"])
     author_parts, conversation_parts = [], []
-    for batch in _message_batches(path, batch_conversations):
+    n_messages = 0
+    batches = _message_batches(path, batch_conversations)
+    for batch in track(batches, f"scoring {path.name}", unit="batch"):
+        n_messages += len(batch)
         authors, conversations = score_messages(model, meta, batch, lexicons, separator)
         author_parts.append(authors)
         conversation_parts.append(conversations)
@@ -192,6 +209,16 @@ def score_file(
     conversations = pd.concat(conversation_parts, ignore_index=True)
     conversations["flagged"] = conversations["score"] >= threshold
     conversations = conversations.sort_values("score", ascending=False, ignore_index=True)
+    log.info(
+        "scored %d messages: %d authors (%d flagged), %d conversations (%d flagged) at "
+        "threshold %.4f",
+        n_messages,
+        len(authors),
+        int(authors["flagged"].sum()) if len(authors) else 0,
+        len(conversations),
+        int(conversations["flagged"].sum()),
+        threshold,
+    )
     out_dir.mkdir(parents=True, exist_ok=True)
     author_path = write_with(
         out_dir / "author_scores.csv", lambda tmp: authors.to_csv(tmp, index=False)

@@ -32,6 +32,7 @@ import pandas as pd
 from grooming_detect.data.pan12 import CorpusFormatError, read_id_list
 from grooming_detect.data.schema import SPLITS, Tables, build_tables
 from grooming_detect.data.splits import holdout_conversations, positive_conversations_of
+from grooming_detect.progress import track
 
 REQUIRED = ("conversation_id", "author", "text")
 OPTIONAL = ("line", "time", "timestamp", "split", "is_predator", "conversation_label")
@@ -182,7 +183,7 @@ def read_chatlog(
     id_kinds: dict[tuple[str, str], tuple[str, int]] = {}
     first_blank_split: int | None = None
     has_line = has_author_label = has_conversation_label = False
-    for number, record in _records(source):
+    for number, record in track(_records(source), f"reading {source.name}", unit="rows"):
         where = f"{source}:{number}"
         if report.rows == 0:
             has_line = record.get("line") not in (None, "")

@@ -27,11 +27,11 @@ from typing import Any, BinaryIO
 
 import pandas as pd
 from lxml import etree
-from tqdm.auto import tqdm
 
 from grooming_detect.data.filters import FilterSettings, apply_filters
 from grooming_detect.data.schema import Tables, build_tables
 from grooming_detect.data.splits import carve_validation
+from grooming_detect.progress import Progress
 
 log = logging.getLogger(__name__)
 
@@ -140,7 +140,7 @@ class MessageColumns:
 class _ProgressReader:
     """File wrapper that advances a byte progress bar as the parser reads."""
 
-    def __init__(self, handle: BinaryIO, bar: tqdm) -> None:
+    def __init__(self, handle: BinaryIO, bar: Progress) -> None:
         self._handle = handle
         self._bar = bar
 
@@ -192,13 +192,11 @@ def iter_message_batches(
     reader = _MessageReader(source)
     with (
         open(source, "rb") as handle,
-        tqdm(
+        Progress(
+            f"reading {source.name}",
             total=source.stat().st_size,
             unit="B",
-            unit_scale=True,
-            desc=f"parsing {source.name}",
-            disable=None if show_progress else True,  # None: off when not a terminal
-            leave=False,
+            disable=not show_progress,
         ) as bar,
     ):
         context = etree.iterparse(

@@ -43,6 +43,7 @@ from pathlib import Path
 
 from grooming_detect.data import chitchat, pan12
 from grooming_detect.io import atomic_path, json_digest, write_text
+from grooming_detect.progress import track
 
 #: Written after every other file of a generated corpus.
 COMPLETE_FILE = "generator.json"
@@ -957,6 +958,7 @@ def _generate_split(
     pool: dict[str, list[chitchat.HostConversation]],
     label_noise: float,
     seed: int,
+    name: str = "split",
 ) -> tuple[list[tuple[str, _Conversation]], SplitTruth]:
     generator = _SplitGenerator(settings, n_conversations, n_messages, n_predators, pool, seed)
     planned = generator.plan()
@@ -966,7 +968,7 @@ def _generate_split(
     victims: set[str] = set()
     hard_negative_authors: set[str] = set()
     marker_lines: list[tuple[str, int]] = []
-    for conversation in planned:
+    for conversation in track(planned, f"generating {name} conversations", unit="conv"):
         generator.render(conversation)
         conversation_id = _author_id(rng)
         conversations.append((conversation_id, conversation))
@@ -1032,7 +1034,14 @@ def generate_corpus(out_dir: str | Path, settings: GeneratorSettings) -> dict[st
         ),
     ):
         conversations, truth = _generate_split(
-            settings, n_conv, n_msg, n_pred, pools[split], noise, seed=settings.seed * 1000 + offset
+            settings,
+            n_conv,
+            n_msg,
+            n_pred,
+            pools[split],
+            noise,
+            seed=settings.seed * 1000 + offset,
+            name=split,
         )
         quirk_rng = random.Random(settings.seed * 1000 + 10 + offset)
         if split == "train":

@@ -14,6 +14,8 @@ from collections.abc import Iterable
 import numpy as np
 from sklearn.metrics import average_precision_score, precision_recall_curve, roc_auc_score
 
+from grooming_detect.progress import track
+
 
 def f_beta(precision: float, recall: float, beta: float) -> float:
     """F_beta from precision and recall (0 when both are 0)."""
@@ -176,7 +178,8 @@ def bootstrap_intervals(
     # Items of equal score form one threshold (ties are one step of the curves).
     group_starts = np.flatnonzero(np.r_[True, sorted_scores[1:] != sorted_scores[:-1]])
     sorted_positive = y_true[order]
-    for start in range(0, n_resamples, batch):
+    steps = range(0, n_resamples, batch)
+    for start in track(steps, f"bootstrap of {n:,} items", unit="batch"):
         size = min(batch, n_resamples - start)
         draws = rng.integers(0, n, size=(size, n))
         weights = np.stack([np.bincount(row, minlength=n) for row in draws]).astype(float)

@@ -28,12 +28,13 @@ from grooming_detect.io import (
     write_json,
     write_parquet,
 )
+from grooming_detect.progress import Progress
 from grooming_detect.stage import MissingInputError, StageContext, StageResult
 
 log = logging.getLogger(__name__)
 
 #: Bumped whenever the feature tables change for the same inputs (invalidates caches).
-FEATURES_VERSION = 5
+FEATURES_VERSION = 6
 #: The views this stage writes, one Parquet file each: text plus ``f_``/``cue_`` features.
 VIEWS = ("author_texts", "conversation_texts", "author_conversation_texts")
 
@@ -46,24 +47,30 @@ def build_views(
     lexicons: dict[str, list[str]],
 ) -> dict[str, pd.DataFrame]:
     """Every view keyed by ids: author, conversation and author-in-conversation rows."""
-    facts = message_facts(messages, lexicons)  # computed once, shared by every view
-    per_conversation = author_conversation_features(messages, lexicons, facts)
-    keys_ac = ["conversation_id", "author", "split"]
-    whole = conversation_texts(messages, conversations, separator)
-    views = {
-        "author_texts": author_texts(messages, authors, separator).merge(
-            author_features(per_conversation, messages), on=["author", "split"], how="left"
-        ),
-        "conversation_texts": whole.merge(
+    with Progress(f"features of {len(messages):,} messages", total=5, unit="step") as bar:
+        facts = message_facts(messages, lexicons)  # computed once, shared by every view
+        bar.update()
+        per_conversation = author_conversation_features(messages, lexicons, facts)
+        bar.update()
+        keys_ac = ["conversation_id", "author", "split"]
+        whole = conversation_texts(messages, conversations, separator)
+        views = {
+            "author_texts": author_texts(messages, authors, separator).merge(
+                author_features(per_conversation, messages), on=["author", "split"], how="left"
+            )
+        }
+        bar.update()
+        views["conversation_texts"] = whole.merge(
             conversation_features(messages, lexicons, facts),
             on=["conversation_id", "split"],
             how="left",
             suffixes=("", "_feature"),
-        ),
-        "author_conversation_texts": author_conversation_texts(
+        )
+        bar.update()
+        views["author_conversation_texts"] = author_conversation_texts(
             messages, authors, separator, whole
-        ).merge(per_conversation, on=keys_ac, how="left"),
-    }
+        ).merge(per_conversation, on=keys_ac, how="left")
+        bar.update()
     # Features are doubles throughout (counts too), so a model's input schema is stable and a
     # missing value at scoring time is representable.
     return {

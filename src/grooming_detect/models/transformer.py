@@ -35,6 +35,7 @@ import pandas as pd
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.metrics import average_precision_score
 
+from grooming_detect import progress
 from grooming_detect.evaluation.metrics import best_f_beta
 
 log = logging.getLogger(__name__)
@@ -264,7 +265,7 @@ class TransformerClassifier(ClassifierMixin, BaseEstimator):
             use_cpu=device == "cpu",
             bf16=self._use_bf16(),
             dataloader_num_workers=0,
-            disable_tqdm=True,
+            disable_tqdm=not (progress.enabled() and progress.in_terminal()),
         )
         callbacks: list[Any] = [_MlflowCurves()]
         if eval_set is not None and self.early_stopping_patience:

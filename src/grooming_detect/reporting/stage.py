@@ -19,6 +19,7 @@ from grooming_detect.reporting.model_card import (
     metric_rows,
     render_model_card,
 )
+from grooming_detect.reporting.summary import results_markdown
 from grooming_detect.stage import MissingInputError, StageContext, StageResult
 
 log = logging.getLogger(__name__)
@@ -178,6 +179,7 @@ def render_report(
         commit=commit,
         fingerprint=manifest["fingerprint"][:16],
         threshold=f"{summary['threshold']:.4f}",
+        summary_table=results_markdown(metrics, summary["threshold"]),
         objective=summary["threshold_objective"].replace("_", "."),
         results_heading=results_heading,
         skipped=skipped,
