@@ -76,3 +76,60 @@ def flatten_layout(root: Path) -> Path:
     for folder in [p for p in root.iterdir() if p.is_dir()]:
         os.rmdir(folder)
     return root
+
+
+@pytest.fixture(scope="session")
+def tiny_bert(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A randomly initialised BERT with a tiny vocabulary, saved like a hub model."""
+    import torch
+    from transformers import BertConfig, BertForSequenceClassification, BertTokenizerFast
+
+    from grooming_detect.data.synthetic import (
+        HARD_NEGATIVES,
+        PREDATOR_MARKERS,
+        SMALL_TALK,
+        VICTIM_REPLIES,
+    )
+
+    folder = tmp_path_factory.mktemp("tiny-bert")
+    words = {
+        w.strip("?,.!'")
+        for group in (
+            SMALL_TALK,
+            VICTIM_REPLIES,
+            *PREDATOR_MARKERS.values(),
+            *HARD_NEGATIVES.values(),
+        )
+        for t in group
+        for w in t.lower().split()
+    }
+    vocab = [
+        "[PAD]",
+        "[UNK]",
+        "[CLS]",
+        "[SEP]",
+        "[MASK]",
+        "[",
+        "]",
+        "me",
+        "other",
+        "?",
+        "'",
+        ",",
+        *sorted(w for w in words if w and "{" not in w),
+    ]
+    (folder / "vocab.txt").write_text("\n".join(dict.fromkeys(vocab)) + "\n")
+    tokenizer = BertTokenizerFast(vocab_file=str(folder / "vocab.txt"))
+    config = BertConfig(
+        vocab_size=tokenizer.vocab_size,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=37,
+        max_position_embeddings=128,
+        num_labels=2,
+    )
+    torch.manual_seed(0)
+    BertForSequenceClassification(config).save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder

@@ -128,6 +128,7 @@ def validate_config(cfg: DictConfig) -> None:
             f"unknown top-level key(s) {unknown_keys} (from a +key=value override?); "
             f"expected {sorted(TOP_LEVEL_KEYS)}"
         )
+    check_capabilities(cfg)
     shown = cfg.get("progress", True)
     if not isinstance(shown, bool):
         raise ConfigError(f"progress: {shown!r}; expected true or false")
@@ -146,6 +147,61 @@ def validate_config(cfg: DictConfig) -> None:
     bad_splits = [s for s in cfg.evaluate.splits if s not in ("validation", "test")]
     if bad_splits:
         raise ConfigError(f"evaluate.splits: {bad_splits}; expected validation and/or test")
+
+
+def expected_label_level(cfg: DictConfig) -> str | None:
+    """The label level the configured data will have (None: not known before reading it)."""
+    if cfg.data.source in ("pan12", "synthetic"):
+        return "author"
+    if cfg.data.source == "chatlog" and not OmegaConf.is_missing(cfg.data, "path"):
+        from grooming_detect.data.chatlog import label_level_of
+
+        return label_level_of(cfg.data.path, cfg.data.get("predator_ids"))
+    return None
+
+
+def models_supporting(level: str) -> list[str]:
+    """The model configs (conf/model/*.yaml) that can train on data labelled per `level`."""
+    from grooming_detect.models.units import supports
+
+    names = []
+    for path in sorted((config_dir() / "model").glob("*.yaml")):
+        setting = OmegaConf.load(path).get("input")
+        if supports(None if setting is None else OmegaConf.to_container(setting), level):
+            names.append(path.stem)
+    return names
+
+
+def check_capabilities(cfg: DictConfig) -> None:
+    """Refuse, before any work, a model that cannot train on the data's label level or whose
+    optional dependencies are missing; name the models that would work, or the install."""
+    from grooming_detect.models.units import supports
+
+    model = cfg.get("model")
+    if model is None:
+        return
+    stages = set(cfg.stages)
+    target = str(model.get("estimator", {}).get("_target_", ""))
+    if stages & {"train", "evaluate"} and target.startswith("grooming_detect.models.transformer"):
+        import importlib.util
+
+        missing = [m for m in ("torch", "transformers") if importlib.util.find_spec(m) is None]
+        if missing:
+            raise ConfigError(
+                f"model={model.name} needs {' and '.join(missing)}, from the optional "
+                "'transformer' extra: pip install 'grooming-detect[transformer]' (make install "
+                "installs it, with the CPU build of torch)"
+            )
+    if "train" not in stages:
+        return
+    level = expected_label_level(cfg)
+    setting = model.get("input")
+    setting = OmegaConf.to_container(setting) if OmegaConf.is_config(setting) else setting
+    if level is not None and not supports(setting, level):
+        raise ConfigError(
+            f"model={model.name} cannot train on data labelled per {level} (model.input: "
+            f"{setting}); models that can: {', '.join(models_supporting(level))}"
+        )
 
 
 def _check_estimator(cfg: DictConfig) -> None:

@@ -120,6 +120,8 @@ def score_messages(
     unit = UNITS[meta.get("unit", "author")]
     kind = INPUTS[meta.get("input") or unit.name]
     rows = views[kind.view_file.removesuffix(".parquet")]
+    dropped = (meta.get("features") or {}).get("dropped", [])
+    rows = rows.drop(columns=[c for c in dropped if c in rows.columns])
     raw = model.predict_proba(features_of(rows, kind))[:, 1]
     calibrator = ScoreCalibrator.from_dict(meta.get("calibration", {"method": "none"}))
     scores = pd.Series(calibrator.transform(raw), index=rows[kind.id_column].to_numpy())

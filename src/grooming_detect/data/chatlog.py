@@ -369,3 +369,25 @@ def load_chatlog(
     else:
         tables = build_tables(messages, predators={split: labels for split in SPLITS})
     return tables, report
+
+
+def label_level_of(path: str | Path, predator_ids: str | Path | None = None) -> str | None:
+    """The label level a chat log declares, read from its header (CSV) or first record (JSONL)
+    without reading the file: ``conversation`` (a ``conversation_label`` column), ``author``
+    (``is_predator`` or an id list), or None when it cannot tell (the data stage then reports
+    what is wrong, naming the line)."""
+    if predator_ids:
+        return "author"
+    source = Path(path)
+    try:
+        with open(source, encoding="utf-8-sig", newline="") as handle:
+            if source.suffix.lower() == ".jsonl":
+                first = next((line for line in handle if line.strip()), "")
+                keys = set(json.loads(first)) if first else set()
+            else:
+                keys = {column.strip() for column in next(csv.reader(handle), [])}
+    except (OSError, UnicodeDecodeError, ValueError, TypeError):
+        return None
+    if "conversation_label" in keys:
+        return "conversation"
+    return "author" if "is_predator" in keys else None

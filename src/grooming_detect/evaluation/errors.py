@@ -22,6 +22,7 @@ import pandas as pd
 from scipy import sparse
 
 from grooming_detect.features.behaviour import slice_labels
+from grooming_detect.features.text_views import speaker_marker
 
 
 def linear_parts(model: Any) -> tuple[Any, np.ndarray] | None:
@@ -151,6 +152,7 @@ def occlusion_explanations(
     separator: str,
     medians: dict[str, float],
     top: int = 3,
+    speaker_markers: bool = False,
 ) -> dict[str, str]:
     """Model-agnostic explanations by occlusion.
 
@@ -158,20 +160,33 @@ def occlusion_explanations(
     reads), score variants with one of its messages removed from ``text`` (rebuilt from
     `messages`) or one feature column set to its median over the split (`medians`); report the
     `top` changes that lower the score most, as ``conversation_id:line (-drop)`` or
-    ``feature (-drop)``.
+    ``feature (-drop)``. Items are authors (their non-empty messages joined) or, with
+    `speaker_markers`, conversations (every message behind its speaker's ``[S<n>]`` marker, as
+    the conversation view writes it; speakers keep their numbers when a message is removed).
     """
     explanations: dict[str, str] = {}
-    by_item = dict(tuple(messages[messages["text"] != ""].groupby("id", sort=False)))
+    kept = messages if speaker_markers else messages[messages["text"] != ""]
+    by_item = dict(tuple(kept.groupby("id", sort=False)))
     for identifier, base in base_rows.iterrows():
         variants, names = [base.to_dict()], []
         group = by_item.get(identifier)
         if group is not None:
             texts = group["text"].tolist()
+            if speaker_markers:
+                group = group.sort_values("line", kind="stable")
+                rank = {a: i for i, a in enumerate(dict.fromkeys(group["author"]))}
+                texts = [
+                    f"{speaker_marker(rank[a])} {t}"
+                    for a, t in zip(group["author"], group["text"], strict=True)
+                ]
             for i, row in enumerate(group.itertuples()):
+                if speaker_markers and row.text == "":
+                    continue  # an empty message has nothing to occlude
                 variants.append(
                     {**base.to_dict(), "text": separator.join(texts[:i] + texts[i + 1 :])}
                 )
-                names.append(f"{row.conversation_id}:{row.line}")
+                conversation = getattr(row, "conversation_id", identifier)
+                names.append(f"{conversation}:{row.line}")
         for column, median in medians.items():
             if column in base.index and base[column] != median:
                 variants.append({**base.to_dict(), column: median})

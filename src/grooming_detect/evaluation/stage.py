@@ -169,6 +169,7 @@ def _explain(
             own,
             str(cfg.features.message_separator),
             medians,
+            speaker_markers=unit.name == "conversation",
         )
         table["top_changes"] = table["id"].map(refs).fillna("")
     if cfg.evaluate.show_text and unit.name == "author":

@@ -79,6 +79,21 @@ def build_views(
     }
 
 
+def drop_uncomputable(
+    views: dict[str, pd.DataFrame],
+) -> tuple[dict[str, pd.DataFrame], dict[str, list[str]]]:
+    """Drop the behavioural columns that hold no value at all in a view (reply gaps and hours
+    of a log without times, for instance): a model never receives an all-missing column.
+    Returns the views and, per view, the columns dropped."""
+    dropped = {}
+    for name, view in views.items():
+        empty = [c for c in view.columns if c.startswith(("f_", "cue_")) and view[c].isna().all()]
+        if empty:
+            dropped[name] = empty
+            views[name] = view.drop(columns=empty)
+    return views, dropped
+
+
 def run_features(cfg: DictConfig, ctx: StageContext) -> StageResult:
     """Build (or reuse) the text views with their behavioural and lexicon features."""
     if not ctx.manifest_path.is_file():
@@ -102,6 +117,7 @@ def run_features(cfg: DictConfig, ctx: StageContext) -> StageResult:
     ):
         log.info("Features up to date (fingerprint %s): reusing %s", key[:12], ctx.features_dir)
         rows = read_json(manifest_path)["rows"]
+        dropped = read_json(manifest_path).get("dropped_features", {})
     else:
         views = build_views(
             read_table(ctx.dataset_dir, "messages"),
@@ -110,6 +126,11 @@ def run_features(cfg: DictConfig, ctx: StageContext) -> StageResult:
             str(cfg.features.message_separator),
             settings["lexicons"],
         )
+        views, dropped = drop_uncomputable(views)
+        for name, columns in dropped.items():
+            log.info(
+                "%s: dropped %s (no value for any row of this dataset)", name, ", ".join(columns)
+            )
         rows = {}
         manifest_path.unlink(missing_ok=True)
         for name, view in views.items():
@@ -122,6 +143,7 @@ def run_features(cfg: DictConfig, ctx: StageContext) -> StageResult:
                 "data_fingerprint": data_manifest["fingerprint"],
                 "settings": settings,
                 "rows": rows,
+                "dropped_features": dropped,
                 "sha256": file_digests(ctx.features_dir, [p.name for p in outputs.values()]),
             },
         )
@@ -132,5 +154,9 @@ def run_features(cfg: DictConfig, ctx: StageContext) -> StageResult:
         )
     metrics = {f"features/{name}_rows": float(count) for name, count in rows.items()}
     tracking.log_metrics(metrics)
+    if dropped:
+        tracking.set_tags(
+            {f"features_dropped/{name}": ",".join(cols) for name, cols in dropped.items()}
+        )
     tracking.log_artifact(manifest_path, "features")
     return StageResult(stage="features", outputs=outputs, metrics=metrics)

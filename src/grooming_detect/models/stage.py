@@ -18,7 +18,7 @@ from grooming_detect.evaluation.calibration import ScoreCalibrator
 from grooming_detect.evaluation.metrics import scores_at_threshold, tune_threshold
 from grooming_detect.io import read_json
 from grooming_detect.models.persistence import MODEL_FILE, save_model, trusted_types
-from grooming_detect.models.units import ModelInput, unit_of
+from grooming_detect.models.units import ModelInput, resolve_input, unit_of
 from grooming_detect.profiling import peak_rss_mib
 from grooming_detect.stage import StageContext, StageResult
 
@@ -51,10 +51,16 @@ def subsample_negatives(
 def model_input(cfg: DictConfig, ctx: StageContext, stage: str) -> ModelInput:
     """The configured model's input rows, for the dataset's unit."""
     unit = unit_of(ctx)
+    kind = resolve_input(cfg.model.get("input"), unit.name)
+    if kind is None:
+        raise ValueError(
+            f"model={cfg.model.name} cannot train on data labelled per {unit.name} "
+            f"(model.input: {OmegaConf.to_container(cfg.model.input)})"
+        )
     return ModelInput(
         ctx,
         unit,
-        str(cfg.model.get("input") or unit.name),
+        kind,
         str(cfg.model.get("aggregate", "max")),
         stage,
     )
@@ -111,7 +117,14 @@ def run_train(cfg: DictConfig, ctx: StageContext) -> StageResult:
         "validation_at_threshold": at_threshold,
         "settings": OmegaConf.to_container(cfg.model, resolve=True),
         # The feature settings the model learned from: scoring new data rebuilds the same.
-        "features": OmegaConf.to_container(cfg.features, resolve=True),
+        "features": {
+            **OmegaConf.to_container(cfg.features, resolve=True),
+            # Columns the features stage dropped from this model's input view (no values in
+            # the training dataset): scoring drops them too.
+            "dropped": read_json(ctx.features_dir / "manifest.json")
+            .get("dropped_features", {})
+            .get(inputs.kind.view_file.removesuffix(".parquet"), []),
+        },
         "n_train": len(X),
         "n_train_positive": int(y.sum()),
         "imbalance": {"class_weight": class_weight, **sampling},

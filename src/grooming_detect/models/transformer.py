@@ -145,6 +145,10 @@ class TransformerClassifier(ClassifierMixin, BaseEstimator):
     # -- inputs -------------------------------------------------------------------------------
     def _texts(self, X: pd.DataFrame) -> list[str]:
         if self.text_column == "dialogue":
+            if "conversation_text" not in X:
+                # Conversation rows: the view's text is already the dialogue, every line
+                # behind its speaker's [S<n>] marker.
+                return X["text"].fillna("").astype(str).tolist()
             return dialogue_texts(X["conversation_text"], X["speaker"])
         return X[self.text_column].fillna("").astype(str).tolist()
 

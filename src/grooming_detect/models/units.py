@@ -43,6 +43,25 @@ INPUTS: dict[str, Unit] = {
 AGGREGATES = ("max", "mean", "top3_mean")
 
 
+def resolve_input(setting: object, level: str) -> str | None:
+    """The view a model reads on data labelled per `level` (``author`` or ``conversation``).
+
+    ``model.input`` is null (the unit's own view), one view name, or a mapping from label level
+    to view name; a level missing from the mapping is one the model does not support (None)."""
+    if setting is None:
+        return level
+    if isinstance(setting, str):
+        return setting
+    value = dict(setting).get(level)  # type: ignore[call-overload]
+    return None if value is None else str(value)
+
+
+def supports(setting: object, level: str) -> bool:
+    """Whether a model with this ``model.input`` can train on data labelled per `level`."""
+    kind = resolve_input(setting, level)
+    return kind == level or (kind == "author_conversation" and level == "author")
+
+
 def aggregate_scores(scores: pd.Series, how: str) -> pd.Series:
     """Row scores (indexed by unit id) to one score per unit: ``max``, ``mean``, or
     ``top3_mean`` (the mean of the unit's three highest rows, or of all when it has fewer)."""

@@ -211,6 +211,12 @@ def render_model_card(
         calibration=calibration.get("method", "none"),
         imbalance=meta.get("imbalance_handling", "not recorded"),
         settings=json.dumps(settings.get("estimator", {}), sort_keys=True),
+        dropped_features=(
+            ", ".join(f"`{c}`" for c in (meta.get("features") or {}).get("dropped", []))
+            + " (no value for any row of this dataset)"
+            if (meta.get("features") or {}).get("dropped")
+            else "none"
+        ),
         generated=datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
         n_resamples=summary.get("bootstrap", {}).get("n_resamples", "n/a"),
         bootstrap_seed=summary.get("bootstrap", {}).get("seed", "n/a"),

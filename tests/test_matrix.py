@@ -1,0 +1,208 @@
+"""Every model on every kind of data: each cell runs data -> report, or is refused at start.
+
+The rows come from the model config group (conf/model/*.yaml) and the columns from the data
+shapes of `data_shapes.py`, so a new model or data shape joins the matrix without editing this
+file. Whether a cell must run or be refused is the model's declared input per label level
+(`model.input`, see `models.units.supports`). The transformer cells use a tiny random BERT and
+run with a tiny random BERT. The fast tier runs the refusals, the default model on every shape
+and the cells that once crashed (`FAST_CELLS`); the slow tier runs the rest.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_dir
+from omegaconf import OmegaConf
+
+from data_shapes import SHAPES, write_shape
+from grooming_detect import pipeline
+from grooming_detect.config import ConfigError, config_dir, validate_config
+from grooming_detect.models.units import supports
+
+MODELS = sorted(path.stem for path in (config_dir() / "model").glob("*.yaml"))
+LEVEL = {
+    "pan_author": "author",
+    "log_author": "author",
+    "log_no_times": "author",
+    "log_conversation": "conversation",
+    "log_one_author": "conversation",
+}
+#: Cells in the fast tier besides every refusal (instant): the default model on every shape,
+#: and the two cells that used to crash after training. The rest are in the slow tier.
+FAST_CELLS = {
+    *(("tfidf_logreg", shape) for shape in SHAPES),
+    ("behaviour_gbm", "log_no_times"),
+    ("tfidf_svm", "log_conversation"),
+}
+
+
+def _input(model: str) -> object:
+    setting = OmegaConf.load(config_dir() / "model" / f"{model}.yaml").get("input")
+    return OmegaConf.to_container(setting) if OmegaConf.is_config(setting) else setting
+
+
+def expected(model: str, shape: str) -> str:
+    """``runs`` or ``refused``: what the model's declared input says for this shape."""
+    return "runs" if supports(_input(model), LEVEL[shape]) else "refused"
+
+
+@pytest.fixture(scope="module")
+def shape_files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """The tiny synthetic corpus, and a chat log of every shape built from it."""
+    root = tmp_path_factory.mktemp("matrix")
+    with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
+        cfg = compose(
+            config_name="config",
+            overrides=[
+                f"paths.root={root}",
+                f"tracking.uri=sqlite:///{root}/mlflow.db",
+                "scale=tiny",
+                "stages=[data]",
+            ],
+        )
+    pipeline.run(cfg)
+    processed = Path(cfg.paths.processed) / str(cfg.data.name)
+    files = {"root": root}
+    for shape in SHAPES:
+        if shape != "pan_author":
+            files[shape] = write_shape(shape, processed, root / "logs")
+    return files
+
+
+def _cells() -> list:
+    cells = []
+    for model in MODELS:
+        for shape in SHAPES:
+            fast = (model, shape) in FAST_CELLS or expected(model, shape) == "refused"
+            marks = [] if fast else [pytest.mark.slow]
+            cells.append(pytest.param(model, shape, marks=marks, id=f"{model}-{shape}"))
+    return cells
+
+
+def _overrides(model: str, shape: str, files: dict[str, Path], tiny_bert: Path | None) -> list:
+    root = files["root"]
+    overrides = [
+        f"paths.root={root}",
+        f"tracking.uri=sqlite:///{root}/mlflow.db",
+        f"model={model}",
+        "evaluate.bootstrap.n_resamples=20",
+        "evaluate.top_k=5",
+        "progress=false",
+    ]
+    if shape == "pan_author":
+        overrides.append("scale=tiny")
+    else:
+        overrides += ["data=chatlog", f"data.path={files[shape]}", f"data.name={shape}"]
+    if model == "transformer":
+        overrides += [
+            f"model.estimator.name_or_path={tiny_bert}",
+            "model.estimator.max_steps=4",
+            "model.estimator.eval_steps=2",
+            "model.estimator.max_length=64",
+            "model.estimator.stride=16",
+            "model.estimator.batch_size=8",
+        ]
+    return overrides
+
+
+@pytest.mark.parametrize(("model", "shape"), _cells())
+def test_model_on_data_shape(model: str, shape: str, shape_files, request) -> None:
+    tiny_bert = request.getfixturevalue("tiny_bert") if model == "transformer" else None
+    with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
+        overrides = _overrides(model, shape, shape_files, tiny_bert)
+        cfg = compose(config_name="config", overrides=overrides)
+    if expected(model, shape) == "refused":
+        with pytest.raises(ConfigError, match=r"cannot train on data labelled per conversation"):
+            validate_config(cfg)
+        return
+    result = pipeline.run(cfg)
+    report = result.report_path
+    assert report is not None and report.is_file()
+    metrics = result.stages["evaluate"].metrics
+    unit = LEVEL[shape]
+    assert 0.0 <= metrics[f"test/{unit}/pr_auc"] <= 1.0
+
+
+def test_matrix_table_is_in_the_readme() -> None:
+    """The README's matrix is the one the declared inputs give (regenerate with
+    `python tests/test_matrix.py`)."""
+    readme = (config_dir().parent / "README.md").read_text(encoding="utf-8")
+    assert matrix_table() in readme
+
+
+def matrix_table() -> str:
+    header = "| model | " + " | ".join(SHAPES) + " |"
+    lines = [header, "|" + " --- |" * (len(SHAPES) + 1)]
+    for model in MODELS:
+        lines.append(f"| {model} | " + " | ".join(expected(model, s) for s in SHAPES) + " |")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    print(matrix_table())
+
+
+def test_a_refusal_names_the_models_that_would_work(shape_files) -> None:
+    with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
+        cfg = compose(
+            config_name="config",
+            overrides=_overrides("two_stage", "log_conversation", shape_files, None),
+        )
+    with pytest.raises(ConfigError) as refused:
+        validate_config(cfg)
+    assert "models that can: behaviour_gbm, metadata_only, tfidf_logreg" in str(refused.value)
+    assert "two_stage" not in str(refused.value).split("models that can:")[1]
+
+
+def test_a_missing_extra_is_named_at_start(compose_cfg, monkeypatch) -> None:
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util,
+        "find_spec",
+        lambda name, *a: None if name == "transformers" else real(name, *a),
+    )
+    with pytest.raises(ConfigError, match=r"pip install 'grooming-detect\[transformer\]'"):
+        validate_config(compose_cfg("model=transformer"))
+
+
+def test_label_level_is_read_from_the_header(tmp_path: Path) -> None:
+    from grooming_detect.data.chatlog import label_level_of
+
+    csv_file = tmp_path / "a.csv"
+    csv_file.write_text("conversation_id,author,text,conversation_label\nc,a,hi,0\n")
+    jsonl = tmp_path / "b.jsonl"
+    jsonl.write_text('\n{"conversation_id": "c", "author": "a", "text": "", "is_predator": 1}\n')
+    assert label_level_of(csv_file) == "conversation"
+    assert label_level_of(jsonl) == "author"
+    assert label_level_of(tmp_path / "missing.csv") is None
+    assert label_level_of(tmp_path / "missing.csv", predator_ids="ids.txt") == "author"
+
+
+def test_features_without_values_are_dropped_and_recorded(shape_files) -> None:
+    """A log without times has no reply gaps or hours: those columns are dropped, recorded in
+    the features manifest and the model's metadata, and scoring new files drops them too."""
+    import json
+
+    from grooming_detect.scoring import score_file
+    from grooming_detect.stage import latest_dir
+
+    with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
+        cfg = compose(
+            config_name="config",
+            overrides=_overrides("behaviour_gbm", "log_no_times", shape_files, None),
+        )
+    pipeline.run(cfg)
+    features = Path(cfg.paths.processed) / "log_no_times" / "features"
+    dropped = json.loads((features / "manifest.json").read_text())["dropped_features"]
+    assert {"f_mean_gap_min", "f_hour_sin", "f_hour_cos"} <= set(dropped["author_texts"])
+    model_dir = latest_dir(cfg.paths.run_dir, "model")
+    meta = json.loads((model_dir / "model.json").read_text())
+    assert "f_mean_gap_min" in meta["features"]["dropped"]
+    authors_csv, _ = score_file(str(model_dir), shape_files["log_no_times"], features / "scored")
+    assert authors_csv.is_file()
+    card = (latest_dir(cfg.paths.run_dir, "report") / "MODEL_CARD.md").read_text()
+    assert "| Features dropped | `f_mean_gap_min`" in card
