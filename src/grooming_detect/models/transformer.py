@@ -302,8 +302,9 @@ class TransformerClassifier(ClassifierMixin, BaseEstimator):
         model = self.model_.to(device)
         scores: list[np.ndarray] = []
         batch = self.batch_size * 4
+        steps = range(0, len(owners), batch)
         with torch.no_grad():
-            for start in range(0, len(owners), batch):
+            for start in progress.track(steps, f"scoring {len(owners):,} windows", unit="batch"):
                 part = {k: v[start : start + batch] for k, v in windows.items()}
                 padded = self.tokenizer_.pad(part, return_tensors="pt").to(device)
                 logits = model(**padded).logits.float().cpu().numpy()

@@ -32,6 +32,8 @@ from sklearn.preprocessing import normalize
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
+from grooming_detect.progress import track
+
 
 class CompactTfidfVectorizer(TfidfVectorizer):
     """``TfidfVectorizer`` whose fitted vocabulary maps terms to plain ``int`` (not NumPy
@@ -108,7 +110,12 @@ class HashingTfidfVectorizer(TransformerMixin, BaseEstimator):
         if self.analyzer == "char_wb" and texts:
             return _char_wb_counts(texts, hasher)
         step = max(1, int(self.batch_size))
-        blocks = [hasher.transform(texts[i : i + step]) for i in range(0, len(texts), step)]
+        batches = track(
+            range(0, len(texts), step),
+            f"hashing {self.analyzer} n-grams of {len(texts):,} documents",
+            unit="batch",
+        )
+        blocks = [hasher.transform(texts[i : i + step]) for i in batches]
         if not blocks:
             return sparse.csr_matrix((0, int(self.n_features)), dtype=np.float32)
         return sparse.vstack(blocks, format="csr", dtype=np.float32)
@@ -173,8 +180,12 @@ def _char_wb_counts(texts: list[str], hasher: HashingVectorizer) -> sparse.csr_m
     kept = pc.greater(pc.binary_length(flat), 0)  # Arrow's empty items at leading/trailing space
     encoded = pc.dictionary_encode(flat.filter(kept))
     document = document[kept.to_numpy(zero_copy_only=False)]
-    types = encoded.dictionary.to_pylist()
-    if not types:  # every document blank: no n-grams (FeatureHasher cannot take zero rows)
+    types = track(
+        encoded.dictionary.to_pylist(),
+        f"hashing char_wb n-grams of {len(texts):,} documents",
+        unit="word",
+    )
+    if not len(encoded.dictionary):  # every document blank: FeatureHasher cannot take 0 rows
         return sparse.csr_matrix((len(texts), hasher.n_features), dtype=np.float32)
     analyse = hasher.build_analyzer()
     per_type = FeatureHasher(
@@ -188,7 +199,7 @@ def _char_wb_counts(texts: list[str], hasher: HashingVectorizer) -> sparse.csr_m
             np.ones(len(document), dtype=np.float32),
             (document, encoded.indices.to_numpy(zero_copy_only=False)),
         ),
-        shape=(len(texts), len(types)),
+        shape=(len(texts), len(encoded.dictionary)),
     )
     counts = (occurrences @ per_type).tocsr()
     counts.sort_indices()
