@@ -83,3 +83,36 @@ def test_cli_prints_both_problems(tmp_path: Path, capsys) -> None:
 def test_cli_needs_pairs(tmp_path: Path) -> None:
     with pytest.raises(SystemExit):
         main(["--predators", str(tmp_path / "x.txt")])
+
+
+def test_evaluate_scores_test_submissions_as_the_pan_scorer(compose_cfg, tmp_path: Path) -> None:
+    """A truth id that never speaks in the test corpus is a miss for the PAN scorer: the
+    evaluate stage's test/author/pan_* equal a hand count over the written submission and the
+    full truth file, while the table-based recall ignores the silent id."""
+    import json
+
+    from grooming_detect import pipeline
+    from grooming_detect.data import pan12
+    from grooming_detect.stage import latest_dir
+
+    cfg = compose_cfg("scale=tiny", "stages=[data]")
+    pipeline.run(cfg)
+    corpus = next(Path(cfg.paths.raw, "synthetic").iterdir())
+    truth_file = pan12.find_files(corpus).test_problem1
+    with open(truth_file, "a", encoding="utf-8", newline="") as handle:
+        handle.write("silent-author-never-in-the-corpus\r\n")
+    result = pipeline.run(compose_cfg("scale=tiny", "evaluate.bootstrap.n_resamples=20"))
+    metrics = result.stages["evaluate"].metrics
+    evaluation = latest_dir(cfg.paths.run_dir, "evaluation")
+    submitted = {
+        line.strip()
+        for line in (evaluation / "test-problem1-predators.txt").read_text().splitlines()
+        if line.strip()
+    }
+    truth = {line.strip() for line in truth_file.read_text().splitlines() if line.strip()}
+    hits = len(submitted & truth)
+    assert metrics["test/author/pan_recall"] == pytest.approx(hits / len(truth))
+    assert metrics["test/author/pan_precision"] == pytest.approx(hits / len(submitted))
+    assert metrics["test/author/pan_recall"] < metrics["test/author/recall"]
+    summary = json.loads((evaluation / "evaluation.json").read_text())
+    assert "test/line/pan_f3" in summary["metrics"]

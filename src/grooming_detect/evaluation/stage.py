@@ -16,6 +16,7 @@ import pandas as pd
 from omegaconf import DictConfig, OmegaConf
 
 from grooming_detect import tracking
+from grooming_detect.data.pan12 import TEST_PROBLEM1, TEST_PROBLEM2
 from grooming_detect.data.schema import read_table
 from grooming_detect.evaluation import errors, lines, plots
 from grooming_detect.evaluation.calibration import ScoreCalibrator, calibration_scores
@@ -25,6 +26,12 @@ from grooming_detect.evaluation.metrics import (
     ranking_scores,
     scores_at_threshold,
     set_scores,
+)
+from grooming_detect.evaluation.pan_eval import (
+    PROBLEM1_MEASURES,
+    PROBLEM2_MEASURES,
+    score_problem1,
+    score_problem2,
 )
 from grooming_detect.features.behaviour import profiles
 from grooming_detect.io import read_json, write_json, write_parquet, write_text
@@ -290,6 +297,15 @@ def run_evaluate(cfg: DictConfig, ctx: StageContext) -> StageResult:
                 )
                 for name in ("precision", "recall", "f3"):
                     metrics[f"{split}/line/{name}"] = line_scores[name]
+            if split == "test":
+                metrics.update(
+                    pan_exact_scores(
+                        read_json(ctx.manifest_path),
+                        outputs[f"{split}_submission"],
+                        outputs[f"{split}_problem2"],
+                        metrics,
+                    )
+                )
         outputs[f"{split}_predictions"] = write_parquet(
             ctx.evaluation_dir / f"{split}-{unit.name}-scores.parquet", predictions
         )
@@ -356,6 +372,38 @@ def run_evaluate(cfg: DictConfig, ctx: StageContext) -> StageResult:
     tracking.log_metrics(metrics)
     tracking.log_artifact(ctx.evaluation_dir, "evaluation")
     return StageResult(stage="evaluate", outputs=outputs, metrics=metrics)
+
+
+def pan_exact_scores(
+    manifest: dict, problem1: Path, problem2: Path, metrics: dict[str, float]
+) -> dict[str, float]:
+    """PAN-2012's own scores of the written test submissions against the full ground-truth
+    files (``test/author/pan_*``, ``test/line/pan_*``), where the data has them (PAN layout).
+
+    Unlike the table-based measures, a truth id that never speaks in the test table (or was
+    filtered out) counts as a miss here, as in the official scorer; a disagreement is logged."""
+    sources = {name: Path(entry["path"]) for name, entry in manifest.get("sources", {}).items()}
+    out: dict[str, float] = {}
+    for problem, (truth_name, submission, level, scorer, names) in {
+        "problem 1": (TEST_PROBLEM1, problem1, "author", score_problem1, PROBLEM1_MEASURES),
+        "problem 2": (TEST_PROBLEM2, problem2, "line", score_problem2, PROBLEM2_MEASURES),
+    }.items():
+        truth = sources.get(truth_name)
+        if truth is None or not truth.is_file():
+            continue
+        scores = scorer(submission, truth)
+        for name in names:
+            out[f"test/{level}/pan_{name}"] = scores[name]
+        table_recall = metrics.get(f"test/{level}/recall")
+        if table_recall is not None and abs(table_recall - scores["recall"]) > 1e-12:
+            log.info(
+                "test %s: recall %.3f against the full truth file (PAN scorer) vs %.3f over the "
+                "test table: truth ids that never speak there, or were filtered out, are misses",
+                problem,
+                scores["recall"],
+                table_recall,
+            )
+    return out
 
 
 def _conversation_level(

@@ -72,11 +72,27 @@ def results_table(metrics: Mapping[str, float], threshold: float | None = None) 
         for row in [HEADER, *rows]
     ]
     lines.insert(1, "  ".join("-" * width for width in widths))
+    lines.extend(_pan_lines(metrics))
     if threshold is not None:
         lines.append(
             f"threshold {threshold:.4f} (tuned on validation; validation rows are in-sample)"
         )
     return "\n".join(lines)
+
+
+def _pan_lines(metrics: Mapping[str, float]) -> list[str]:
+    """The PAN-2012 scorer's figures of the written test submissions, when computed."""
+    out = []
+    for level, problem, f_name in (("author", "problem 1", "f0_5"), ("line", "problem 2", "f3")):
+        prefix = f"test/{level}/pan_"
+        if f"{prefix}{f_name}" in metrics:
+            out.append(
+                f"PAN-2012 scorer, test {problem} (full truth file): precision "
+                f"{_number(metrics.get(prefix + 'precision'))}, recall "
+                f"{_number(metrics.get(prefix + 'recall'))}, "
+                f"{f_name.replace('_', '.').upper()} {_number(metrics.get(prefix + f_name))}"
+            )
+    return out
 
 
 def results_markdown(metrics: Mapping[str, float], threshold: float | None = None) -> str:
@@ -89,6 +105,9 @@ def results_markdown(metrics: Mapping[str, float], threshold: float | None = Non
         "| " + " | ".join("---" for _ in HEADER) + " |",
         *("| " + " | ".join(row) + " |" for row in rows),
     ]
+    pan = _pan_lines(metrics)
+    if pan:
+        lines += ["", *(f"- {line}" for line in pan)]
     if threshold is not None:
         lines.append("")
         lines.append(
