@@ -150,3 +150,22 @@ def test_pipeline_on_conversation_labels_scores_conversations(
     assert "Conversation-level results" in report and "author-level measures skipped" in report
     manifest = result.stages["data"].outputs["manifest"].read_text()
     assert '"label_level": "conversation"' in manifest
+
+
+def test_jsonl_strings_may_hold_unicode_line_separators(tmp_path: Path) -> None:
+    """JSON writers leave U+2028, U+2029 and U+0085 raw inside strings: a record holding them
+    is one record, not a broken line."""
+    import json
+
+    path = tmp_path / "chat.jsonl"
+    records = [
+        {"conversation_id": "c1", "author": "a", "text": "one\u2028two\u2029three\x85four"},
+        {"conversation_id": "c1", "author": "b", "text": "reply"},
+    ]
+    path.write_text(
+        "\r\n".join(json.dumps({**r, "is_predator": 0}, ensure_ascii=False) for r in records),
+        encoding="utf-8",
+    )
+    messages, _, report = chatlog.read_chatlog(path)
+    assert report.rows == 2
+    assert messages["text"].tolist()[0] == "one\u2028two\u2029three\x85four"

@@ -21,6 +21,7 @@ from grooming_detect import pipeline
 from grooming_detect.config import ConfigError, config_dir, validate_config
 from grooming_detect.models.units import supports
 
+FIXTURE_LOG = Path(__file__).parent / "fixtures" / "chatlog" / "author_labels.csv"
 MODELS = sorted(path.stem for path in (config_dir() / "model").glob("*.yaml"))
 LEVEL = {
     "pan_author": "author",
@@ -179,7 +180,8 @@ def test_label_level_is_read_from_the_header(tmp_path: Path) -> None:
     assert label_level_of(csv_file) == "conversation"
     assert label_level_of(jsonl) == "author"
     assert label_level_of(tmp_path / "missing.csv") is None
-    assert label_level_of(tmp_path / "missing.csv", predator_ids="ids.txt") == "author"
+    assert label_level_of(tmp_path / "missing.csv", predator_ids="ids.txt") is None
+    assert label_level_of(FIXTURE_LOG, predator_ids="ids.txt") is None  # ids and a column
 
 
 def test_features_without_values_are_dropped_and_recorded(shape_files) -> None:
@@ -206,3 +208,43 @@ def test_features_without_values_are_dropped_and_recorded(shape_files) -> None:
     assert authors_csv.is_file()
     card = (latest_dir(cfg.paths.run_dir, "report") / "MODEL_CARD.md").read_text()
     assert "| Features dropped | `f_mean_gap_min`" in card
+
+
+def test_label_level_sniffing_agrees_with_the_reader(tmp_path: Path) -> None:
+    from grooming_detect.data.chatlog import label_level_of
+
+    ndjson = tmp_path / "c.ndjson"
+    record = '{"conversation_id": "c", "author": "a", "text": "", "conversation_label": 1}'
+    ndjson.write_text(record)
+    spaced = tmp_path / "d.csv"
+    spaced.write_text("conversation_id, author, text, is_predator\nc,a,hi,0\n")
+    both = tmp_path / "e.csv"
+    both.write_text("conversation_id,author,text,conversation_label\nc,a,hi,0\n")
+    assert label_level_of(ndjson) == "conversation"
+    assert label_level_of(spaced) is None  # " is_predator" is not a label column for the reader
+    assert label_level_of(both, predator_ids="ids.txt") is None  # two kinds: the reader refuses
+    assert label_level_of(None) is None
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        (["model.input=5"], r"model.input: 5; expected null, a view name"),
+        (["model=transformer", "model.input=null"], r"text_column=dialogue needs conversation"),
+    ],
+)
+def test_impossible_inputs_are_refused_at_start(compose_cfg, overrides, message) -> None:
+    with pytest.raises(ConfigError, match=message):
+        validate_config(compose_cfg(*overrides))
+
+
+def test_small_work_shows_no_progress(caplog: pytest.LogCaptureFixture) -> None:
+    """Explanations score one document per call: no progress line for that."""
+    import logging
+
+    from grooming_detect.models.vectorizers import HashingTfidfVectorizer
+
+    caplog.set_level(logging.INFO, logger="grooming_detect.progress")
+    vectorizer = HashingTfidfVectorizer(analyzer="char_wb", ngram_range=(2, 3)).fit(["hi there"])
+    vectorizer.transform(["hello"])
+    assert not caplog.records

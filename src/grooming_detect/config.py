@@ -150,7 +150,16 @@ def validate_config(cfg: DictConfig) -> None:
 
 
 def expected_label_level(cfg: DictConfig) -> str | None:
-    """The label level the configured data will have (None: not known before reading it)."""
+    """The label level the configured data will have (None: not known before reading it).
+    Without the data stage, the tables already on disk decide (their manifest)."""
+    manifest = Path(str(cfg.paths.processed)) / str(cfg.data.name) / "manifest.json"
+    if "data" not in cfg.stages and manifest.is_file():
+        import json
+
+        try:
+            return str(json.loads(manifest.read_text(encoding="utf-8")).get("label_level"))
+        except (OSError, ValueError):
+            return None
     if cfg.data.source in ("pan12", "synthetic"):
         return "author"
     if cfg.data.source == "chatlog" and not OmegaConf.is_missing(cfg.data, "path"):
@@ -194,14 +203,31 @@ def check_capabilities(cfg: DictConfig) -> None:
             )
     if "train" not in stages:
         return
-    level = expected_label_level(cfg)
     setting = model.get("input")
     setting = OmegaConf.to_container(setting) if OmegaConf.is_config(setting) else setting
+    if not (setting is None or isinstance(setting, str | dict)) or (
+        isinstance(setting, dict) and not all(isinstance(v, str | None) for v in setting.values())  # type: ignore[arg-type]
+    ):
+        raise ConfigError(
+            f"model.input: {setting!r}; expected null, a view name (author, conversation, "
+            "author_conversation) or a mapping from label level to view name"
+        )
+    level = expected_label_level(cfg)
     if level is not None and not supports(setting, level):
         raise ConfigError(
             f"model={model.name} cannot train on data labelled per {level} (model.input: "
             f"{setting}); models that can: {', '.join(models_supporting(level))}"
         )
+    text_column = model.get("estimator", {}).get("text_column")
+    if level is not None and text_column == "dialogue":
+        from grooming_detect.models.units import resolve_input
+
+        if resolve_input(setting, level) == "author":
+            raise ConfigError(
+                f"model={model.name}: text_column=dialogue needs conversation context, but "
+                "model.input reads author rows; use model.input=author_conversation (or "
+                "conversation on conversation labels), or model.estimator.text_column=text"
+            )
 
 
 def _check_estimator(cfg: DictConfig) -> None:

@@ -156,13 +156,18 @@ class Progress:
 
 
 def track(
-    iterable: Iterable[T], desc: str, total: float | None = None, unit: str = "it"
+    iterable: Iterable[T],
+    desc: str,
+    total: float | None = None,
+    unit: str = "it",
+    disable: bool = False,
 ) -> Iterator[T]:
-    """Iterate `iterable` with progress (one update per item)."""
+    """Iterate `iterable` with progress (one update per item); `disable` for work too small
+    to be worth a line (callers pass their own size rule)."""
     if total is None and hasattr(iterable, "__len__"):
         total = len(iterable)  # type: ignore[arg-type]
     try:
-        with Progress(desc, total, unit) as bar:
+        with Progress(desc, total, unit, disable=disable) as bar:
             for item in iterable:
                 yield item
                 bar.update()

@@ -100,7 +100,10 @@ def _records(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
             yield start, record
             start = reader.line_num + 1
     elif suffix in (".jsonl", ".ndjson"):
-        for number, line in enumerate(text.splitlines(), start=1):
+        # Records end at "\n" only: str.splitlines would also cut at U+2028, U+2029 and U+0085,
+        # which JSON writers leave raw inside strings (a valid record read as broken JSON).
+        for number, line in enumerate(text.split("\n"), start=1):
+            line = line.removesuffix("\r")
             if not line.strip():
                 continue
             try:
@@ -371,23 +374,24 @@ def load_chatlog(
     return tables, report
 
 
-def label_level_of(path: str | Path, predator_ids: str | Path | None = None) -> str | None:
+def label_level_of(path: str | Path | None, predator_ids: str | Path | None = None) -> str | None:
     """The label level a chat log declares, read from its header (CSV) or first record (JSONL)
     without reading the file: ``conversation`` (a ``conversation_label`` column), ``author``
     (``is_predator`` or an id list), or None when it cannot tell (the data stage then reports
     what is wrong, naming the line)."""
-    if predator_ids:
-        return "author"
-    source = Path(path)
+    if path is None:
+        return None
+    source = Path(str(path)).expanduser()
     try:
         with open(source, encoding="utf-8-sig", newline="") as handle:
-            if source.suffix.lower() == ".jsonl":
+            if source.suffix.lower() in (".jsonl", ".ndjson"):
                 first = next((line for line in handle if line.strip()), "")
                 keys = set(json.loads(first)) if first else set()
             else:
-                keys = {column.strip() for column in next(csv.reader(handle), [])}
+                keys = set(next(csv.reader(handle), []))  # as csv.DictReader names them
     except (OSError, UnicodeDecodeError, ValueError, TypeError):
         return None
-    if "conversation_label" in keys:
-        return "conversation"
-    return "author" if "is_predator" in keys else None
+    kinds = [predator_ids is not None, "is_predator" in keys, "conversation_label" in keys]
+    if sum(kinds) != 1:
+        return None  # no labels, or several kinds: the data stage says which, naming the file
+    return "conversation" if kinds[2] else "author"

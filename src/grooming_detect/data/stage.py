@@ -131,9 +131,10 @@ def load_tables(cfg: DictConfig) -> tuple[Tables, dict[str, Any]]:
     """Parse the configured dataset into canonical tables plus what loading found."""
     seed = int(cfg.seed)
     if cfg.data.source == "chatlog":
+        predator_ids = cfg.data.predator_ids
         tables, chat_report = chatlog.load_chatlog(
-            cfg.data.path,
-            cfg.data.predator_ids,
+            Path(str(cfg.data.path)).expanduser(),
+            Path(str(predator_ids)).expanduser() if predator_ids else predator_ids,
             float(cfg.data.validation_fraction),
             float(cfg.data.test_fraction),
             seed,

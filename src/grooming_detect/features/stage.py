@@ -34,7 +34,7 @@ from grooming_detect.stage import MissingInputError, StageContext, StageResult
 log = logging.getLogger(__name__)
 
 #: Bumped whenever the feature tables change for the same inputs (invalidates caches).
-FEATURES_VERSION = 6
+FEATURES_VERSION = 7
 #: The views this stage writes, one Parquet file each: text plus ``f_``/``cue_`` features.
 VIEWS = ("author_texts", "conversation_texts", "author_conversation_texts")
 

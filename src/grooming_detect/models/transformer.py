@@ -304,7 +304,13 @@ class TransformerClassifier(ClassifierMixin, BaseEstimator):
         batch = self.batch_size * 4
         steps = range(0, len(owners), batch)
         with torch.no_grad():
-            for start in progress.track(steps, f"scoring {len(owners):,} windows", unit="batch"):
+            shown = progress.track(
+                steps,
+                f"scoring {len(owners):,} windows",
+                unit="batch",
+                disable=len(owners) < 2_000,  # explanations score a few rows per call
+            )
+            for start in shown:
                 part = {k: v[start : start + batch] for k, v in windows.items()}
                 padded = self.tokenizer_.pad(part, return_tensors="pt").to(device)
                 logits = model(**padded).logits.float().cpu().numpy()

@@ -114,6 +114,7 @@ class HashingTfidfVectorizer(TransformerMixin, BaseEstimator):
             range(0, len(texts), step),
             f"hashing {self.analyzer} n-grams of {len(texts):,} documents",
             unit="batch",
+            disable=len(texts) < PROGRESS_MIN_DOCUMENTS,
         )
         blocks = [hasher.transform(texts[i : i + step]) for i in batches]
         if not blocks:
@@ -165,6 +166,11 @@ class HashingTfidfVectorizer(TransformerMixin, BaseEstimator):
         return {column: "|".join(group) for column, group in names.items()}
 
 
+#: Documents below which hashing shows no progress (a few seconds of work at most; explanations
+#: score one document at a time and would print a line per call).
+PROGRESS_MIN_DOCUMENTS = 20_000
+
+
 def _char_wb_counts(texts: list[str], hasher: HashingVectorizer) -> sparse.csr_matrix:
     """``hasher.transform(texts)`` for the ``char_wb`` analyser, computed word type by word type.
 
@@ -184,6 +190,7 @@ def _char_wb_counts(texts: list[str], hasher: HashingVectorizer) -> sparse.csr_m
         encoded.dictionary.to_pylist(),
         f"hashing char_wb n-grams of {len(texts):,} documents",
         unit="word",
+        disable=len(texts) < PROGRESS_MIN_DOCUMENTS,
     )
     if not len(encoded.dictionary):  # every document blank: FeatureHasher cannot take 0 rows
         return sparse.csr_matrix((len(texts), hasher.n_features), dtype=np.float32)
