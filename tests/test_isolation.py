@@ -35,7 +35,9 @@ def _grooming_detect(root: Path, *extra: str) -> subprocess.Popen:
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
-        env={**os.environ, "TQDM_DISABLE": "1"},
+        # Unbuffered: each log line reaches the test as it is written (a pipe is otherwise
+        # block-buffered, and the test would signal a run that had already finished).
+        env={**os.environ, "TQDM_DISABLE": "1", "PYTHONUNBUFFERED": "1"},
     )
 
 
