@@ -184,8 +184,17 @@ def test_ctrl_c_marks_the_runs_killed(tmp_path: Path) -> None:
     assert process.stdout is not None
     for line in process.stdout:
         if "== stage features ==" in line:
-            process.send_signal(signal.SIGINT)
             break
+    # Ctrl-C as a user presses it: again until the run stops. A signal that lands inside
+    # Arrow's C++ code can be absorbed there (Arrow installs its own SIGINT handler for
+    # cancellable reads), so a single one is not always delivered as KeyboardInterrupt.
+    for _ in range(10):
+        process.send_signal(signal.SIGINT)
+        try:
+            process.wait(timeout=2)  # room to mark the runs KILLED before any second press
+            break
+        except subprocess.TimeoutExpired:
+            continue
     process.communicate(timeout=300)
     assert process.returncode != 0
     client = MlflowClient(tracking_uri=f"sqlite:///{tmp_path}/mlflow.db")
@@ -194,11 +203,15 @@ def test_ctrl_c_marks_the_runs_killed(tmp_path: Path) -> None:
         run.data.tags.get("stage", "parent"): run.info.status
         for run in client.search_runs([experiment.experiment_id])
     }
-    # The signal lands as the features stage starts: its run (when already open) and the
-    # parent are KILLED, never FAILED; the finished data stage stays FINISHED.
+    # Interrupted after the data stage: the parent and the stage running then are KILLED,
+    # never FAILED; finished stages stay FINISHED.
     assert statuses["parent"] == "KILLED", statuses
-    assert statuses.get("features", "KILLED") == "KILLED", statuses
     assert statuses["data"] == "FINISHED", statuses
+    assert "FAILED" not in statuses.values(), statuses
+    assert "KILLED" in {v for k, v in statuses.items() if k != "parent"} or set(statuses) == {
+        "parent",
+        "data",
+    }, statuses
 
 
 def test_a_stage_alone_without_any_earlier_run_names_its_missing_input(compose_cfg) -> None:
