@@ -38,7 +38,15 @@ def _grooming_detect(root: Path, *extra: str) -> subprocess.Popen:
         # Unbuffered: each log line reaches the test as it is written (a pipe is otherwise
         # block-buffered, and the test would signal a run that had already finished).
         env={**os.environ, "TQDM_DISABLE": "1", "PYTHONUNBUFFERED": "1"},
+        # Ctrl-C as a terminal delivers it: the child starts with SIGINT's default disposition
+        # even when the test process ignores SIGINT (a child inheriting "ignore" never raises
+        # KeyboardInterrupt, and its run finishes).
+        preexec_fn=_default_sigint,
     )
+
+
+def _default_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def _run_id(output: str) -> str:
@@ -185,9 +193,7 @@ def test_ctrl_c_marks_the_runs_killed(tmp_path: Path) -> None:
     for line in process.stdout:
         if "== stage features ==" in line:
             break
-    # Ctrl-C as a user presses it: again until the run stops. A signal that lands inside
-    # Arrow's C++ code can be absorbed there (Arrow installs its own SIGINT handler for
-    # cancellable reads), so a single one is not always delivered as KeyboardInterrupt.
+    # Ctrl-C as a user presses it, again every 2 s until the run stops.
     for _ in range(10):
         process.send_signal(signal.SIGINT)
         try:
