@@ -19,6 +19,7 @@ import pyarrow.compute as pc
 from grooming_detect.features.text_kernels import (
     ELONGATION_PREFILTER,
     MessageText,
+    arrow_strings,
     lexicon_prefilter,
 )
 
@@ -132,9 +133,7 @@ def _numbers(strings: pa.Array) -> np.ndarray:
 def _clock(times: pd.Series) -> tuple[np.ndarray, np.ndarray]:
     """Hour (the first two characters) and minutes since midnight (``H:M`` split on the first
     colon) of each ``HH:MM`` time, NaN where missing or not numeric."""
-    array = pa.array(times, type=pa.large_string(), from_pandas=True)
-    if isinstance(array, pa.ChunkedArray):
-        array = array.combine_chunks()
+    array = arrow_strings(times)
     hour = _numbers(pc.utf8_slice_codeunits(array, 0, 2))
     parts = pc.extract_regex(array, r"^(?P<h>[^:]*):(?P<m>[^:]*)")
     minutes = _numbers(pc.struct_field(parts, "h")) * 60 + _numbers(pc.struct_field(parts, "m"))

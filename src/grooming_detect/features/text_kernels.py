@@ -42,14 +42,17 @@ def lexicon_prefilter(phrases: Iterable[str]) -> str | None:
 ELONGATION_PREFILTER = "|".join(c * 3 for c in string.ascii_letters + string.digits + "_")
 
 
+def arrow_strings(values: pd.Series | list[str]) -> pa.Array:
+    """One contiguous Arrow ``large_string`` array of `values` (missing values stay null)."""
+    array = pa.array(values, type=pa.large_string(), from_pandas=True)
+    return array.combine_chunks() if isinstance(array, pa.ChunkedArray) else array
+
+
 class MessageText:
     """One column of message texts (missing texts read as empty) as an Arrow array."""
 
     def __init__(self, texts: pd.Series) -> None:
-        array = pa.array(texts, type=pa.large_string(), from_pandas=True)
-        if isinstance(array, pa.ChunkedArray):
-            array = array.combine_chunks()
-        self.array = pc.fill_null(array, "")
+        self.array = pc.fill_null(arrow_strings(texts), "")
         self.ascii = pc.string_is_ascii(self.array).to_numpy(zero_copy_only=False)
 
     def __len__(self) -> int:

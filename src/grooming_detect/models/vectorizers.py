@@ -22,7 +22,6 @@ from numbers import Integral
 from typing import Any
 
 import numpy as np
-import pyarrow as pa
 import pyarrow.compute as pc
 from scipy import sparse
 from sklearn.base import BaseEstimator, TransformerMixin
@@ -32,6 +31,7 @@ from sklearn.preprocessing import normalize
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
+from grooming_detect.features.text_kernels import arrow_strings
 from grooming_detect.progress import track
 
 
@@ -179,8 +179,7 @@ def _char_wb_counts(texts: list[str], hasher: HashingVectorizer) -> sparse.csr_m
     scikit-learn's own analyser and hasher (so columns and counts are identical), and documents
     are then a sparse product: documents x word types times word types x hash columns. Real chat
     repeats its words, so this hashes about a tenth of the n-grams the plain path hashes."""
-    array = pa.array(texts, type=pa.large_string(), from_pandas=True)
-    words = pc.utf8_split_whitespace(pc.fill_null(array, ""))
+    words = pc.utf8_split_whitespace(pc.fill_null(arrow_strings(texts), ""))
     flat = pc.list_flatten(words)
     document = pc.list_parent_indices(words).to_numpy(zero_copy_only=False)
     kept = pc.greater(pc.binary_length(flat), 0)  # Arrow's empty items at leading/trailing space
