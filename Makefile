@@ -64,6 +64,10 @@ bench-ingest: $(STAMP) ## parse the synthetic corpus at PAN-2012 scale: messages
 bench-models: $(STAMP) ## every baseline: quality, fit time and peak memory (ARGS="--scale pan12")
 	$(BIN)/python scripts/bench_models.py $(ARGS)
 
+.PHONY: bench-compare
+bench-compare: $(STAMP) ## tfidf_logreg vs the transformer (15 min CPU budget) on real-text corpora, int8 scoring too
+	$(BIN)/python scripts/bench_compare.py $(ARGS)
+
 .PHONY: bench-transformer
 bench-transformer: $(STAMP) ## transformer training/inference throughput and peak memory (CPU or GPU)
 	$(BIN)/python scripts/bench_transformer.py $(ARGS)

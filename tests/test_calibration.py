@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 
 from grooming_detect.evaluation.calibration import (
+    MIN_SLOPE,
     ScoreCalibrator,
     calibration_scores,
     expected_calibration_error,
@@ -62,3 +65,22 @@ def test_temperature_scaling_recovers_a_known_temperature() -> None:
 def test_unknown_method_is_refused() -> None:
     with pytest.raises(ValueError, match="calibration method"):
         ScoreCalibrator("platt").fit(np.array([0.1, 0.9]), np.array([0, 1]))
+
+
+def test_platt_never_reverses_the_ranking(caplog: pytest.LogCaptureFixture) -> None:
+    """One validation positive that scored low gives a negative Platt slope; calibration must
+    still keep the model's ranking (it once sent the best test author to the bottom)."""
+    scores = np.linspace(0.01, 0.9, 50)
+    y = np.zeros(50, dtype=bool)
+    y[2] = True  # the only positive, among the lowest scores
+    calibrator = ScoreCalibrator("sigmoid").fit(scores, y)
+    assert calibrator.slope_clamped_ and calibrator.a_ == MIN_SLOPE
+    assert "do not rank positives higher" in caplog.text
+    test_scores = np.array([0.02, 0.3, 0.95])
+    calibrated = calibrator.transform(test_scores)
+    assert np.all(np.diff(calibrated) > 0), "order kept"
+    assert calibrated.mean() == pytest.approx(y.mean(), abs=0.01), "near the base rate"
+    restored = ScoreCalibrator.from_dict(json.loads(json.dumps(calibrator.to_dict())))
+    np.testing.assert_allclose(restored.transform(test_scores), calibrated)
+    # With signal on validation the slope is fitted freely and nothing is clamped.
+    assert not ScoreCalibrator("sigmoid").fit(scores, scores > 0.6).slope_clamped_

@@ -3,15 +3,17 @@
 The rows come from the model config group (conf/model/*.yaml) and the columns from the data
 shapes of `data_shapes.py`, so a new model or data shape joins the matrix without editing this
 file. Whether a cell must run or be refused is the model's declared input per label level
-(`model.input`, see `models.units.supports`). The transformer cells use a tiny random BERT and
-run with a tiny random BERT. The fast tier runs the refusals, the default model on every shape
-and the cells that once crashed (`FAST_CELLS`); the slow tier runs the rest.
+(`model.input`, see `models.units.supports`). The transformer cells use a tiny random BERT, and
+score their own chat log again with `grooming-detect-score`. The fast tier runs the refusals,
+the default model on every shape and the cells that once crashed (`FAST_CELLS`); the slow tier
+runs the rest.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
+import pandas as pd
 import pytest
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
@@ -124,6 +126,30 @@ def test_model_on_data_shape(model: str, shape: str, shape_files, request) -> No
     metrics = result.stages["evaluate"].metrics
     unit = LEVEL[shape]
     assert 0.0 <= metrics[f"test/{unit}/pr_auc"] <= 1.0
+    if model == "transformer" and shape != "pan_author":
+        _scores_the_log_with_the_command(cfg, files=shape_files, shape=shape)
+
+
+def _scores_the_log_with_the_command(cfg, files: dict[str, Path], shape: str) -> None:
+    """The fine-tuned model scores its own chat log through ``grooming-detect-score`` (int8
+    weights for the conversation-labelled CSV): every author and conversation gets a score."""
+    from grooming_detect.scoring import main as score_main
+    from grooming_detect.stage import latest_dir
+
+    log = files[shape]
+    out = Path(cfg.paths.root) / "scored" / shape
+    argv = [str(log), "--model", str(latest_dir(cfg.paths.run_dir, "model")), "--out", str(out)]
+    if shape == "log_one_author":
+        argv += ["--quantize", "int8"]
+    assert score_main(argv) == 0
+    messages = pd.read_csv(log) if log.suffix == ".csv" else pd.read_json(log, lines=True)
+    authors = pd.read_csv(out / "author_scores.csv")
+    conversations = pd.read_csv(out / "conversation_scores.csv")
+    assert set(authors["author"].astype(str)) == set(messages["author"].astype(str))
+    assert set(conversations["conversation_id"].astype(str)) == set(
+        messages["conversation_id"].astype(str)
+    )
+    assert authors["score"].between(0, 1).all() and conversations["score"].between(0, 1).all()
 
 
 def test_matrix_table_is_in_the_readme() -> None:

@@ -120,6 +120,63 @@ def test_tiny_bert_trains_and_goes_through_evaluate(tiny_bert: Path, compose_cfg
     assert false_positives["top_conversation"].str.len().gt(0).all()
 
 
+def _rows(n: int, seed: int) -> tuple[pd.DataFrame, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    y = np.arange(n) % 4 == 0
+    words = np.array(["hi", "ok", "secret", "how", "old", "game", "school", "nice"])
+    texts = [" ".join(rng.choice(words, size=int(rng.integers(3, 30)))) for _ in range(n)]
+    return pd.DataFrame({"text": texts}), y
+
+
+def test_int8_scoring_is_close_to_float_and_refuses_other_values(tiny_bert: Path) -> None:
+    X, y = _rows(24, seed=0)
+    model = TransformerClassifier(
+        name_or_path=str(tiny_bert),
+        text_column="text",
+        max_length=32,
+        stride=8,
+        max_steps=2,
+        batch_size=8,
+    ).fit(X, y)
+    float_scores = model.predict_proba(X)[:, 1]
+    model.set_params(quantize="int8")
+    int8_scores = model.predict_proba(X)[:, 1]
+    quantized = model._scoring_model("cpu")
+
+    def int8_layers(module) -> int:
+        return sum(".quantized.dynamic" in type(m).__module__ for m in module.modules())
+
+    assert int8_layers(quantized) > 0
+    assert model._scoring_model("cpu") is quantized, "built once, reused for every batch"
+    assert int8_layers(model.model_) == 0, (
+        "the fitted float weights stay as they are (they are what is saved)"
+    )
+    assert int8_scores.shape == float_scores.shape
+    assert np.abs(int8_scores - float_scores).max() < 0.05
+    model.set_params(quantize="fp8")
+    with pytest.raises(ValueError, match=r"quantize 'fp8': expected null .* or 'int8'"):
+        model.predict_proba(X)
+
+
+def test_time_budget_stops_training_and_still_selects(tiny_bert: Path) -> None:
+    X, y = _rows(64, seed=1)
+    X_val, y_val = _rows(16, seed=2)
+    model = TransformerClassifier(
+        name_or_path=str(tiny_bert),
+        text_column="text",
+        max_length=32,
+        stride=8,
+        max_steps=40,
+        eval_steps=100,
+        batch_size=4,
+        max_train_seconds=1e-6,
+    ).fit(X, y, validation=(X_val, y_val))
+    assert model.train_steps_ == 1, "stopped at the first step past the budget"
+    assert model.predict_proba(X_val).shape == (16, 2)
+    with pytest.raises(ValueError, match="max_train_seconds"):
+        TransformerClassifier(name_or_path=str(tiny_bert), max_train_seconds=0).fit(X, y)
+
+
 def test_packaged_minilm_fine_tunes_offline(default_run, tmp_path: Path) -> None:
     """A few steps of the packaged all-MiniLM-L6-v2 on synthetic author-in-conversation rows."""
     from grooming_detect.models.units import INPUTS, features_of

@@ -87,6 +87,16 @@ def load_scoring_model(location: str) -> tuple[Any, dict[str, Any]]:
     return load_skops(skops_file), dict(info.metadata)
 
 
+def set_quantize(model: Any, quantize: str, location: str) -> None:
+    """Score `model` with `quantize` weights; only transformer models have the choice."""
+    if "quantize" not in model.get_params():
+        raise ValueError(
+            f"{location}: --quantize applies to transformer models; this one is "
+            f"{type(model).__name__}"
+        )
+    model.set_params(quantize=quantize)
+
+
 def _message_batches(path: Path, batch_conversations: int) -> Iterator[pd.DataFrame]:
     if path.suffix.lower() == ".xml":
         for batch in pan12.iter_message_batches(path, batch_conversations or None):
@@ -185,10 +195,14 @@ def score_file(
     batch_conversations: int = 20_000,
     lexicons: dict[str, list[str]] | None = None,
     separator: str | None = None,
+    quantize: str | None = None,
 ) -> tuple[Path, Path]:
     """Score `path` and write ``author_scores.csv`` and ``conversation_scores.csv``, with the
-    feature settings the model was trained with unless `lexicons`/`separator` are given."""
+    feature settings the model was trained with unless `lexicons`/`separator` are given;
+    `quantize` (``"int8"``) scores a transformer with int8 weights on a CPU."""
     model, meta = load_scoring_model(model_location)
+    if quantize is not None:
+        set_quantize(model, quantize, model_location)
     lexicons, separator = feature_settings(meta, lexicons, separator)
     threshold = float(meta["threshold"])
     author_parts, conversation_parts = [], []
@@ -249,6 +263,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         default=20_000,
         help="PAN XML conversations per batch (0: all at once, exact)",
     )
+    parser.add_argument(
+        "--quantize",
+        choices=["int8"],
+        default=None,
+        help="transformer models on a CPU: score with dynamic int8 weights (faster, slightly "
+        "different scores; scripts/bench_compare.py measures both)",
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     unwritable = unwritable_reason(args.out)
@@ -258,7 +279,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     try:
         author_path, conversation_path = score_file(
-            args.model, args.input, args.out, args.batch_conversations
+            args.model, args.input, args.out, args.batch_conversations, quantize=args.quantize
         )
     except (FileNotFoundError, ValueError, MlflowException) as error:
         print(f"error: {error}", file=sys.stderr)

@@ -5,7 +5,12 @@ learned state ends in ``_``) and serialise to plain JSON (``to_dict``/``from_dic
 model never needs pickle.
 
 * ``none``: scores pass through unchanged.
-* ``sigmoid`` (Platt scaling): ``p = 1 / (1 + exp(-(a·logit(s) + b)))``.
+* ``sigmoid`` (Platt scaling): ``p = 1 / (1 + exp(-(a·logit(s) + b)))`` with ``a > 0``, so the
+  calibrated scores keep the model's ranking. When validation gives a slope of zero or below
+  (no signal there, e.g. one positive that scored low), an unconstrained fit would reverse the
+  ranking on test; the slope is held at ``MIN_SLOPE`` instead, ``b`` is fitted alone (scores
+  near the validation base rate, the ranking kept), ``slope_clamped_`` records it and a warning
+  says so.
 * ``temperature``: ``p = sigmoid(logit(s) / T)``, one parameter, keeps the ranking and the
   decision at 0.5 in place.
 * ``isotonic``: a monotone step function (ties in ranking can appear).
@@ -13,6 +18,7 @@ model never needs pickle.
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import numpy as np
@@ -25,6 +31,10 @@ from sklearn.metrics import brier_score_loss, log_loss
 
 METHODS = ("none", "sigmoid", "temperature", "isotonic")
 _EPS = 1e-6
+#: The smallest Platt slope: a calibrator never reverses the model's ranking.
+MIN_SLOPE = 1e-3
+
+log = logging.getLogger(__name__)
 
 
 def _logit(scores: np.ndarray) -> np.ndarray:
@@ -50,6 +60,27 @@ class ScoreCalibrator(BaseEstimator):
         if self.method == "sigmoid":
             platt = LogisticRegression(C=1e6).fit(logits.reshape(-1, 1), y)
             self.a_, self.b_ = float(platt.coef_[0, 0]), float(platt.intercept_[0])
+            self.slope_clamped_ = self.a_ < MIN_SLOPE
+            if self.slope_clamped_:
+                log.warning(
+                    "Platt calibration on validation (%d rows, %d positive) found slope %.4g: "
+                    "the scores there do not rank positives higher. The slope is held at %g so "
+                    "that calibration keeps the model's ranking; calibrated scores sit near the "
+                    "validation base rate. More validation positives would fix this.",
+                    len(y),
+                    int(y.sum()),
+                    self.a_,
+                    MIN_SLOPE,
+                )
+                self.a_ = MIN_SLOPE
+                shifted = MIN_SLOPE * logits
+
+                def intercept_nll(b: float) -> float:
+                    return log_loss(y, _sigmoid(shifted + b), labels=[False, True])
+
+                self.b_ = float(
+                    minimize_scalar(intercept_nll, bounds=(-30, 30), method="bounded").x
+                )
         elif self.method == "temperature":
 
             def nll(log_t: float) -> float:

@@ -15,17 +15,30 @@ Training uses the ``Trainer`` on ``train`` windows (each window carries its row'
 class-weighted loss (``class_weighting="balanced"``), evaluation on ``validation`` each epoch (or
 every ``eval_steps``), model selection and early stopping on the row-level ``pr_auc`` or
 ``f0_5``, gradient accumulation, ``device="auto"`` (CUDA when present, else CPU), bf16 on GPUs
-that support it and fp32 on CPU, and ``max_train_samples``/``max_steps`` for smoke runs. Curves
-are logged to the active MLflow run (the train stage's), not to a run of the Trainer's own.
+that support it and fp32 on CPU, ``max_train_samples``/``max_steps`` for smoke runs, and
+``max_train_seconds``, a wall-clock budget for the optimisation (training stops at the first step
+past it, then validation selects the checkpoint as usual; model loading and tokenising are not
+counted). Curves are logged to the active MLflow run (the train stage's), not to a run of the
+Trainer's own.
+
+Scoring on a CPU can use int8 weights: ``quantize="int8"`` applies PyTorch's dynamic
+quantisation to every ``Linear`` layer (weights int8, activations quantised per batch) before
+scoring; the fine-tuned float weights are what is saved, so the choice can be made at scoring time
+(``grooming-detect-score --quantize int8``). ``scripts/bench_compare.py`` measures the speed-up
+and the change in PR-AUC on the same rows. On a GPU the setting is ignored with a warning (the
+quantised kernels are CPU kernels).
 """
 
 from __future__ import annotations
 
+import copy
 import json
 import logging
 import re
 import sys
 import tempfile
+import time
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -41,6 +54,7 @@ from grooming_detect.evaluation.metrics import best_f_beta
 log = logging.getLogger(__name__)
 
 WINDOW_AGGREGATES = ("max", "mean", "topk_mean")
+QUANTIZE = (None, "int8")
 PARAMS_FILE = "estimator.json"
 
 
@@ -107,6 +121,7 @@ class TransformerClassifier(ClassifierMixin, BaseEstimator):
         epochs: float = 1.0,
         max_steps: int = -1,
         max_train_samples: int | None = None,
+        max_train_seconds: float | None = None,
         batch_size: int = 16,
         gradient_accumulation_steps: int = 1,
         learning_rate: float = 5e-5,
@@ -118,6 +133,7 @@ class TransformerClassifier(ClassifierMixin, BaseEstimator):
         eval_steps: int | None = None,
         device: str = "auto",
         bf16: str | bool = "auto",
+        quantize: str | None = None,
         seed: int = 0,
     ) -> None:
         self.name_or_path = name_or_path
@@ -129,6 +145,7 @@ class TransformerClassifier(ClassifierMixin, BaseEstimator):
         self.epochs = epochs
         self.max_steps = max_steps
         self.max_train_samples = max_train_samples
+        self.max_train_seconds = max_train_seconds
         self.batch_size = batch_size
         self.gradient_accumulation_steps = gradient_accumulation_steps
         self.learning_rate = learning_rate
@@ -140,6 +157,7 @@ class TransformerClassifier(ClassifierMixin, BaseEstimator):
         self.eval_steps = eval_steps
         self.device = device
         self.bf16 = bf16
+        self.quantize = quantize
         self.seed = seed
 
     # -- inputs -------------------------------------------------------------------------------
@@ -201,6 +219,12 @@ class TransformerClassifier(ClassifierMixin, BaseEstimator):
             )
         if self.selection_metric not in ("pr_auc", "f0_5"):
             raise ValueError(f"selection_metric {self.selection_metric!r}: pr_auc or f0_5")
+        self._check_quantize()
+        if self.max_train_seconds is not None and not self.max_train_seconds > 0:
+            raise ValueError(
+                f"max_train_seconds {self.max_train_seconds!r}: expected a positive number of "
+                "seconds, or null for no budget"
+            )
         y = np.asarray(y, dtype=bool)
         if self.max_train_samples is not None and len(X) > self.max_train_samples:
             # Keep every positive row that fits, then negatives, seeded.
@@ -272,6 +296,8 @@ class TransformerClassifier(ClassifierMixin, BaseEstimator):
             disable_tqdm=not (progress.enabled() and progress.in_terminal()),
         )
         callbacks: list[Any] = [_MlflowCurves()]
+        if self.max_train_seconds is not None:
+            callbacks.append(_TimeBudget(float(self.max_train_seconds)))
         if eval_set is not None and self.early_stopping_patience:
             callbacks.append(EarlyStoppingCallback(self.early_stopping_patience))
         trainer = _WeightedTrainer(
@@ -284,22 +310,60 @@ class TransformerClassifier(ClassifierMixin, BaseEstimator):
             callbacks=callbacks,
             class_weights=weights,
         )
-        trainer.train()
+        output = trainer.train()
         self.model_ = trainer.model.to("cpu" if device == "cpu" else device)
         self.model_.eval()
+        self.train_steps_ = int(output.global_step)
+        self.train_seconds_ = float(output.metrics.get("train_runtime", float("nan")))
         self.train_windows_ = len(train_set)
         self.train_tokens_ = int(sum(len(ids) for ids in train_windows["input_ids"]))
         self.classes_ = np.array([False, True])
         return self
 
     # -- prediction ---------------------------------------------------------------------------
+    def _check_quantize(self) -> None:
+        if self.quantize not in QUANTIZE:
+            raise ValueError(
+                f"quantize {self.quantize!r}: expected null (float weights) or 'int8' "
+                "(dynamic int8 quantisation of the Linear layers for CPU scoring)"
+            )
+
+    def _scoring_model(self, device: str) -> Any:
+        """The model that scores: the fitted one, or its int8 copy (built once, CPU only)."""
+        self._check_quantize()
+        if self.quantize is None:
+            return self.model_.to(device)
+        if device != "cpu":
+            log.warning(
+                "quantize=%s is for CPU scoring; scoring on %s with the float weights",
+                self.quantize,
+                device,
+            )
+            return self.model_.to(device)
+        cached = getattr(self, "_quantized", None)
+        if cached is None or cached[0] is not self.model_:
+            import torch
+
+            with warnings.catch_warnings():
+                # torch.ao.quantization is deprecated in favour of torchao; its dynamic int8
+                # Linear still works in the pinned torch, and torchao adds a dependency.
+                warnings.simplefilter("ignore", DeprecationWarning)
+                warnings.simplefilter("ignore", UserWarning)
+                quantized = torch.ao.quantization.quantize_dynamic(
+                    copy.deepcopy(self.model_).to("cpu"), {torch.nn.Linear}, dtype=torch.qint8
+                )
+            quantized.eval()
+            cached = (self.model_, quantized)
+            self._quantized = cached
+        return cached[1]
+
     def predict_proba(self, X: pd.DataFrame) -> np.ndarray:
         import torch
 
         texts = self._texts(X)
         windows, owners = self._windows(texts)
         device = self._device()
-        model = self.model_.to(device)
+        model = self._scoring_model(device)
         scores: list[np.ndarray] = []
         batch = self.batch_size * 4
         steps = range(0, len(owners), batch)
@@ -408,6 +472,32 @@ class _WeightedTrainer(_Trainer):  # type: ignore[misc, valid-type]
         )
         loss = torch.nn.functional.cross_entropy(outputs.logits.float(), labels, weight=weight)
         return (loss, outputs) if return_outputs else loss
+
+
+class _TimeBudget(_Callback):  # type: ignore[misc, valid-type]
+    """Stops training at the first optimiser step past a wall-clock budget (seconds)."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self.started = 0.0
+
+    def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        self.started = time.perf_counter()
+
+    def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        if time.perf_counter() - self.started >= self.seconds:
+            log.info(
+                "training budget of %.0f s spent after %d steps; stopping",
+                self.seconds,
+                state.global_step,
+            )
+            control.should_training_stop = True
+            # With per-epoch evaluation the Trainer evaluates at the (cut-short) epoch's end
+            # anyway; with evaluation every N steps it would not, so ask for it here, so that
+            # the best-checkpoint selection sees the last point.
+            if args.eval_strategy == "steps":
+                control.should_evaluate = True
+                control.should_save = True
 
 
 class _MlflowCurves(_Callback):  # type: ignore[misc, valid-type]
