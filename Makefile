@@ -68,6 +68,10 @@ bench-models: $(STAMP) ## every baseline: quality, fit time and peak memory (ARG
 bench-compare: $(STAMP) ## tfidf_logreg vs the transformer (15 min CPU budget) on real-text corpora, int8 scoring too
 	$(BIN)/python scripts/bench_compare.py $(ARGS)
 
+.PHONY: bench-serve
+bench-serve: $(STAMP) ## the served MLflow model: p50/p95 latency and requests/s of 50-message conversations
+	$(BIN)/python scripts/bench_serve.py $(ARGS)
+
 .PHONY: bench-transformer
 bench-transformer: $(STAMP) ## transformer training/inference throughput and peak memory (CPU or GPU)
 	$(BIN)/python scripts/bench_transformer.py $(ARGS)

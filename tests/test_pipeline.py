@@ -168,11 +168,13 @@ def test_submission_scored_offline_equals_logged_metrics(default_run) -> None:
         assert metrics[f"test/line/{name}"] == pytest.approx(value), name
 
 
-def test_logged_model_loads_and_scores(default_run) -> None:
+def test_logged_estimator_loads_and_scores(default_run) -> None:
+    """The bare estimator logged beside the whole-scorer model (test_serving.py) equals the
+    local one."""
     cfg, result, client = default_run
-    model_uri = client.get_run(result.run_id).data.tags["model_uri"]
+    estimator_uri = client.get_run(result.run_id).data.tags["estimator_uri"]
     mlflow.set_tracking_uri(cfg.tracking.uri)  # other tests point MLflow elsewhere
-    loaded = mlflow.pyfunc.load_model(model_uri)
+    loaded = mlflow.pyfunc.load_model(estimator_uri)
     from grooming_detect.models.units import UNITS, features_of
 
     view = pd.read_parquet(

@@ -43,6 +43,7 @@ from grooming_detect.models.units import (
     features_of,
 )
 from grooming_detect.progress import track
+from grooming_detect.serving import ARTIFACT
 
 log = logging.getLogger(__name__)
 SPLIT = "score"
@@ -62,6 +63,15 @@ def load_scoring_model(location: str) -> tuple[Any, dict[str, Any]]:
     info = mlflow.models.get_model_info(location)
     if not info.metadata or "threshold" not in info.metadata:
         raise ValueError(f"{location}: MLflow model without grooming-detect metadata")
+    pyfunc_artifacts = (info.flavors.get("python_function") or {}).get("artifacts") or {}
+    if ARTIFACT in pyfunc_artifacts:
+        # The whole-scorer pyfunc: its artifact is the train stage's model folder, loaded as
+        # one (skops against the allow-list; nothing unpickled).
+        local = Path(mlflow.artifacts.download_artifacts(location)).resolve()
+        folder = (local / str(pyfunc_artifacts[ARTIFACT].get("path", ""))).resolve()
+        if local not in folder.parents or not folder.is_dir():
+            raise UntrustedModelError(f"{location}: model folder {folder} is not inside the model")
+        return load_model(folder)
     if "transformers" in info.flavors:
         from grooming_detect.models.transformer import TransformerClassifier
 

@@ -230,6 +230,31 @@ def log_transformer_model(estimator: Any, metadata: dict[str, Any], name: str = 
     return info.model_uri
 
 
+def register_model(
+    train_run_id: str,
+    name: str,
+    alias: str,
+    tags: Mapping[str, Any],
+    description: str,
+) -> str:
+    """Register the whole-scorer model of `train_run_id` under `name`, with `tags` (the run's
+    test measures), `description` (the model card, shown by the registry) and `alias`; its
+    version."""
+    client = mlflow.MlflowClient()
+    model_uri = client.get_run(train_run_id).data.tags.get("model_uri")
+    if not model_uri:
+        raise ValueError(
+            f"train run {train_run_id} logged no model_uri tag; retrain to register the model"
+        )
+    version = mlflow.register_model(
+        model_uri, name, tags={key: str(value) for key, value in tags.items()}
+    ).version
+    client.update_model_version(name, version, description=description)
+    client.set_registered_model_alias(name, alias, version)
+    log.info("Registered %s as %s version %s (alias @%s)", model_uri, name, version, alias)
+    return str(version)
+
+
 def git_commit(root: Path) -> str:
     """The checkout's commit (with `-dirty` when it has uncommitted changes), or `unknown`."""
     try:

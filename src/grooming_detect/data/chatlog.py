@@ -22,7 +22,7 @@ import io
 import json
 import logging
 import re
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -174,6 +174,28 @@ def read_chatlog(
     source = Path(path)
     if not source.is_file():
         raise FileNotFoundError(f"{source}: chat-log file not found")
+    return read_records(
+        _records(source),
+        source,
+        predator_ids_path,
+        require_labels,
+        max_message_chars,
+        long_messages,
+    )
+
+
+def read_records(
+    records: Iterable[tuple[int, dict[str, Any]]],
+    source: str | Path,
+    predator_ids_path: str | Path | None = None,
+    require_labels: bool = True,
+    max_message_chars: int | None = MAX_MESSAGE_CHARS,
+    long_messages: str = "error",
+) -> tuple[pd.DataFrame, dict[str, bool] | set[str], ChatlogReport]:
+    """`read_chatlog` on records already read: ``(number, record)`` pairs from `source` (a file,
+    or a name such as ``request`` for a served model's input). Every check, message and default
+    is the file reader's, so a served model reads its rows exactly as a file would be read."""
+    name = source.name if isinstance(source, Path) else str(source)
     report = ChatlogReport()
     rows: dict[str, list[Any]] = {
         k: [] for k in ("conversation_id", "line", "author", "time", "text", "split")
@@ -186,7 +208,7 @@ def read_chatlog(
     id_kinds: dict[tuple[str, str], tuple[str, int]] = {}
     first_blank_split: int | None = None
     has_line = has_author_label = has_conversation_label = False
-    for number, record in track(_records(source), f"reading {source.name}", unit="rows"):
+    for number, record in track(records, f"reading {name}", unit="rows"):
         where = f"{source}:{number}"
         if report.rows == 0:
             has_line = record.get("line") not in (None, "")

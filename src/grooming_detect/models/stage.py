@@ -20,6 +20,7 @@ from grooming_detect.io import read_json
 from grooming_detect.models.persistence import MODEL_FILE, save_model, trusted_types
 from grooming_detect.models.units import ModelInput, resolve_input, unit_of
 from grooming_detect.profiling import peak_rss_mib
+from grooming_detect.serving import log_pyfunc_model
 from grooming_detect.stage import StageContext, StageResult
 
 log = logging.getLogger(__name__)
@@ -136,6 +137,8 @@ def run_train(cfg: DictConfig, ctx: StageContext) -> StageResult:
         # What the model learned from: evaluate refuses tables of other data.
         "data_fingerprint": read_json(ctx.manifest_path).get("fingerprint"),
         "peak_rss_mib_after_fit": peak_rss_mib(),
+        # The train run: scores carry it as the model's version.
+        "run_id": tracking.active_run_id(),
     }
     save_model(model, meta, ctx.model_dir)
     metrics = {
@@ -165,23 +168,32 @@ def run_train(cfg: DictConfig, ctx: StageContext) -> StageResult:
             "calibration",
             "model_name",
             "features",
+            "run_id",
         )
     }
+    # The whole scorer (messages in, calibrated risk and flags out) is the run's `model`; the
+    # bare estimator stays beside it as `estimator`, for researchers.
+    model_uri = log_pyfunc_model(ctx.model_dir, metadata)
     if hasattr(model, "model_") and hasattr(model, "save"):
-        model_uri = tracking.log_transformer_model(model, metadata)
+        estimator_uri = tracking.log_transformer_model(model, metadata, name="estimator")
     else:
         example = X.head(3).reset_index(drop=True)
-        model_uri = tracking.log_sklearn_model(
+        estimator_uri = tracking.log_sklearn_model(
             model,
             example,
             model.predict_proba(example),
             trusted=trusted_types(ctx.model_dir / MODEL_FILE),
             metadata=metadata,
+            name="estimator",
         )
-    tracking.set_tags({"model_uri": model_uri})
+    tracking.set_tags({"model_uri": model_uri, "estimator_uri": estimator_uri})
     return StageResult(
         stage="train",
         outputs={"model_dir": ctx.model_dir},
         metrics=metrics,
-        parent_tags={"model_uri": model_uri, "model": str(cfg.model.name)},
+        parent_tags={
+            "model_uri": model_uri,
+            "estimator_uri": estimator_uri,
+            "model": str(cfg.model.name),
+        },
     )

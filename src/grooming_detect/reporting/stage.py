@@ -240,7 +240,43 @@ def run_report(cfg: DictConfig, ctx: StageContext) -> StageResult:
         outputs["published_card"] = publish_card(card_inputs, Path(str(cfg.report.publish_dir)))
     tracking.log_artifact(ctx.report_dir, "report")
     log.info("Wrote the run report and model card to %s", ctx.report_dir)
-    return StageResult(stage="report", outputs=outputs)
+    parent_tags = {}
+    if cfg.tracking.register:
+        parent_tags["registered_version"] = register(
+            cfg, card_inputs["meta"], summary, outputs["model_card"].read_text(encoding="utf-8")
+        )
+    return StageResult(stage="report", outputs=outputs, parent_tags=parent_tags)
+
+
+#: Test measures a registered version carries as tags (for a reviewer choosing what to promote).
+REGISTRY_MEASURES = ("pr_auc", "f0_5", "precision", "recall", "ece", "roc_auc")
+
+
+def register(cfg: DictConfig, meta: dict, summary: dict, card: str) -> str:
+    """Register the evaluated model (``tracking.register``) with its test measures as tags,
+    the model card as the version's description, and ``tracking.register_alias``."""
+    train_run = meta.get("run_id")
+    if not train_run:
+        raise ValueError(
+            "tracking.register: the model does not record its train run (saved before runs "
+            "were recorded); train it again to register it"
+        )
+    unit = meta.get("unit", "author")
+    metrics = summary.get("metrics", {})
+    tags = {
+        f"test/{unit}/{name}": metrics[f"test/{unit}/{name}"]
+        for name in REGISTRY_MEASURES
+        if f"test/{unit}/{name}" in metrics
+    }
+    tags |= {"threshold": meta["threshold"], "model": meta.get("model_name", ""), "unit": unit}
+    tags["data"] = str(cfg.data.name)
+    return tracking.register_model(
+        train_run,
+        str(cfg.tracking.registered_model_name),
+        str(cfg.tracking.register_alias),
+        tags,
+        card,
+    )
 
 
 def publish_card(card_inputs: dict, publish_dir: Path) -> Path:
