@@ -111,13 +111,16 @@ def test_other_models_agree_three_ways(compose_cfg, model: str, request) -> None
     _three_ways(cfg, model_uri)
 
 
-def test_bad_requests_are_refused_with_the_reason(compose_cfg) -> None:
+def test_bad_requests_are_refused_with_the_reason(tmp_path: Path) -> None:
+    """Requests are checked before any model work: a fitted toy model is enough here."""
+    from sklearn.dummy import DummyClassifier
+
+    from grooming_detect.models.persistence import save_model
     from grooming_detect.serving import ARTIFACT, INPUT_EXAMPLE, GroomingRiskModel
 
-    cfg = compose_cfg("scale=tiny", "model=tfidf_logreg", "stages=[data,features,train]")
-    pipeline.run(cfg)
-
-    context = SimpleNamespace(artifacts={ARTIFACT: str(latest_dir(cfg.paths.run_dir, "model"))})
+    toy = DummyClassifier(strategy="prior").fit(pd.DataFrame({"text": ["a", "b"]}), [0, 1])
+    save_model(toy, {"unit": "author", "input": "author", "threshold": 0.5}, tmp_path / "m")
+    context = SimpleNamespace(artifacts={ARTIFACT: str(tmp_path / "m")})
     scorer = GroomingRiskModel()
     scorer.load_context(context)
     good = scorer.predict(None, INPUT_EXAMPLE)
@@ -129,11 +132,24 @@ def test_bad_requests_are_refused_with_the_reason(compose_cfg) -> None:
         (INPUT_EXAMPLE.assign(time=["18:01", "25 past", None]), r"request:2: time='25 past'"),
         (INPUT_EXAMPLE.assign(line=[1, 1, 2]), r"request:2: .*line=1\) duplicates row 1"),
         (INPUT_EXAMPLE.head(0), "no messages"),
+        (INPUT_EXAMPLE.assign(line=[1, 2.5, 3]), r"request:2: line=2.5; expected a 1-based"),
+        (INPUT_EXAMPLE.assign(line=[1, True, 3]), r"request:2: line=True"),
+        (INPUT_EXAMPLE.assign(text=["a", ["b"], "c"]), r"request:2: text=\['b'\] is a list"),
+        (
+            INPUT_EXAMPLE.drop(columns=["time"]).assign(timestamp=["now", None, None]),
+            r"request:1: timestamp='now' is not an ISO 8601",
+        ),
     ]
     for frame, reason in cases:
         with pytest.raises(MlflowException, match=reason) as refused:
             scorer.predict(None, frame)
         assert refused.value.get_http_status_code() == 400
+    # A failure of ours is a 500 that says so, with no stack trace in the answer.
+    scorer.model = object()
+    with pytest.raises(MlflowException, match="internal error while scoring") as failed:
+        scorer.predict(None, INPUT_EXAMPLE)
+    assert failed.value.get_http_status_code() == 500
+    assert "Traceback" not in json.dumps(failed.value.serialize_as_json())
 
 
 def _free_port() -> int:

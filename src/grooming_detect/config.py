@@ -118,6 +118,7 @@ def validate_config(cfg: DictConfig) -> None:
             "multiparty_share",
             "surface_variation",
             "quirk_rate",
+            "benign_holdout_share",
         ):
             value = float(generator[key])
             if not 0.0 <= value <= 1.0:
@@ -144,6 +145,22 @@ def validate_config(cfg: DictConfig) -> None:
     limit = cfg.data.get("max_message_chars")
     if limit is not None and (not isinstance(limit, int) or limit < 1):
         raise ConfigError(f"data.max_message_chars: {limit!r}; expected a positive integer or null")
+    if "evaluate" in stages:
+        from grooming_detect.evaluation.audit import BenignSetError, parse_benign_sets
+
+        try:
+            parse_benign_sets(OmegaConf.to_container(cfg.evaluate.benign_sets, resolve=True))
+        except BenignSetError as error:
+            raise ConfigError(str(error)) from None
+        for key in ("cue_ablation", "source_probe"):
+            if not isinstance(cfg.evaluate.audit[key], bool):
+                raise ConfigError(f"evaluate.audit.{key}: expected true or false")
+        audited = bool(cfg.evaluate.benign_sets) or any(cfg.evaluate.audit.values())
+        if audited and "test" not in cfg.evaluate.splits:
+            raise ConfigError(
+                "evaluate.benign_sets and evaluate.audit compare with the test split; add test "
+                "to evaluate.splits"
+            )
     bad_splits = [s for s in cfg.evaluate.splits if s not in ("validation", "test")]
     if bad_splits:
         raise ConfigError(f"evaluate.splits: {bad_splits}; expected validation and/or test")

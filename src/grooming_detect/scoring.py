@@ -67,8 +67,11 @@ def load_scoring_model(location: str) -> tuple[Any, dict[str, Any]]:
     if ARTIFACT in pyfunc_artifacts:
         # The whole-scorer pyfunc: its artifact is the train stage's model folder, loaded as
         # one (skops against the allow-list; nothing unpickled).
+        entry = pyfunc_artifacts[ARTIFACT]
+        if not isinstance(entry, dict) or not isinstance(entry.get("path"), str):
+            raise UntrustedModelError(f"{location}: malformed artifact entry in its MLmodel")
         local = Path(mlflow.artifacts.download_artifacts(location)).resolve()
-        folder = (local / str(pyfunc_artifacts[ARTIFACT].get("path", ""))).resolve()
+        folder = (local / entry["path"]).resolve()
         if local not in folder.parents or not folder.is_dir():
             raise UntrustedModelError(f"{location}: model folder {folder} is not inside the model")
         return load_model(folder)
@@ -127,6 +130,31 @@ def _message_batches(path: Path, batch_conversations: int) -> Iterator[pd.DataFr
     yield messages.assign(split=SPLIT)
 
 
+def model_rows(
+    meta: dict[str, Any],
+    messages: pd.DataFrame,
+    lexicons: dict[str, list[str]],
+    separator: str,
+) -> tuple[Any, dict[str, pd.DataFrame], pd.DataFrame]:
+    """The canonical tables, every view, and the rows of the model's input view (without the
+    columns the model's training data had no value for) of a batch of messages."""
+    tables = build_tables(messages, predators={SPLIT: set()})
+    views = build_views(tables.messages, tables.authors, tables.conversations, separator, lexicons)
+    unit = UNITS[meta.get("unit", "author")]
+    kind = INPUTS[meta.get("input") or unit.name]
+    rows = views[kind.view_file.removesuffix(".parquet")]
+    dropped = (meta.get("features") or {}).get("dropped", [])
+    return tables, views, rows.drop(columns=[c for c in dropped if c in rows.columns])
+
+
+def read_messages(path: Path) -> pd.DataFrame:
+    """Every message of a PAN-2012 XML file or a chat log, unlabelled, as one frame."""
+    batches = list(_message_batches(path, 0))
+    if not batches:
+        raise ValueError(f"{path}: no messages; expected at least one conversation")
+    return pd.concat(batches, ignore_index=True)
+
+
 def score_messages(
     model: Any,
     meta: dict[str, Any],
@@ -135,13 +163,9 @@ def score_messages(
     separator: str,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Author and conversation scores of one batch of messages (calibrated, with flags)."""
-    tables = build_tables(messages, predators={SPLIT: set()})
-    views = build_views(tables.messages, tables.authors, tables.conversations, separator, lexicons)
+    tables, views, rows = model_rows(meta, messages, lexicons, separator)
     unit = UNITS[meta.get("unit", "author")]
     kind = INPUTS[meta.get("input") or unit.name]
-    rows = views[kind.view_file.removesuffix(".parquet")]
-    dropped = (meta.get("features") or {}).get("dropped", [])
-    rows = rows.drop(columns=[c for c in dropped if c in rows.columns])
     raw = model.predict_proba(features_of(rows, kind))[:, 1]
     calibrator = ScoreCalibrator.from_dict(meta.get("calibration", {"method": "none"}))
     scores = pd.Series(calibrator.transform(raw), index=rows[kind.id_column].to_numpy())

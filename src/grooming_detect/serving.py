@@ -24,6 +24,8 @@ the project's allow-list.
 
 from __future__ import annotations
 
+import logging
+import math
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
@@ -31,7 +33,7 @@ from typing import Any
 import mlflow
 import pandas as pd
 from mlflow.exceptions import MlflowException
-from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE
+from mlflow.protos.databricks_pb2 import INTERNAL_ERROR, INVALID_PARAMETER_VALUE
 
 from grooming_detect.data.chatlog import ChatlogFormatError, read_records
 from grooming_detect.models.persistence import load_model
@@ -41,6 +43,14 @@ REQUIRED_COLUMNS = ("conversation_id", "author", "text")
 OPTIONAL_COLUMNS = ("line", "time", "timestamp")
 OUTPUT_COLUMNS = ("level", "id", "risk", "flagged", "threshold", "model_version")
 ARTIFACT = "grooming_model"
+#: The most messages one request may hold (a larger batch belongs in grooming-detect-score).
+MAX_REQUEST_ROWS = 100_000
+
+log = logging.getLogger(__name__)
+
+
+def _missing(value: Any) -> bool:
+    return value is None or (isinstance(value, float) and math.isnan(value))
 
 
 def package_version() -> str:
@@ -69,20 +79,37 @@ def request_messages(frame: pd.DataFrame, source: str = "request") -> pd.DataFra
         )
     if frame.empty:
         raise ChatlogFormatError(f"{source}: no messages; expected one row per message")
-    for column in ("conversation_id", "author", "text"):
-        # A number where a string belongs is a client bug; the reader would turn it into text.
-        kinds = frame[column].map(lambda v: v is None or isinstance(v, str) or pd.isna(v))
-        if not kinds.all():
-            row = int(kinds.to_numpy().argmin()) + 1
+    if len(frame) > MAX_REQUEST_ROWS:
+        raise ChatlogFormatError(
+            f"{source}: {len(frame):,} messages; at most {MAX_REQUEST_ROWS:,} per request (score "
+            "larger batches with grooming-detect-score)"
+        )
+    expected = {"conversation_id": str, "author": str, "text": str, "time": str, "timestamp": str}
+    for column, kind in expected.items():
+        if column not in frame.columns:
+            continue
+        # A number (or a list) where a string belongs is a client bug; the reader would
+        # quietly turn it into text.
+        wrong = [not (_missing(v) or isinstance(v, kind)) for v in frame[column]]
+        if any(wrong):
+            row = wrong.index(True) + 1
             value = frame[column].iloc[row - 1]
             raise ChatlogFormatError(
-                f"{source}:{row}: {column}={value!r} is a {type(value).__name__}; expected a string"
+                f"{source}:{row}: {column}={value!r:.60} is a {type(value).__name__}; "
+                "expected a string"
             )
     keep = [c for c in (*REQUIRED_COLUMNS, *OPTIONAL_COLUMNS) if c in frame.columns]
-    records = frame[keep].astype(object).where(frame[keep].notna(), None).to_dict("records")
-    for record in records:
-        if record.get("line") is not None and isinstance(record["line"], float):
-            record["line"] = int(record["line"]) if record["line"].is_integer() else record["line"]
+    records = [
+        {k: (None if _missing(v) else v) for k, v in record.items()}
+        for record in frame[keep].astype(object).to_dict("records")
+    ]
+    for row, record in enumerate(records, start=1):
+        line = record.get("line")
+        if line is None or isinstance(line, str):
+            continue  # the reader names a missing or non-numeric line
+        if isinstance(line, bool) or not float(line).is_integer():
+            raise ChatlogFormatError(f"{source}:{row}: line={line!r}; expected a 1-based integer")
+        record["line"] = int(line)
     messages, _, _ = read_records(enumerate(records, start=1), source, require_labels=False)
     return messages
 
@@ -127,21 +154,30 @@ class GroomingRiskModel(mlflow.pyfunc.PythonModel):
     def predict(self, context: Any, model_input: pd.DataFrame, params: Any = None) -> pd.DataFrame:
         try:
             return score_request(self.model, self.meta, model_input)
-        except (ChatlogFormatError, ValueError) as error:
-            # A 400 answer with the reason, not a 500 with a stack trace.
+        except ChatlogFormatError as error:
+            # The client's mistake: a 400 answer with the row and the reason.
             raise MlflowException(str(error), error_code=INVALID_PARAMETER_VALUE) from None
+        except Exception:
+            # Ours: a 500 without a stack trace in the answer; the trace goes to the server log.
+            log.exception("scoring a request failed")
+            raise MlflowException(
+                "internal error while scoring the request; see the server log",
+                error_code=INTERNAL_ERROR,
+            ) from None
 
 
 def signature() -> Any:
     from mlflow.models import ModelSignature
-    from mlflow.types import ColSpec, Schema
+    from mlflow.types.schema import AnyType, ColSpec, Schema
 
     inputs = Schema(
         [
             ColSpec("string", "conversation_id"),
             ColSpec("string", "author"),
             ColSpec("string", "text"),
-            ColSpec("long", "line", required=False),
+            # Any type: a typed column would let MLflow cast 1.5 or true to 1 (long) or refuse
+            # integers (double) before our check names the row.
+            ColSpec(AnyType(), "line", required=False),
             ColSpec("string", "time", required=False),
             ColSpec("string", "timestamp", required=False),
         ]
@@ -170,26 +206,40 @@ INPUT_EXAMPLE = pd.DataFrame(
 )
 
 
+def requirements(transformer: bool) -> list[str]:
+    """Pinned requirements of the scorer: grooming-detect's own dependencies as installed (and
+    the transformer extra's for a transformer model)."""
+    import importlib.metadata
+    import re as _re
+
+    names = []
+    for spec in importlib.metadata.requires("grooming-detect") or []:
+        name, _, marker = spec.partition(";")
+        if "extra" in marker and not (transformer and "transformer" in marker):
+            continue
+        names.append(_re.split(r"[<>=!~\[ ]", name.strip(), maxsplit=1)[0])
+    pinned = []
+    for name in dict.fromkeys(names):
+        try:
+            # Without a local version label (torch's "+cpu"), which no index serves.
+            installed = importlib.metadata.version(name).split("+")[0]
+            pinned.append(f"{name}=={installed}")
+        except importlib.metadata.PackageNotFoundError:
+            pinned.append(name)
+    return pinned
+
+
 def log_pyfunc_model(model_dir: Path, metadata: dict[str, Any], name: str = "model") -> str:
     """Log the train stage's model folder as the whole-scorer pyfunc; its model URI."""
-    import importlib.metadata
-
-    requirements = [
-        f"{package}=={importlib.metadata.version(package)}"
-        for package in ("mlflow", "scikit-learn", "skops", "numpy", "scipy", "pandas", "pyarrow")
-    ]
-    if (model_dir / "transformer").is_dir():
-        requirements += [
-            f"{package}=={importlib.metadata.version(package)}"
-            for package in ("torch", "transformers")
-        ]
     info = mlflow.pyfunc.log_model(
         name=name,
         python_model=str(Path(__file__).with_name("serving_model.py")),
         artifacts={ARTIFACT: str(model_dir)},
+        # The package travels with the model: any environment manager can load it.
+        code_paths=[str(Path(__file__).parent)],
         signature=signature(),
         input_example=INPUT_EXAMPLE,
-        pip_requirements=requirements,
+        pip_requirements=requirements(transformer=(model_dir / "transformer").is_dir()),
         metadata=metadata,
     )
     return info.model_uri

@@ -230,6 +230,10 @@ def log_transformer_model(estimator: Any, metadata: dict[str, Any], name: str = 
     return info.model_uri
 
 
+#: The longest model-version description MLflow's SQL stores keep.
+MAX_DESCRIPTION_CHARS = 5_000
+
+
 def register_model(
     train_run_id: str,
     name: str,
@@ -249,6 +253,10 @@ def register_model(
     version = mlflow.register_model(
         model_uri, name, tags={key: str(value) for key, value in tags.items()}
     ).version
+    if len(description) > MAX_DESCRIPTION_CHARS:
+        # SQL stores keep 5,000 characters; the whole card is the run's report artifact.
+        note = "\n\n… (truncated; the whole card is the run's report/MODEL_CARD.md artifact)"
+        description = description[: MAX_DESCRIPTION_CHARS - len(note)] + note
     client.update_model_version(name, version, description=description)
     client.set_registered_model_alias(name, alias, version)
     log.info("Registered %s as %s version %s (alias @%s)", model_uri, name, version, alias)

@@ -24,6 +24,7 @@ import logging
 import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -145,7 +146,8 @@ def _time_of(record: dict[str, Any], where: str) -> str | None:
         return value
     if record.get("timestamp") not in (None, ""):
         try:
-            stamp = pd.Timestamp(str(record["timestamp"]))
+            # ISO 8601 only: pd.Timestamp would also take "now" or "today" (the reader's clock).
+            stamp = datetime.fromisoformat(str(record["timestamp"]).strip())
         except (ValueError, TypeError):
             raise ChatlogFormatError(
                 f"{where}: timestamp={record['timestamp']!r} is not an ISO 8601 date-time"

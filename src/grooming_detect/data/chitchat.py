@@ -124,11 +124,29 @@ def dataset_digest() -> str:
     return digest.hexdigest()
 
 
+def is_held_out(host: HostConversation, share: float) -> bool:
+    """Whether `host` is among the `share` of conversations the synthetic generator never uses
+    (kept for the benign-traffic audit). Decided by a hash of the conversation's UUID, so the
+    same conversations are held out for every seed and every corpus size."""
+    if share <= 0:
+        return False
+    digest = hashlib.sha256(host.source_id.encode("utf-8")).digest()
+    return int.from_bytes(digest[:8], "big") / 2**64 < share
+
+
+def held_out_conversations(share: float) -> tuple[HostConversation, ...]:
+    """The package's conversations that a synthetic corpus generated with
+    ``benign_holdout_share=share`` does not use."""
+    return tuple(host for host in load_conversations() if is_held_out(host, share))
+
+
 __all__ = [
     "ChitchatUnavailableError",
     "HostConversation",
     "dataset_digest",
     "dataset_path",
+    "held_out_conversations",
+    "is_held_out",
     "load_conversations",
     "parse_conversations",
 ]

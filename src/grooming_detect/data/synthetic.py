@@ -49,7 +49,7 @@ from grooming_detect.progress import track
 COMPLETE_FILE = "generator.json"
 
 #: Bumped whenever the generator's output changes for the same settings (invalidates caches).
-GENERATOR_VERSION = 3
+GENERATOR_VERSION = 4
 
 
 @dataclass(frozen=True)
@@ -74,6 +74,9 @@ class GeneratorSettings:
     test_label_noise: float = 0.0
     surface_variation: float = 0.5
     quirk_rate: float = 0.02
+    #: Share of the package's conversations never used, kept as benign traffic for the audit
+    #: (`chitchat.is_held_out`; ``evaluate.benign_sets`` with ``source: chitchat``).
+    benign_holdout_share: float = 0.1
 
     def fingerprint(self) -> str:
         """Stable digest of the settings, generator version and host data (names the folder)."""
@@ -564,15 +567,18 @@ class _HostStream:
 
 
 def _split_pool(
-    hosts: Sequence[chitchat.HostConversation], seed: int
+    hosts: Sequence[chitchat.HostConversation], seed: int, holdout_share: float = 0.0
 ) -> dict[str, dict[str, list[chitchat.HostConversation]]]:
-    """Each real conversation goes to exactly one split (no text shared by train and test)."""
+    """Each real conversation goes to exactly one split (no text shared by train and test), or
+    to none when it is held out as benign traffic (`chitchat.is_held_out`)."""
     rng = random.Random(seed)
     pools: dict[str, dict[str, list[chitchat.HostConversation]]] = {
         split: {"dialogue": [], "monologue": []} for split in ("train", "test")
     }
     for host in hosts:
         split = "train" if rng.random() < 0.5 else "test"
+        if chitchat.is_held_out(host, holdout_share):
+            continue
         if host.n_speakers == 2:
             pools[split]["dialogue"].append(host)
         elif host.n_speakers == 1 and not any(EXCLUDED_CONTENT.search(t) for t in host.texts):
@@ -1012,7 +1018,7 @@ def generate_corpus(out_dir: str | Path, settings: GeneratorSettings) -> dict[st
     conversation feeds one split only, so no text is shared between training and test.
     """
     root = Path(out_dir)
-    pools = _split_pool(chitchat.load_conversations(), settings.seed)
+    pools = _split_pool(chitchat.load_conversations(), settings.seed, settings.benign_holdout_share)
     train_dir, test_dir = root / pan12.TRAIN_DIR, root / pan12.TEST_DIR
     truths: dict[str, SplitTruth] = {}
     for split, n_conv, n_msg, n_pred, noise, offset in (

@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 from scipy.optimize import minimize_scalar
+from scipy.special import expit
 from sklearn.base import BaseEstimator
 from sklearn.calibration import calibration_curve
 from sklearn.isotonic import IsotonicRegression
@@ -43,7 +44,7 @@ def _logit(scores: np.ndarray) -> np.ndarray:
 
 
 def _sigmoid(values: np.ndarray) -> np.ndarray:
-    return 1.0 / (1.0 + np.exp(-values))
+    return expit(values)  # 1 / (1 + exp(-x)) without overflow warnings far from 0
 
 
 class ScoreCalibrator(BaseEstimator):

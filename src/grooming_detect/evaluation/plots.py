@@ -111,6 +111,23 @@ def score_histogram_figure(
     return _save(figure, path)
 
 
+def distribution_figure(
+    named_scores: dict[str, np.ndarray], threshold: float, title: str, path: Path
+) -> Path:
+    """Score distributions of several groups as densities (groups of any size), with the
+    threshold."""
+    figure, axis = plt.subplots(figsize=(6, 4))
+    bins = np.linspace(0, 1, 41)
+    for label, scores in named_scores.items():
+        if len(scores):
+            axis.hist(scores, bins=bins, alpha=0.5, density=True, label=label)
+    axis.axvline(threshold, color="black", linestyle="--", label=f"threshold {threshold:.3f}")
+    axis.set_yscale("log")
+    axis.set(title=title, xlabel="Calibrated score", ylabel="Density (log scale)")
+    axis.legend()
+    return _save(figure, path)
+
+
 def confusion_figure(y_true: np.ndarray, predicted: np.ndarray, title: str, path: Path) -> Path:
     """Confusion matrix at the tuned threshold."""
     figure, axis = plt.subplots(figsize=(5, 4))

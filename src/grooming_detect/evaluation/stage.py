@@ -18,7 +18,7 @@ from omegaconf import DictConfig, OmegaConf
 from grooming_detect import tracking
 from grooming_detect.data.pan12 import TEST_PROBLEM1, TEST_PROBLEM2
 from grooming_detect.data.schema import read_table
-from grooming_detect.evaluation import errors, lines, plots
+from grooming_detect.evaluation import audit, errors, lines, plots
 from grooming_detect.evaluation.calibration import ScoreCalibrator, calibration_scores
 from grooming_detect.evaluation.metrics import (
     bootstrap_intervals,
@@ -84,9 +84,7 @@ def unit_metrics(
         y_true,
         calibrated,
         threshold,
-        n_resamples=int(cfg.evaluate.bootstrap.n_resamples),
         confidence=float(cfg.evaluate.bootstrap.confidence),
-        seed=int(cfg.evaluate.bootstrap.seed),
     )
     for name, (low, high) in intervals.items():
         metrics[f"{prefix}/{name}_ci_low"] = low
@@ -251,6 +249,7 @@ def run_evaluate(cfg: DictConfig, ctx: StageContext) -> StageResult:
     metrics: dict[str, float] = {}
     outputs: dict[str, Path] = {}
     curves: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    split_predictions: dict[str, pd.DataFrame] = {}
     for split in map(str, cfg.evaluate.splits):
         rows, raw = inputs.raw_scores(model, split)
         calibrated = scorer.calibrator.transform(raw)
@@ -306,6 +305,7 @@ def run_evaluate(cfg: DictConfig, ctx: StageContext) -> StageResult:
                         metrics,
                     )
                 )
+        split_predictions[split] = predictions
         outputs[f"{split}_predictions"] = write_parquet(
             ctx.evaluation_dir / f"{split}-{unit.name}-scores.parquet", predictions
         )
@@ -344,6 +344,7 @@ def run_evaluate(cfg: DictConfig, ctx: StageContext) -> StageResult:
             metrics[f"{prefix}/pr_auc"],
             threshold,
         )
+    audit_summary = _audit(cfg, ctx, model, meta, split_predictions, messages_all, metrics, outputs)
     title = f"{unit.name.capitalize()}-level {{}}: {meta['model_name']} on {cfg.data.name}"
     outputs["pr_curve"] = plots.precision_recall_figure(
         curves, title.format("precision-recall"), ctx.evaluation_dir / f"pr_curve_{unit.name}.png"
@@ -367,11 +368,70 @@ def run_evaluate(cfg: DictConfig, ctx: StageContext) -> StageResult:
         "model_dir": str(ctx.model_dir),
         "metrics": metrics,
     }
+    if audit_summary:
+        summary["audit"] = audit_summary
     outputs["summary"] = write_json(ctx.evaluation_dir / "evaluation.json", summary)
     tracking.set_tags({"model_dir": str(ctx.model_dir), "model_run": ctx.model_dir.parent.name})
     tracking.log_metrics(metrics)
     tracking.log_artifact(ctx.evaluation_dir, "evaluation")
     return StageResult(stage="evaluate", outputs=outputs, metrics=metrics)
+
+
+def _audit(
+    cfg: DictConfig,
+    ctx: StageContext,
+    model: Any,
+    meta: dict[str, Any],
+    split_predictions: dict[str, pd.DataFrame],
+    messages: pd.DataFrame,
+    metrics: dict[str, float],
+    outputs: dict[str, Path],
+) -> dict[str, Any]:
+    """Benign sets, cue ablation and source probe (`evaluation.audit`), when configured; adds
+    to `metrics` and `outputs` and returns the summary the model card reads."""
+    from grooming_detect.scoring import feature_settings
+
+    benign_sets = audit.parse_benign_sets(
+        OmegaConf.to_container(cfg.evaluate.benign_sets, resolve=True)
+    )
+    ablation, probe = bool(cfg.evaluate.audit.cue_ablation), bool(cfg.evaluate.audit.source_probe)
+    if not (benign_sets or ablation or probe):
+        return {}
+    if "test" not in split_predictions:
+        raise ValueError(
+            "evaluate.benign_sets and evaluate.audit compare with the test split; add test to "
+            "evaluate.splits"
+        )
+    lexicons, separator = feature_settings(meta, None, None)
+    actx = audit.AuditContext(
+        model=model,
+        meta=meta,
+        threshold=float(meta["threshold"]),
+        lexicons=lexicons,
+        separator=separator,
+        messages=messages,
+        conversations=read_table(ctx.dataset_dir, "conversations"),
+        test_predictions=split_predictions["test"],
+        out_dir=ctx.evaluation_dir,
+        confidence=float(cfg.evaluate.bootstrap.confidence),
+        top_k=int(cfg.evaluate.top_k),
+        min_term_authors=int(cfg.evaluate.min_term_authors),
+        max_text_chars=int(cfg.evaluate.max_text_chars),
+    )
+    holdout = (
+        float(cfg.data.generator.benign_holdout_share) if cfg.data.source == "synthetic" else None
+    )
+    audit_metrics, summary, audit_outputs = audit.run_audit(
+        actx, benign_sets, holdout, ablation, probe
+    )
+    metrics.update(audit_metrics)
+    outputs.update(audit_outputs)
+    for benign in benign_sets:
+        tracking.log_table(
+            pd.read_parquet(audit_outputs[f"benign_{benign.name}_top"]),
+            f"tables/benign-{benign.name}-top.json",
+        )
+    return summary
 
 
 def pan_exact_scores(

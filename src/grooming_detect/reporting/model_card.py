@@ -171,6 +171,75 @@ def _slice_rows(evaluation_dir: Path) -> tuple[str, int, int]:
     return rows, int(first["false_positives"].sum()), int(first["negatives"].sum())
 
 
+def _rate(value: float, low: float, high: float) -> str:
+    return f"{value:.2%} [{low:.2%}, {high:.2%}]"
+
+
+def shortcut_audit_section(audit: dict[str, Any], threshold: float) -> str:
+    """The card's "Shortcut audit" section (empty when the run had no audit)."""
+    if not audit or not (
+        audit.get("benign_sets") or audit.get("cue_ablation") or audit.get("source_probe")
+    ):
+        return ""
+    lines = [
+        "",
+        "## Shortcut audit",
+        "",
+        "Where the model will be used, and whether it reads grooming behaviour or the corpus "
+        f"(threshold {threshold:.4f}; `grooming_detect/evaluation/audit.py`).",
+        "",
+    ]
+    sets = audit.get("benign_sets") or []
+    if sets:
+        lines += [
+            f"| benign set | source | units scored | conversations | false-positive rate "
+            f"[{sets[0].get('confidence', 0.95):.0%} exact CI] "
+            "| alerts per 10k conversations | KS vs test negatives |",
+            "|---|---|---|---|---|---|---|",
+        ]
+        for item in sets:
+            unit = item["unit"]
+            rate = _rate(
+                item["false_positive_rate"],
+                item["false_positive_rate_ci_low"],
+                item["false_positive_rate_ci_high"],
+            )
+            lines.append(
+                f"| {item['name']} | {item['source']} | {int(item[f'n_{unit}s'])} {unit}s "
+                f"| {int(item['n_conversations'])} | {rate} "
+                f"| {item['alerts_per_10k_conversations']:.1f} "
+                f"| {item['ks_vs_test_negatives']:.3f} |"
+            )
+        lines.append("")
+        for item in sets:
+            scored = int(item[f"n_{item['unit']}s"])
+            lines.append(
+                f"- **{item['name']}**: {int(item['n_flagged'])} of {scored} benign "
+                f"{item['unit']}s reach the threshold; {item['ks_reading']}."
+            )
+        lines.append("")
+    ablation = audit.get("cue_ablation") or {}
+    if "recall" in ablation:
+        lines.append(
+            f"- **Cue ablation**: with the lexicon cue words removed from the test positives' "
+            f"conversations, recall at the threshold goes from {ablation['recall']:.3f} to "
+            f"{ablation['recall_masked']:.3f} ({int(ablation['n_positive'])} positives; "
+            f"{ablation['positive_messages_with_cues']:.1%} of their messages hold a cue). "
+            f"{ablation['reading'].capitalize()}."
+        )
+    elif ablation.get("skipped"):
+        lines.append(f"- **Cue ablation**: not measured ({ablation['skipped']}).")
+    probe = audit.get("source_probe") or {}
+    if probe:
+        auc = probe.get("auc", float("nan"))
+        lines.append(
+            f"- **Source probe**: a TF-IDF classifier that never sees the cue words tells "
+            f"conversations with a positive author from the others with ROC-AUC {auc:.3f} on "
+            f"the test conversations: {probe['reading']}."
+        )
+    return "\n".join(lines) + "\n"
+
+
 def render_model_card(
     summary: dict[str, Any],
     meta: dict[str, Any],
@@ -245,6 +314,7 @@ def render_model_card(
         n_negatives=negatives,
         fpr=fmt(false_positives / negatives if negatives else None),
         slice_rows=slice_rows,
+        shortcut_audit=shortcut_audit_section(summary.get("audit") or {}, summary["threshold"]),
     )
     ethics = Path(os.path.relpath(ethics_path, card_dir)).as_posix()
     return card.replace("(ETHICS.md)", f"({ethics})")
