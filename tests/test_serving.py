@@ -78,20 +78,33 @@ def _three_ways(cfg, model_uri: str) -> None:
     assert served["model_version"].str.contains("@").all()
 
 
-def test_pyfunc_score_command_and_evaluate_agree_and_register(compose_cfg) -> None:
-    cfg, model_uri = _trained(compose_cfg, "tfidf_logreg")
+def test_pyfunc_score_command_and_evaluate_agree_and_register(default_run) -> None:
+    """The default run's logged model, its score command and its evaluation agree; registered,
+    the version carries the test measures and the card and is loadable by alias."""
+    from omegaconf import OmegaConf
+
+    from grooming_detect.io import read_json
+    from grooming_detect.reporting.stage import register
+
+    cfg, result, client = default_run
+    mlflow.set_tracking_uri(cfg.tracking.uri)
+    model_uri = client.get_run(result.run_id).data.tags["model_uri"]
     _three_ways(cfg, model_uri)
-    # The registry: the version carries the test measures, the card, and the alias.
-    client = MlflowClient(cfg.tracking.uri)
-    name = f"grooming-detect-{cfg.data.name}-tfidf_logreg"
-    version = client.get_model_version_by_alias(name, "candidate")
+    # The registry (the report stage calls `register` when tracking.register is true).
+    cfg = OmegaConf.merge(cfg, {"tracking": {"registered_model_name": "gd-test-model"}})
+    evaluation = latest_dir(cfg.paths.run_dir, "evaluation")
+    meta = read_json(latest_dir(cfg.paths.run_dir, "model") / "model.json")
+    card = (latest_dir(cfg.paths.run_dir, "report") / "MODEL_CARD.md").read_text()
+    register(cfg, meta, read_json(evaluation / "evaluation.json"), card)
+    version = client.get_model_version_by_alias("gd-test-model", "candidate")
     assert 0.0 <= float(version.tags["test/author/pr_auc"]) <= 1.0
-    assert "# Model card" in version.description
+    assert "# Model card" in version.description and len(version.description) <= 5000
     # The bare estimator stays beside it for researchers.
     train_run = client.get_run(version.run_id)
     assert train_run.data.tags["estimator_uri"] != train_run.data.tags["model_uri"]
     # models:/<name>@candidate is what a service loads.
-    assert len(mlflow.pyfunc.load_model(f"models:/{name}@candidate").predict(_test_messages(cfg)))
+    served = mlflow.pyfunc.load_model("models:/gd-test-model@candidate")
+    assert len(served.predict(_test_messages(cfg).head(200)))
 
 
 @pytest.mark.slow
