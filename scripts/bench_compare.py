@@ -99,6 +99,12 @@ def main() -> None:
         "test row on the CPU, so the default keeps a run under an hour on 2 cores)",
     )
     parser.add_argument("--max-length", type=int, default=128)
+    parser.add_argument(
+        "--max-epochs",
+        type=float,
+        default=20.0,
+        help="upper bound on epochs; the budget normally stops training first",
+    )
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--score-rows", type=int, default=0, help="0: every test row")
     parser.add_argument("--json", type=Path, default=Path("bench-results/compare.json"))
@@ -123,6 +129,8 @@ def main() -> None:
     ]
     transformer = [
         f"model.estimator.max_train_seconds={args.budget_minutes * 60:.0f}",
+        # Epochs are not the limit: the budget is (one epoch may end before it).
+        f"model.estimator.epochs={args.max_epochs}",
         f"model.estimator.max_length={args.max_length}",
         f"model.estimator.batch_size={args.batch_size}",
     ]

@@ -17,8 +17,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import signal
-import socket
 import subprocess
 import sys
 import time
@@ -33,6 +31,7 @@ import pandas as pd
 
 from grooming_detect.config import project_root
 from grooming_detect.io import write_json
+from grooming_detect.serving import local_server
 
 BIN = Path(sys.executable).parent
 
@@ -60,12 +59,6 @@ def _conversations(processed: Path, n_messages: int, count: int) -> list[pd.Data
         part["line"] = np.arange(1, len(part) + 1)
         requests.append(part)
     return requests
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def main() -> None:
@@ -108,28 +101,7 @@ def main() -> None:
         started = time.perf_counter()
         pyfunc.predict(frame)
         in_process.append(time.perf_counter() - started)
-    port = _free_port()
-    server = subprocess.Popen(
-        [
-            *(str(BIN / "mlflow"), "models", "serve", "-m", model_uri, "--env-manager", "local"),
-            *("-h", "127.0.0.1", "-p", str(port), "-w", str(args.workers)),
-        ],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
-    url = f"http://127.0.0.1:{port}/invocations"
-    try:
-        deadline = time.monotonic() + 180
-        while True:
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/ping", timeout=2):
-                    break
-            except OSError:
-                if server.poll() is not None or time.monotonic() > deadline:
-                    raise SystemExit("the model server did not start") from None
-                time.sleep(0.5)
+    with local_server(model_uri, env["MLFLOW_TRACKING_URI"], workers=args.workers) as url:
         for body in bodies[:10]:  # warm-up
             assert _post(url, body)[0] == 200
         latencies = []
@@ -149,12 +121,6 @@ def main() -> None:
         concurrent = [seconds for _, _, seconds in results]
         bad = json.dumps({"dataframe_records": [{"conversation_id": "c", "author": "a"}]})
         bad_status, bad_body, _ = _post(url, bad.encode())
-    finally:
-        try:
-            os.killpg(server.pid, signal.SIGTERM)
-            server.wait(timeout=30)
-        except (ProcessLookupError, subprocess.TimeoutExpired):
-            pass
     ms = 1000.0
     figures = {
         "model_uri": model_uri,

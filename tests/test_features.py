@@ -136,3 +136,20 @@ def test_text_views() -> None:
     assert per.loc[("c1", "B"), "text"] == "how old are you?\ndon't tell anyone"
     assert per.loc[("c1", "B"), "conversation_text"].startswith("[S1] hi there :)\n[S1] sooo")
     assert bool(per.loc[("c1", "B"), "is_predator"]) is True
+
+
+def test_a_view_built_alone_equals_the_same_view_built_with_the_others() -> None:
+    """Scoring builds only its model's view: each view must not depend on the others."""
+    from grooming_detect.data.schema import build_tables
+    from grooming_detect.features.stage import VIEWS, build_views
+
+    tables = build_tables(MESSAGES, predators={"train": {"A"}})
+    messages, authors, conversations = tables.messages, tables.authors, tables.conversations
+    lexicons = LEXICONS
+    every = build_views(messages, authors, conversations, "\n", lexicons)
+    for name in VIEWS:
+        alone = build_views(messages, authors, conversations, "\n", lexicons, {name})
+        assert list(alone) == [name]
+        pd.testing.assert_frame_equal(alone[name], every[name])
+    with pytest.raises(ValueError, match="unknown view"):
+        build_views(messages, authors, conversations, "\n", lexicons, {"bogus"})

@@ -4,12 +4,6 @@ evaluate stage give the same calibrated risk; the registry; a served model over 
 from __future__ import annotations
 
 import json
-import os
-import signal
-import socket
-import subprocess
-import sys
-import time
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -26,7 +20,7 @@ from grooming_detect import pipeline
 from grooming_detect.data import pan12
 from grooming_detect.data.stage import corpus_root
 from grooming_detect.scoring import score_file
-from grooming_detect.serving import OUTPUT_COLUMNS
+from grooming_detect.serving import OUTPUT_COLUMNS, local_server
 from grooming_detect.stage import latest_dir
 
 
@@ -165,12 +159,6 @@ def test_bad_requests_are_refused_with_the_reason(tmp_path: Path) -> None:
     assert "Traceback" not in json.dumps(failed.value.serialize_as_json())
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 def _post(url: str, payload: object) -> tuple[int, dict]:
     request = urllib.request.Request(
         url, data=json.dumps(payload).encode(), headers={"Content-Type": "application/json"}
@@ -191,34 +179,9 @@ def test_served_model_answers_like_the_score_command(compose_cfg, tmp_path: Path
     chat = tmp_path / "two.csv"
     two.to_csv(chat, index=False)
     authors_csv, conversations_csv = score_file(f"models:/{name}@candidate", chat, tmp_path / "s")
-    port = _free_port()
-    mlflow_cli = Path(sys.executable).with_name("mlflow")
-    server = subprocess.Popen(
-        [
-            *(str(mlflow_cli), "models", "serve", "-m", f"models:/{name}@candidate"),
-            *("--env-manager", "local", "-h", "127.0.0.1", "-p", str(port)),
-        ],
-        # The server runs `uvicorn` from PATH: the environment's own, as in an activated venv.
-        env={
-            **os.environ,
-            "MLFLOW_TRACKING_URI": str(cfg.tracking.uri),
-            "PATH": f"{mlflow_cli.parent}{os.pathsep}{os.environ.get('PATH', '')}",
-        },
-        stdout=subprocess.DEVNULL,
-        stderr=(tmp_path / "server.log").open("w"),
-        start_new_session=True,
-    )
-    try:
-        deadline = time.monotonic() + 180
-        while True:
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/ping", timeout=2):
-                    break
-            except OSError:
-                assert server.poll() is None, (tmp_path / "server.log").read_text()[-3000:]
-                assert time.monotonic() < deadline, "the model server did not start in 180 s"
-                time.sleep(1)
-        url = f"http://127.0.0.1:{port}/invocations"
+    with local_server(
+        f"models:/{name}@candidate", str(cfg.tracking.uri), log_file=tmp_path / "server.log"
+    ) as url:
         status, answer = _post(url, {"dataframe_records": two.to_dict("records")})
         assert status == 200
         served = pd.DataFrame(answer["predictions"])
@@ -237,19 +200,3 @@ def test_served_model_answers_like_the_score_command(compose_cfg, tmp_path: Path
         status, answer = _post(url, {"dataframe_records": wrong})
         assert status == 400 and "line" in answer["message"]
         assert "Traceback" not in json.dumps(answer)
-    finally:
-        _stop(server)
-
-
-def _stop(server: subprocess.Popen) -> None:
-    """Stop the server and every worker it started (its own process group)."""
-    for sig in (signal.SIGTERM, signal.SIGKILL):
-        try:
-            os.killpg(server.pid, sig)
-        except ProcessLookupError:
-            return
-        try:
-            server.wait(timeout=30)
-            return
-        except subprocess.TimeoutExpired:
-            continue

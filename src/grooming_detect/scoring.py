@@ -139,10 +139,15 @@ def model_rows(
     """The canonical tables, every view, and the rows of the model's input view (without the
     columns the model's training data had no value for) of a batch of messages."""
     tables = build_tables(messages, predators={SPLIT: set()})
-    views = build_views(tables.messages, tables.authors, tables.conversations, separator, lexicons)
     unit = UNITS[meta.get("unit", "author")]
     kind = INPUTS[meta.get("input") or unit.name]
-    rows = views[kind.view_file.removesuffix(".parquet")]
+    view = kind.view_file.removesuffix(".parquet")
+    # Only the model's view, and the author view whose counts the author scores report.
+    needed = {view} | ({"author_texts"} if unit.name == "author" else set())
+    views = build_views(
+        tables.messages, tables.authors, tables.conversations, separator, lexicons, needed
+    )
+    rows = views[view]
     dropped = (meta.get("features") or {}).get("dropped", [])
     return tables, views, rows.drop(columns=[c for c in dropped if c in rows.columns])
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Collection
 
 import pandas as pd
 from omegaconf import DictConfig, OmegaConf
@@ -45,37 +46,54 @@ def build_views(
     conversations: pd.DataFrame,
     separator: str,
     lexicons: dict[str, list[str]],
+    views: Collection[str] = VIEWS,
 ) -> dict[str, pd.DataFrame]:
-    """Every view keyed by ids: author, conversation and author-in-conversation rows."""
+    """The `views` (default: every one) keyed by ids: author, conversation and
+    author-in-conversation rows. A view is the same whichever others are built with it;
+    scoring builds only the one its model reads (and the author table it reports)."""
+    wanted = set(views)
+    unknown = wanted - set(VIEWS)
+    if unknown:
+        raise ValueError(f"unknown view(s) {sorted(unknown)}; expected some of {list(VIEWS)}")
+    built: dict[str, pd.DataFrame] = {}
     with Progress(f"features of {len(messages):,} messages", total=5, unit="step") as bar:
         facts = message_facts(messages, lexicons)  # computed once, shared by every view
         bar.update()
-        per_conversation = author_conversation_features(messages, lexicons, facts)
-        bar.update()
-        keys_ac = ["conversation_id", "author", "split"]
-        whole = conversation_texts(messages, conversations, separator)
-        views = {
-            "author_texts": author_texts(messages, authors, separator).merge(
-                author_features(per_conversation, messages), on=["author", "split"], how="left"
-            )
-        }
-        bar.update()
-        views["conversation_texts"] = whole.merge(
-            conversation_features(messages, lexicons, facts),
-            on=["conversation_id", "split"],
-            how="left",
-            suffixes=("", "_feature"),
+        per_conversation = (
+            author_conversation_features(messages, lexicons, facts)
+            if wanted & {"author_texts", "author_conversation_texts"}
+            else None
         )
         bar.update()
-        views["author_conversation_texts"] = author_conversation_texts(
-            messages, authors, separator, whole
-        ).merge(per_conversation, on=keys_ac, how="left")
+        keys_ac = ["conversation_id", "author", "split"]
+        whole = (
+            conversation_texts(messages, conversations, separator)
+            if wanted & {"conversation_texts", "author_conversation_texts"}
+            else None
+        )
+        if "author_texts" in wanted:
+            built["author_texts"] = author_texts(messages, authors, separator).merge(
+                author_features(per_conversation, messages), on=["author", "split"], how="left"
+            )
+        bar.update()
+        if "conversation_texts" in wanted:
+            built["conversation_texts"] = whole.merge(
+                conversation_features(messages, lexicons, facts),
+                on=["conversation_id", "split"],
+                how="left",
+                suffixes=("", "_feature"),
+            )
+        bar.update()
+        if "author_conversation_texts" in wanted:
+            built["author_conversation_texts"] = author_conversation_texts(
+                messages, authors, separator, whole
+            ).merge(per_conversation, on=keys_ac, how="left")
         bar.update()
     # Features are doubles throughout (counts too), so a model's input schema is stable and a
     # missing value at scoring time is representable.
     return {
         name: view.astype({c: "float64" for c in view.columns if c.startswith(("f_", "cue_"))})
-        for name, view in views.items()
+        for name, view in built.items()
     }
 
 
