@@ -231,8 +231,9 @@ def interpret_probe(auc: float) -> str:
     if auc < 0.8:
         return "some signal beyond the cue words separates the classes; check what a model reads"
     return (
-        "words other than the cues (or the sources' style) separate the classes; a model can "
-        "score well on this corpus by learning where conversations come from"
+        "words other than the lexicon's cue words separate the classes (paraphrased cues, "
+        "style, or the source); a model can score well on this corpus without the behaviour "
+        "the cues describe, so check which before trusting it on other traffic"
     )
 
 

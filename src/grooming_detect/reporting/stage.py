@@ -153,7 +153,8 @@ def render_report(
     """Fill the report template; synthetic runs open with the synthetic-data warning."""
     metrics = summary["metrics"]
     unit = summary["unit"]
-    splits = sorted({key.split("/")[0] for key in metrics}, key=["validation", "test"].index)
+    # Metrics of other families (benign/…, audit/…) are not splits.
+    splits = [s for s in ("validation", "test") if any(k.startswith(f"{s}/") for k in metrics)]
     table_rows = metric_rows(metrics, unit, splits)
     count_rows = "\n".join(
         f"| {split} | {c['conversations']} | {c['messages']} | {c['authors']} | {c['predators']} "
