@@ -130,6 +130,7 @@ def test_audit_experiment_logs_benign_rates_ablation_probe_and_card(compose_cfg)
     assert "**Cue ablation**" in card and "**Source probe**" in card
 
 
+@pytest.mark.slow
 def test_a_chat_log_benign_set_that_is_the_dataset_is_refused(compose_cfg, tmp_path) -> None:
     """A team's export that is (partly) the data the model learned from is refused, read as
     the evaluate stage reads a benign set."""

@@ -39,6 +39,10 @@ def configure(enabled: bool = True, interval: float | None = None) -> None:
     _settings["enabled"] = bool(enabled)
     if interval is not None:
         _settings["interval"] = float(interval)
+    # MLflow draws its own tqdm bars when it copies artifacts (logging a model validates its
+    # input example by loading it back): none in a log file, and none when progress is off.
+    if not (_settings["enabled"] and in_terminal()):
+        os.environ["MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"] = "false"
 
 
 def enabled() -> bool:
