@@ -143,13 +143,15 @@ def _scores_the_log_with_the_command(cfg, files: dict[str, Path], shape: str) ->
         argv += ["--quantize", "int8"]
     assert score_main(argv) == 0
     messages = pd.read_csv(log) if log.suffix == ".csv" else pd.read_json(log, lines=True)
-    authors = pd.read_csv(out / "author_scores.csv")
     conversations = pd.read_csv(out / "conversation_scores.csv")
-    assert set(authors["author"].astype(str)) == set(messages["author"].astype(str))
     assert set(conversations["conversation_id"].astype(str)) == set(
         messages["conversation_id"].astype(str)
     )
-    assert authors["score"].between(0, 1).all() and conversations["score"].between(0, 1).all()
+    assert conversations["score"].between(0, 1).all()
+    if LEVEL[shape] == "author":  # a model of conversation labels scores no authors
+        authors = pd.read_csv(out / "author_scores.csv")
+        assert set(authors["author"].astype(str)) == set(messages["author"].astype(str))
+        assert authors["score"].between(0, 1).all()
 
 
 def test_matrix_table_is_in_the_readme() -> None:
