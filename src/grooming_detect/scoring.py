@@ -136,7 +136,8 @@ def model_rows(
     lexicons: dict[str, list[str]],
     separator: str,
 ) -> tuple[Any, dict[str, pd.DataFrame], pd.DataFrame]:
-    """The canonical tables, every view, and the rows of the model's input view (without the
+    """The canonical tables, the views scoring needs (the model's input view, and the author
+    view for an author model's counts), and the rows of the model's input view (without the
     columns the model's training data had no value for) of a batch of messages."""
     tables = build_tables(messages, predators={SPLIT: set()})
     unit = UNITS[meta.get("unit", "author")]

@@ -28,7 +28,6 @@ import logging
 import math
 from collections.abc import Iterator
 from contextlib import contextmanager
-from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
@@ -37,11 +36,13 @@ import pandas as pd
 from mlflow.exceptions import MlflowException
 from mlflow.protos.databricks_pb2 import INTERNAL_ERROR, INVALID_PARAMETER_VALUE
 
-from grooming_detect.data.chatlog import ChatlogFormatError, read_records
+from grooming_detect import __version__
+from grooming_detect.data.chatlog import REQUIRED, ChatlogFormatError, read_records
 from grooming_detect.models.persistence import load_model
 
-#: The request's columns: required, then optional.
-REQUIRED_COLUMNS = ("conversation_id", "author", "text")
+#: The request's columns: the chat-log reader's required ones, then the optional ones that
+#: describe a message (labels and splits have no place in a request).
+REQUIRED_COLUMNS = REQUIRED
 OPTIONAL_COLUMNS = ("line", "time", "timestamp")
 OUTPUT_COLUMNS = ("level", "id", "risk", "flagged", "threshold", "model_version")
 ARTIFACT = "grooming_model"
@@ -55,17 +56,10 @@ def _missing(value: Any) -> bool:
     return value is None or (isinstance(value, float) and math.isnan(value))
 
 
-def package_version() -> str:
-    try:
-        return version("grooming-detect")
-    except PackageNotFoundError:
-        return "unknown"
-
-
 def model_version(meta: dict[str, Any]) -> str:
     """``<model name>@<train run id>`` and the package version: the identity of a score."""
     run = meta.get("run_id") or "local"
-    return f"{meta.get('model_name', 'model')}@{run} (grooming-detect {package_version()})"
+    return f"{meta.get('model_name', 'model')}@{run} (grooming-detect {__version__})"
 
 
 def request_messages(frame: pd.DataFrame, source: str = "request") -> pd.DataFrame:
