@@ -4,15 +4,30 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
+import pandas as pd
 import pytest
 
 from grooming_detect.data import vtpan
+from grooming_detect.data.schema import build_tables
 from grooming_detect.evaluation.early import (
+    EarlySettings,
     early_measures,
+    early_settings,
     first_warning,
+    incremental_curves,
     latency_penalty,
+    ordered_messages,
+    risk_curves,
     speed,
+    split_measures,
+    tune_warning_threshold,
+    warning_latencies,
+    window_steps,
 )
+from grooming_detect.features.text_views import conversation_texts
+from grooming_detect.models.baselines import make_tfidf_logreg, make_tfidf_svm
+from grooming_detect.models.incremental import LinearPrefixScorer
 
 
 def test_latency_penalty_and_speed_hand_computed() -> None:
@@ -56,3 +71,186 @@ def test_packaged_vtpan_lists_have_the_published_sizes() -> None:
     assert len(vtpan.conversation_ids("test")) == 15_329
     assert not vtpan.conversation_ids("train") & vtpan.conversation_ids("test")
     assert (vtpan.FOLDER / "LICENSE").read_text().startswith("MIT License")
+
+
+# ----------------------------------------------------------------- risk curves on tiny models
+
+POSITIVE_LINES = [
+    "hi there",
+    "how old are you",
+    "you are so mature for your age",
+    "don't tell your parents about our chat",
+    "add me on snap, it is more private",
+    "we could meet up after school",
+]
+NEGATIVE_LINES = [
+    "hi there",
+    "did you watch the game last night",
+    "the homework for maths is due friday",
+    "my dog chewed my shoe again",
+    "see you at practice tomorrow",
+    "ok bye",
+]
+
+
+def _messages(n_per_class: int = 12, split: str = "test") -> pd.DataFrame:
+    """Two-person conversations; positives carry non-explicit grooming markers from one side."""
+    rows = []
+    for c in range(2 * n_per_class):
+        positive = c % 2 == 0
+        lines = POSITIVE_LINES if positive else NEGATIVE_LINES
+        for line, text in enumerate([*lines[: 3 + c % 4], "", "lol ok"], start=1):
+            author = f"a{c}" if line % 2 else f"b{c}"
+            rows.append((f"c{c:02d}", line, author, None, text if c % 3 else text.upper(), split))
+    return pd.DataFrame(
+        rows, columns=["conversation_id", "line", "author", "time", "text", "split"]
+    )
+
+
+def _labels(messages: pd.DataFrame) -> pd.Series:
+    ids = messages["conversation_id"].drop_duplicates()
+    return pd.Series([int(i[1:]) % 2 == 0 for i in ids], index=ids.to_numpy())
+
+
+@pytest.fixture(scope="module", params=["hashing", "vocabulary"])
+def text_model(request: pytest.FixtureRequest):
+    """A fitted default-style TF-IDF + logistic regression on author-in-conversation texts."""
+    messages = _messages(split="train")
+    nonempty = messages[messages["text"] != ""]
+    docs = nonempty.groupby(["conversation_id", "author"], sort=False)["text"].agg("\n".join)
+    y = [
+        int(cid[1:]) % 2 == 0 and int(author[1:]) >= 0 and author.startswith("a")
+        for cid, author in docs.index
+    ]
+    model = make_tfidf_logreg(min_df=1, vectorizer=request.param, n_features=2**12, C=10.0)
+    return model.fit(pd.DataFrame({"text": docs.to_numpy()}), y)
+
+
+def test_incremental_prefix_scores_equal_the_pipeline_on_every_prefix(text_model) -> None:
+    scorer = LinearPrefixScorer.from_pipeline(text_model, "\n")
+    assert scorer is not None
+    texts = [m for m in [*POSITIVE_LINES, "Hello  there, HOW old?", "x", "", "é ü 日本語 ok"] if m]
+    incremental = scorer.score_stream(texts)
+    prefixes = pd.DataFrame({"text": ["\n".join(texts[: k + 1]) for k in range(len(texts))]})
+    assert incremental == pytest.approx(text_model.predict_proba(prefixes)[:, 1], abs=1e-5)
+    assert scorer.empty_score() == pytest.approx(
+        text_model.predict_proba(pd.DataFrame({"text": [""]}))[0, 1], abs=1e-6
+    )
+
+
+def test_conversation_curve_is_the_conversation_view_score_at_each_prefix(text_model) -> None:
+    """A conversation model's stream is the conversation view's document (speaker markers,
+    empty messages kept): the score at k equals the pipeline on the view of messages 1..k."""
+    messages = _messages(4)
+    scorer = LinearPrefixScorer.from_pipeline(text_model, "\n")
+    curves = incremental_curves(scorer, "conversation", messages)
+    ordered = ordered_messages(messages)
+    for cid, group in ordered.groupby("conversation_id"):
+        for k in range(1, len(group) + 1):
+            part = group.iloc[:k]
+            tables = build_tables(part.drop(columns="k"), conversation_labels={cid: False})
+            view = conversation_texts(tables.messages, tables.conversations, "\n")
+            expected = text_model.predict_proba(view[["text"]])[0, 1]
+            got = curves[(curves["conversation_id"] == cid) & (curves["k"] == k)]["raw_score"]
+            assert float(got.iloc[0]) == pytest.approx(expected, abs=1e-5)
+
+
+def test_author_curve_takes_the_top_author_of_the_prefix(text_model) -> None:
+    messages = _messages(3)
+    scorer = LinearPrefixScorer.from_pipeline(text_model, "\n")
+    curves = incremental_curves(scorer, "author", messages).set_index(["conversation_id", "k"])
+    ordered = ordered_messages(messages)
+    for (cid, k), row in curves.iterrows():
+        prefix = ordered[(ordered["conversation_id"] == cid) & (ordered["k"] <= k)]
+        nonempty = prefix[prefix["text"] != ""]
+        docs = nonempty.groupby("author")["text"].agg("\n".join)
+        scores = text_model.predict_proba(pd.DataFrame({"text": docs.to_numpy()}))[:, 1]
+        empty_only = set(prefix["author"]) - set(docs.index)
+        best = max([*scores, *([scorer.empty_score()] if empty_only else [])])
+        assert row["raw_score"] == pytest.approx(best, abs=1e-5)
+
+
+def test_unsupported_pipelines_fall_back_to_windows() -> None:
+    docs = pd.DataFrame({"text": ["how old are you", "nice dog", "don't tell", "hi"] * 3})
+    y = [True, False, True, False] * 3
+    model = make_tfidf_logreg(min_df=1, n_features=2**10).fit(docs, y)
+    assert LinearPrefixScorer.from_pipeline(model, "\n") is not None
+    # A separator that glues tokens together cannot be reproduced by the tail.
+    assert LinearPrefixScorer.from_pipeline(model, "_") is None
+    svm = make_tfidf_svm(min_df=1, n_features=2**10, cv=2).fit(docs, y)
+    assert LinearPrefixScorer.from_pipeline(svm, "\n") is None
+
+
+@pytest.mark.parametrize("method", ["incremental", "window"])
+def test_scores_at_step_k_never_depend_on_later_messages(text_model, method: str) -> None:
+    messages = _messages(4)
+    meta = {"unit": "author", "calibration": {"method": "none"}, "model_name": "tiny"}
+    settings = EarlySettings(window=3, step=1, method=method)
+    lexicons = {"secrecy": ["don't tell"]}
+    before, used = risk_curves(text_model, meta, messages, settings, lexicons, "\n")
+    assert used == method
+    k_cut = 3
+    changed = ordered_messages(messages)
+    later = changed["k"] > k_cut
+    changed.loc[later, "text"] = "don't tell anyone, how old are you, add me on snap"
+    after, _ = risk_curves(text_model, meta, changed.drop(columns="k"), settings, lexicons, "\n")
+    early_before = before[before["k"] <= k_cut].reset_index(drop=True)
+    early_after = after[after["k"] <= k_cut].reset_index(drop=True)
+    pd.testing.assert_frame_equal(early_before, early_after)
+    assert not before["score"].equals(after["score"])  # later scores did see the change
+
+
+def test_window_method_reads_only_the_last_messages(text_model) -> None:
+    messages = _messages(2)
+    meta = {"unit": "author", "calibration": {"method": "none"}}
+    settings = EarlySettings(window=2, step=2, method="window")
+    curves, _ = risk_curves(text_model, meta, messages, settings, {}, "\n")
+    ordered = ordered_messages(messages)
+    for cid, group in ordered.groupby("conversation_id"):
+        assert curves.loc[curves["conversation_id"] == cid, "k"].tolist() == window_steps(
+            len(group), 2
+        )
+        k = 4
+        part = group[(group["k"] > k - 2) & (group["k"] <= k)]
+        nonempty = part[part["text"] != ""]
+        docs = nonempty.groupby("author")["text"].agg("\n".join)
+        expected = text_model.predict_proba(pd.DataFrame({"text": docs.to_numpy()}))[:, 1].max()
+        got = curves[(curves["conversation_id"] == cid) & (curves["k"] == k)]["raw_score"]
+        assert float(got.iloc[0]) == pytest.approx(expected, abs=1e-6)
+
+
+def test_warning_latencies_and_tuned_threshold_by_hand() -> None:
+    curves = pd.DataFrame(
+        {
+            "conversation_id": ["p1"] * 4 + ["p2"] * 4 + ["n1"] * 4,
+            "k": [1, 2, 3, 4] * 3,
+            "score": [0.2, 0.9, 0.3, 0.95, 0.1, 0.2, 0.7, 0.8, 0.6, 0.1, 0.1, 0.1],
+        }
+    )
+    labels = pd.Series({"p1": True, "p2": True, "n1": False})
+    first = warning_latencies(curves, 0.5, patience=1)
+    assert first.to_dict() == {"p1": 2.0, "p2": 3.0, "n1": 1.0}
+    patient = warning_latencies(curves, 0.5, patience=2)
+    assert patient["p1"] != patient["p1"]  # never two steps in a row above 0.5: NaN
+    assert patient["p2"] == 4.0 and np.isnan(patient["n1"])
+    for cid, group in curves.groupby("conversation_id"):
+        expected = first_warning(group["k"].tolist(), group["score"].tolist(), 0.5, 2)
+        assert (np.nan if expected is None else expected) == pytest.approx(
+            patient[cid], nan_ok=True
+        )
+    # Threshold 0.7 warns both positives (at 2 and 3) and not the negative: F1 1, the best.
+    threshold, value = tune_warning_threshold(curves, labels, patience=1)
+    assert 0.6 < threshold <= 0.7
+    assert value == pytest.approx(1.0 - float(np.median(latency_penalty(np.array([2, 3])))))
+    measures, table = split_measures(curves, labels, threshold, EarlySettings())
+    assert measures["f1"] == 1.0 and measures["false_warnings_per_1k_negatives"] == 0.0
+    assert table.set_index("conversation_id")["warned_at"].to_dict() == pytest.approx(
+        {"p1": 2.0, "p2": 3.0, "n1": np.nan}, nan_ok=True
+    )
+
+
+def test_settings_are_checked() -> None:
+    for bad in ({"window": 0}, {"step": 1.5}, {"patience": True}, {"method": "x"}):
+        with pytest.raises(ValueError, match="early"):
+            EarlySettings(**bad)
+    assert early_settings({"penalty_p": None}).penalty_p == pytest.approx(math.log(3) / 89)

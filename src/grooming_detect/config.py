@@ -50,6 +50,7 @@ register_resolvers()
 TOP_LEVEL_KEYS = frozenset(
     {
         "data",
+        "early",
         "evaluate",
         "features",
         "model",
@@ -161,6 +162,21 @@ def validate_config(cfg: DictConfig) -> None:
                 "evaluate.benign_sets and evaluate.audit compare with the test split; add test "
                 "to evaluate.splits"
             )
+    if "early" in cfg and cfg.early.enabled:
+        from grooming_detect.evaluation.early import early_settings
+
+        try:
+            settings = early_settings(cfg.early)
+        except ValueError as error:
+            raise ConfigError(str(error)) from None
+        if settings.threshold == "tuned" and "validation" not in cfg.evaluate.splits:
+            raise ConfigError(
+                "early.threshold=tuned tunes the warning threshold on validation; add validation "
+                "to evaluate.splits or set early.threshold=model"
+            )
+    prefixes = cfg.get("early", {}).get("train_on_prefixes", 0)
+    if isinstance(prefixes, bool) or not isinstance(prefixes, int) or prefixes < 0:
+        raise ConfigError(f"early.train_on_prefixes: {prefixes!r}; expected a whole number >= 0")
     bad_splits = [s for s in cfg.evaluate.splits if s not in ("validation", "test")]
     if bad_splits:
         raise ConfigError(f"evaluate.splits: {bad_splits}; expected validation and/or test")
@@ -177,6 +193,8 @@ def expected_label_level(cfg: DictConfig) -> str | None:
             return str(json.loads(manifest.read_text(encoding="utf-8")).get("label_level"))
         except (OSError, ValueError):
             return None
+    if cfg.data.source == "pan12" and cfg.data.get("filters", {}).get("vtpan", False):
+        return "conversation"
     if cfg.data.source in ("pan12", "synthetic"):
         return "author"
     if cfg.data.source == "chatlog" and not OmegaConf.is_missing(cfg.data, "path"):

@@ -158,3 +158,55 @@ def slice_figure(rates: pd.DataFrame, title: str, path: Path) -> Path:
             axis.annotate(f"n={n}", (x, rate), ha="center", va="bottom", fontsize=8)
     figure.suptitle(title)
     return _save(figure, path)
+
+
+def warned_by_figure(warnings: dict[str, pd.DataFrame], title: str, path: Path) -> Path:
+    """Early detection: share of positive conversations warned (recall) and of negatives falsely
+    warned, against messages read, one line pair per split. `warnings` holds per split the
+    ``label`` and ``warned_at`` (NaN: never) of each conversation."""
+    figure, axis = plt.subplots(figsize=(6, 4))
+    longest = max((float(t["n_messages"].max()) for t in warnings.values() if len(t)), default=1)
+    ks = np.arange(1, int(longest) + 1)
+    for split, table in warnings.items():
+        for label, style, name in ((True, "-", "recall"), (False, ":", "false warnings")):
+            part = table.loc[table["label"] == label, "warned_at"].to_numpy(dtype=float)
+            if not len(part):
+                continue
+            share = (part[None, :] <= ks[:, None]).mean(axis=1)
+            axis.plot(ks, share, style, label=f"{split} {name} (n={len(part)})")
+    axis.set(
+        title=title,
+        xlabel="Messages read",
+        ylabel="Share of conversations warned",
+        ylim=(0, 1.02),
+    )
+    axis.set_xscale("log")
+    axis.legend(fontsize=8)
+    return _save(figure, path)
+
+
+def latency_histogram_figure(latencies: np.ndarray, title: str, path: Path) -> Path:
+    """Messages read before the first warning, over the warned positive conversations."""
+    figure, axis = plt.subplots(figsize=(6, 4))
+    values = np.asarray(latencies, dtype=float)
+    if len(values):
+        axis.hist(values, bins=min(40, max(5, len(np.unique(values)))))
+        median = float(np.median(values))
+        axis.axvline(median, color="black", linestyle="--", label=f"median {median:g}")
+        axis.legend()
+    axis.set(title=title, xlabel="Messages read at the first warning", ylabel="Conversations")
+    return _save(figure, path)
+
+
+def risk_curve_figure(
+    examples: dict[str, pd.DataFrame], threshold: float, title: str, path: Path
+) -> Path:
+    """Risk after each message of example conversations (``k``, ``score``), with the warning
+    threshold. No message text."""
+    figure, axis = plt.subplots(figsize=(6, 4))
+    for label, curve in examples.items():
+        axis.plot(curve["k"], curve["score"], marker=".", label=label)
+    axis.axhline(threshold, color="black", linestyle="--", label=f"threshold {threshold:.3f}")
+    axis.set(title=title, xlabel="Messages read", ylabel="Calibrated risk", ylim=(0, 1.02))
+    axis.legend(fontsize=8)
+    return _save(figure, path)

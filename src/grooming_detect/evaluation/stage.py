@@ -18,7 +18,7 @@ from omegaconf import DictConfig, OmegaConf
 from grooming_detect import tracking
 from grooming_detect.data.pan12 import TEST_PROBLEM1, TEST_PROBLEM2
 from grooming_detect.data.schema import read_table
-from grooming_detect.evaluation import audit, errors, lines, plots
+from grooming_detect.evaluation import audit, early, errors, lines, plots
 from grooming_detect.evaluation.calibration import ScoreCalibrator, calibration_scores
 from grooming_detect.evaluation.metrics import (
     bootstrap_intervals,
@@ -345,6 +345,7 @@ def run_evaluate(cfg: DictConfig, ctx: StageContext) -> StageResult:
             threshold,
         )
     audit_summary = _audit(cfg, ctx, model, meta, split_predictions, messages_all, metrics, outputs)
+    early_summary = _early(cfg, ctx, model, meta, messages_all, conversations_all, metrics, outputs)
     title = f"{unit.name.capitalize()}-level {{}}: {meta['model_name']} on {cfg.data.name}"
     outputs["pr_curve"] = plots.precision_recall_figure(
         curves, title.format("precision-recall"), ctx.evaluation_dir / f"pr_curve_{unit.name}.png"
@@ -370,6 +371,8 @@ def run_evaluate(cfg: DictConfig, ctx: StageContext) -> StageResult:
     }
     if audit_summary:
         summary["audit"] = audit_summary
+    if early_summary:
+        summary["early"] = early_summary
     outputs["summary"] = write_json(ctx.evaluation_dir / "evaluation.json", summary)
     tracking.set_tags({"model_dir": str(ctx.model_dir), "model_run": ctx.model_dir.parent.name})
     tracking.log_metrics(metrics)
@@ -430,6 +433,55 @@ def _audit(
         tracking.log_table(
             pd.read_parquet(audit_outputs[f"benign_{benign.name}_top"]),
             f"tables/benign-{benign.name}-top.json",
+        )
+    return summary
+
+
+def _early(
+    cfg: DictConfig,
+    ctx: StageContext,
+    model: Any,
+    meta: dict[str, Any],
+    messages: pd.DataFrame,
+    conversations: pd.DataFrame,
+    metrics: dict[str, float],
+    outputs: dict[str, Path],
+) -> dict[str, Any]:
+    """Early detection (`evaluation.early`) when ``early.enabled``: adds ``<split>/early/…`` to
+    `metrics`, the curves, warnings and figures to `outputs`; returns the summary the model card
+    reads."""
+    if not cfg.early.enabled:
+        return {}
+    from grooming_detect.scoring import feature_settings
+
+    lexicons, separator = feature_settings(meta, None, None)
+    early_metrics, summary, early_outputs = early.evaluate_early(
+        model,
+        meta,
+        messages,
+        conversations,
+        [str(split) for split in cfg.evaluate.splits],
+        early.early_settings(cfg.early),
+        lexicons,
+        separator,
+        ctx.evaluation_dir / "early",
+    )
+    metrics.update(early_metrics)
+    outputs.update(early_outputs)
+    for split in summary["splits"]:
+        prefix = f"{split}/early"
+        log.info(
+            "%s early detection (%s): latency-weighted F1 %.3f (F1 %.3f x speed %.3f), median "
+            "latency %s messages, %.1f false warnings per 1,000 negative conversations "
+            "(threshold %.3f)",
+            split,
+            summary["method"],
+            metrics[f"{prefix}/latency_weighted_f1"],
+            metrics[f"{prefix}/f1"],
+            metrics[f"{prefix}/speed"],
+            f"{metrics[f'{prefix}/latency_median']:g}",
+            metrics[f"{prefix}/false_warnings_per_1k_negatives"],
+            summary["threshold"],
         )
     return summary
 
