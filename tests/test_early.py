@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import math
 
 import numpy as np
 import pandas as pd
 import pytest
 
+from grooming_detect import pipeline
 from grooming_detect.data import vtpan
 from grooming_detect.data.schema import build_tables
 from grooming_detect.evaluation.early import (
@@ -28,6 +30,8 @@ from grooming_detect.evaluation.early import (
 from grooming_detect.features.text_views import conversation_texts
 from grooming_detect.models.baselines import make_tfidf_logreg, make_tfidf_svm
 from grooming_detect.models.incremental import LinearPrefixScorer
+from grooming_detect.reporting.model_card import early_detection_section
+from grooming_detect.stage import latest_dir
 
 
 def test_latency_penalty_and_speed_hand_computed() -> None:
@@ -254,3 +258,64 @@ def test_settings_are_checked() -> None:
         with pytest.raises(ValueError, match="early"):
             EarlySettings(**bad)
     assert early_settings({"penalty_p": None}).penalty_p == pytest.approx(math.log(3) / 89)
+
+
+def test_card_section_names_the_tuning_set_and_reads_the_settings() -> None:
+    metrics = {}
+    for split, f1 in (("validation", 0.8), ("test", 0.6)):
+        values = {
+            "precision": 0.7,
+            "recall": 0.5,
+            "f1": f1,
+            "speed": 0.9,
+            "latency_weighted_f1": f1 * 0.9,
+            "latency_median": 7.0,
+            "latency_q25": 3.0,
+            "latency_q75": 12.0,
+            "false_warnings_per_1k_negatives": 12.5,
+            "n_conversations": 100.0,
+            "n_positive": 10.0,
+        }
+        metrics.update({f"{split}/early/{k}": v for k, v in values.items()})
+    early = {
+        "method": "window",
+        "window": 20,
+        "step": 5,
+        "patience": 2,
+        "penalty_p": math.log(3) / 89,
+        "threshold": 0.42,
+        "threshold_fitted_on": "validation (latency-weighted F1)",
+        "splits": ["validation", "test"],
+    }
+    section = early_detection_section(early, metrics, "figs")
+    assert "| validation (tuning set, in-sample) | 100 (10) |" in section
+    assert (
+        "| test | 100 (10) | 0.700 | 0.500 | 0.600 | 0.900 | 0.540 | 7 | 3–12 | 12.5 |" in section
+    )
+    assert "last 20 messages every 5 message(s)" in section and "in 2 consecutive" in section
+    assert "0.4200" in section and "figs/early/warned-by-messages.png" in section
+    assert early_detection_section({}, metrics, "figs") == ""
+
+
+@pytest.mark.slow
+def test_early_experiment_logs_measures_figures_and_card(compose_cfg) -> None:
+    cfg = compose_cfg(
+        "experiment=early", "scale=tiny", "evaluate.bootstrap.n_resamples=50", "progress=false"
+    )
+    result = pipeline.run(cfg)
+    metrics = result.stages["evaluate"].metrics
+    for split in ("validation", "test"):
+        m = {k.split("/")[-1]: v for k, v in metrics.items() if k.startswith(f"{split}/early/")}
+        assert m["latency_weighted_f1"] == pytest.approx(m["f1"] * m["speed"])
+        assert m["n_conversations"] == result.stages["data"].metrics[f"{split}/conversations"]
+        assert m["n_positive"] > 0 and "false_warnings_per_1k_negatives" in m
+    evaluation = latest_dir(cfg.paths.run_dir, "evaluation")
+    summary = json.loads((evaluation / "evaluation.json").read_text())
+    assert summary["early"]["method"] == "incremental"
+    assert summary["early"]["threshold"] == metrics["early/threshold"]
+    warnings = pd.read_parquet(evaluation / "early" / "test-warnings.parquet")
+    assert list(warnings.columns) == ["conversation_id", "label", "n_messages", "warned_at"]
+    for figure in ("warned-by-messages.png", "latency-histogram.png", "risk-curves.png"):
+        assert (evaluation / "early" / figure).stat().st_size > 0
+    card = (latest_dir(cfg.paths.run_dir, "report") / "MODEL_CARD.md").read_text()
+    assert "## Early detection" in card and "| test |" in card

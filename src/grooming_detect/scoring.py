@@ -290,13 +290,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="grooming-detect-score", description=__doc__.splitlines()[0]
     )
-    parser.add_argument("input", type=Path, help="PAN-2012 XML, or chat log (.csv / .jsonl)")
+    parser.add_argument(
+        "input",
+        help="PAN-2012 XML, or chat log (.csv / .jsonl); with --stream, '-' reads JSON lines "
+        "from standard input",
+    )
     parser.add_argument(
         "--model",
         required=True,
         help="model folder (outputs/<data>/<model>/latest/model) or MLflow model URI",
     )
-    parser.add_argument("--out", type=Path, required=True, help="folder for the score CSVs")
+    parser.add_argument(
+        "--out",
+        type=Path,
+        help="folder for the score CSVs (required), or with --stream for stream.jsonl "
+        "(default: standard output)",
+    )
     parser.add_argument(
         "--batch-conversations",
         type=int,
@@ -310,8 +319,30 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="transformer models on a CPU: score with dynamic int8 weights (faster, slightly "
         "different scores; scripts/bench_compare.py measures both)",
     )
+    stream = parser.add_argument_group(
+        "streaming (--stream): one JSON line per message with the conversation's risk so far"
+    )
+    stream.add_argument("--stream", action="store_true", help="score message by message")
+    stream.add_argument(
+        "--threshold", type=float, help="warning threshold (default: the model's threshold)"
+    )
+    stream.add_argument(
+        "--patience", type=int, default=1, help="consecutive scored steps at or above it"
+    )
+    stream.add_argument(
+        "--window", type=int, default=50, help="messages a non-linear model re-reads"
+    )
+    stream.add_argument(
+        "--step", type=int, default=1, help="messages between a non-linear model's scores"
+    )
+    stream.add_argument("--max-open", type=int, default=100_000, help="conversations held at once")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
+    if args.stream:
+        return _stream_main(args)
+    if args.out is None:
+        parser.error("--out is required (a folder for the score CSVs)")
+    args.input = Path(args.input)
     unwritable = unwritable_reason(args.out)
     if unwritable:
         # Checked before any scoring: a long run must not fail at its last step.
@@ -325,6 +356,60 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {error}", file=sys.stderr)
         return 2
     print(f"author scores:       {author_path}\nconversation scores: {conversation_path}")
+    return 0
+
+
+def _stream_main(args: argparse.Namespace) -> int:
+    """``--stream``: JSON lines to standard output, or to ``<out>/stream.jsonl`` (atomic)."""
+    from grooming_detect.streaming import RiskStream, stream_file
+
+    if args.out is not None:
+        unwritable = unwritable_reason(args.out)
+        if unwritable:
+            print(f"error: --out {args.out}: {unwritable}", file=sys.stderr)
+            return 2
+    try:
+        model, meta = load_scoring_model(args.model)
+        if args.quantize is not None:
+            set_quantize(model, args.quantize, args.model)
+        lexicons, separator = feature_settings(meta, None, None)
+        threshold = float(meta["threshold"]) if args.threshold is None else args.threshold
+        risk = RiskStream(
+            model,
+            meta,
+            lexicons,
+            separator,
+            threshold,
+            window=args.window,
+            step=args.step,
+            patience=args.patience,
+            max_open=args.max_open,
+        )
+        if args.out is None:
+            counts = stream_file(risk, args.input, sys.stdout)
+        else:
+            args.out.mkdir(parents=True, exist_ok=True)
+            counted: dict[str, int] = {}
+
+            def write(tmp: Path) -> None:
+                with open(tmp, "w", encoding="utf-8") as handle:
+                    counted.update(stream_file(risk, args.input, handle))
+
+            write_with(args.out / "stream.jsonl", write)
+            counts = counted
+    except (FileNotFoundError, ValueError, MlflowException) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    log.info(
+        "streamed %d messages (%s scores, threshold %.4f, patience %d): %d conversations "
+        "warned, %d closed to stay within --max-open",
+        counts["messages"],
+        risk.method,
+        threshold,
+        args.patience,
+        counts["warnings"],
+        counts["closed"],
+    )
     return 0
 
 

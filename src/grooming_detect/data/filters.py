@@ -3,6 +3,11 @@
 Each filter removes whole conversations; the report says, per filter and split, how many
 conversations, messages, authors and predators it removed (an author is removed when none of their
 conversations remains), so a filter that removes a predator says so.
+
+``vtpan`` is of another kind: it keeps exactly the conversations of the eSPD benchmark split
+(`grooming_detect.data.vtpan`), in training and test files alike, and labels conversations, not
+authors. The PAN-2012 loader applies it (before the validation carve) and accounts for it; it
+defines the corpus by ids, so it is never combined with the rule filters above.
 """
 
 from __future__ import annotations
@@ -24,9 +29,12 @@ class FilterSettings:
     drop_multi_party: bool = False
     min_messages_per_author: int = 0
     apply_to_test: bool = False
+    #: Keep only the VTPAN conversations (both files) with conversation-level labels.
+    vtpan: bool = False
 
     @property
     def active(self) -> bool:
+        """Whether a rule filter is on (`vtpan` is not one: the loader applies it)."""
         return self.drop_single_author or self.drop_multi_party or self.min_messages_per_author > 0
 
 

@@ -28,6 +28,7 @@ from typing import Any, BinaryIO
 import pandas as pd
 from lxml import etree
 
+from grooming_detect.data import vtpan
 from grooming_detect.data.filters import FilterSettings, apply_filters
 from grooming_detect.data.schema import Tables, build_tables
 from grooming_detect.data.splits import carve_validation
@@ -406,6 +407,56 @@ class LoadReport:
     truth_lines_not_in_corpus: int = 0
     diff_lines: int | None = None
     filtered: list[dict[str, Any]] = field(default_factory=list)
+    #: With the VTPAN filter: per split (train, test), the ids it lists, how many the file holds,
+    #: how many it lacks (and the first 20 of them), and how many other conversations it dropped.
+    vtpan: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+
+def keep_vtpan(
+    messages: pd.DataFrame, split: str, source: Path, report: LoadReport
+) -> pd.DataFrame:
+    """The messages of the VTPAN `split` (``train`` or ``test``) conversations in `messages`, read
+    from `source`; the account goes into `report.vtpan[split]`.
+
+    Raises:
+        CorpusFormatError: naming `source`, when it holds none of the split's ids.
+    """
+    expected = vtpan.conversation_ids(split)
+    present = set(messages["conversation_id"].unique())
+    missing = sorted(expected - present)
+    found = len(expected) - len(missing)
+    file_kind = "training" if split == "train" else "test"
+    if not found:
+        raise CorpusFormatError(
+            f"{source}: none of the {len(expected):,} VTPAN {split} conversation ids occurs in "
+            f"it; this is not the PAN-2012 corpus or not its {file_kind} file"
+        )
+    report.vtpan[split] = {
+        "ids": len(expected),
+        "found": found,
+        "not_found": len(missing),
+        "not_found_first_20": missing[:20],
+        "other_conversations_dropped": len(present) - found,
+    }
+    if missing:
+        log.warning(
+            "%s: %d of the %d VTPAN %s conversation ids do not occur (the first are listed in "
+            "the manifest); the benchmark split is incomplete",
+            source,
+            len(missing),
+            len(expected),
+            split,
+        )
+    return messages[messages["conversation_id"].isin(expected)].reset_index(drop=True)
+
+
+def conversation_labels_of(messages: pd.DataFrame, predators: set[str]) -> dict[str, bool]:
+    """Conversation id -> whether one of `predators` speaks in it."""
+    positive = set(messages.loc[messages["author"].isin(predators), "conversation_id"])
+    return {
+        conversation: conversation in positive
+        for conversation in messages["conversation_id"].unique()
+    }
 
 
 def load_corpus(
@@ -419,21 +470,39 @@ def load_corpus(
 
     The diff file (the organisers' anonymisation edits) is metadata only, never a label source.
     Optional `filters` (off by default) remove conversations after the split; the report
-    accounts for every removal.
+    accounts for every removal. With ``filters.vtpan``, only the VTPAN conversations of each
+    file are kept (training ones before the validation carve) and labelled per conversation:
+    positive when an author of it is in that file's predator list; problem-2 line truth (an
+    author task) is not read.
+
+    Raises:
+        ValueError: ``filters.vtpan`` combined with a rule filter.
+        CorpusFormatError: malformed input, or (VTPAN) a file holding none of its split's ids.
     """
+    use_vtpan = filters is not None and filters.vtpan
+    if use_vtpan and filters is not None and filters.active:
+        raise ValueError(
+            "data.filters: vtpan defines the corpus by its conversation ids; combined with "
+            "drop_single_author, drop_multi_party or min_messages_per_author it would change the "
+            "benchmark; turn those off (data/filters=vtpan does)"
+        )
     report = LoadReport()
     train = _messages_frame(parse_messages(files.train_xml, show_progress), "train")
     train_predators = set(read_id_list(files.train_predators))
+    report.truth_ids_not_in_corpus["train"] = sorted(train_predators - set(train["author"]))
+    train_ids = set(train["conversation_id"].unique())
+    if use_vtpan:
+        train = keep_vtpan(train, "train", files.train_xml, report)
     pairs = train[["conversation_id", "author"]].drop_duplicates()
     assignment = carve_validation(pairs, train_predators, validation_fraction, seed)
     train["split"] = train["conversation_id"].map(assignment)
     frames = [train]
     predators = {"train": train_predators, "validation": train_predators}
-    report.truth_ids_not_in_corpus["train"] = sorted(train_predators - set(train["author"]))
+    labels = conversation_labels_of(train, train_predators) if use_vtpan else {}
     predator_lines = None
     if files.test_xml is not None and files.test_problem1 is not None:
         test = _messages_frame(parse_messages(files.test_xml, show_progress), "test")
-        shared = sorted(set(train["conversation_id"]) & set(test["conversation_id"]))
+        shared = sorted(train_ids & set(test["conversation_id"]))
         if shared:
             raise CorpusFormatError(
                 f"{files.train_xml} and {files.test_xml}: {len(shared)} conversation id(s) occur "
@@ -442,8 +511,11 @@ def load_corpus(
         test_predators = set(read_id_list(files.test_problem1))
         predators["test"] = test_predators
         report.truth_ids_not_in_corpus["test"] = sorted(test_predators - set(test["author"]))
+        if use_vtpan:
+            test = keep_vtpan(test, "test", files.test_xml, report)
+            labels.update(conversation_labels_of(test, test_predators))
         frames.append(test)
-        if files.test_problem2 is not None:
+        if files.test_problem2 is not None and not use_vtpan:  # line truth is per author
             predator_lines = pd.DataFrame(
                 read_line_truth(files.test_problem2), columns=["conversation_id", "line"]
             )
@@ -462,6 +534,8 @@ def load_corpus(
                 split,
             )
     messages = pd.concat(frames, ignore_index=True)
+    if use_vtpan:
+        return build_tables(messages, conversation_labels=labels), report
     if filters is not None:
         messages, report.filtered = apply_filters(
             messages, set().union(*predators.values()), filters

@@ -14,7 +14,8 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from grooming_detect import __version__, tracking
-from grooming_detect.data import chatlog, pan12, synthetic, verify
+from grooming_detect.config import ConfigError
+from grooming_detect.data import chatlog, pan12, synthetic, verify, vtpan
 from grooming_detect.data.filters import FilterSettings
 from grooming_detect.data.schema import SCHEMA_VERSION, Tables, write_tables
 from grooming_detect.io import (
@@ -112,6 +113,24 @@ PAN_SPLIT_METHOD = (
     "validation carved from training by whole connected components of the author-conversation "
     "graph, stratified by predator presence, seeded; test is the official test corpus"
 )
+VTPAN_SPLIT_METHOD = (
+    "VTPAN (eSPD benchmark, Vogt et al. 2021): the packaged VTPAN conversation ids of each "
+    "official file; validation carved from VTPAN-train by whole connected components of the "
+    "author-conversation graph, stratified by predator presence, seeded; test is VTPAN-test; "
+    "labels per conversation"
+)
+
+
+def filter_settings(cfg: DictConfig) -> FilterSettings:
+    """`cfg.data.filters`; the VTPAN filter only on the real corpus (its ids are PAN-2012's)."""
+    settings = FilterSettings(**cfg.data.get("filters", {}))
+    if settings.vtpan and cfg.data.source != "pan12":
+        raise ConfigError(
+            f"data/filters=vtpan keeps the eSPD benchmark's conversations of the real PAN-2012 "
+            f"corpus; data={cfg.data.name} ({cfg.data.source}) has none of them. Use it with "
+            "data=pan12 data.root=/path"
+        )
+    return settings
 
 
 def source_files(cfg: DictConfig) -> dict[str, Path]:
@@ -124,7 +143,11 @@ def source_files(cfg: DictConfig) -> dict[str, Path]:
             if not path.is_file():
                 raise FileNotFoundError(f"{path}: chat-log input not found")
         return files
-    return pan12.find_files(corpus_root(cfg)).present()
+    use_vtpan = filter_settings(cfg).vtpan  # refused on generated data before generating it
+    files = pan12.find_files(corpus_root(cfg)).present()
+    if use_vtpan:  # the packaged id lists shape the tables: they key the cache
+        files.update({name: vtpan.FOLDER / name for name in vtpan.FILES.values()})
+    return files
 
 
 def load_tables(cfg: DictConfig) -> tuple[Tables, dict[str, Any]]:
@@ -144,21 +167,25 @@ def load_tables(cfg: DictConfig) -> tuple[Tables, dict[str, Any]]:
         details = asdict(chat_report)
         details["split_method"] = f"{chat_report.split_source}; stratified, seeded"
         return tables, details
+    filters = filter_settings(cfg)
     root = corpus_root(cfg)
     log.info("Reading %s", root)
     tables, pan_report = pan12.load_corpus(
         pan12.find_files(root),
         float(cfg.data.validation_fraction),
         seed,
-        filters=FilterSettings(**cfg.data.filters),
+        filters=filters,
     )
-    return tables, {
-        "split_method": PAN_SPLIT_METHOD,
+    details: dict[str, Any] = {
+        "split_method": VTPAN_SPLIT_METHOD if filters.vtpan else PAN_SPLIT_METHOD,
         "truth_ids_not_in_corpus": pan_report.truth_ids_not_in_corpus,
         "truth_lines_not_in_corpus": pan_report.truth_lines_not_in_corpus,
         "diff_lines_metadata_only": pan_report.diff_lines,
         "filters_removed": pan_report.filtered,
     }
+    if filters.vtpan:
+        details["vtpan_ids"] = pan_report.vtpan
+    return tables, details
 
 
 def _verification(
@@ -170,7 +197,17 @@ def _verification(
     if cfg.data.source != "pan12":
         return {"status": f"not applicable ({cfg.data.source})", "checks": []}
     checks = verify.checksum_checks({name: meta["sha256"] for name, meta in sources.items()})
-    checks += verify.count_checks(verify.counts_from_tables(counts))
+    if filter_settings(cfg).vtpan:  # the tables hold the VTPAN subset, not the whole corpus
+        checks += [
+            verify.Check(
+                f"VTPAN {split} conversations",
+                f"{vtpan.EXPECTED_COUNTS[split]:,}",
+                f"{sum(counts.get(s, {}).get('conversations', 0) for s in splits):,}",
+            )
+            for split, splits in (("train", ("train", "validation")), ("test", ("test",)))
+        ]
+    else:
+        checks += verify.count_checks(verify.counts_from_tables(counts))
     return {
         "status": verify.summarise(checks),
         "checks": [

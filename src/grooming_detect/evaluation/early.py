@@ -28,8 +28,7 @@ import numpy as np
 import pandas as pd
 
 from grooming_detect.evaluation.calibration import ScoreCalibrator
-from grooming_detect.features.text_views import speaker_marker
-from grooming_detect.models.incremental import LinearPrefixScorer, StreamState
+from grooming_detect.models.incremental import ConversationStreams, LinearPrefixScorer
 
 #: eSPD's penalty slope: a warning after 90 messages costs half of the F1.
 P_DEFAULT = math.log(3) / 89
@@ -151,44 +150,26 @@ def ordered_messages(messages: pd.DataFrame) -> pd.DataFrame:
     return ordered.assign(k=ordered.groupby("conversation_id", sort=False).cumcount() + 1)
 
 
-def stream_text(unit: str, author_rank: int, text: str) -> str:
-    """What a message appends to its stream's document: the author's own text (author models),
-    or the message with its speaker marker (conversation models, as in the conversation view)."""
-    if unit == "conversation":
-        return f"{speaker_marker(author_rank)} {text}"
-    return text
-
-
 def incremental_curves(
     scorer: LinearPrefixScorer, unit: str, messages: pd.DataFrame
 ) -> pd.DataFrame:
-    """Raw score of each conversation after every message, from exact prefix scores.
-
-    An author model scores each author's messages in the conversation so far, and the
-    conversation takes its highest-scoring author (as the evaluate stage does for whole
-    conversations); a conversation model scores the conversation so far."""
+    """Raw score of each conversation after every message, from exact prefix scores
+    (`ConversationStreams`: the code ``grooming-detect-score --stream`` runs)."""
     ordered = ordered_messages(messages)
-    scores = np.empty(len(ordered), dtype=np.float64)
-    streams: dict[Any, StreamState] = {}
-    current: dict[str, dict[str, float]] = {}
-    speakers: dict[str, dict[str, int]] = {}  # conversation -> author -> order of appearance
-    conversation_ids = ordered["conversation_id"].tolist()
-    authors = ordered["author"].tolist()
-    texts = ordered["text"].tolist()
-    for i, (cid, author, text) in enumerate(zip(conversation_ids, authors, texts, strict=True)):
-        seen = speakers.setdefault(cid, {})
-        rank = seen.setdefault(author, len(seen))
-        key = cid if unit == "conversation" else (cid, author)
-        state = streams.get(key)
-        if state is None:
-            state = streams[key] = scorer.new_state()
-        value = scorer.update(state, stream_text(unit, rank, text))
-        if unit == "conversation":
-            scores[i] = value
-        else:
-            held = current.setdefault(cid, {})
-            held[author] = value
-            scores[i] = max(held.values())
+    streams = ConversationStreams(scorer, unit)
+    scores = np.fromiter(
+        (
+            streams.add(cid, author, text)
+            for cid, author, text in zip(
+                ordered["conversation_id"].tolist(),
+                ordered["author"].tolist(),
+                ordered["text"].tolist(),
+                strict=True,
+            )
+        ),
+        dtype=np.float64,
+        count=len(ordered),
+    )
     return pd.DataFrame(
         {"conversation_id": ordered["conversation_id"], "k": ordered["k"], "raw_score": scores}
     )

@@ -19,6 +19,7 @@ caller then re-scores a sliding window instead (`grooming_detect.evaluation.earl
 from __future__ import annotations
 
 import math
+from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -28,6 +29,7 @@ from sklearn.feature_extraction.text import CountVectorizer, HashingVectorizer
 from sklearn.linear_model import LogisticRegression
 from sklearn.utils import murmurhash3_32
 
+from grooming_detect.features.text_views import speaker_marker
 from grooming_detect.models.vectorizers import CompactTfidfVectorizer, HashingTfidfVectorizer
 
 #: Distinct terms (word n-grams, or words for character n-grams) whose columns a block keeps
@@ -280,3 +282,59 @@ def _block_of(transformer: Any, coef: np.ndarray, separator: str) -> _Block | No
         n_features=n_features,
         vocabulary=vocabulary,
     )
+
+
+class ConversationStreams:
+    """Raw risk of each open conversation after every message, from a `LinearPrefixScorer`.
+
+    An author model (`unit` ``author``) scores each author's own messages in the conversation
+    so far and the conversation takes its highest-scoring author; a conversation model scores
+    the conversation so far, every message prefixed with its speaker's marker (the conversation
+    view's document). State per open conversation is the term counts of what it has read; at
+    most `max_open` conversations are held, the least recently active one being closed (and
+    counted in `closed`) when another opens."""
+
+    def __init__(self, scorer: LinearPrefixScorer, unit: str, max_open: int | None = None) -> None:
+        if unit not in ("author", "conversation"):
+            raise ValueError(f"unit {unit!r}: expected 'author' or 'conversation'")
+        self.scorer = scorer
+        self.unit = unit
+        self.max_open = max_open
+        self.closed = 0
+        self._open: OrderedDict[str, _Conversation] = OrderedDict()
+
+    def add(self, conversation_id: str, author: str, text: str) -> float:
+        """Read one message; return the conversation's raw risk after it."""
+        conversation = self._open.get(conversation_id)
+        if conversation is None:
+            if self.max_open is not None and len(self._open) >= self.max_open:
+                self._open.popitem(last=False)
+                self.closed += 1
+            conversation = self._open[conversation_id] = _Conversation()
+        else:
+            self._open.move_to_end(conversation_id)
+        rank = conversation.speakers.setdefault(author, len(conversation.speakers))
+        if self.unit == "conversation":
+            if conversation.whole is None:
+                conversation.whole = self.scorer.new_state()
+            return self.scorer.update(conversation.whole, f"{speaker_marker(rank)} {text}")
+        state = conversation.authors.get(author)
+        if state is None:
+            state = conversation.authors[author] = self.scorer.new_state()
+        conversation.scores[author] = self.scorer.update(state, text)
+        return max(conversation.scores.values())
+
+    def close(self, conversation_id: str) -> None:
+        """Forget a conversation (it ended)."""
+        self._open.pop(conversation_id, None)
+
+    def __len__(self) -> int:
+        return len(self._open)
+
+
+@dataclass
+class _Conversation:
+    speakers: dict[str, int] = field(default_factory=dict)
+    authors: dict[str, StreamState] = field(default_factory=dict)
+    scores: dict[str, float] = field(default_factory=dict)
+    whole: StreamState | None = None

@@ -135,6 +135,16 @@ def _data_description(manifest: dict[str, Any]) -> str:
 def _filters(manifest: dict[str, Any]) -> str:
     settings = manifest.get("config", {}).get("filters")
     removed = manifest.get("filters_removed") or []
+    if settings and settings.get("vtpan"):
+        account = manifest.get("vtpan_ids") or {}
+        found = ", ".join(
+            f"{split} {entry.get('found', '?')} of {entry.get('ids', '?')}"
+            for split, entry in account.items()
+        )
+        return (
+            "the eSPD benchmark split (VTPAN, Vogt, Leser and Akbik 2021): only its "
+            f"conversations are kept, labelled per conversation ({found or 'ids found: n/a'})"
+        )
     if not settings or not any(
         settings.get(k)
         for k in ("drop_single_author", "drop_multi_party", "min_messages_per_author")
@@ -240,6 +250,59 @@ def shortcut_audit_section(audit: dict[str, Any], threshold: float) -> str:
     return "\n".join(lines) + "\n"
 
 
+def early_detection_section(early: dict[str, Any], metrics: dict[str, float], figures: str) -> str:
+    """The card's "Early detection" section (empty when the run did not measure it)."""
+    splits = [s for s in early.get("splits", []) if f"{s}/early/f1" in metrics] if early else []
+    if not splits:
+        return ""
+    rows = []
+    for split in splits:
+        m = {k.split("/")[-1]: v for k, v in metrics.items() if k.startswith(f"{split}/early/")}
+        name = f"{split} (tuning set, in-sample)" if split == "validation" else split
+        rows.append(
+            f"| {name} | {int(m['n_conversations'])} ({int(m['n_positive'])}) "
+            f"| {fmt(m['precision'])} | {fmt(m['recall'])} | {fmt(m['f1'])} | {fmt(m['speed'])} "
+            f"| {fmt(m['latency_weighted_f1'])} | {m['latency_median']:g} "
+            f"| {m['latency_q25']:g}–{m['latency_q75']:g} "
+            f"| {m['false_warnings_per_1k_negatives']:.1f} |"
+        )
+    method = (
+        "exact scores of the conversation so far (the TF-IDF model updated message by message)"
+        if early["method"] == "incremental"
+        else f"the model re-reading the last {early['window']} messages every "
+        f"{early['step']} message(s)"
+    )
+    return "\n".join(
+        [
+            "",
+            "## Early detection",
+            "",
+            "How early the model warns while a conversation is still running (eSPD, Vogt, Leser "
+            f"and Akbik 2021). The risk after message k is computed from messages 1..k only: "
+            f"{method}. A conversation is warned when its risk reaches {early['threshold']:.4f} "
+            f"in {early['patience']} consecutive scored step(s); that threshold was fitted on "
+            f"{early['threshold_fitted_on']}. Latency is the number of messages read at the "
+            "first correct warning; speed = 1 − median penalty(latency), with penalty(k) = "
+            f"−1 + 2/(1 + exp(−p(k − 1))), p = {early['penalty_p']:.5f} (a warning after 90 "
+            "messages costs half); latency-weighted F1 = F1 × speed.",
+            "",
+            "| split | conversations (positive) | precision | recall | F1 | speed "
+            "| latency-weighted F1 | median latency | latency IQR | false warnings / 1,000 "
+            "negatives |",
+            "|---|---|---|---|---|---|---|---|---|---|",
+            *rows,
+            "",
+            f"![Warnings against messages read]({figures}/early/warned-by-messages.png)",
+            f"![Latency of correct warnings]({figures}/early/latency-histogram.png)",
+            "",
+            "A chat's label says whether a predator took part at all, not when the risk became "
+            "visible, so an early warning on a positive conversation can still rest on small "
+            "talk; the example curves (`early/risk-curves.png`) show one conversation per class.",
+            "",
+        ]
+    )
+
+
 def render_model_card(
     summary: dict[str, Any],
     meta: dict[str, Any],
@@ -315,6 +378,11 @@ def render_model_card(
         fpr=fmt(false_positives / negatives if negatives else None),
         slice_rows=slice_rows,
         shortcut_audit=shortcut_audit_section(summary.get("audit") or {}, summary["threshold"]),
+        early_detection=early_detection_section(
+            summary.get("early") or {},
+            metrics,
+            Path(os.path.relpath(figures_dir, card_dir)).as_posix(),
+        ),
     )
     ethics = Path(os.path.relpath(ethics_path, card_dir)).as_posix()
     return card.replace("(ETHICS.md)", f"({ethics})")

@@ -15,6 +15,7 @@ from grooming_detect.data.schema import SPLITS
 from grooming_detect.io import read_json, write_text, write_with
 from grooming_detect.reporting.model_card import (
     calibration_rows,
+    early_detection_section,
     fmt,
     metric_rows,
     render_model_card,
@@ -188,6 +189,9 @@ def render_report(
         unit_plural=f"{unit}s",
         metric_rows=table_rows,
         details=_details(metrics, unit, splits, evaluation_dir, show_text),
+        early_detection=early_detection_section(
+            summary.get("early") or {}, metrics, evaluation_dir.as_posix()
+        ),
         pr_curve=evaluation_dir / f"pr_curve_{unit}.png",
         count_rows=count_rows,
         split_method=manifest["split_method"],
@@ -283,8 +287,11 @@ def register(cfg: DictConfig, meta: dict, summary: dict, card: str) -> str:
 def publish_card(card_inputs: dict, publish_dir: Path) -> Path:
     """Write MODEL_CARD.md into `publish_dir`, its figures under ``docs/model-card/``."""
     figures_dir = publish_dir / "docs" / "model-card"
-    for figure in Path(card_inputs["evaluation_dir"]).glob("*.png"):
-        write_with(figures_dir / figure.name, lambda tmp, src=figure: shutil.copyfile(src, tmp))
+    evaluation_dir = Path(card_inputs["evaluation_dir"])
+    for figure in sorted(evaluation_dir.rglob("*.png")):
+        target = figures_dir / figure.relative_to(evaluation_dir)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        write_with(target, lambda tmp, src=figure: shutil.copyfile(src, tmp))
     path = write_text(
         publish_dir / "MODEL_CARD.md",
         render_model_card(**card_inputs, card_dir=publish_dir, figures_dir=figures_dir),

@@ -1,0 +1,268 @@
+"""``grooming-detect-score --stream``: risk of each conversation as its messages arrive.
+
+Reads a chat log (CSV or JSONL, in the order of its rows, which should be time order) or JSON
+lines on standard input (``-``: one message per line, as they happen), and writes one JSON line
+per message: the conversation's calibrated risk after it, and whether the conversation is in a
+warning (the risk has reached the threshold in ``patience`` consecutive scored steps; once raised,
+a warning stays raised). The risk after message ``k`` depends on messages ``1..k`` only.
+
+* A TF-IDF + logistic-regression model (the default) is scored exactly and incrementally: a
+  conversation holds the term counts of what it has read, and each message costs its own length
+  (`grooming_detect.models.incremental`).
+* Any other model re-reads the conversation's last ``window`` messages every ``step`` messages
+  (between steps the last risk stands); state per conversation is those messages.
+
+At most ``max_open`` conversations are held; the least recently active is closed when another
+opens (its state dropped, counted on standard error at the end).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from collections import OrderedDict, deque
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+import pandas as pd
+
+from grooming_detect.data import chatlog
+from grooming_detect.evaluation.calibration import ScoreCalibrator
+from grooming_detect.models.incremental import ConversationStreams, LinearPrefixScorer
+
+log = logging.getLogger(__name__)
+
+#: Messages read from a file before the window method scores their windows together.
+FILE_BATCH = 2_000
+
+
+@dataclass(frozen=True)
+class Message:
+    """One incoming message."""
+
+    conversation_id: str
+    line: int
+    author: str
+    text: str
+
+
+def stdin_messages(handle: IO[str], name: str = "<stdin>") -> Iterator[Message]:
+    """Messages from JSON lines (``conversation_id``, ``author``, ``text``, optional ``line``),
+    checked one by one; an error names the input line and what was expected."""
+    next_line: dict[str, int] = {}
+    for number, raw in enumerate(handle, start=1):
+        if not raw.strip():
+            continue
+        where = f"{name}:{number}"
+        try:
+            record = json.loads(raw)
+        except json.JSONDecodeError as error:
+            raise chatlog.ChatlogFormatError(
+                f"{where}: invalid JSON at column {error.colno} ({error.msg})"
+            ) from None
+        if not isinstance(record, dict):
+            raise chatlog.ChatlogFormatError(f"{where}: expected a JSON object per line")
+        missing = [key for key in chatlog.REQUIRED if key not in record]
+        if missing:
+            raise chatlog.ChatlogFormatError(
+                f"{where}: record lacks key(s) {missing}; expected {list(chatlog.REQUIRED)}"
+            )
+        ids = {}
+        for key in ("conversation_id", "author"):
+            value = record[key]
+            if (
+                isinstance(value, bool)
+                or not isinstance(value, str | int)
+                or not str(value).strip()
+            ):
+                raise chatlog.ChatlogFormatError(
+                    f"{where}: {key} {value!r}; expected a non-empty string"
+                )
+            ids[key] = str(value).strip()
+        text = record["text"]
+        if text is not None and not isinstance(text, str):
+            raise chatlog.ChatlogFormatError(f"{where}: text {text!r:.80}; expected a string")
+        if len(text or "") > chatlog.MAX_MESSAGE_CHARS:
+            raise chatlog.ChatlogFormatError(
+                f"{where}: text of {len(text):,} characters; at most "
+                f"{chatlog.MAX_MESSAGE_CHARS:,} are read"
+            )
+        line = record.get("line")
+        if line in (None, ""):
+            line = next_line.get(ids["conversation_id"], 0) + 1
+        elif isinstance(line, bool) or not str(line).strip().isdigit() or int(line) < 1:
+            raise chatlog.ChatlogFormatError(f"{where}: line={line!r}; expected a 1-based integer")
+        next_line[ids["conversation_id"]] = int(line)
+        yield Message(ids["conversation_id"], int(line), ids["author"], text or "")
+
+
+def file_messages(path: Path) -> Iterator[Message]:
+    """Messages of a chat-log file (checked whole by the chat-log reader), in row order."""
+    messages, _, report = chatlog.read_chatlog(path, require_labels=False)
+    log.info("%s: %d rows read (%d empty texts kept)", path, report.rows, report.empty_texts)
+    for cid, line, author, text in zip(
+        messages["conversation_id"].tolist(),
+        messages["line"].tolist(),
+        messages["author"].tolist(),
+        messages["text"].tolist(),
+        strict=True,
+    ):
+        yield Message(cid, int(line), author, text)
+
+
+@dataclass
+class _Open:
+    """A conversation's warning state (and, for the window method, its last messages)."""
+
+    k: int = 0
+    run: int = 0
+    warned_at: int | None = None
+    score: float | None = None
+    recent: deque = field(default_factory=deque)
+
+
+class RiskStream:
+    """The warning policy over a model's per-message risk, conversation by conversation."""
+
+    def __init__(
+        self,
+        model: Any,
+        meta: dict[str, Any],
+        lexicons: dict[str, list[str]],
+        separator: str,
+        threshold: float,
+        window: int = 50,
+        step: int = 1,
+        patience: int = 1,
+        max_open: int = 100_000,
+    ) -> None:
+        for name, value in (("window", window), ("step", step), ("patience", patience)):
+            if value < 1:
+                raise ValueError(f"--{name} {value}: expected a positive whole number")
+        self.model, self.meta = model, meta
+        self.lexicons, self.separator = lexicons, separator
+        self.threshold, self.window, self.step, self.patience = threshold, window, step, patience
+        self.max_open = max_open
+        self.calibrator = ScoreCalibrator.from_dict(meta.get("calibration", {"method": "none"}))
+        scorer = LinearPrefixScorer.from_pipeline(model, separator)
+        unit = str(meta.get("unit", "author"))
+        self.streams = None if scorer is None else ConversationStreams(scorer, unit, max_open)
+        self.method = "window" if scorer is None else "incremental"
+        self._open: OrderedDict[str, _Open] = OrderedDict()
+        self.closed = 0
+
+    def _state(self, conversation_id: str) -> _Open:
+        state = self._open.get(conversation_id)
+        if state is None:
+            if len(self._open) >= self.max_open:
+                self._open.popitem(last=False)
+                self.closed += 1
+            state = self._open[conversation_id] = _Open(recent=deque(maxlen=self.window))
+        else:
+            self._open.move_to_end(conversation_id)
+        return state
+
+    def run(self, messages: Iterable[Message], batch: int) -> Iterator[dict[str, Any]]:
+        """One output record per message, in input order; `batch` messages are read before
+        the window method scores their windows together (1: each message at once)."""
+        pending: list[Message] = []
+        for message in messages:
+            pending.append(message)
+            if len(pending) >= max(1, batch):
+                yield from self._score(pending)
+                pending = []
+        if pending:
+            yield from self._score(pending)
+
+    def _score(self, messages: list[Message]) -> Iterator[dict[str, Any]]:
+        if self.streams is not None:
+            raw = [self.streams.add(m.conversation_id, m.author, m.text) for m in messages]
+            scores = self.calibrator.transform(pd.Series(raw, dtype=float).to_numpy())
+            for message, score in zip(messages, scores, strict=True):
+                state = self._state(message.conversation_id)
+                state.k += 1
+                yield self._emit(message, state, float(score), scored=True)
+            return
+        windows, states, due = [], [], []
+        for message in messages:
+            state = self._state(message.conversation_id)
+            state.k += 1
+            state.recent.append(message)
+            scored = state.k % self.step == 0
+            if scored:
+                windows.append(list(state.recent))
+            states.append(state)
+            due.append(scored)
+        window_scores = iter(self._window_scores(windows))
+        for message, state, scored in zip(messages, states, due, strict=True):
+            score = next(window_scores) if scored else state.score
+            yield self._emit(message, state, score, scored)
+
+    def _window_scores(self, windows: list[list[Message]]) -> list[float]:
+        if not windows:
+            return []
+        from grooming_detect.scoring import SPLIT, score_messages
+
+        frames = []
+        for index, window in enumerate(windows):
+            frames.append(
+                pd.DataFrame(
+                    {
+                        "conversation_id": f"w{index}",
+                        "line": [m.line for m in window],
+                        "author": [f"{m.author}\x1fw{index}" for m in window],
+                        "time": None,
+                        "text": [m.text for m in window],
+                        "split": SPLIT,
+                    }
+                )
+            )
+        _, conversations = score_messages(
+            self.model,
+            self.meta,
+            pd.concat(frames, ignore_index=True),
+            self.lexicons,
+            self.separator,
+        )
+        by_window = conversations.set_index("conversation_id")["score"]
+        return [float(by_window[f"w{index}"]) for index in range(len(windows))]
+
+    def _emit(
+        self, message: Message, state: _Open, score: float | None, scored: bool
+    ) -> dict[str, Any]:
+        if scored and score is not None:
+            state.score = score
+            state.run = state.run + 1 if score >= self.threshold else 0
+            if state.warned_at is None and state.run >= self.patience:
+                state.warned_at = state.k
+        return {
+            "conversation_id": message.conversation_id,
+            "line": message.line,
+            "author": message.author,
+            "k": state.k,
+            "score": None if state.score is None else round(state.score, 6),
+            "warning": state.warned_at is not None,
+            "new_warning": state.warned_at == state.k,
+        }
+
+
+def stream_file(stream: RiskStream, source: str, out: IO[str]) -> dict[str, int]:
+    """Score `source` (a chat-log path, or ``-`` for JSON lines on standard input) into `out`
+    as JSON lines; return counts of messages, conversations warned and conversations closed."""
+    if source == "-":
+        messages: Iterable[Message] = stdin_messages(sys.stdin)
+        batch = 1
+    else:
+        messages, batch = file_messages(Path(source)), FILE_BATCH
+    counts = {"messages": 0, "warnings": 0}
+    for record in stream.run(messages, batch):
+        out.write(json.dumps(record, ensure_ascii=False) + "\n")
+        if source == "-":
+            out.flush()
+        counts["messages"] += 1
+        counts["warnings"] += bool(record["new_warning"])
+    counts["closed"] = stream.closed
+    return counts
