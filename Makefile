@@ -72,6 +72,10 @@ bench-compare: $(STAMP) ## tfidf_logreg vs the transformer (15 min CPU budget) o
 bench-serve: $(STAMP) ## the served MLflow model: p50/p95 latency and requests/s of 50-message conversations
 	$(BIN)/python scripts/bench_serve.py $(ARGS)
 
+.PHONY: bench-stream
+bench-stream: $(STAMP) ## grooming-detect-score --stream on real chat text: messages/s beside a naive re-scorer
+	$(BIN)/python scripts/bench_stream.py $(ARGS)
+
 .PHONY: bench-transformer
 bench-transformer: $(STAMP) ## transformer training/inference throughput and peak memory (CPU or GPU)
 	$(BIN)/python scripts/bench_transformer.py $(ARGS)

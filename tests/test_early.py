@@ -300,10 +300,21 @@ def test_card_section_names_the_tuning_set_and_reads_the_settings() -> None:
 @pytest.mark.slow
 def test_early_experiment_logs_measures_figures_and_card(compose_cfg) -> None:
     cfg = compose_cfg(
-        "experiment=early", "scale=tiny", "evaluate.bootstrap.n_resamples=50", "progress=false"
+        "experiment=early",
+        "scale=tiny",
+        "early.train_on_prefixes=2",
+        "evaluate.bootstrap.n_resamples=50",
+        "progress=false",
     )
     result = pipeline.run(cfg)
     metrics = result.stages["evaluate"].metrics
+    meta = json.loads((result.stages["train"].outputs["model_dir"] / "model.json").read_text())
+    prefixes = meta["train_on_prefixes"]
+    # Two prefixes (of 1 .. n-1 messages) per training conversation of two messages or more.
+    assert prefixes["per_conversation"] == 2 and prefixes["rows"] > 0
+    assert 0 < prefixes["positive"] < prefixes["rows"]
+    n_authors = result.stages["data"].metrics["train/authors"]
+    assert result.stages["train"].metrics["train/n_rows"] == n_authors + prefixes["rows"]
     for split in ("validation", "test"):
         m = {k.split("/")[-1]: v for k, v in metrics.items() if k.startswith(f"{split}/early/")}
         assert m["latency_weighted_f1"] == pytest.approx(m["f1"] * m["speed"])

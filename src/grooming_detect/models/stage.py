@@ -49,6 +49,76 @@ def subsample_negatives(
     return X.iloc[keep].reset_index(drop=True), y[keep], record
 
 
+#: Joins a conversation id (or author) and a prefix length in the ids of prefix rows.
+_PREFIX_JOIN = "\x1f"
+
+
+def prefix_rows(
+    ctx: StageContext,
+    inputs: ModelInput,
+    per_conversation: int,
+    seed: int,
+    features: dict[str, Any],
+) -> tuple[pd.DataFrame, np.ndarray]:
+    """Training rows of conversation prefixes (``early.train_on_prefixes``): for each training
+    conversation of at least two messages, up to `per_conversation` distinct prefix lengths
+    ``k`` in ``1 .. n - 1`` (seeded), each prefix built into the model's input view as if it
+    were a whole conversation, and labelled as its conversation (or its author) is."""
+    from grooming_detect.data.schema import build_tables, read_table
+    from grooming_detect.features.stage import build_views
+    from grooming_detect.models.units import features_of
+
+    messages = read_table(ctx.dataset_dir, "messages")
+    messages = messages[messages["split"] == "train"].sort_values(
+        ["conversation_id", "line"], kind="stable", ignore_index=True
+    )
+    rng = np.random.default_rng(seed)
+    position = messages.groupby("conversation_id", sort=False).cumcount().to_numpy() + 1
+    lengths = messages.groupby("conversation_id", sort=False)["line"].transform("size").to_numpy()
+    starts = np.flatnonzero(position == 1)
+    pieces = []
+    for start in starts:
+        n = int(lengths[start])
+        if n < 2:
+            continue
+        for k in rng.choice(np.arange(1, n), size=min(per_conversation, n - 1), replace=False):
+            part = messages.iloc[start : start + int(k)]
+            pseudo = f"{part['conversation_id'].iloc[0]}{_PREFIX_JOIN}{int(k)}"
+            pieces.append(
+                part.assign(
+                    conversation_id=pseudo, author=part["author"] + f"{_PREFIX_JOIN}{pseudo}"
+                )
+            )
+    if not pieces:
+        return pd.DataFrame(), np.zeros(0, dtype=bool)
+    prefixes = pd.concat(pieces, ignore_index=True)
+    original = prefixes["conversation_id"].str.split(_PREFIX_JOIN).str[0]
+    if inputs.unit.name == "conversation":
+        conversations = read_table(ctx.dataset_dir, "conversations")
+        label_of = conversations.set_index("conversation_id")["has_predator"]
+        labels = dict(zip(prefixes["conversation_id"], original.map(label_of), strict=True))
+        tables = build_tables(prefixes, conversation_labels=labels)
+    else:
+        authors = read_table(ctx.dataset_dir, "authors")
+        predators = set(authors.loc[authors["is_predator"].fillna(False).astype(bool), "author"])
+        speaker = prefixes["author"].str.split(_PREFIX_JOIN).str[0]
+        tables = build_tables(
+            prefixes, predators={"train": set(prefixes.loc[speaker.isin(predators), "author"])}
+        )
+    view = inputs.kind.view_file.removesuffix(".parquet")
+    rows = build_views(
+        tables.messages,
+        tables.authors,
+        tables.conversations,
+        str(features["message_separator"]),
+        features["lexicons"],
+        {view},
+    )[view]
+    dropped = read_json(ctx.features_dir / "manifest.json").get("dropped_features", {})
+    rows = rows.drop(columns=[c for c in dropped.get(view, []) if c in rows.columns])
+    return features_of(rows, inputs.kind), rows[inputs.kind.label_column].to_numpy(dtype=bool)
+
+
 def model_input(cfg: DictConfig, ctx: StageContext, stage: str) -> ModelInput:
     """The configured model's input rows, for the dataset's unit."""
     unit = unit_of(ctx)
@@ -72,6 +142,19 @@ def run_train(cfg: DictConfig, ctx: StageContext) -> StageResult:
     inputs = model_input(cfg, ctx, "train")
     unit = inputs.unit
     X, y = inputs.training("train")
+    per_conversation = int(cfg.early.get("train_on_prefixes", 0)) if "early" in cfg else 0
+    prefixes = {"per_conversation": per_conversation, "rows": 0, "positive": 0}
+    if per_conversation:
+        features = OmegaConf.to_container(cfg.features, resolve=True)
+        X_prefix, y_prefix = prefix_rows(ctx, inputs, per_conversation, int(cfg.seed), features)
+        X = pd.concat([X, X_prefix[X.columns]], ignore_index=True)
+        y = np.concatenate([y, y_prefix])
+        prefixes.update(rows=len(y_prefix), positive=int(y_prefix.sum()))
+        log.info(
+            "early.train_on_prefixes: %d prefix rows (%d positive) added to training",
+            len(y_prefix),
+            int(y_prefix.sum()),
+        )
     imbalance = cfg.model.get("imbalance") or {}
     X, y, sampling = subsample_negatives(
         X, y, imbalance.get("negatives_per_positive"), int(cfg.seed)
@@ -127,6 +210,7 @@ def run_train(cfg: DictConfig, ctx: StageContext) -> StageResult:
             .get(inputs.kind.view_file.removesuffix(".parquet"), []),
         },
         "n_train": len(X),
+        "train_on_prefixes": prefixes,
         "n_train_positive": int(y.sum()),
         "imbalance": {"class_weight": class_weight, **sampling},
         "imbalance_handling": (
