@@ -39,9 +39,11 @@ test-slow: $(STAMP) ## run the slow tier: multiruns, launchers, tracking server,
 	$(BIN)/python -m pytest -m slow $(ARGS)
 
 .PHONY: lint
-lint: $(STAMP) ## check style with ruff (lint and format)
+lint: $(STAMP) ## ruff (lint and format), the import layering (lint-imports) and mypy on src/
 	$(BIN)/ruff check src tests scripts
 	$(BIN)/ruff format --check src tests scripts
+	$(BIN)/lint-imports
+	$(BIN)/mypy
 
 .PHONY: format
 format: $(STAMP) ## rewrite the code in ruff's format and apply safe lint fixes

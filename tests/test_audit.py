@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from grooming_detect import pipeline
-from grooming_detect.config import ConfigError, validate_config
+from grooming_detect.config import ConfigError
 from grooming_detect.data import chitchat
 from grooming_detect.data.export import write_chatlog
 from grooming_detect.data.synthetic import _split_pool
@@ -20,6 +20,7 @@ from grooming_detect.evaluation.audit import (
     parse_benign_sets,
 )
 from grooming_detect.stage import latest_dir
+from grooming_detect.validation import validate_config
 
 
 def test_masking_removes_exactly_the_lexicon_words() -> None:

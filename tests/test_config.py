@@ -9,7 +9,8 @@ from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
 from conftest import ComposeFn
-from grooming_detect.config import ConfigError, config_dir, project_root, validate_config
+from grooming_detect.config import ConfigError, config_dir, project_root
+from grooming_detect.validation import validate_config
 
 GROUPS = sorted(
     str(p.relative_to(config_dir()))
@@ -120,7 +121,8 @@ def test_typo_in_an_override_key_fails(compose_cfg: ComposeFn) -> None:
     ],
 )
 def test_bad_values_fail_at_start_naming_the_key(compose_cfg, overrides, message) -> None:
-    from grooming_detect.config import ConfigError, validate_config
+    from grooming_detect.config import ConfigError
+    from grooming_detect.validation import validate_config
 
     with pytest.raises(ConfigError, match=message):
         validate_config(compose_cfg(*overrides))

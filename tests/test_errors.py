@@ -10,7 +10,7 @@ from sklearn.feature_extraction.text import CountVectorizer
 from sklearn.pipeline import make_pipeline
 
 from grooming_detect.evaluation import errors, lines
-from grooming_detect.features.behaviour import profiles, slice_labels
+from grooming_detect.evaluation.profiles import profiles, slice_labels
 from grooming_detect.models.baselines import make_tfidf_logreg
 
 TEXTS = pd.DataFrame(

@@ -50,6 +50,7 @@ def _env(root: Path) -> dict[str, str]:
     return {**env, "COLUMNS": "120", "GROOMING_DETECT_ROOT": str(root)}
 
 
+@pytest.mark.slow
 def test_a_terminal_sees_bars(tmp_path: Path) -> None:
     """Under a pseudo-terminal, generating and reading the corpus draw tqdm bars on stderr."""
     controller, terminal = pty.openpty()
@@ -80,6 +81,7 @@ def test_a_terminal_sees_bars(tmp_path: Path) -> None:
     assert "conv/s" in drawn and "reading pan12-" in drawn
 
 
+@pytest.mark.slow
 def test_a_log_sees_lines_and_the_run_ends_with_the_results_table(tmp_path: Path) -> None:
     """Without a terminal: plain progress lines, then a closing table whose numbers are the
     evaluate run's MLflow metrics."""
@@ -120,7 +122,8 @@ def test_a_log_sees_lines_and_the_run_ends_with_the_results_table(tmp_path: Path
 
 @pytest.mark.parametrize("value", ["off", "no", "0"])
 def test_progress_must_be_a_boolean(compose_cfg, value: str) -> None:
-    from grooming_detect.config import ConfigError, validate_config
+    from grooming_detect.config import ConfigError
+    from grooming_detect.validation import validate_config
 
     with pytest.raises(ConfigError, match=r"progress: .*expected true or false"):
         validate_config(compose_cfg(f"progress={value}"))

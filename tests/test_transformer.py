@@ -61,6 +61,7 @@ def test_long_texts_are_windowed_not_truncated(tiny_bert: Path) -> None:
     assert covered >= 40, "every token of the long text is in some window"
 
 
+@pytest.mark.slow
 def test_tiny_bert_trains_and_goes_through_evaluate(tiny_bert: Path, compose_cfg) -> None:
     from mlflow import MlflowClient
 

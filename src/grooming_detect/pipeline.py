@@ -12,7 +12,7 @@ from pathlib import Path
 from omegaconf import DictConfig, open_dict
 
 from grooming_detect import progress, tracking
-from grooming_detect.config import ConfigError, validate_config
+from grooming_detect.config import ConfigError
 from grooming_detect.data.stage import run_data
 from grooming_detect.evaluation.stage import run_evaluate
 from grooming_detect.features.stage import run_features
@@ -26,6 +26,7 @@ from grooming_detect.stage import (
     link_sources,
     publish_latest,
 )
+from grooming_detect.validation import validate_config
 
 log = logging.getLogger(__name__)
 

@@ -117,8 +117,8 @@ class Progress:
                 leave=False,
             )
         elif self._mode == "log":
-            size = f" of {self._count(self.total)} {self.unit}" if self.total else ""
-            log.info("%s: started%s", self.desc, size)
+            total = f" of {self._count(self.total)} {self.unit}" if self.total else ""
+            log.info("%s: started%s", self.desc, total)
         return self
 
     def _count(self, value: float | None) -> str:

@@ -30,7 +30,7 @@ from typing import IO, Any
 import pandas as pd
 
 from grooming_detect.data import chatlog
-from grooming_detect.evaluation.calibration import ScoreCalibrator
+from grooming_detect.models.decision import ScoreCalibrator
 from grooming_detect.models.incremental import ConversationStreams, LinearPrefixScorer
 
 log = logging.getLogger(__name__)
@@ -85,7 +85,7 @@ def stdin_messages(handle: IO[str], name: str = "<stdin>") -> Iterator[Message]:
         text = record["text"]
         if text is not None and not isinstance(text, str):
             raise chatlog.ChatlogFormatError(f"{where}: text {text!r:.80}; expected a string")
-        if len(text or "") > chatlog.MAX_MESSAGE_CHARS:
+        if text is not None and len(text) > chatlog.MAX_MESSAGE_CHARS:
             raise chatlog.ChatlogFormatError(
                 f"{where}: text of {len(text):,} characters; at most "
                 f"{chatlog.MAX_MESSAGE_CHARS:,} are read"
@@ -204,7 +204,7 @@ class RiskStream:
     def _window_scores(self, windows: list[list[Message]]) -> list[float]:
         if not windows:
             return []
-        from grooming_detect.scoring import SPLIT, score_messages
+        from grooming_detect.models.apply import SPLIT, score_messages
 
         frames = []
         for index, window in enumerate(windows):

@@ -128,13 +128,18 @@ def log_config(cfg: DictConfig, overrides: list[str]) -> None:
     """Log the resolved config as flattened params and as YAML, plus the command-line overrides."""
     resolved = OmegaConf.to_container(cfg, resolve=True)
     assert isinstance(resolved, dict)
-    mlflow.log_params(flatten(resolved))
+    mlflow.log_params(flatten({str(k): v for k, v in resolved.items()}))
     mlflow.log_text(OmegaConf.to_yaml(cfg, resolve=True), "config/config.yaml")
     mlflow.log_text("\n".join(overrides) + ("\n" if overrides else ""), "config/overrides.txt")
 
 
-def log_metrics(metrics: Mapping[str, float]) -> None:
-    """Log metrics to the active run, skipping values that are not finite numbers."""
+#: What MLflow raises (a missing run, model or experiment; a server that refuses): callers
+#: catch this name and never import MLflow themselves.
+TrackingError = mlflow.exceptions.MlflowException
+
+
+def log_metrics(metrics: Mapping[str, float], step: int | None = None) -> None:
+    """Log metrics to the active run (at `step`), skipping values that are not finite."""
     import math
 
     finite = {k: float(v) for k, v in metrics.items() if v is not None and math.isfinite(float(v))}
@@ -142,7 +147,7 @@ def log_metrics(metrics: Mapping[str, float]) -> None:
     if skipped:
         log.info("Not logging undefined metrics: %s", ", ".join(skipped))
     if finite:
-        mlflow.log_metrics(finite)
+        mlflow.log_metrics(finite, step=step)
 
 
 def log_params(params: Mapping[str, Any]) -> None:
@@ -173,6 +178,55 @@ def active_run_id() -> str | None:
     """Id of the active run (the current stage's child run inside the pipeline)."""
     run = mlflow.active_run()
     return run.info.run_id if run else None
+
+
+def model_info(uri: str) -> Any:
+    """The `mlflow.models.ModelInfo` of a logged model (``runs:/…``, ``models:/…``)."""
+    return mlflow.models.get_model_info(uri)
+
+
+def download_artifacts(
+    uri: str | None = None,
+    run_id: str | None = None,
+    artifact_path: str | None = None,
+    tracking_uri: str | None = None,
+) -> Path:
+    """A local copy of a model or run artifact; its path."""
+    return Path(
+        mlflow.artifacts.download_artifacts(
+            artifact_uri=uri, run_id=run_id, artifact_path=artifact_path, tracking_uri=tracking_uri
+        )
+    )
+
+
+def client(tracking_uri: str) -> Any:
+    """An `mlflow.MlflowClient` of `tracking_uri` (searches and reads across runs)."""
+    return mlflow.MlflowClient(tracking_uri=tracking_uri)
+
+
+def log_pyfunc_model(
+    name: str,
+    python_model: Path,
+    artifacts: dict[str, str],
+    code_paths: list[str],
+    signature: Any,
+    input_example: Any,
+    pip_requirements: list[str],
+    metadata: dict[str, Any],
+) -> str:
+    """Log a models-from-code pyfunc (`python_model` is its code file) to the active run; its
+    model URI."""
+    info = mlflow.pyfunc.log_model(
+        name=name,
+        python_model=str(python_model),
+        artifacts=artifacts,
+        code_paths=code_paths,
+        signature=signature,
+        input_example=input_example,
+        pip_requirements=pip_requirements,
+        metadata=metadata,
+    )
+    return str(info.model_uri)
 
 
 def log_table(frame: Any, artifact_file: str) -> None:

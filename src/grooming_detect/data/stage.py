@@ -176,7 +176,7 @@ def load_tables(cfg: DictConfig) -> tuple[Tables, dict[str, Any]]:
         seed,
         filters=filters,
     )
-    details: dict[str, Any] = {
+    pan_details: dict[str, Any] = {
         "split_method": VTPAN_SPLIT_METHOD if filters.vtpan else PAN_SPLIT_METHOD,
         "truth_ids_not_in_corpus": pan_report.truth_ids_not_in_corpus,
         "truth_lines_not_in_corpus": pan_report.truth_lines_not_in_corpus,
@@ -184,8 +184,8 @@ def load_tables(cfg: DictConfig) -> tuple[Tables, dict[str, Any]]:
         "filters_removed": pan_report.filtered,
     }
     if filters.vtpan:
-        details["vtpan_ids"] = pan_report.vtpan
-    return tables, details
+        pan_details["vtpan_ids"] = pan_report.vtpan
+    return tables, pan_details
 
 
 def _verification(

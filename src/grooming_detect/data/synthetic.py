@@ -40,6 +40,7 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 from grooming_detect.data import chitchat, pan12
 from grooming_detect.io import atomic_path, json_digest, write_text
@@ -375,7 +376,7 @@ class _Vocabulary:
         return self.fill(self.rng.choice(templates))
 
 
-class _SlotFiller(dict):  # type: ignore[type-arg]
+class _SlotFiller(dict[str, str]):
     def __init__(self, choice: object) -> None:
         super().__init__()
         self._choice = choice
@@ -803,7 +804,7 @@ class _SplitGenerator:
             window = self.dialogues.take(conversation.length)
         shift = rng.randint(-90, 90) if window.reuse else 0
         role = {0: conversation.authors[0], 1: conversation.authors[-1]}
-        lines = []
+        lines: list[Any] = []
         for position, (speaker, minute, text) in enumerate(
             zip(window.speakers, window.minutes, window.texts, strict=True)
         ):

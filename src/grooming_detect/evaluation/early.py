@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from grooming_detect.evaluation.calibration import ScoreCalibrator
+from grooming_detect.models.decision import ScoreCalibrator
 from grooming_detect.models.incremental import ConversationStreams, LinearPrefixScorer
 
 #: eSPD's penalty slope: a warning after 90 messages costs half of the F1.
@@ -86,7 +86,7 @@ def early_measures(
     tp_latencies = np.array(
         [k for k, hit in zip(latencies, true_positive, strict=True) if hit], dtype=float
     )
-    fast = speed(tp_latencies, p)
+    fast = speed(tp_latencies.tolist(), p)
     measures = {
         "precision": float(precision),
         "recall": float(recall),
@@ -211,7 +211,7 @@ def window_curves(
 ) -> pd.DataFrame:
     """Raw score of each conversation every `settings.step` messages (and at its end), the
     model reading the last `settings.window` messages, with the features the pipeline builds."""
-    from grooming_detect.scoring import score_messages
+    from grooming_detect.models.apply import score_messages
 
     raw_meta = {**meta, "calibration": {"method": "none"}}
     ordered = ordered_messages(messages)

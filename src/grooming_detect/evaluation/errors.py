@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 from scipy import sparse
 
-from grooming_detect.features.behaviour import slice_labels
+from grooming_detect.evaluation.profiles import slice_labels
 from grooming_detect.features.text_views import speaker_marker
 
 
@@ -102,7 +102,7 @@ def linear_explanations(
     features, coefficients = parts
     matrix = sparse.csr_matrix(features.transform(documents))
     private = min_term_rows > 0 and reference is not None
-    rows = []
+    rows: list[list[tuple[str, float]]] = []
     for row in range(matrix.shape[0]):
         start, end = matrix.indptr[row], matrix.indptr[row + 1]
         columns = matrix.indices[start:end]
@@ -118,19 +118,19 @@ def linear_explanations(
     counts: dict[tuple[str, str], int] = {}
     if private:
         wanted: dict[str, set[str]] = {}
-        for row in rows:
-            for name, _ in row[: top * 4]:
+        for terms_of_row in rows:
+            for name, _ in terms_of_row[: top * 4]:
                 block, _, terms = name.partition("__")
                 if block == "word":
                     wanted.setdefault(block, set()).update(terms.split("|"))
         counts = _term_row_counts(features, reference, wanted)
     explanations = []
-    for row in rows:
+    for terms_of_row in rows:
         if not private:
-            explanations.append("; ".join(f"{name} (+{value:.3f})" for name, value in row))
+            explanations.append("; ".join(f"{name} (+{value:.3f})" for name, value in terms_of_row))
             continue
         shown, characters = [], 0.0
-        for name, value in row:
+        for name, value in terms_of_row:
             block, _, terms = name.partition("__")
             if block == "char":
                 characters += value

@@ -1,4 +1,5 @@
-"""PAN-2012 measures and decision-threshold tuning.
+"""PAN-2012 measures, ranking measures, operating points and bootstrap intervals (the decision
+threshold itself is tuned with the model: `grooming_detect.models.decision`).
 
 PAN-2012 Problem 1 scores the set of authors a system names as predators against the set in the
 ground truth: precision = |named ∩ true| / |named|, recall = |named ∩ true| / |true|, and
@@ -9,45 +10,38 @@ F_beta is 0 when precision and recall are both 0.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-
 import numpy as np
 from sklearn.metrics import average_precision_score, precision_recall_curve, roc_auc_score
 
+# Decision measures live with the model (`models.decision`); importable from here as before.
+from grooming_detect.models.decision import (
+    BETAS,
+    THRESHOLD_OBJECTIVES,
+    best_f_beta,
+    f_beta,
+    f_beta_curve,
+    scores_at_threshold,
+    set_scores,
+    tune_threshold,
+)
 from grooming_detect.progress import track
 
-
-def f_beta(precision: float, recall: float, beta: float) -> float:
-    """F_beta from precision and recall (0 when both are 0)."""
-    denominator = beta**2 * precision + recall
-    return 0.0 if denominator == 0 else (1 + beta**2) * precision * recall / denominator
-
-
-def set_scores(named: Iterable[str], truth: Iterable[str]) -> dict[str, float]:
-    """Precision, recall, F1, F0.5 and F3 of a set of named ids against the true ids."""
-    named_set, truth_set = set(named), set(truth)
-    hits = len(named_set & truth_set)
-    precision = hits / len(named_set) if named_set else 0.0
-    recall = hits / len(truth_set) if truth_set else 0.0
-    return {
-        "precision": precision,
-        "recall": recall,
-        "f1": f_beta(precision, recall, 1.0),
-        "f0_5": f_beta(precision, recall, 0.5),
-        "f3": f_beta(precision, recall, 3.0),
-    }
-
-
-def scores_at_threshold(
-    y_true: np.ndarray, scores: np.ndarray, threshold: float
-) -> dict[str, float]:
-    """PAN set measures when every item scoring at or above `threshold` is named."""
-    y_true = np.asarray(y_true, dtype=bool)
-    predicted = np.asarray(scores) >= threshold
-    indices = np.arange(len(y_true))
-    result = set_scores(indices[predicted].tolist(), indices[y_true].tolist())
-    result["n_predicted"] = float(predicted.sum())
-    return result
+__all__ = [
+    "BETAS",
+    "BOOTSTRAP_MEASURES",
+    "THRESHOLD_OBJECTIVES",
+    "best_f_beta",
+    "bootstrap_intervals",
+    "f_beta",
+    "f_beta_curve",
+    "operating_points",
+    "precision_at_recall",
+    "ranking_scores",
+    "recall_at_fpr",
+    "scores_at_threshold",
+    "set_scores",
+    "tune_threshold",
+]
 
 
 def ranking_scores(y_true: np.ndarray, scores: np.ndarray) -> dict[str, float]:
@@ -59,58 +53,6 @@ def ranking_scores(y_true: np.ndarray, scores: np.ndarray) -> dict[str, float]:
         "pr_auc": float(average_precision_score(y_true, scores)),
         "roc_auc": float(roc_auc_score(y_true, scores)),
     }
-
-
-BETAS = {"f0_5": 0.5, "f1": 1.0, "f3": 3.0}
-
-
-THRESHOLD_OBJECTIVES = (*BETAS, "recall_at_precision")
-
-
-def f_beta_curve(precision: np.ndarray, recall: np.ndarray, beta: float) -> np.ndarray:
-    """F_beta at every point of a precision-recall curve (0 where both are 0)."""
-    beta2 = beta**2
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return np.nan_to_num((1 + beta2) * precision * recall / (beta2 * precision + recall))
-
-
-def best_f_beta(y_true: np.ndarray, scores: np.ndarray, beta: float = 0.5) -> float:
-    """The highest F_beta over all thresholds (for model selection, not for reporting)."""
-    precision, recall, _ = precision_recall_curve(np.asarray(y_true, dtype=bool), scores)
-    return float(f_beta_curve(precision, recall, beta).max())
-
-
-def tune_threshold(
-    y_true: np.ndarray, scores: np.ndarray, objective: str = "f0_5", min_precision: float = 0.0
-) -> float:
-    """The score threshold that maximises `objective`: ``f0_5``, ``f1``, ``f3``, or
-    ``recall_at_precision`` (the highest recall whose precision is at least `min_precision`;
-    when no threshold reaches it, the one with the best precision).
-
-    Ties go to the highest threshold (fewest alerts). Fit this on validation only.
-
-    Raises:
-        ValueError: when `y_true` holds no positive (nothing to tune on) or the objective is
-            unknown.
-    """
-    if objective not in THRESHOLD_OBJECTIVES:
-        raise ValueError(
-            f"threshold objective {objective!r}: expected one of {list(THRESHOLD_OBJECTIVES)}"
-        )
-    y_true = np.asarray(y_true, dtype=bool)
-    if not y_true.any():
-        raise ValueError("cannot tune a threshold on a split without positives")
-    precision, recall, thresholds = precision_recall_curve(y_true, scores)
-    if objective == "recall_at_precision":
-        precision, recall = precision[:-1], recall[:-1]
-        feasible = precision >= min_precision
-        if not feasible.any():
-            return float(thresholds[np.flatnonzero(precision == precision.max())[-1]])
-        best_recall = recall[feasible].max()
-        return float(thresholds[np.flatnonzero(feasible & (recall == best_recall))[-1]])
-    values = f_beta_curve(precision, recall, BETAS[objective])[:-1]  # last point: no threshold
-    best = np.flatnonzero(values == values.max())
-    return float(thresholds[best[-1]])
 
 
 def precision_at_recall(y_true: np.ndarray, scores: np.ndarray, recall: float) -> float:

@@ -100,7 +100,7 @@ def score_histogram_figure(
 ) -> Path:
     """Score distributions of positives and negatives (log count), with the threshold."""
     figure, axis = plt.subplots(figsize=(6, 4))
-    bins = np.linspace(0, 1, 41)
+    bins = np.linspace(0, 1, 41).tolist()
     y = np.asarray(y_true, dtype=bool)
     axis.hist(scores[~y], bins=bins, alpha=0.6, label=f"negatives (n={int((~y).sum())})")
     axis.hist(scores[y], bins=bins, alpha=0.6, label=f"positives (n={int(y.sum())})")
@@ -117,7 +117,7 @@ def distribution_figure(
     """Score distributions of several groups as densities (groups of any size), with the
     threshold."""
     figure, axis = plt.subplots(figsize=(6, 4))
-    bins = np.linspace(0, 1, 41)
+    bins = np.linspace(0, 1, 41).tolist()
     for label, scores in named_scores.items():
         if len(scores):
             axis.hist(scores, bins=bins, alpha=0.5, density=True, label=label)

@@ -8,6 +8,7 @@ the highest score of its authors, so a conversation is flagged when one of its a
 from __future__ import annotations
 
 import logging
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,7 @@ import pandas as pd
 from omegaconf import DictConfig, OmegaConf
 
 from grooming_detect import tracking
+from grooming_detect.config import to_dict
 from grooming_detect.data.pan12 import TEST_PROBLEM1, TEST_PROBLEM2
 from grooming_detect.data.schema import read_table
 from grooming_detect.evaluation import audit, early, errors, lines, plots
@@ -33,7 +35,7 @@ from grooming_detect.evaluation.pan_eval import (
     score_problem1,
     score_problem2,
 )
-from grooming_detect.features.behaviour import profiles
+from grooming_detect.evaluation.profiles import profiles
 from grooming_detect.io import read_json, write_json, write_parquet, write_text
 from grooming_detect.models.persistence import load_model
 from grooming_detect.models.units import UNITS, ModelInput, conversation_scores, features_of
@@ -240,7 +242,7 @@ def run_evaluate(cfg: DictConfig, ctx: StageContext) -> StageResult:
     conversations_all = read_table(ctx.dataset_dir, "conversations")
     line_truth_path = ctx.dataset_dir / "predator_lines.parquet"
     line_truth = pd.read_parquet(line_truth_path) if line_truth_path.is_file() else None
-    lexicons = OmegaConf.to_container(cfg.features.lexicons, resolve=True)
+    lexicons = to_dict(cfg.features.lexicons)
     skipped: list[str] = []
     if unit.name != "author":
         skipped.append(AUTHOR_SKIP_REASON)
@@ -277,7 +279,7 @@ def run_evaluate(cfg: DictConfig, ctx: StageContext) -> StageResult:
                 messages,
                 named,
                 str(cfg.evaluate.line_rule),
-                lambda candidates, split=split: scorer.message_scores(candidates, split),
+                partial(scorer.message_scores, split=split),
                 float(cfg.evaluate.line_threshold),
             )
             outputs[f"{split}_problem2"] = write_text(
@@ -392,7 +394,7 @@ def _audit(
 ) -> dict[str, Any]:
     """Benign sets, cue ablation and source probe (`evaluation.audit`), when configured; adds
     to `metrics` and `outputs` and returns the summary the model card reads."""
-    from grooming_detect.scoring import feature_settings
+    from grooming_detect.models.apply import feature_settings
 
     benign_sets = audit.parse_benign_sets(
         OmegaConf.to_container(cfg.evaluate.benign_sets, resolve=True)
@@ -452,7 +454,7 @@ def _early(
     reads."""
     if not cfg.early.enabled:
         return {}
-    from grooming_detect.scoring import feature_settings
+    from grooming_detect.models.apply import feature_settings
 
     lexicons, separator = feature_settings(meta, None, None)
     early_metrics, summary, early_outputs = early.evaluate_early(

@@ -6,9 +6,10 @@ import logging
 from collections.abc import Collection
 
 import pandas as pd
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
 from grooming_detect import tracking
+from grooming_detect.config import to_dict
 from grooming_detect.data.schema import read_table
 from grooming_detect.features.behaviour import (
     author_conversation_features,
@@ -77,6 +78,7 @@ def build_views(
             )
         bar.update()
         if "conversation_texts" in wanted:
+            assert whole is not None
             built["conversation_texts"] = whole.merge(
                 conversation_features(messages, lexicons, facts),
                 on=["conversation_id", "split"],
@@ -117,7 +119,7 @@ def run_features(cfg: DictConfig, ctx: StageContext) -> StageResult:
     if not ctx.manifest_path.is_file():
         raise MissingInputError("features", ctx.manifest_path, "data")
     data_manifest = read_json(ctx.manifest_path)
-    settings = OmegaConf.to_container(cfg.features, resolve=True)
+    settings = to_dict(cfg.features)
     key = json_digest(
         {
             "data": data_manifest["fingerprint"],

@@ -132,7 +132,7 @@ def _boosting_on_columns(block: str, pattern: str, **boosting: object) -> Pipeli
                 "features",
                 ColumnTransformer([(block, "passthrough", make_column_selector(pattern=pattern))]),
             ),
-            ("classifier", HistGradientBoostingClassifier(**boosting)),  # type: ignore[arg-type]
+            ("classifier", HistGradientBoostingClassifier(**boosting)),
         ]
     )
 

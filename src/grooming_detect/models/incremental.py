@@ -273,7 +273,7 @@ def _block_of(transformer: Any, coef: np.ndarray, separator: str) -> _Block | No
         return None
     return _Block(
         analyzer=reference.analyzer,
-        ngram_range=tuple(reference.ngram_range),  # type: ignore[arg-type]
+        ngram_range=(int(reference.ngram_range[0]), int(reference.ngram_range[1])),
         preprocess=preprocess,
         tokenize=tokenize,
         idf=idf,

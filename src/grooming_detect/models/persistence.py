@@ -34,6 +34,10 @@ TRUSTED_TYPES = frozenset(
 )
 
 
+#: The artifact of the logged whole-scorer pyfunc that holds the model folder.
+ARTIFACT = "grooming_model"
+
+
 class UntrustedModelError(ValueError):
     """A model file asks for types outside the project's exact allow-list."""
 

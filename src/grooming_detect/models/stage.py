@@ -14,13 +14,13 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from grooming_detect import tracking
-from grooming_detect.evaluation.calibration import ScoreCalibrator
-from grooming_detect.evaluation.metrics import scores_at_threshold, tune_threshold
+from grooming_detect.config import to_dict
 from grooming_detect.io import read_json
+from grooming_detect.models.decision import ScoreCalibrator, scores_at_threshold, tune_threshold
 from grooming_detect.models.persistence import MODEL_FILE, save_model, trusted_types
+from grooming_detect.models.serving import log_pyfunc_model
 from grooming_detect.models.units import ModelInput, resolve_input, unit_of
 from grooming_detect.profiling import peak_rss_mib
-from grooming_detect.serving import log_pyfunc_model
 from grooming_detect.stage import StageContext, StageResult
 
 log = logging.getLogger(__name__)
@@ -145,7 +145,7 @@ def run_train(cfg: DictConfig, ctx: StageContext) -> StageResult:
     per_conversation = int(cfg.early.get("train_on_prefixes", 0)) if "early" in cfg else 0
     prefixes = {"per_conversation": per_conversation, "rows": 0, "positive": 0}
     if per_conversation:
-        features = OmegaConf.to_container(cfg.features, resolve=True)
+        features = to_dict(cfg.features)
         X_prefix, y_prefix = prefix_rows(ctx, inputs, per_conversation, int(cfg.seed), features)
         X = pd.concat([X, X_prefix[X.columns]], ignore_index=True)
         y = np.concatenate([y, y_prefix])
@@ -202,7 +202,7 @@ def run_train(cfg: DictConfig, ctx: StageContext) -> StageResult:
         "settings": OmegaConf.to_container(cfg.model, resolve=True),
         # The feature settings the model learned from: scoring new data rebuilds the same.
         "features": {
-            **OmegaConf.to_container(cfg.features, resolve=True),
+            **to_dict(cfg.features),
             # Columns the features stage dropped from this model's input view (no values in
             # the training dataset): scoring drops them too.
             "dropped": read_json(ctx.features_dir / "manifest.json")

@@ -49,7 +49,7 @@ from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.metrics import average_precision_score
 
 from grooming_detect import progress
-from grooming_detect.evaluation.metrics import best_f_beta
+from grooming_detect.models.decision import best_f_beta
 
 log = logging.getLogger(__name__)
 
@@ -71,7 +71,11 @@ def packaged_model_path() -> Path:
 
 
 def aggregate_windows(
-    scores: Sequence[float], owners: Sequence[int], n_rows: int, how: str, top_k: int = 3
+    scores: Sequence[float] | np.ndarray,
+    owners: Sequence[int] | np.ndarray,
+    n_rows: int,
+    how: str,
+    top_k: int = 3,
 ) -> np.ndarray:
     """Aggregate window scores to their rows (`owners[i]` is window i's row index).
 
@@ -96,14 +100,11 @@ def dialogue_texts(conversation_text: pd.Series, speaker: pd.Series) -> list[str
     texts = []
     for text, own in zip(conversation_text, speaker, strict=True):
         own_prefix = f"{own} "
-        texts.append(
-            marker.sub(
-                lambda m, own_prefix=own_prefix: (
-                    "[ME] " if m.group(0) == own_prefix else "[OTHER] "
-                ),
-                text,
-            )
-        )
+
+        def mark(match: re.Match[str], own_prefix: str = own_prefix) -> str:
+            return "[ME] " if match.group(0) == own_prefix else "[OTHER] "
+
+        texts.append(marker.sub(mark, text))
     return texts
 
 
@@ -281,7 +282,7 @@ class TransformerClassifier(ClassifierMixin, BaseEstimator):
             eval_strategy=strategy,
             save_strategy=strategy,
             eval_steps=self.eval_steps,
-            save_steps=self.eval_steps,
+            save_steps=self.eval_steps if self.eval_steps is not None else 500,
             load_best_model_at_end=eval_set is not None,
             metric_for_best_model=self.selection_metric if eval_set is not None else None,
             greater_is_better=True,
@@ -506,10 +507,11 @@ class _MlflowCurves(_Callback):  # type: ignore[misc, valid-type]
     def on_log(
         self, args: Any, state: Any, control: Any, logs: dict | None = None, **kwargs: Any
     ) -> None:
-        # No run can be active in a process that never imported MLflow (a bare benchmark, a
-        # machine with torch and transformers only), so the callback then costs nothing.
-        mlflow = sys.modules.get("mlflow")
-        if not logs or mlflow is None or mlflow.active_run() is None:
+        # No run can be active in a process that never imported the tracking module (a bare
+        # benchmark, a machine with torch and transformers only): the callback then costs
+        # nothing, and never imports MLflow itself.
+        tracking = sys.modules.get("grooming_detect.tracking")
+        if not logs or tracking is None or tracking.active_run_id() is None:
             return
         metrics = {}
         for key, value in logs.items():
@@ -519,4 +521,4 @@ class _MlflowCurves(_Callback):  # type: ignore[misc, valid-type]
             prefix = "validation/transformer" if key.startswith("eval_") else "train/transformer"
             metrics[f"{prefix}/{name}"] = float(value)
         if metrics:
-            mlflow.log_metrics(metrics, step=state.global_step)
+            tracking.log_metrics(metrics, step=state.global_step)

@@ -50,7 +50,8 @@ class CompactTfidfVectorizer(TfidfVectorizer):
         return matrix
 
     def _compact(self) -> None:
-        self.vocabulary_ = {term: int(index) for term, index in self.vocabulary_.items()}
+        vocabulary: dict[str, Any] = getattr(self, "vocabulary_")  # noqa: B009 (set by fit)
+        self.vocabulary_ = {term: int(index) for term, index in vocabulary.items()}
 
 
 class HashingTfidfVectorizer(TransformerMixin, BaseEstimator):

@@ -7,12 +7,11 @@ import os
 from pathlib import Path
 
 import matplotlib.pyplot as plt
-import mlflow
 import pandas as pd
 from matplotlib.figure import Figure
-from mlflow import MlflowClient
 from sklearn.metrics import PrecisionRecallDisplay
 
+from grooming_detect import tracking
 from grooming_detect.config import project_root
 from grooming_detect.data.schema import read_table
 from grooming_detect.evaluation.calibration import reliability_curve
@@ -63,7 +62,7 @@ def hour_of_day(tables: dict[str, pd.DataFrame]) -> pd.Series:
 
 def evaluate_runs(tracking_uri: str, experiment: str) -> pd.DataFrame:
     """One row per evaluate-stage run: model, dataset and the headline test measures."""
-    client = MlflowClient(tracking_uri=tracking_uri)
+    client = tracking.client(tracking_uri)
     found = client.get_experiment_by_name(experiment)
     if found is None:
         raise ValueError(f"no MLflow experiment {experiment!r} at {tracking_uri}")
@@ -83,10 +82,8 @@ def evaluate_runs(tracking_uri: str, experiment: str) -> pd.DataFrame:
 
 
 def _scores(run_id: str, tracking_uri: str) -> pd.DataFrame:
-    folder = Path(
-        mlflow.artifacts.download_artifacts(
-            run_id=run_id, artifact_path="evaluation", tracking_uri=tracking_uri
-        )
+    folder = tracking.download_artifacts(
+        run_id=run_id, artifact_path="evaluation", tracking_uri=tracking_uri
     )
     path = next(folder.glob("test-*-scores.parquet"))
     return pd.read_parquet(path)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import shutil
+from functools import partial
 from pathlib import Path
 from string import Template
 
@@ -291,7 +292,7 @@ def publish_card(card_inputs: dict, publish_dir: Path) -> Path:
     for figure in sorted(evaluation_dir.rglob("*.png")):
         target = figures_dir / figure.relative_to(evaluation_dir)
         target.parent.mkdir(parents=True, exist_ok=True)
-        write_with(target, lambda tmp, src=figure: shutil.copyfile(src, tmp))
+        write_with(target, partial(shutil.copyfile, figure))
     path = write_text(
         publish_dir / "MODEL_CARD.md",
         render_model_card(**card_inputs, card_dir=publish_dir, figures_dir=figures_dir),

@@ -22,7 +22,7 @@ def _number(value: float | None, digits: int = 3) -> str:
     return f"{value:.{digits}f}"
 
 
-def _rows(metrics: Mapping[str, float]) -> list[tuple[str, ...]]:
+def _rows(metrics: Mapping[str, float]) -> list[tuple[str, str, str, str, str, str, str, str]]:
     pairs = {
         tuple(key.split("/")[:2])
         for key in metrics

@@ -1,0 +1,261 @@
+"""Early validation of a composed config: every value checked before any work, with the key at
+fault and what was expected (Hydra already rejects keys that do not exist)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from omegaconf import DictConfig, OmegaConf
+
+from grooming_detect.config import DATA_SOURCES, STAGES, ConfigError, config_dir, to_dict
+from grooming_detect.io import unwritable_reason
+
+#: Every key of the composed config's top level (a `+key=...` override adds an unknown one).
+TOP_LEVEL_KEYS = frozenset(
+    {
+        "data",
+        "early",
+        "evaluate",
+        "features",
+        "model",
+        "paths",
+        "progress",
+        "report",
+        "seed",
+        "stages",
+        "tracking",
+    }
+)
+
+
+def validate_config(cfg: DictConfig) -> None:
+    """Fail at start, with the key at fault, instead of after hours of work.
+
+    Hydra already rejects overrides of keys that do not exist; this checks the values.
+    """
+    stages = list(cfg.stages)
+    unknown = [stage for stage in stages if stage not in STAGES]
+    if unknown:
+        raise ConfigError(
+            f"stages: unknown stage(s) {unknown}; expected a subset of {list(STAGES)}"
+        )
+    if len(set(stages)) != len(stages):
+        raise ConfigError(f"stages: {stages} lists a stage twice")
+    order = [STAGES.index(stage) for stage in stages]
+    if order != sorted(order):
+        raise ConfigError(f"stages: {stages} is out of order; the order is {list(STAGES)}")
+    for key in ("data", "outputs", "logs"):
+        reason = unwritable_reason(str(cfg.paths[key]))
+        if reason:
+            raise ConfigError(f"paths.{key}: {reason}; set paths.root or GROOMING_DETECT_ROOT")
+    if "train" in stages and "report" in stages and "evaluate" not in stages:
+        raise ConfigError(
+            f"stages: {stages} would report on an older evaluation than the model it trains; "
+            "add evaluate"
+        )
+    if cfg.data.source not in DATA_SOURCES:
+        raise ConfigError(f"data.source: {cfg.data.source!r} is not one of {list(DATA_SOURCES)}")
+    if cfg.data.source != "synthetic" and "generator" in cfg.data:
+        raise ConfigError(
+            "scale=... sets synthetic-corpus sizes and only applies to data=synthetic "
+            f"(data.source is {cfg.data.source!r})"
+        )
+    if cfg.data.source == "pan12" and OmegaConf.is_missing(cfg.data, "root"):
+        raise ConfigError("data=pan12 needs data.root=/path/to/the/PAN-2012/download")
+    if cfg.data.source == "chatlog" and OmegaConf.is_missing(cfg.data, "path"):
+        raise ConfigError("data=chatlog needs data.path=/path/to/messages.csv (or .jsonl)")
+    for key in ("validation_fraction", "test_fraction"):
+        if key in cfg.data and not 0.0 < float(cfg.data[key]) < 1.0:
+            raise ConfigError(f"data.{key}: {cfg.data[key]} must lie strictly between 0 and 1")
+    if "generator" in cfg.data:
+        generator = cfg.data.generator
+        for key in (
+            "predator_share",
+            "hard_negative_share",
+            "difficulty",
+            "label_noise",
+            "test_label_noise",
+            "monologue_share",
+            "multiparty_share",
+            "surface_variation",
+            "quirk_rate",
+            "benign_holdout_share",
+        ):
+            value = float(generator[key])
+            if not 0.0 <= value <= 1.0:
+                raise ConfigError(f"data.generator.{key}: {value} must lie in [0, 1]")
+    unknown_keys = sorted(set(map(str, cfg.keys())) - TOP_LEVEL_KEYS)
+    if unknown_keys:
+        raise ConfigError(
+            f"unknown top-level key(s) {unknown_keys} (from a +key=value override?); "
+            f"expected {sorted(TOP_LEVEL_KEYS)}"
+        )
+    check_capabilities(cfg)
+    shown = cfg.get("progress", True)
+    if not isinstance(shown, bool):
+        raise ConfigError(f"progress: {shown!r}; expected true or false")
+    seed = cfg.get("seed")
+    if isinstance(seed, bool) or not isinstance(seed, int):
+        raise ConfigError(f"seed: {seed!r}; expected an integer")
+    if "train" in stages:
+        _check_estimator(cfg)
+    if cfg.data.get("long_messages", "error") not in ("error", "truncate"):
+        raise ConfigError(
+            f"data.long_messages: {cfg.data.long_messages!r}; expected 'error' or 'truncate'"
+        )
+    limit = cfg.data.get("max_message_chars")
+    if limit is not None and (not isinstance(limit, int) or limit < 1):
+        raise ConfigError(f"data.max_message_chars: {limit!r}; expected a positive integer or null")
+    if "evaluate" in stages:
+        from grooming_detect.evaluation.audit import BenignSetError, parse_benign_sets
+
+        try:
+            parse_benign_sets(OmegaConf.to_container(cfg.evaluate.benign_sets, resolve=True))
+        except BenignSetError as error:
+            raise ConfigError(str(error)) from None
+        for key in ("cue_ablation", "source_probe"):
+            if not isinstance(cfg.evaluate.audit[key], bool):
+                raise ConfigError(f"evaluate.audit.{key}: expected true or false")
+        audited = bool(cfg.evaluate.benign_sets) or any(cfg.evaluate.audit.values())
+        if audited and "test" not in cfg.evaluate.splits:
+            raise ConfigError(
+                "evaluate.benign_sets and evaluate.audit compare with the test split; add test "
+                "to evaluate.splits"
+            )
+    if "early" in cfg and cfg.early.enabled:
+        from grooming_detect.evaluation.early import early_settings
+
+        try:
+            settings = early_settings(cfg.early)
+        except ValueError as error:
+            raise ConfigError(str(error)) from None
+        if settings.threshold == "tuned" and "validation" not in cfg.evaluate.splits:
+            raise ConfigError(
+                "early.threshold=tuned tunes the warning threshold on validation; add validation "
+                "to evaluate.splits or set early.threshold=model"
+            )
+    prefixes = cfg.get("early", {}).get("train_on_prefixes", 0)
+    if isinstance(prefixes, bool) or not isinstance(prefixes, int) or prefixes < 0:
+        raise ConfigError(f"early.train_on_prefixes: {prefixes!r}; expected a whole number >= 0")
+    bad_splits = [s for s in cfg.evaluate.splits if s not in ("validation", "test")]
+    if bad_splits:
+        raise ConfigError(f"evaluate.splits: {bad_splits}; expected validation and/or test")
+
+
+def expected_label_level(cfg: DictConfig) -> str | None:
+    """The label level the configured data will have (None: not known before reading it).
+    Without the data stage, the tables already on disk decide (their manifest)."""
+    manifest = Path(str(cfg.paths.processed)) / str(cfg.data.name) / "manifest.json"
+    if "data" not in cfg.stages and manifest.is_file():
+        import json
+
+        try:
+            return str(json.loads(manifest.read_text(encoding="utf-8")).get("label_level"))
+        except (OSError, ValueError):
+            return None
+    if cfg.data.source == "pan12" and cfg.data.get("filters", {}).get("vtpan", False):
+        return "conversation"
+    if cfg.data.source in ("pan12", "synthetic"):
+        return "author"
+    if cfg.data.source == "chatlog" and not OmegaConf.is_missing(cfg.data, "path"):
+        from grooming_detect.data.chatlog import label_level_of
+
+        return label_level_of(cfg.data.path, cfg.data.get("predator_ids"))
+    return None
+
+
+def models_supporting(level: str) -> list[str]:
+    """The model configs (conf/model/*.yaml) that can train on data labelled per `level`."""
+    from grooming_detect.models.units import supports
+
+    names = []
+    for path in sorted((config_dir() / "model").glob("*.yaml")):
+        setting = to_dict(OmegaConf.load(path)).get("input")
+        if supports(setting, level):
+            names.append(path.stem)
+    return names
+
+
+def check_capabilities(cfg: DictConfig) -> None:
+    """Refuse, before any work, a model that cannot train on the data's label level or whose
+    optional dependencies are missing; name the models that would work, or the install."""
+    from grooming_detect.models.units import supports
+
+    model = cfg.get("model")
+    if model is None:
+        return
+    stages = set(cfg.stages)
+    target = str(model.get("estimator", {}).get("_target_", ""))
+    if stages & {"train", "evaluate"} and target.startswith("grooming_detect.models.transformer"):
+        import importlib.util
+
+        missing = [m for m in ("torch", "transformers") if importlib.util.find_spec(m) is None]
+        if missing:
+            raise ConfigError(
+                f"model={model.name} needs {' and '.join(missing)}, from the optional "
+                "'transformer' extra: pip install 'grooming-detect[transformer]' (make install "
+                "installs it, with the CPU build of torch)"
+            )
+    if "train" not in stages:
+        return
+    setting = model.get("input")
+    setting = OmegaConf.to_container(setting) if OmegaConf.is_config(setting) else setting
+    if not (setting is None or isinstance(setting, str | dict)) or (
+        isinstance(setting, dict) and not all(isinstance(v, str | None) for v in setting.values())
+    ):
+        raise ConfigError(
+            f"model.input: {setting!r}; expected null, a view name (author, conversation, "
+            "author_conversation) or a mapping from label level to view name"
+        )
+    level = expected_label_level(cfg)
+    if level is not None and not supports(setting, level):
+        raise ConfigError(
+            f"model={model.name} cannot train on data labelled per {level} (model.input: "
+            f"{setting}); models that can: {', '.join(models_supporting(level))}"
+        )
+    text_column = model.get("estimator", {}).get("text_column")
+    if level is not None and text_column == "dialogue":
+        from grooming_detect.models.units import resolve_input
+
+        if resolve_input(setting, level) == "author":
+            raise ConfigError(
+                f"model={model.name}: text_column=dialogue needs conversation context, but "
+                "model.input reads author rows; use model.input=author_conversation (or "
+                "conversation on conversation labels), or model.estimator.text_column=text"
+            )
+
+
+def _check_estimator(cfg: DictConfig) -> None:
+    """Build the configured estimator (cheap: constructors only store arguments) and check the
+    scikit-learn parameter constraints, so `model.estimator.C=abc` fails at start, naming the
+    key, not after the data and features stages."""
+    from hydra.errors import InstantiationException
+    from hydra.utils import instantiate
+
+    if "estimator" not in cfg.get("model", {}):
+        return
+    try:
+        estimator = instantiate(cfg.model.estimator)
+    except InstantiationException as error:
+        raise ConfigError(f"model.estimator: {error.__cause__ or error}") from None
+    for name, step in _steps(estimator):
+        validate = getattr(step, "_validate_params", None)
+        if validate is None or not hasattr(step, "_parameter_constraints"):
+            continue
+        try:
+            validate()
+        except (TypeError, ValueError) as error:
+            raise ConfigError(f"model.estimator ({name}): {error}") from None
+
+
+def _steps(estimator: object, name: str = "estimator") -> list[tuple[str, object]]:
+    """The estimator and every nested step or sub-estimator, with a readable name."""
+    found = [(name, estimator)]
+    for attribute in ("steps", "transformers"):
+        for entry in getattr(estimator, attribute, None) or []:
+            found += _steps(entry[1], f"{name}.{entry[0]}")
+    for attribute in ("estimator", "conversation_model", "author_model"):
+        inner = getattr(estimator, attribute, None)
+        if inner is not None and hasattr(inner, "get_params"):
+            found += _steps(inner, f"{name}.{attribute}")
+    return found
