@@ -91,9 +91,13 @@ ui: $(STAMP) ## open the MLflow UI on the project's tracking database (http://12
 	$(BIN)/mlflow ui --backend-store-uri sqlite:///$(CURDIR)/mlflow.db --host 127.0.0.1 --port 5000
 
 .PHONY: clean
-clean: ## remove generated data, outputs, logs and the MLflow store (keeps .venv)
-	rm -rf data outputs logs mlflow.db mlartifacts
+clean: ## remove generated data, outputs and logs (keeps the MLflow store and .venv)
+	rm -rf data outputs logs
+
+.PHONY: clean-mlflow
+clean-mlflow: ## remove the MLflow tracking store (mlflow.db, mlartifacts): every logged run and model
+	rm -rf mlflow.db mlartifacts
 
 .PHONY: distclean
-distclean: clean ## also remove the virtual environment
+distclean: clean clean-mlflow ## also remove the MLflow store and the virtual environment
 	rm -rf $(VENV)

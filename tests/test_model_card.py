@@ -88,3 +88,22 @@ def test_publish_writes_a_card_with_its_figures(compose_cfg: ComposeFn, tmp_path
     links = re.findall(r"\]\(([^)]+\.png)\)", card)
     assert links and all(link.startswith("docs/model-card/") for link in links)
     assert all((publish / link).is_file() for link in links)
+
+
+@pytest.mark.slow
+def test_prose_reads_the_interval_level_and_ece_bins_from_config(compose_cfg: ComposeFn) -> None:
+    cfg = compose_cfg(
+        "scale=tiny",
+        "evaluate.ece_bins=10",
+        "evaluate.bootstrap.confidence=0.9",
+        "evaluate.bootstrap.n_resamples=50",
+        "progress=false",
+    )
+    result = pipeline.run(cfg)
+    card = result.stages["report"].outputs["model_card"].read_text()
+    report = (result.stages["report"].outputs["model_card"].parent / "report.md").read_text()
+    assert "Brackets hold 90 % percentile-bootstrap intervals" in card
+    assert "ECE: 10 equal-width bins" in card
+    assert "Brackets hold 90 % bootstrap intervals" in report
+    assert "ECE uses 10 equal-width bins" in report
+    assert "95 %" not in card + report and "15 equal-width" not in card + report

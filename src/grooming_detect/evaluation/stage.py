@@ -8,6 +8,7 @@ the highest score of its authors, so a conversation is flagged when one of its a
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -38,7 +39,7 @@ from grooming_detect.evaluation.pan_eval import (
 from grooming_detect.evaluation.profiles import profiles
 from grooming_detect.io import read_json, write_json, write_parquet, write_text
 from grooming_detect.models.persistence import load_model
-from grooming_detect.models.units import UNITS, ModelInput, conversation_scores, features_of
+from grooming_detect.models.units import UNITS, ModelInput, Unit, conversation_scores, features_of
 from grooming_detect.stage import StageContext, StageResult, check_same_data
 
 log = logging.getLogger(__name__)
@@ -226,11 +227,40 @@ def _error_analysis(
     return outputs
 
 
-def run_evaluate(cfg: DictConfig, ctx: StageContext) -> StageResult:
-    """Score each split in `evaluate.splits` with the trained model, calibrator and threshold."""
+@dataclass
+class _Evaluation:
+    """What every split's evaluation shares: the model and its decisions, the tables, the
+    feature settings the model was trained with, and what has been computed so far."""
+
+    cfg: DictConfig
+    ctx: StageContext
+    model: Any
+    meta: dict[str, Any]
+    scorer: _Scorer
+    messages: pd.DataFrame
+    conversations: pd.DataFrame
+    line_truth: pd.DataFrame | None
+    lexicons: dict[str, list[str]]
+    metrics: dict[str, float] = field(default_factory=dict)
+    outputs: dict[str, Path] = field(default_factory=dict)
+    curves: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
+    predictions: dict[str, pd.DataFrame] = field(default_factory=dict)
+
+    @property
+    def unit(self) -> Unit:
+        return self.scorer.inputs.unit
+
+    @property
+    def threshold(self) -> float:
+        return float(self.meta["threshold"])
+
+
+def _load_evaluation(cfg: DictConfig, ctx: StageContext) -> _Evaluation:
+    """The trained model (checked to be of this data), its scorer and the tables."""
+    from grooming_detect.models.apply import feature_settings
+
     model, meta = load_model(ctx.model_dir)
     check_same_data(meta, read_json(ctx.manifest_path), ctx.model_dir, "evaluate")
-    threshold = float(meta["threshold"])
     unit = UNITS[meta.get("unit", "author")]
     inputs = ModelInput(
         ctx, unit, meta.get("input", unit.name), meta.get("aggregate") or "max", "evaluate"
@@ -238,148 +268,204 @@ def run_evaluate(cfg: DictConfig, ctx: StageContext) -> StageResult:
     scorer = _Scorer(
         model, ScoreCalibrator.from_dict(meta.get("calibration", {"method": "none"})), inputs
     )
-    messages_all = read_table(ctx.dataset_dir, "messages")
-    conversations_all = read_table(ctx.dataset_dir, "conversations")
     line_truth_path = ctx.dataset_dir / "predator_lines.parquet"
-    line_truth = pd.read_parquet(line_truth_path) if line_truth_path.is_file() else None
-    lexicons = to_dict(cfg.features.lexicons)
+    # The lexicons the model was trained with (its metadata), not the current config's.
+    lexicons, _ = feature_settings(meta, None, None)
+    return _Evaluation(
+        cfg=cfg,
+        ctx=ctx,
+        model=model,
+        meta=meta,
+        scorer=scorer,
+        messages=read_table(ctx.dataset_dir, "messages"),
+        conversations=read_table(ctx.dataset_dir, "conversations"),
+        line_truth=pd.read_parquet(line_truth_path) if line_truth_path.is_file() else None,
+        lexicons=lexicons,
+    )
+
+
+def _score_split(ev: _Evaluation, split: str) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
+    """The split's predictions table (id, label, counts, raw and calibrated score, flag), and
+    its labels and raw scores; adds the split's unit measures."""
+    unit = ev.unit
+    rows, raw = ev.scorer.inputs.raw_scores(ev.model, split)
+    calibrated = ev.scorer.calibrator.transform(raw)
+    y_true = rows[unit.label_column].to_numpy(dtype=bool)
+    predictions = (
+        rows[[unit.id_column, unit.label_column, *COUNT_COLUMNS[unit.name]]]
+        .rename(columns={unit.id_column: "id", unit.label_column: "label"})
+        .assign(raw_score=raw, score=calibrated, predicted=calibrated >= ev.threshold)
+        .sort_values("score", ascending=False, ignore_index=True)
+    )
+    ev.metrics.update(
+        unit_metrics(y_true, raw, calibrated, ev.threshold, ev.cfg, f"{split}/{unit.name}")
+    )
+    ev.curves[split] = (y_true, calibrated)
+    return predictions, y_true, raw
+
+
+def _pan_submissions(ev: _Evaluation, split: str, predictions: pd.DataFrame) -> None:
+    """An author-level model's conversation measures and PAN-2012 submissions: Problem 1 (the
+    named authors) and Problem 2 (their lines, by `evaluate.line_rule`), scored against the
+    line truth, and on test against the full truth files as the PAN scorer does."""
+    cfg, ctx = ev.cfg, ev.ctx
+    messages = ev.messages[ev.messages["split"] == split]
+    ev.metrics.update(
+        _conversation_level(predictions, messages, ev.conversations, split, ev.threshold)
+    )
+    ev.outputs[f"{split}_submission"] = write_text(
+        ctx.evaluation_dir / f"{split}-problem1-predators.txt", submission_text(predictions)
+    )
+    named = set(predictions.loc[predictions["predicted"], "id"])
+    predicted_lines = lines.predicted_lines(
+        messages,
+        named,
+        str(cfg.evaluate.line_rule),
+        partial(ev.scorer.message_scores, split=split),
+        float(cfg.evaluate.line_threshold),
+    )
+    ev.outputs[f"{split}_problem2"] = write_text(
+        ctx.evaluation_dir / f"{split}-problem2-lines.txt",
+        lines.submission_text(predicted_lines),
+    )
+    truth = (
+        ev.line_truth[ev.line_truth["conversation_id"].isin(set(messages["conversation_id"]))]
+        if ev.line_truth is not None
+        else None
+    )
+    if truth is not None and len(truth):
+        line_scores = set_scores(
+            predicted_lines.itertuples(index=False, name=None),
+            truth.itertuples(index=False, name=None),
+        )
+        for name in ("precision", "recall", "f3"):
+            ev.metrics[f"{split}/line/{name}"] = line_scores[name]
+    if split == "test":
+        ev.metrics.update(
+            pan_exact_scores(
+                read_json(ctx.manifest_path),
+                ev.outputs[f"{split}_submission"],
+                ev.outputs[f"{split}_problem2"],
+                ev.metrics,
+            )
+        )
+
+
+def _split_figures(
+    ev: _Evaluation, split: str, y_true: np.ndarray, raw: np.ndarray, calibrated: np.ndarray
+) -> None:
+    """Reliability diagram, score histogram and confusion matrix of one split."""
+    directory, threshold = ev.ctx.evaluation_dir, ev.threshold
+    label = f"{split}, {ev.unit.name}s, {ev.meta['model_name']}"
+    ev.outputs[f"{split}_reliability"] = plots.reliability_figure(
+        y_true,
+        raw,
+        calibrated,
+        f"Reliability ({label})",
+        directory / f"{split}-reliability.png",
+        int(ev.cfg.evaluate.reliability_bins),
+    )
+    ev.outputs[f"{split}_histogram"] = plots.score_histogram_figure(
+        y_true,
+        calibrated,
+        threshold,
+        f"Scores by class ({label})",
+        directory / f"{split}-score-histogram.png",
+    )
+    ev.outputs[f"{split}_confusion"] = plots.confusion_figure(
+        y_true,
+        calibrated >= threshold,
+        f"Confusion at threshold {threshold:.3f} ({label})",
+        directory / f"{split}-confusion.png",
+    )
+
+
+def _evaluate_split(ev: _Evaluation, split: str) -> None:
+    """Every measure, file and figure of one split."""
+    unit = ev.unit
+    predictions, y_true, raw = _score_split(ev, split)
+    if unit.name == "author":
+        _pan_submissions(ev, split, predictions)
+    ev.predictions[split] = predictions
+    ev.outputs[f"{split}_predictions"] = write_parquet(
+        ev.ctx.evaluation_dir / f"{split}-{unit.name}-scores.parquet", predictions
+    )
+    _split_figures(ev, split, y_true, raw, predictions["score"].to_numpy())
+    messages = ev.messages[ev.messages["split"] == split]
+    ev.outputs.update(
+        _error_analysis(split, predictions, messages, ev.scorer, ev.cfg, ev.ctx, ev.lexicons)
+    )
+    prefix = f"{split}/{unit.name}"
+    log.info(
+        "%s: %s precision %.3f recall %.3f F0.5 %.3f [%.3f, %.3f] PR-AUC %.3f (threshold %.3f)",
+        split,
+        unit.name,
+        ev.metrics[f"{prefix}/precision"],
+        ev.metrics[f"{prefix}/recall"],
+        ev.metrics[f"{prefix}/f0_5"],
+        ev.metrics[f"{prefix}/f0_5_ci_low"],
+        ev.metrics[f"{prefix}/f0_5_ci_high"],
+        ev.metrics[f"{prefix}/pr_auc"],
+        ev.threshold,
+    )
+
+
+def _summary(ev: _Evaluation, skipped: list[str], extra: dict[str, Any]) -> dict[str, Any]:
+    """``evaluation.json``: the settings behind the numbers, and the numbers."""
+    cfg, meta = ev.cfg, ev.meta
+    return {
+        "dataset": str(cfg.data.name),
+        "synthetic": bool(cfg.data.synthetic),
+        "model": meta["model_name"],
+        "unit": ev.unit.name,
+        "skipped": skipped,
+        "threshold": ev.threshold,
+        "threshold_objective": meta["threshold_objective"],
+        "threshold_fitted_on": meta["threshold_fitted_on"],
+        "calibration": meta.get("calibration", {"method": "none"}),
+        "line_rule": str(cfg.evaluate.line_rule),
+        "bootstrap": to_dict(cfg.evaluate.bootstrap),
+        "ece_bins": int(cfg.evaluate.ece_bins),
+        "evaluate_run_id": tracking.active_run_id(),
+        "model_dir": str(ev.ctx.model_dir),
+        "metrics": ev.metrics,
+        **{key: value for key, value in extra.items() if value},
+    }
+
+
+def run_evaluate(cfg: DictConfig, ctx: StageContext) -> StageResult:
+    """Score each split in `evaluate.splits` with the trained model, calibrator and threshold;
+    then the audit and early detection when configured, the curves and the summary."""
+    ev = _load_evaluation(cfg, ctx)
+    unit = ev.unit
     skipped: list[str] = []
     if unit.name != "author":
         skipped.append(AUTHOR_SKIP_REASON)
         log.info(AUTHOR_SKIP_REASON)
         tracking.set_tags({"author_metrics": AUTHOR_SKIP_REASON})
-    metrics: dict[str, float] = {}
-    outputs: dict[str, Path] = {}
-    curves: dict[str, tuple[np.ndarray, np.ndarray]] = {}
-    split_predictions: dict[str, pd.DataFrame] = {}
     for split in map(str, cfg.evaluate.splits):
-        rows, raw = inputs.raw_scores(model, split)
-        calibrated = scorer.calibrator.transform(raw)
-        y_true = rows[unit.label_column].to_numpy(dtype=bool)
-        predictions = (
-            rows[[unit.id_column, unit.label_column, *COUNT_COLUMNS[unit.name]]]
-            .rename(columns={unit.id_column: "id", unit.label_column: "label"})
-            .assign(raw_score=raw, score=calibrated, predicted=calibrated >= threshold)
-            .sort_values("score", ascending=False, ignore_index=True)
-        )
-        prefix = f"{split}/{unit.name}"
-        metrics.update(unit_metrics(y_true, raw, calibrated, threshold, cfg, prefix))
-        curves[split] = (y_true, calibrated)
-        messages = messages_all[messages_all["split"] == split]
-        if unit.name == "author":
-            metrics.update(
-                _conversation_level(predictions, messages, conversations_all, split, threshold)
-            )
-            outputs[f"{split}_submission"] = write_text(
-                ctx.evaluation_dir / f"{split}-problem1-predators.txt",
-                submission_text(predictions),
-            )
-            named = set(predictions.loc[predictions["predicted"], "id"])
-            predicted_lines = lines.predicted_lines(
-                messages,
-                named,
-                str(cfg.evaluate.line_rule),
-                partial(scorer.message_scores, split=split),
-                float(cfg.evaluate.line_threshold),
-            )
-            outputs[f"{split}_problem2"] = write_text(
-                ctx.evaluation_dir / f"{split}-problem2-lines.txt",
-                lines.submission_text(predicted_lines),
-            )
-            truth = (
-                line_truth[line_truth["conversation_id"].isin(set(messages["conversation_id"]))]
-                if line_truth is not None
-                else None
-            )
-            if truth is not None and len(truth):
-                line_scores = set_scores(
-                    predicted_lines.itertuples(index=False, name=None),
-                    truth.itertuples(index=False, name=None),
-                )
-                for name in ("precision", "recall", "f3"):
-                    metrics[f"{split}/line/{name}"] = line_scores[name]
-            if split == "test":
-                metrics.update(
-                    pan_exact_scores(
-                        read_json(ctx.manifest_path),
-                        outputs[f"{split}_submission"],
-                        outputs[f"{split}_problem2"],
-                        metrics,
-                    )
-                )
-        split_predictions[split] = predictions
-        outputs[f"{split}_predictions"] = write_parquet(
-            ctx.evaluation_dir / f"{split}-{unit.name}-scores.parquet", predictions
-        )
-        label = f"{split}, {unit.name}s, {meta['model_name']}"
-        outputs[f"{split}_reliability"] = plots.reliability_figure(
-            y_true,
-            raw,
-            calibrated,
-            f"Reliability ({label})",
-            ctx.evaluation_dir / f"{split}-reliability.png",
-            int(cfg.evaluate.reliability_bins),
-        )
-        outputs[f"{split}_histogram"] = plots.score_histogram_figure(
-            y_true,
-            calibrated,
-            threshold,
-            f"Scores by class ({label})",
-            ctx.evaluation_dir / f"{split}-score-histogram.png",
-        )
-        outputs[f"{split}_confusion"] = plots.confusion_figure(
-            y_true,
-            calibrated >= threshold,
-            f"Confusion at threshold {threshold:.3f} ({label})",
-            ctx.evaluation_dir / f"{split}-confusion.png",
-        )
-        outputs.update(_error_analysis(split, predictions, messages, scorer, cfg, ctx, lexicons))
-        log.info(
-            "%s: %s precision %.3f recall %.3f F0.5 %.3f [%.3f, %.3f] PR-AUC %.3f (threshold %.3f)",
-            split,
-            unit.name,
-            metrics[f"{prefix}/precision"],
-            metrics[f"{prefix}/recall"],
-            metrics[f"{prefix}/f0_5"],
-            metrics[f"{prefix}/f0_5_ci_low"],
-            metrics[f"{prefix}/f0_5_ci_high"],
-            metrics[f"{prefix}/pr_auc"],
-            threshold,
-        )
-    audit_summary = _audit(cfg, ctx, model, meta, split_predictions, messages_all, metrics, outputs)
-    early_summary = _early(cfg, ctx, model, meta, messages_all, conversations_all, metrics, outputs)
-    title = f"{unit.name.capitalize()}-level {{}}: {meta['model_name']} on {cfg.data.name}"
-    outputs["pr_curve"] = plots.precision_recall_figure(
-        curves, title.format("precision-recall"), ctx.evaluation_dir / f"pr_curve_{unit.name}.png"
+        _evaluate_split(ev, split)
+    audit_summary = _audit(
+        cfg, ctx, ev.model, ev.meta, ev.predictions, ev.messages, ev.metrics, ev.outputs
     )
-    outputs["roc_curve"] = plots.roc_figure(
-        curves, title.format("ROC"), ctx.evaluation_dir / f"roc_curve_{unit.name}.png"
+    early_summary = _early(
+        cfg, ctx, ev.model, ev.meta, ev.messages, ev.conversations, ev.metrics, ev.outputs
     )
-    summary = {
-        "dataset": str(cfg.data.name),
-        "synthetic": bool(cfg.data.synthetic),
-        "model": meta["model_name"],
-        "unit": unit.name,
-        "skipped": skipped,
-        "threshold": threshold,
-        "threshold_objective": meta["threshold_objective"],
-        "threshold_fitted_on": meta["threshold_fitted_on"],
-        "calibration": meta.get("calibration", {"method": "none"}),
-        "line_rule": str(cfg.evaluate.line_rule),
-        "bootstrap": OmegaConf.to_container(cfg.evaluate.bootstrap, resolve=True),
-        "evaluate_run_id": tracking.active_run_id(),
-        "model_dir": str(ctx.model_dir),
-        "metrics": metrics,
-    }
-    if audit_summary:
-        summary["audit"] = audit_summary
-    if early_summary:
-        summary["early"] = early_summary
-    outputs["summary"] = write_json(ctx.evaluation_dir / "evaluation.json", summary)
+    title = f"{unit.name.capitalize()}-level {{}}: {ev.meta['model_name']} on {cfg.data.name}"
+    ev.outputs["pr_curve"] = plots.precision_recall_figure(
+        ev.curves,
+        title.format("precision-recall"),
+        ctx.evaluation_dir / f"pr_curve_{unit.name}.png",
+    )
+    ev.outputs["roc_curve"] = plots.roc_figure(
+        ev.curves, title.format("ROC"), ctx.evaluation_dir / f"roc_curve_{unit.name}.png"
+    )
+    summary = _summary(ev, skipped, {"audit": audit_summary, "early": early_summary})
+    ev.outputs["summary"] = write_json(ctx.evaluation_dir / "evaluation.json", summary)
     tracking.set_tags({"model_dir": str(ctx.model_dir), "model_run": ctx.model_dir.parent.name})
-    tracking.log_metrics(metrics)
+    tracking.log_metrics(ev.metrics)
     tracking.log_artifact(ctx.evaluation_dir, "evaluation")
-    return StageResult(stage="evaluate", outputs=outputs, metrics=metrics)
+    return StageResult(stage="evaluate", outputs=ev.outputs, metrics=ev.metrics)
 
 
 def _audit(

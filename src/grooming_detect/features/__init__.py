@@ -1,1 +1,2 @@
-"""Features: text views and (later) behavioural features built from the canonical tables."""
+"""Features: the text views (author, conversation, author-in-conversation documents) and the
+behavioural and lexicon-cue features built from the canonical tables."""

@@ -1,1 +1,3 @@
-"""Models: scikit-learn baselines (and, later, the two-stage design and transformers)."""
+"""Models: the scikit-learn baselines, the two-stage PAN-2012 design and fine-tuned
+transformers; the decisions fitted on validation (calibration, threshold); persistence, the
+shared scoring code, exact message-by-message scores and the served pyfunc."""

@@ -6,6 +6,7 @@ from __future__ import annotations
 import inspect
 import logging
 import time
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -137,10 +138,12 @@ def model_input(cfg: DictConfig, ctx: StageContext, stage: str) -> ModelInput:
     )
 
 
-def run_train(cfg: DictConfig, ctx: StageContext) -> StageResult:
-    """Fit, calibrate and tune the threshold on validation; save and log the model."""
-    inputs = model_input(cfg, ctx, "train")
-    unit = inputs.unit
+def _training_rows(
+    cfg: DictConfig, ctx: StageContext, inputs: ModelInput
+) -> tuple[pd.DataFrame, np.ndarray, dict[str, Any], dict[str, Any]]:
+    """The training rows: the train split's input rows, plus conversation prefixes
+    (``early.train_on_prefixes``), less the negatives `model.imbalance` drops; with the record
+    of both."""
     X, y = inputs.training("train")
     per_conversation = int(cfg.early.get("train_on_prefixes", 0)) if "early" in cfg else 0
     prefixes = {"per_conversation": per_conversation, "rows": 0, "positive": 0}
@@ -159,19 +162,39 @@ def run_train(cfg: DictConfig, ctx: StageContext) -> StageResult:
     X, y, sampling = subsample_negatives(
         X, y, imbalance.get("negatives_per_positive"), int(cfg.seed)
     )
+    return X, y, prefixes, sampling
+
+
+def _fit(cfg: DictConfig, inputs: ModelInput, X: pd.DataFrame, y: np.ndarray) -> tuple[Any, float]:
+    """The configured estimator fitted on (X, y), and the seconds it took. Estimators that
+    select and stop on validation themselves (the transformer) get the validation rows."""
     model = instantiate(cfg.model.estimator)
     log.info(
         "Training %s on %d %s rows (%d positive)", cfg.model.name, len(X), inputs.kind.name, y.sum()
     )
     fit_kwargs = {}
     if "validation" in inspect.signature(model.fit).parameters:
-        # Estimators that select and stop on validation themselves (the transformer) get it.
         fit_kwargs["validation"] = inputs.training("validation")
     started = time.perf_counter()
     model.fit(X, y, **fit_kwargs)
-    fit_seconds = time.perf_counter() - started
+    return model, time.perf_counter() - started
+
+
+@dataclass(frozen=True)
+class Decisions:
+    """What is fitted on validation after the model: the calibrator and the threshold."""
+
+    calibrator: ScoreCalibrator
+    threshold: float
+    objective: str
+    min_precision: float
+    at_threshold: dict[str, float]
+
+
+def _decide(cfg: DictConfig, inputs: ModelInput, model: Any) -> Decisions:
+    """Calibrate the model's validation scores and tune the threshold on them."""
     validation, raw_validation = inputs.raw_scores(model, "validation")
-    y_validation = validation[unit.label_column].to_numpy(dtype=bool)
+    y_validation = validation[inputs.unit.label_column].to_numpy(dtype=bool)
     calibrator = ScoreCalibrator(str(cfg.model.calibration)).fit(raw_validation, y_validation)
     validation_scores = calibrator.transform(raw_validation)
     objective = str(cfg.model.threshold_objective)
@@ -186,20 +209,36 @@ def run_train(cfg: DictConfig, ctx: StageContext) -> StageResult:
         at_threshold["recall"],
         at_threshold["f0_5"],
     )
+    return Decisions(calibrator, threshold, objective, min_precision, at_threshold)
+
+
+def _metadata(
+    cfg: DictConfig,
+    ctx: StageContext,
+    inputs: ModelInput,
+    decisions: Decisions,
+    training: dict[str, Any],
+) -> dict[str, Any]:
+    """``model.json``: everything a scorer needs (unit, input, calibrator, threshold, feature
+    settings) and the record of how the model was trained."""
+    sampling, prefixes = training["sampling"], training["prefixes"]
     class_weight = cfg.model.estimator.get("class_weight")
-    meta = {
+    objective = decisions.objective
+    return {
         "model_name": str(cfg.model.name),
-        "unit": unit.name,
+        "unit": inputs.unit.name,
         "input": inputs.kind.name,
         "aggregate": inputs.aggregate if inputs.aggregated else None,
-        "threshold": threshold,
+        "threshold": decisions.threshold,
         "threshold_objective": objective,
-        "threshold_min_precision": min_precision if objective == "recall_at_precision" else None,
+        "threshold_min_precision": (
+            decisions.min_precision if objective == "recall_at_precision" else None
+        ),
         "threshold_fitted_on": "validation",
-        "calibration": calibrator.to_dict(),
+        "calibration": decisions.calibrator.to_dict(),
         "calibration_fitted_on": "validation",
-        "validation_at_threshold": at_threshold,
-        "settings": OmegaConf.to_container(cfg.model, resolve=True),
+        "validation_at_threshold": decisions.at_threshold,
+        "settings": to_dict(cfg.model),
         # The feature settings the model learned from: scoring new data rebuilds the same.
         "features": {
             **to_dict(cfg.features),
@@ -209,54 +248,42 @@ def run_train(cfg: DictConfig, ctx: StageContext) -> StageResult:
             .get("dropped_features", {})
             .get(inputs.kind.view_file.removesuffix(".parquet"), []),
         },
-        "n_train": len(X),
+        "n_train": training["n_rows"],
         "train_on_prefixes": prefixes,
-        "n_train_positive": int(y.sum()),
+        "n_train_positive": training["n_positive"],
         "imbalance": {"class_weight": class_weight, **sampling},
         "imbalance_handling": (
             f"class_weight={class_weight}; negatives kept {sampling['negatives_kept']} of "
             f"{sampling['negatives_available']}"
         ),
-        "fit_seconds": fit_seconds,
+        "fit_seconds": training["fit_seconds"],
         # What the model learned from: evaluate refuses tables of other data.
         "data_fingerprint": read_json(ctx.manifest_path).get("fingerprint"),
         "peak_rss_mib_after_fit": peak_rss_mib(),
         # The train run: scores carry it as the model's version.
         "run_id": tracking.active_run_id(),
     }
-    save_model(model, meta, ctx.model_dir)
-    metrics = {
-        "train/fit_seconds": fit_seconds,
-        "train/peak_rss_mib": peak_rss_mib(),
-        "train/n_rows": float(len(X)),
-        "train/n_positive": float(y.sum()),
-        "train/threshold": threshold,
-        **{f"validation/{unit.name}/{k}_at_tuned_threshold": v for k, v in at_threshold.items()},
-    }
-    tracking.log_params(
-        {
-            "calibration_method": calibrator.method,
-            "negatives_per_positive": sampling["negatives_per_positive"],
-            **{k: v for k, v in meta.items() if isinstance(v, str | int | float)},
-        }
-    )
-    tracking.log_metrics(metrics)
-    tracking.log_artifact(ctx.model_dir / "model.json", "model_meta")
-    metadata = {
-        k: meta[k]
-        for k in (
-            "unit",
-            "input",
-            "aggregate",
-            "threshold",
-            "calibration",
-            "model_name",
-            "features",
-            "run_id",
-        )
-    }
-    # The whole scorer (messages in, calibrated risk and flags out) is the run's `model`; the
-    # bare estimator stays beside it as `estimator`, for researchers.
+
+
+#: The metadata keys the logged MLflow models carry.
+LOGGED_METADATA = (
+    "unit",
+    "input",
+    "aggregate",
+    "threshold",
+    "calibration",
+    "model_name",
+    "features",
+    "run_id",
+)
+
+
+def _log_models(
+    ctx: StageContext, model: Any, meta: dict[str, Any], X: pd.DataFrame
+) -> tuple[str, str]:
+    """Log the whole scorer (the run's ``model``, a pyfunc) and the bare estimator beside it
+    (``estimator``, for researchers); their model URIs."""
+    metadata = {k: meta[k] for k in LOGGED_METADATA}
     model_uri = log_pyfunc_model(ctx.model_dir, metadata)
     if hasattr(model, "model_") and hasattr(model, "save"):
         estimator_uri = tracking.log_transformer_model(model, metadata, name="estimator")
@@ -271,6 +298,45 @@ def run_train(cfg: DictConfig, ctx: StageContext) -> StageResult:
             name="estimator",
         )
     tracking.set_tags({"model_uri": model_uri, "estimator_uri": estimator_uri})
+    return model_uri, estimator_uri
+
+
+def run_train(cfg: DictConfig, ctx: StageContext) -> StageResult:
+    """Fit, calibrate and tune the threshold on validation; save and log the model."""
+    inputs = model_input(cfg, ctx, "train")
+    X, y, prefixes, sampling = _training_rows(cfg, ctx, inputs)
+    model, fit_seconds = _fit(cfg, inputs, X, y)
+    decisions = _decide(cfg, inputs, model)
+    training = {
+        "n_rows": len(X),
+        "n_positive": int(y.sum()),
+        "prefixes": prefixes,
+        "sampling": sampling,
+        "fit_seconds": fit_seconds,
+    }
+    meta = _metadata(cfg, ctx, inputs, decisions, training)
+    save_model(model, meta, ctx.model_dir)
+    metrics = {
+        "train/fit_seconds": fit_seconds,
+        "train/peak_rss_mib": peak_rss_mib(),
+        "train/n_rows": float(len(X)),
+        "train/n_positive": float(y.sum()),
+        "train/threshold": decisions.threshold,
+        **{
+            f"validation/{inputs.unit.name}/{k}_at_tuned_threshold": v
+            for k, v in decisions.at_threshold.items()
+        },
+    }
+    tracking.log_params(
+        {
+            "calibration_method": decisions.calibrator.method,
+            "negatives_per_positive": sampling["negatives_per_positive"],
+            **{k: v for k, v in meta.items() if isinstance(v, str | int | float)},
+        }
+    )
+    tracking.log_metrics(metrics)
+    tracking.log_artifact(ctx.model_dir / "model.json", "model_meta")
+    model_uri, estimator_uri = _log_models(ctx, model, meta, X)
     return StageResult(
         stage="train",
         outputs={"model_dir": ctx.model_dir},

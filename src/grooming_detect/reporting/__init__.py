@@ -1,1 +1,2 @@
-"""Reporting: the run report (and, later, the model card) rendered from evaluation outputs."""
+"""Reporting: the run report, the model card and the ethics card rendered from evaluation
+outputs, the results table, and the notebooks' helpers."""

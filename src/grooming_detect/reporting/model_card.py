@@ -42,6 +42,11 @@ SECTIONS = (
 )
 
 
+def percent_text(confidence: float | None) -> str:
+    """A confidence level as a percentage for prose (``0.95`` -> ``95``)."""
+    return "95" if confidence is None else f"{100 * float(confidence):g}"
+
+
 def fmt(value: float | None) -> str:
     """Three decimals, or ``n/a`` for a missing or undefined value."""
     return "n/a" if value is None or value != value else f"{value:.3f}"
@@ -351,6 +356,8 @@ def render_model_card(
         ),
         generated=datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
         n_resamples=summary.get("bootstrap", {}).get("n_resamples", "n/a"),
+        confidence=percent_text(summary.get("bootstrap", {}).get("confidence")),
+        ece_bins=summary.get("ece_bins", "the configured number of"),
         bootstrap_seed=summary.get("bootstrap", {}).get("seed", "n/a"),
         metric_rows=metric_rows(metrics, unit, splits),
         p_at_r80=fmt(metrics.get(f"test/{unit}/precision_at_recall_0_8")),

@@ -19,6 +19,7 @@ from grooming_detect.reporting.model_card import (
     early_detection_section,
     fmt,
     metric_rows,
+    percent_text,
     render_model_card,
 )
 from grooming_detect.reporting.summary import results_markdown
@@ -48,11 +49,10 @@ def _table(header: list[str], rows: list[list[str]]) -> str:
     return "\n".join(lines)
 
 
-def _details(
-    metrics: dict, unit: str, splits: list[str], evaluation_dir: Path, show_text: bool
-) -> str:
-    """Operating points, calibration, other levels and the top false positives."""
-    sections = [
+def _operating_points(metrics: dict, unit: str, splits: list[str]) -> list[str]:
+    """Precision at fixed recalls, recall at a low false-positive rate, alerts per 10,000."""
+    keys = ("precision_at_recall_0_8", "precision_at_recall_0_9", "recall_at_fpr_1e-3")
+    return [
         "## Operating points",
         "",
         _table(
@@ -64,22 +64,19 @@ def _details(
                 f"alerts per 10,000 {unit}s",
             ],
             [
-                [
-                    s,
-                    *(
-                        fmt(metrics.get(f"{s}/{unit}/{k}"))
-                        for k in (
-                            "precision_at_recall_0_8",
-                            "precision_at_recall_0_9",
-                            "recall_at_fpr_1e-3",
-                            "alerts_per_10k",
-                        )
-                    ),
-                ]
+                [s, *(fmt(metrics.get(f"{s}/{unit}/{k}")) for k in (*keys, "alerts_per_10k"))]
                 for s in splits
             ],
         ),
         "",
+    ]
+
+
+def _calibration(
+    metrics: dict, unit: str, splits: list[str], evaluation_dir: Path, ece_bins: int | str
+) -> list[str]:
+    """Calibration before and after the calibrator, with the reliability diagrams."""
+    return [
         "## Calibration (fitted on validation)",
         "",
         "| split | ECE before | ECE after | Brier before | Brier after | log-loss before "
@@ -87,35 +84,39 @@ def _details(
         "|---|---|---|---|---|---|---|",
         calibration_rows(metrics, unit, splits),
         "",
-        "ECE uses 15 equal-width bins (L1); reliability diagrams use quantile bins.",
+        f"ECE uses {ece_bins} equal-width bins (L1); reliability diagrams use quantile bins.",
         "",
+        *(f"![Reliability, {s}]({evaluation_dir / f'{s}-reliability.png'})" for s in splits),
     ]
-    for split in splits:
-        sections.append(f"![Reliability, {split}]({evaluation_dir / f'{split}-reliability.png'})")
+
+
+def _other_levels(metrics: dict, unit: str, splits: list[str]) -> list[str]:
+    """An author model's conversation and line (PAN-2012 Problem 2) measures."""
+    measures = ("precision", "recall", "f1", "f3", "pr_auc")
     other = [
-        [
-            s,
-            level,
-            *(
-                fmt(metrics.get(f"{s}/{level}/{k}"))
-                for k in ("precision", "recall", "f1", "f3", "pr_auc")
-            ),
-        ]
+        [s, level, *(fmt(metrics.get(f"{s}/{level}/{k}")) for k in measures)]
         for s in splits
         for level in ("conversation", "line")
         if unit == "author" and f"{s}/{level}/precision" in metrics
     ]
-    if other:
-        sections += [
-            "",
-            "## Conversation level and lines (PAN-2012 Problem 2)",
-            "",
-            "A conversation scores its highest-scoring author. Lines: see "
-            "`evaluate.line_rule` in the config.",
-            "",
-            _table(["split", "level", "precision", "recall", "F1", "F3", "PR-AUC"], other),
-        ]
-    sections += ["", "## False positives", ""]
+    if not other:
+        return []
+    return [
+        "",
+        "## Conversation level and lines (PAN-2012 Problem 2)",
+        "",
+        "A conversation scores its highest-scoring author. Lines: see "
+        "`evaluate.line_rule` in the config.",
+        "",
+        _table(["split", "level", "precision", "recall", "F1", "F3", "PR-AUC"], other),
+    ]
+
+
+def _false_positives(
+    unit: str, splits: list[str], evaluation_dir: Path, show_text: bool
+) -> list[str]:
+    """The top five false positives of each split, with why they scored, and the slices."""
+    sections = ["", "## False positives", ""]
     for split in splits:
         path = evaluation_dir / f"{split}-false_positives.parquet"
         if not path.is_file():
@@ -137,7 +138,26 @@ def _details(
             f"![False-positive rate by slice]({evaluation_dir / f'{split}-fp-slices.png'})",
             "",
         ]
-    return "\n".join(sections)
+    return sections
+
+
+def _details(
+    metrics: dict,
+    unit: str,
+    splits: list[str],
+    evaluation_dir: Path,
+    show_text: bool,
+    ece_bins: int | str = "the configured number of",
+) -> str:
+    """Operating points, calibration, other levels and the top false positives."""
+    return "\n".join(
+        [
+            *_operating_points(metrics, unit, splits),
+            *_calibration(metrics, unit, splits, evaluation_dir, ece_bins),
+            *_other_levels(metrics, unit, splits),
+            *_false_positives(unit, splits, evaluation_dir, show_text),
+        ]
+    )
 
 
 def render_report(
@@ -183,13 +203,21 @@ def render_report(
         fingerprint=manifest["fingerprint"][:16],
         threshold=f"{summary['threshold']:.4f}",
         summary_table=results_markdown(metrics, summary["threshold"]),
+        confidence=percent_text(summary.get("bootstrap", {}).get("confidence")),
         objective=summary["threshold_objective"].replace("_", "."),
         results_heading=results_heading,
         skipped=skipped,
         unit=unit,
         unit_plural=f"{unit}s",
         metric_rows=table_rows,
-        details=_details(metrics, unit, splits, evaluation_dir, show_text),
+        details=_details(
+            metrics,
+            unit,
+            splits,
+            evaluation_dir,
+            show_text,
+            summary.get("ece_bins", "the configured number of"),
+        ),
         early_detection=early_detection_section(
             summary.get("early") or {}, metrics, evaluation_dir.as_posix()
         ),
