@@ -34,6 +34,10 @@ run: $(STAMP) ## run data -> features -> train -> evaluate -> report on the synt
 test: $(STAMP) ## run the fast test tier, every test not marked slow (ARGS= passes pytest options)
 	$(BIN)/python -m pytest -m "not slow" $(ARGS)
 
+.PHONY: test-fast
+test-fast: $(STAMP) ## the edit loop: unit tests only, no pipeline runs (about a minute; CI runs everything)
+	$(BIN)/python -m pytest -m "not slow and not pipeline" -q $(ARGS)
+
 .PHONY: test-slow
 test-slow: $(STAMP) ## run the slow tier: multiruns, launchers, tracking server, kill and race tests
 	$(BIN)/python -m pytest -m slow $(ARGS)

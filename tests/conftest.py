@@ -133,3 +133,26 @@ def tiny_bert(tmp_path_factory: pytest.TempPathFactory) -> Path:
     BertForSequenceClassification(config).save_pretrained(folder)
     tokenizer.save_pretrained(folder)
     return folder
+
+
+#: What makes a test an end-to-end one (the `pipeline` marker, left out by `make test-fast`):
+#: a fixture that runs the pipeline or trains a network, or a call that runs a whole command.
+PIPELINE_FIXTURES = frozenset({"default_run", "tiny_bert", "shape_files"})
+PIPELINE_CALLS = ("pipeline.run(", "cli.main(", "subprocess.", "_run_cli(", "run_cli(")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark end-to-end tests `pipeline`, from their fixtures and their source."""
+    import inspect
+
+    for item in items:
+        function = getattr(item, "function", None)
+        if function is None:
+            continue
+        try:
+            source = inspect.getsource(function)
+        except (OSError, TypeError):
+            source = ""
+        uses_fixture = PIPELINE_FIXTURES & set(getattr(item, "fixturenames", ()))
+        if uses_fixture or any(call in source for call in PIPELINE_CALLS):
+            item.add_marker(pytest.mark.pipeline)

@@ -17,11 +17,12 @@ GROUPS = sorted(
     for p in config_dir().rglob("*")
     if p.is_dir() and p.relative_to(config_dir()).parts[0] != "hydra"
 )
-# model/common holds settings every model file includes; it is not a choice of its own.
+# model/common and model/tfidf hold settings model files include; they are not choices of their own.
+INCLUDED = {"model/common", "model/tfidf"}
 OPTIONS = [
     (group, option.stem)
     for group in GROUPS
-    if group != "model/common"
+    if group not in INCLUDED
     for option in sorted((config_dir() / group).glob("*.yaml"))
 ]
 
@@ -133,3 +134,166 @@ def test_unwritable_output_paths_fail_at_start(compose_cfg, tmp_path: Path) -> N
     blocker.write_text("not a folder", encoding="utf-8")
     with pytest.raises(ConfigError, match=r"paths\.data: .*a-file is a file, not a folder"):
         validate_config(compose_cfg(root=blocker / "project"))
+
+
+def _bad_option_cases() -> list[tuple[list[str], str, list[str]]]:
+    """(overrides, the key the error names, the allowed values it lists), from the modules."""
+    from grooming_detect.evaluation.lines import LINE_RULES
+    from grooming_detect.models.decision import METHODS, THRESHOLD_OBJECTIVES
+    from grooming_detect.models.units import AGGREGATES, INPUTS, UNITS
+
+    views, levels = list(INPUTS), list(UNITS)
+    return [
+        (["model.calibration=platt"], "model.calibration: 'platt'", list(METHODS)),
+        (["model.calibration=null"], "model.calibration: None", list(METHODS)),
+        (["model.aggregate=median"], "model.aggregate: 'median'", list(AGGREGATES)),
+        (["model.input=authors"], "model.input: 'authors'", views),
+        (["model.input={author:author_convo}"], "model.input.author: 'author_convo'", views),
+        (["model.input={speaker:author}"], "'speaker' is not a label level", levels),
+        (
+            ["model.threshold_objective=f2"],
+            "model.threshold_objective: 'f2'",
+            list(THRESHOLD_OBJECTIVES),
+        ),
+        (["model.threshold_min_precision=1.5"], "model.threshold_min_precision: 1.5", ["[0, 1]"]),
+        (["model.threshold_min_precision=-0.1"], "model.threshold_min_precision: -0.1", ["[0, 1]"]),
+        (
+            ["model.threshold_min_precision=high"],
+            "model.threshold_min_precision: 'high'",
+            ["[0, 1]"],
+        ),
+        (
+            ["model.imbalance.negatives_per_positive=0"],
+            "model.imbalance.negatives_per_positive: 0",
+            ["null", "positive number"],
+        ),
+        (
+            ["model.imbalance.negatives_per_positive=-2.5"],
+            "model.imbalance.negatives_per_positive: -2.5",
+            ["null", "positive number"],
+        ),
+        (
+            ["model.imbalance.negatives_per_positive=many"],
+            "model.imbalance.negatives_per_positive: 'many'",
+            ["null", "positive number"],
+        ),
+        (["evaluate.line_rule=every_line"], "evaluate.line_rule: 'every_line'", list(LINE_RULES)),
+    ]
+
+
+BAD_OPTIONS = _bad_option_cases()
+
+
+@pytest.mark.parametrize(
+    ("overrides", "named", "allowed"), BAD_OPTIONS, ids=[" ".join(c[0]) for c in BAD_OPTIONS]
+)
+def test_every_enumerated_option_is_checked_at_start(
+    compose_cfg: ComposeFn, overrides: list[str], named: str, allowed: list[str]
+) -> None:
+    with pytest.raises(ConfigError) as caught:
+        validate_config(compose_cfg(*overrides))
+    message = str(caught.value)
+    assert named in message
+    for value in allowed:
+        assert value in message, (value, message)
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        # model.* is the train stage's, evaluate.* the evaluate stage's: others do not read them.
+        ["stages=[data,features]", "model.calibration=platt", "model.aggregate=median"],
+        ["stages=[evaluate,report]", "model.threshold_objective=f2"],
+        ["stages=[data,features,train]", "evaluate.line_rule=every_line"],
+    ],
+)
+def test_options_are_checked_only_for_the_stages_that_read_them(
+    compose_cfg: ComposeFn, overrides: list[str]
+) -> None:
+    validate_config(compose_cfg(*overrides))
+
+
+def test_every_choice_of_the_shared_model_options_passes(compose_cfg: ComposeFn) -> None:
+    from grooming_detect.evaluation.lines import LINE_RULES
+    from grooming_detect.models.decision import METHODS, THRESHOLD_OBJECTIVES
+    from grooming_detect.models.units import AGGREGATES
+
+    for key, values in (
+        ("model.calibration", METHODS),
+        ("model.aggregate", AGGREGATES),
+        ("model.threshold_objective", THRESHOLD_OBJECTIVES),
+        ("evaluate.line_rule", LINE_RULES),
+    ):
+        for value in values:
+            validate_config(compose_cfg(f"{key}={value}"))
+    validate_config(compose_cfg("model.imbalance.negatives_per_positive=5"))
+    validate_config(compose_cfg("model.threshold_min_precision=1"))
+
+
+MODELS = sorted(path.stem for path in (config_dir() / "model").glob("*.yaml"))
+
+# Where each TF-IDF model's composed config holds the shared block (conf/model/tfidf/default.yaml),
+# and what it sets differently there.
+TFIDF_USERS = {
+    ("tfidf_logreg", "estimator"): {},
+    ("tfidf_svm", "estimator"): {},
+    ("tfidf_plus_behaviour", "estimator"): {},
+    ("two_stage", "estimator.conversation_model"): {},
+    ("two_stage", "estimator.author_model"): {"min_df": 1, "max_features": 100000},
+}
+
+
+def _tfidf_block() -> dict:
+    """conf/model/tfidf/default.yaml without its `_target_` (each model names its factory)."""
+    raw = OmegaConf.load(config_dir() / "model" / "tfidf" / "default.yaml")
+    assert OmegaConf.is_missing(raw, "_target_")
+    block = OmegaConf.to_container(raw)
+    assert isinstance(block, dict)
+    return {key: value for key, value in block.items() if key != "_target_"}
+
+
+@pytest.mark.parametrize(("model", "node"), list(TFIDF_USERS), ids=str)
+def test_tfidf_models_share_the_one_tfidf_block(
+    compose_cfg: ComposeFn, model: str, node: str
+) -> None:
+    block = _tfidf_block()
+    assert {"word_ngram_range", "char_ngram_range", "min_df", "vectorizer"} <= set(block)
+    composed = OmegaConf.select(compose_cfg(f"model={model}").model, node)
+    expected = {**block, **TFIDF_USERS[(model, node)]}
+    assert {key: OmegaConf.to_container(composed)[key] for key in block} == expected
+    assert str(composed._target_).startswith("grooming_detect.models.baselines.make_tfidf")
+    # The model file itself repeats none of the block: only what differs.
+    raw = OmegaConf.load(config_dir() / "model" / f"{model}.yaml")
+    written = OmegaConf.to_container(OmegaConf.select(raw, node))
+    assert isinstance(written, dict)
+    assert set(written) & set(block) == set(TFIDF_USERS[(model, node)])
+
+
+@pytest.mark.parametrize("model", MODELS)
+def test_every_model_composes_complete(compose_cfg: ComposeFn, model: str) -> None:
+    cfg = compose_cfg(f"model={model}")
+    assert not OmegaConf.missing_keys(cfg.model), model
+    assert cfg.model.name == model
+
+
+def test_tfidf_overrides_on_the_command_line_still_land(compose_cfg: ComposeFn) -> None:
+    assert compose_cfg("model.estimator.min_df=3").model.estimator.min_df == 3
+    svm = compose_cfg("model=tfidf_svm", "model.estimator.vectorizer=vocabulary").model.estimator
+    assert (svm.vectorizer, svm.min_df) == ("vocabulary", 2)
+    two = compose_cfg("model=two_stage", "model.estimator.author_model.min_df=4").model.estimator
+    assert (two.author_model.min_df, two.conversation_model.min_df) == (4, 2)
+
+
+def test_baselines_experiment_tracks_any_model_with_the_baselines(compose_cfg: ComposeFn) -> None:
+    cfg = compose_cfg("experiment=baselines", "model=tfidf_svm")
+    assert cfg.tracking.experiment_name == "grooming-detect-baselines"
+    assert cfg.model.name == "tfidf_svm"
+    assert compose_cfg("experiment=baselines").model.name == "tfidf_logreg"
+
+
+def test_generator_defaults_are_the_config_file(compose_cfg: ComposeFn) -> None:
+    from grooming_detect.data.synthetic import GeneratorSettings, settings_from_config
+
+    from_config = settings_from_config(compose_cfg().data.generator)
+    assert GeneratorSettings() == from_config
+    assert GeneratorSettings().fingerprint() == from_config.fingerprint()

@@ -107,3 +107,15 @@ def test_prose_reads_the_interval_level_and_ece_bins_from_config(compose_cfg: Co
     assert "Brackets hold 90 % bootstrap intervals" in report
     assert "ECE uses 10 equal-width bins" in report
     assert "95 %" not in card + report and "15 equal-width" not in card + report
+
+
+def test_card_sets_the_model_beside_the_metadata_only_baseline(default_run, card: str) -> None:
+    _, result, _ = default_run
+    metrics = result.stages["evaluate"].metrics
+    baseline = metrics["test/author/pr_auc_metadata_only"]
+    assert 0.0 <= baseline <= 1.0 and "validation/author/pr_auc_metadata_only" in metrics
+    assert (
+        f"reaches PR-AUC {baseline:.3f} (chance: the positive rate, "
+        f"{metrics['test/author/positive_rate']:.3f}), against "
+        f"{metrics['test/author/pr_auc']:.3f} for this model" in card
+    )

@@ -25,7 +25,14 @@ def test_components_follow_shared_authors() -> None:
 def synthetic_tables(tmp_path_factory: pytest.TempPathFactory):
     root = tmp_path_factory.mktemp("splits")
     generate_corpus(
-        root, GeneratorSettings(seed=11, n_train_conversations=1200, n_test_conversations=300)
+        root,
+        GeneratorSettings(
+            seed=11,
+            n_train_conversations=1200,
+            n_test_conversations=300,
+            n_train_predators=None,  # predators from predator_share, not the YAML's counts
+            n_test_predators=None,
+        ),
     )
     tables, _ = pan12.load_corpus(pan12.find_files(root), 0.2, seed=5, show_progress=False)
     return tables

@@ -44,7 +44,13 @@ def test_same_settings_same_bytes(corpus: tuple[Path, dict], tmp_path: Path) -> 
 
 def test_other_seed_other_corpus(corpus: tuple[Path, dict], tmp_path: Path) -> None:
     root, _ = corpus
-    other = GeneratorSettings(seed=8, n_train_conversations=1500, n_test_conversations=600)
+    other = GeneratorSettings(
+        seed=8,
+        n_train_conversations=1500,
+        n_test_conversations=600,
+        n_train_predators=None,
+        n_test_predators=None,
+    )
     generate_corpus(tmp_path, other)
     name = f"{pan12.TRAIN_DIR}/{pan12.TRAIN_XML}"
     assert (tmp_path / name).read_bytes() != (root / name).read_bytes()
@@ -218,6 +224,8 @@ def test_every_labelled_predator_speaks(tmp_path: Path) -> None:
         label_noise=1.0,
         test_label_noise=1.0,
         predator_share=0.04,
+        n_train_predators=None,
+        n_test_predators=None,
     )
     truths = generate_corpus(tmp_path, noisy)
     files = pan12.find_files(tmp_path)

@@ -3,6 +3,7 @@ fault and what was expected (Hydra already rejects keys that do not exist)."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
@@ -90,6 +91,12 @@ def validate_config(cfg: DictConfig) -> None:
             f"unknown top-level key(s) {unknown_keys} (from a +key=value override?); "
             f"expected {sorted(TOP_LEVEL_KEYS)}"
         )
+    if "train" in stages:
+        _check_model_options(cfg)
+    if "evaluate" in stages:
+        from grooming_detect.evaluation.lines import LINE_RULES
+
+        _check_choice("evaluate.line_rule", cfg.evaluate.get("line_rule"), LINE_RULES)
     check_capabilities(cfg)
     shown = cfg.get("progress", True)
     if not isinstance(shown, bool):
@@ -200,13 +207,7 @@ def check_capabilities(cfg: DictConfig) -> None:
         return
     setting = model.get("input")
     setting = OmegaConf.to_container(setting) if OmegaConf.is_config(setting) else setting
-    if not (setting is None or isinstance(setting, str | dict)) or (
-        isinstance(setting, dict) and not all(isinstance(v, str | None) for v in setting.values())
-    ):
-        raise ConfigError(
-            f"model.input: {setting!r}; expected null, a view name (author, conversation, "
-            "author_conversation) or a mapping from label level to view name"
-        )
+    _check_input(setting)
     level = expected_label_level(cfg)
     if level is not None and not supports(setting, level):
         raise ConfigError(
@@ -223,6 +224,66 @@ def check_capabilities(cfg: DictConfig) -> None:
                 "model.input reads author rows; use model.input=author_conversation (or "
                 "conversation on conversation labels), or model.estimator.text_column=text"
             )
+
+
+def _check_choice(key: str, value: object, allowed: Iterable[str]) -> None:
+    """Refuse a value of an enumerated option, naming the key, the value and the choices."""
+    choices = list(allowed)
+    if not isinstance(value, str) or value not in choices:
+        raise ConfigError(f"{key}: {value!r}; expected one of {choices}")
+
+
+def _check_model_options(cfg: DictConfig) -> None:
+    """The train stage's enumerated and bounded `model.*` options (the modules that use them
+    hold the choices)."""
+    from grooming_detect.models.decision import METHODS, THRESHOLD_OBJECTIVES
+    from grooming_detect.models.units import AGGREGATES
+
+    model = cfg.get("model")
+    if model is None:
+        return
+    _check_choice("model.calibration", model.get("calibration"), METHODS)
+    _check_choice("model.aggregate", model.get("aggregate"), AGGREGATES)
+    _check_choice(
+        "model.threshold_objective", model.get("threshold_objective"), THRESHOLD_OBJECTIVES
+    )
+    precision = model.get("threshold_min_precision")
+    if not _is_number(precision) or not 0.0 <= float(precision) <= 1.0:
+        raise ConfigError(
+            f"model.threshold_min_precision: {precision!r}; expected a number in [0, 1]"
+        )
+    ratio = (model.get("imbalance") or {}).get("negatives_per_positive")
+    if ratio is not None and (not _is_number(ratio) or not float(ratio) > 0.0):
+        raise ConfigError(
+            f"model.imbalance.negatives_per_positive: {ratio!r}; expected null (keep every "
+            "negative) or a positive number"
+        )
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _check_input(setting: object) -> None:
+    """``model.input``: null, a view name, or a mapping from label level to a view name (or null:
+    that level is not supported)."""
+    from grooming_detect.models.units import INPUTS, UNITS
+
+    expected = (
+        f"expected null, a view name ({', '.join(INPUTS)}) or a mapping from label level "
+        f"({', '.join(UNITS)}) to view name or null"
+    )
+    if setting is None or (isinstance(setting, str) and setting in INPUTS):
+        return
+    if not isinstance(setting, dict):
+        raise ConfigError(f"model.input: {setting!r}; {expected}")
+    for level, view in setting.items():
+        if level not in UNITS:
+            raise ConfigError(
+                f"model.input: {setting!r}: {level!r} is not a label level; {expected}"
+            )
+        if not (view is None or (isinstance(view, str) and view in INPUTS)):
+            raise ConfigError(f"model.input.{level}: {view!r} is not a view; {expected}")
 
 
 def _check_estimator(cfg: DictConfig) -> None:

@@ -53,31 +53,55 @@ COMPLETE_FILE = "generator.json"
 GENERATOR_VERSION = 4
 
 
+def _config_defaults() -> dict[str, Any]:
+    """``data.generator`` of ``conf/data/synthetic.yaml``, its ``${seed}`` from
+    ``conf/config.yaml``: the one place the generator's default settings are written."""
+    from omegaconf import OmegaConf
+
+    from grooming_detect.config import config_dir
+
+    root = OmegaConf.create(
+        {
+            "seed": OmegaConf.load(config_dir() / "config.yaml").seed,
+            "generator": OmegaConf.load(config_dir() / "data" / "synthetic.yaml").generator,
+        }
+    )
+    values = OmegaConf.to_container(root.generator, resolve=True)
+    if not isinstance(values, dict):
+        raise TypeError(f"data.generator in conf/data/synthetic.yaml is not a mapping: {values!r}")
+    values["conversations_per_predator"] = tuple(values["conversations_per_predator"])
+    return {str(key): value for key, value in values.items()}
+
+
+_DEFAULTS = _config_defaults()
+
+
 @dataclass(frozen=True)
 class GeneratorSettings:
-    """Knobs of the synthetic corpus (``data.generator`` in the config)."""
+    """Knobs of the synthetic corpus (``data.generator`` in the config). A field left out takes
+    its value from ``conf/data/synthetic.yaml``, so code and config cannot disagree."""
 
-    seed: int = 42
-    n_train_conversations: int = 2500
-    n_test_conversations: int = 2500
-    n_train_messages: int | None = None
-    n_test_messages: int | None = None
-    predator_share: float = 0.03
-    n_train_predators: int | None = None
-    n_test_predators: int | None = None
-    conversations_per_predator: tuple[int, int] = (2, 8)
-    hard_negative_share: float = 0.12
-    monologue_share: float = 0.1
-    multiparty_share: float = 0.05
-    mean_conversation_length: float = 14.0
-    difficulty: float = 0.5
-    label_noise: float = 0.05
-    test_label_noise: float = 0.0
-    surface_variation: float = 0.5
-    quirk_rate: float = 0.02
+    seed: int = _DEFAULTS["seed"]
+    n_train_conversations: int = _DEFAULTS["n_train_conversations"]
+    n_test_conversations: int = _DEFAULTS["n_test_conversations"]
+    n_train_messages: int | None = _DEFAULTS["n_train_messages"]
+    n_test_messages: int | None = _DEFAULTS["n_test_messages"]
+    predator_share: float = _DEFAULTS["predator_share"]
+    n_train_predators: int | None = _DEFAULTS["n_train_predators"]
+    n_test_predators: int | None = _DEFAULTS["n_test_predators"]
+    conversations_per_predator: tuple[int, int] = _DEFAULTS["conversations_per_predator"]
+    hard_negative_share: float = _DEFAULTS["hard_negative_share"]
+    monologue_share: float = _DEFAULTS["monologue_share"]
+    multiparty_share: float = _DEFAULTS["multiparty_share"]
+    mean_conversation_length: float = _DEFAULTS["mean_conversation_length"]
+    difficulty: float = _DEFAULTS["difficulty"]
+    label_noise: float = _DEFAULTS["label_noise"]
+    test_label_noise: float = _DEFAULTS["test_label_noise"]
+    surface_variation: float = _DEFAULTS["surface_variation"]
+    quirk_rate: float = _DEFAULTS["quirk_rate"]
     #: Share of the package's conversations never used, kept as benign traffic for the audit
     #: (`chitchat.is_held_out`; ``evaluate.benign_sets`` with ``source: chitchat``).
-    benign_holdout_share: float = 0.1
+    benign_holdout_share: float = _DEFAULTS["benign_holdout_share"]
 
     def fingerprint(self) -> str:
         """Stable digest of the settings, generator version and host data (names the folder)."""

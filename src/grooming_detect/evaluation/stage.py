@@ -21,7 +21,7 @@ from grooming_detect import tracking
 from grooming_detect.config import to_dict
 from grooming_detect.data.pan12 import TEST_PROBLEM1, TEST_PROBLEM2
 from grooming_detect.data.schema import read_table
-from grooming_detect.evaluation import audit, early, errors, lines, plots
+from grooming_detect.evaluation import audit, early, errors, lines, plots, shortcut
 from grooming_detect.evaluation.calibration import ScoreCalibrator, calibration_scores
 from grooming_detect.evaluation.metrics import (
     bootstrap_intervals,
@@ -445,6 +445,12 @@ def run_evaluate(cfg: DictConfig, ctx: StageContext) -> StageResult:
         tracking.set_tags({"author_metrics": AUTHOR_SKIP_REASON})
     for split in map(str, cfg.evaluate.splits):
         _evaluate_split(ev, split)
+    if cfg.evaluate.get("shortcut_baseline", True):
+        ev.metrics.update(
+            shortcut.metadata_baseline(
+                ev.scorer.inputs, [str(s) for s in cfg.evaluate.splits], int(cfg.seed)
+            )
+        )
     audit_summary = _audit(
         cfg, ctx, ev.model, ev.meta, ev.predictions, ev.messages, ev.metrics, ev.outputs
     )

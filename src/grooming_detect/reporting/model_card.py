@@ -255,6 +255,24 @@ def shortcut_audit_section(audit: dict[str, Any], threshold: float) -> str:
     return "\n".join(lines) + "\n"
 
 
+def shortcut_baseline_text(metrics: dict[str, float], unit: str) -> str:
+    """One paragraph: the model's test PR-AUC beside the metadata-only baseline's (empty when
+    the run did not train the baseline)."""
+    baseline = metrics.get(f"test/{unit}/pr_auc_metadata_only")
+    own = metrics.get(f"test/{unit}/pr_auc")
+    if baseline is None or own is None:
+        return ""
+    chance = metrics.get(f"test/{unit}/positive_rate")
+    chance_text = f" (chance: the positive rate, {fmt(chance)})" if chance is not None else ""
+    return (
+        f"\nShortcut baseline: on `test`, a model of metadata alone (how much, when and with "
+        f"whom people chat; no text, no lexicon cue; `metadata_only` on the same split) reaches "
+        f"PR-AUC {fmt(baseline)}{chance_text}, against {fmt(own)} for this model. The gap is "
+        "what the text adds; a baseline far above chance means the labels can be read off the "
+        "corpus's structure, and this model's numbers may rest on it too.\n"
+    )
+
+
 def early_detection_section(early: dict[str, Any], metrics: dict[str, float], figures: str) -> str:
     """The card's "Early detection" section (empty when the run did not measure it)."""
     splits = [s for s in early.get("splits", []) if f"{s}/early/f1" in metrics] if early else []
@@ -365,6 +383,7 @@ def render_model_card(
         r_at_fpr=fmt(metrics.get(f"test/{unit}/recall_at_fpr_1e-3")),
         alerts=fmt(metrics.get(f"test/{unit}/alerts_per_10k")),
         other_levels=_other_levels(metrics, unit),
+        shortcut_baseline=shortcut_baseline_text(metrics, unit),
         data_description=_data_description(manifest),
         count_rows="\n".join(
             f"| {s} | {counts[s]['conversations']} | {counts[s]['messages']} "
