@@ -8,7 +8,7 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
-from grooming_detect.config import DATA_SOURCES, STAGES, ConfigError, config_dir, to_dict
+from grooming_detect.config import DATA_SOURCES, STAGES, ConfigError, config_dir
 from grooming_detect.io import unwritable_reason
 
 #: Every key of the composed config's top level (a `+key=...` override adds an unknown one).
@@ -177,7 +177,12 @@ def models_supporting(level: str) -> list[str]:
 
     names = []
     for path in sorted((config_dir() / "model").glob("*.yaml")):
-        setting = to_dict(OmegaConf.load(path)).get("input")
+        # Only the `input` node: the rest of a model file interpolates keys (${seed}) that exist
+        # in the composed config alone.
+        loaded = OmegaConf.load(path)
+        setting = loaded.get("input") if isinstance(loaded, DictConfig) else None
+        if OmegaConf.is_config(setting):
+            setting = OmegaConf.to_container(setting)
         if supports(setting, level):
             names.append(path.stem)
     return names

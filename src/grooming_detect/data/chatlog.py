@@ -198,130 +198,203 @@ def read_records(
     or a name such as ``request`` for a served model's input). Every check, message and default
     is the file reader's, so a served model reads its rows exactly as a file would be read."""
     name = source.name if isinstance(source, Path) else str(source)
-    report = ChatlogReport()
-    rows: dict[str, list[Any]] = {
-        k: [] for k in ("conversation_id", "line", "author", "time", "text", "split")
-    }
-    author_labels: dict[str, tuple[bool, int]] = {}
-    conversation_labels: dict[str, tuple[bool, int]] = {}
-    seen_lines: dict[tuple[str, int], int] = {}
-    next_line: dict[str, int] = {}
-    columns_seen: set[str] = set()
-    id_kinds: dict[tuple[str, str], tuple[str, int]] = {}
-    first_blank_split: int | None = None
-    has_line = has_author_label = has_conversation_label = False
+    checker = _RecordChecker(source, max_message_chars, long_messages)
     for number, record in track(records, f"reading {name}", unit="rows"):
-        where = f"{source}:{number}"
-        if report.rows == 0:
-            has_line = record.get("line") not in (None, "")
-            has_author_label = "is_predator" in record
-            has_conversation_label = "conversation_label" in record
-        columns_seen.update(record)
-        report.rows += 1
+        checker.add(number, record)
+    return checker.result(predator_ids_path, require_labels)
+
+
+class _RecordChecker:
+    """`read_records`' work: checks records one at a time (`add`), keeping each message's
+    columns, the labels seen so far and the report, then checks the whole file (`result`)."""
+
+    def __init__(
+        self, source: str | Path, max_message_chars: int | None, long_messages: str
+    ) -> None:
+        self.source = source
+        self.max_message_chars = max_message_chars
+        self.long_messages = long_messages
+        self.report = ChatlogReport()
+        #: The messages frame's columns, in its column order.
+        self.columns: dict[str, list[Any]] = {
+            k: [] for k in ("conversation_id", "line", "author", "time", "text", "split")
+        }
+        #: id -> (label, row number where it was first seen), per label level.
+        self.author_labels: dict[str, tuple[bool, int]] = {}
+        self.conversation_labels: dict[str, tuple[bool, int]] = {}
+        #: (conversation_id, line) -> row number, to refuse duplicates.
+        self.seen_lines: dict[tuple[str, int], int] = {}
+        #: conversation_id -> last line given, when lines are numbered in file order.
+        self.next_line: dict[str, int] = {}
+        self.columns_seen: set[str] = set()
+        #: (column, id) -> (JSON type name, row number where it was first seen).
+        self.id_kinds: dict[tuple[str, str], tuple[str, int]] = {}
+        self.first_blank_split: int | None = None
+        # What the first record holds decides for the whole file.
+        self.has_line = self.has_author_label = self.has_conversation_label = False
+
+    # -- one record ---------------------------------------------------------------------------
+    def add(self, number: int, record: dict[str, Any]) -> None:
+        """Check record `number` and keep its message. The checks run in this order, which
+        decides the error a record with several problems is refused for."""
+        where = f"{self.source}:{number}"
+        if self.report.rows == 0:
+            self.has_line = record.get("line") not in (None, "")
+            self.has_author_label = "is_predator" in record
+            self.has_conversation_label = "conversation_label" in record
+        self.columns_seen.update(record)
+        self.report.rows += 1
+        self._check_id_types(record, number, where)
+        conversation_id = str(record["conversation_id"] or "").strip()
+        author = str(record["author"] or "").strip()
+        if not conversation_id or not author:
+            raise ChatlogFormatError(f"{where}: empty conversation_id or author")
+        line = self._line(record, conversation_id, number, where)
+        split = self._split(record, number, where)
+        text = self._text(record, where)
+        self._keep_labels(record, conversation_id, author, number, where)
+        columns = self.columns
+        columns["conversation_id"].append(conversation_id)
+        columns["line"].append(line)
+        columns["author"].append(author)
+        columns["time"].append(_time_of(record, where))
+        columns["text"].append(text)
+        columns["split"].append(split)
+
+    def _check_id_types(self, record: dict[str, Any], number: int, where: str) -> None:
+        """Refuse an id written as a JSON number on one row and as a string on another."""
         for key in ("conversation_id", "author"):
             # JSONL: 7 and "7" are different JSON values; merging them silently is refused.
             value = record[key]
             kind = type(value).__name__
-            first = id_kinds.setdefault((key, str(value).strip()), (kind, number))
+            first = self.id_kinds.setdefault((key, str(value).strip()), (kind, number))
             if first[0] != kind:
                 raise ChatlogFormatError(
                     f"{where}: {key} {value!r} is a JSON {kind}, but line {first[1]} wrote "
                     f"the same id as a JSON {first[0]}; expected one type per id (quote ids)"
                 )
-        conversation_id = str(record["conversation_id"] or "").strip()
-        author = str(record["author"] or "").strip()
-        if not conversation_id or not author:
-            raise ChatlogFormatError(f"{where}: empty conversation_id or author")
-        if has_line:
+
+    def _line(self, record: dict[str, Any], conversation_id: str, number: int, where: str) -> int:
+        """The message's line: the record's own (a 1-based integer), or the next in file order
+        within its conversation when the file has no ``line`` column; never one seen before."""
+        if self.has_line:
             raw = str(record.get("line") or "").strip()
             if not raw.isdigit() or int(raw) < 1:
                 raise ChatlogFormatError(f"{where}: line={raw!r}; expected a 1-based integer")
             line = int(raw)
         else:
-            line = next_line.get(conversation_id, 0) + 1
-            next_line[conversation_id] = line
-        if (conversation_id, line) in seen_lines:
+            line = self.next_line.get(conversation_id, 0) + 1
+            self.next_line[conversation_id] = line
+        if (conversation_id, line) in self.seen_lines:
             raise ChatlogFormatError(
                 f"{where}: (conversation_id={conversation_id!r}, line={line}) duplicates row "
-                f"{seen_lines[(conversation_id, line)]}"
+                f"{self.seen_lines[(conversation_id, line)]}"
             )
-        seen_lines[(conversation_id, line)] = number
+        self.seen_lines[(conversation_id, line)] = number
+        return line
+
+    def _split(self, record: dict[str, Any], number: int, where: str) -> str | None:
+        """The record's split, or None when blank (the first blank row is kept for `result`)."""
         split = str(record.get("split") or "").strip() or None
-        if split is None and first_blank_split is None:
-            first_blank_split = number
+        if split is None and self.first_blank_split is None:
+            self.first_blank_split = number
         if split is not None and split not in SPLITS:
             raise ChatlogFormatError(f"{where}: split={split!r}; expected one of {list(SPLITS)}")
+        return split
+
+    def _text(self, record: dict[str, Any], where: str) -> str:
+        """The message text (``""`` for null), refused or cut when over the length limit."""
         text = "" if record["text"] is None else str(record["text"])
-        if max_message_chars is not None and len(text) > max_message_chars:
-            if long_messages != "truncate":
+        limit = self.max_message_chars
+        if limit is not None and len(text) > limit:
+            if self.long_messages != "truncate":
                 raise ChatlogFormatError(
                     f"{where}: text of {len(text):,} characters exceeds data.max_message_chars="
-                    f"{max_message_chars:,}; raise the limit, or set data.long_messages=truncate"
+                    f"{limit:,}; raise the limit, or set data.long_messages=truncate"
                 )
-            text = text[:max_message_chars]
-            report.truncated_texts += 1
-        report.empty_texts += text == ""
-        if has_author_label:
+            text = text[:limit]
+            self.report.truncated_texts += 1
+        self.report.empty_texts += text == ""
+        return text
+
+    def _keep_labels(
+        self, record: dict[str, Any], conversation_id: str, author: str, number: int, where: str
+    ) -> None:
+        """Keep the record's author and conversation labels, refusing one that disagrees with
+        an earlier row of the same author or conversation."""
+        if self.has_author_label:
             _consistent(
-                author_labels,
+                self.author_labels,
                 author,
                 _label(record.get("is_predator"), where, "is_predator"),
                 number,
                 where,
                 "author",
             )
-        if has_conversation_label:
+        if self.has_conversation_label:
             _consistent(
-                conversation_labels,
+                self.conversation_labels,
                 conversation_id,
                 _label(record.get("conversation_label"), where, "conversation_label"),
                 number,
                 where,
                 "conversation",
             )
-        for key, value in (
-            ("conversation_id", conversation_id),
-            ("line", line),
-            ("author", author),
-            ("time", _time_of(record, where)),
-            ("text", text),
-            ("split", split),
-        ):
-            rows[key].append(value)
-    if report.rows == 0:
-        raise ChatlogFormatError(f"{source}: no records; expected one message per row")
-    report.lines_numbered_in_file_order = not has_line
-    report.ignored_columns = sorted(columns_seen - set(REQUIRED) - set(OPTIONAL))
-    sources = [has_author_label, has_conversation_label, predator_ids_path is not None]
-    if not require_labels and not any(sources):
-        return pd.DataFrame(rows), set(), report
-    if sum(sources) != 1:
-        raise ChatlogFormatError(
-            f"{source}: found {sum(sources)} kinds of labels; expected exactly one of an "
-            "is_predator column, a conversation_label column, or data.predator_ids"
-        )
-    messages = pd.DataFrame(rows)
-    per_conversation = messages.groupby("conversation_id")["split"].nunique()
-    if (per_conversation > 1).any():
-        raise ChatlogFormatError(
-            f"{source}: conversation {per_conversation.index[per_conversation > 1][0]!r} has "
-            "rows in several splits; a conversation belongs to one split"
-        )
-    splits = messages["split"]
-    if splits.notna().any() and splits.isna().any():
-        raise ChatlogFormatError(
-            f"{source}:{first_blank_split}: split is empty while other rows have one; expected "
-            "a split on every row or on none"
-        )
-    if has_conversation_label:
-        report.label_level = "conversation"
-        return messages, {k: v for k, (v, _) in conversation_labels.items()}, report
-    if predator_ids_path is not None:
-        predators = set(read_id_list(predator_ids_path))
-        report.predator_ids_not_in_data = sorted(predators - set(messages["author"]))
-    else:
-        predators = {author for author, (label, _) in author_labels.items() if label}
-    return messages, predators, report
+
+    # -- the whole file -----------------------------------------------------------------------
+    def result(
+        self, predator_ids_path: str | Path | None, require_labels: bool
+    ) -> tuple[pd.DataFrame, dict[str, bool] | set[str], ChatlogReport]:
+        """Check the file as a whole, then return messages, labels and the report (what
+        `read_records` returns)."""
+        if self.report.rows == 0:
+            raise ChatlogFormatError(f"{self.source}: no records; expected one message per row")
+        self.report.lines_numbered_in_file_order = not self.has_line
+        self.report.ignored_columns = sorted(self.columns_seen - set(REQUIRED) - set(OPTIONAL))
+        sources = [
+            self.has_author_label,
+            self.has_conversation_label,
+            predator_ids_path is not None,
+        ]
+        if not require_labels and not any(sources):
+            return pd.DataFrame(self.columns), set(), self.report
+        if sum(sources) != 1:
+            raise ChatlogFormatError(
+                f"{self.source}: found {sum(sources)} kinds of labels; expected exactly one of "
+                "an is_predator column, a conversation_label column, or data.predator_ids"
+            )
+        messages = pd.DataFrame(self.columns)
+        self._check_splits(messages)
+        return messages, self._labels(messages, predator_ids_path), self.report
+
+    def _check_splits(self, messages: pd.DataFrame) -> None:
+        """Refuse a conversation in several splits, and a split on some rows but not all."""
+        per_conversation = messages.groupby("conversation_id")["split"].nunique()
+        if (per_conversation > 1).any():
+            raise ChatlogFormatError(
+                f"{self.source}: conversation {per_conversation.index[per_conversation > 1][0]!r} "
+                "has rows in several splits; a conversation belongs to one split"
+            )
+        splits = messages["split"]
+        if splits.notna().any() and splits.isna().any():
+            raise ChatlogFormatError(
+                f"{self.source}:{self.first_blank_split}: split is empty while other rows have "
+                "one; expected a split on every row or on none"
+            )
+
+    def _labels(
+        self, messages: pd.DataFrame, predator_ids_path: str | Path | None
+    ) -> dict[str, bool] | set[str]:
+        """conversation_id -> label (conversation-level labels), or the set of predator ids
+        (author-level labels, from the ``is_predator`` column or the id list)."""
+        if self.has_conversation_label:
+            self.report.label_level = "conversation"
+            return {k: v for k, (v, _) in self.conversation_labels.items()}
+        if predator_ids_path is not None:
+            predators = set(read_id_list(predator_ids_path))
+            self.report.predator_ids_not_in_data = sorted(predators - set(messages["author"]))
+            return predators
+        return {author for author, (label, _) in self.author_labels.items() if label}
 
 
 def _consistent(

@@ -39,7 +39,7 @@ import sys
 import tempfile
 import time
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -56,6 +56,9 @@ log = logging.getLogger(__name__)
 WINDOW_AGGREGATES = ("max", "mean", "topk_mean")
 QUANTIZE = (None, "int8")
 PARAMS_FILE = "estimator.json"
+
+#: The Trainer's ``compute_metrics``: its evaluation predictions -> named measures.
+_Metrics = Callable[[Any], dict[str, float]]
 
 
 def packaged_model_path() -> Path:
@@ -205,15 +208,17 @@ class TransformerClassifier(ClassifierMixin, BaseEstimator):
         validation: tuple[pd.DataFrame, np.ndarray] | None = None,
     ) -> TransformerClassifier:
         """Fine-tune on `X` (rows) with labels `y`; `validation` drives selection and stopping."""
-        import torch
-        from transformers import (
-            AutoModelForSequenceClassification,
-            AutoTokenizer,
-            DataCollatorWithPadding,
-            EarlyStoppingCallback,
-            TrainingArguments,
-        )
+        self._check_training_params()
+        X, y = self._sample_rows(X, np.asarray(y, dtype=bool))
+        self._load_pretrained()
+        train_set, _ = self._window_dataset(X, y)
+        eval_set, compute_metrics = self._validation_set(validation)
+        trainer = self._trainer(train_set, eval_set, compute_metrics)
+        self._train(trainer, train_set)
+        return self
 
+    def _check_training_params(self) -> None:
+        """Refuse parameters that `fit` cannot use, before any model is loaded."""
         if self.window_aggregate not in WINDOW_AGGREGATES:
             raise ValueError(
                 f"window_aggregate {self.window_aggregate!r}: expected one of {WINDOW_AGGREGATES}"
@@ -226,51 +231,79 @@ class TransformerClassifier(ClassifierMixin, BaseEstimator):
                 f"max_train_seconds {self.max_train_seconds!r}: expected a positive number of "
                 "seconds, or null for no budget"
             )
-        y = np.asarray(y, dtype=bool)
-        if self.max_train_samples is not None and len(X) > self.max_train_samples:
-            # Keep every positive row that fits, then negatives, seeded.
-            rng = np.random.default_rng(self.seed)
-            order = np.concatenate(
-                [rng.permutation(np.flatnonzero(y)), rng.permutation(np.flatnonzero(~y))]
-            )
-            keep = np.sort(order[: self.max_train_samples])
-            X, y = X.iloc[keep].reset_index(drop=True), y[keep]
+
+    def _sample_rows(self, X: pd.DataFrame, y: np.ndarray) -> tuple[pd.DataFrame, np.ndarray]:
+        """At most ``max_train_samples`` rows: every positive row that fits, then negatives,
+        drawn with ``seed`` and kept in their original order."""
+        if self.max_train_samples is None or len(X) <= self.max_train_samples:
+            return X, y
+        rng = np.random.default_rng(self.seed)
+        order = np.concatenate(
+            [rng.permutation(np.flatnonzero(y)), rng.permutation(np.flatnonzero(~y))]
+        )
+        keep = np.sort(order[: self.max_train_samples])
+        return X.iloc[keep].reset_index(drop=True), y[keep]
+
+    def _load_pretrained(self) -> None:
+        """Load the tokenizer and the encoder with a fresh two-class head (seeded)."""
+        import torch
+        from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
         source = str(self.name_or_path or packaged_model_path())
-        torch.manual_seed(self.seed)
+        torch.manual_seed(self.seed)  # the new head's initial weights
         self.tokenizer_ = AutoTokenizer.from_pretrained(source)
         self.model_ = AutoModelForSequenceClassification.from_pretrained(
             source, num_labels=2, ignore_mismatched_sizes=True
         )
-        train_windows, train_owners = self._windows(self._texts(X))
-        train_set = _WindowDataset(train_windows, y[train_owners].astype(int))
-        eval_set, compute_metrics = None, None
-        if validation is not None:
-            X_val, y_val = validation
-            y_val = np.asarray(y_val, dtype=bool)
-            val_windows, val_owners = self._windows(self._texts(X_val))
-            eval_set = _WindowDataset(val_windows, y_val[val_owners].astype(int))
 
-            def compute_metrics(prediction: Any) -> dict[str, float]:
-                logits = np.asarray(prediction.predictions)
-                window_scores = _softmax_positive(logits)
-                rows = aggregate_windows(
-                    window_scores, val_owners, len(y_val), self.window_aggregate, self.top_k
-                )
-                return {
-                    "pr_auc": float(average_precision_score(y_val, rows)),
-                    "f0_5": best_f_beta(y_val, rows, 0.5),
-                }
+    def _window_dataset(self, X: pd.DataFrame, y: np.ndarray) -> tuple[_WindowDataset, list[int]]:
+        """The rows' windows, each labelled with its row's label, and each window's row index."""
+        windows, owners = self._windows(self._texts(X))
+        return _WindowDataset(windows, y[owners].astype(int)), owners
 
-        weights = None
-        if self.class_weighting == "balanced":
-            labels = y[train_owners]
-            counts = np.bincount(labels.astype(int), minlength=2).astype(float)
-            weights = torch.tensor(len(labels) / (2 * np.maximum(counts, 1)), dtype=torch.float)
-        device = self._device()
-        strategy = "no" if eval_set is None else ("steps" if self.eval_steps else "epoch")
-        work_dir = tempfile.mkdtemp(prefix="grooming-detect-trainer-")
-        args = TrainingArguments(
-            output_dir=work_dir,
+    def _validation_set(
+        self, validation: tuple[pd.DataFrame, np.ndarray] | None
+    ) -> tuple[_WindowDataset | None, _Metrics | None]:
+        """The validation windows and the Trainer's ``compute_metrics`` (row-level ``pr_auc``
+        and ``f0_5`` of the aggregated window scores), or (None, None) without validation."""
+        if validation is None:
+            return None, None
+        X_val, y_val = validation
+        y_val = np.asarray(y_val, dtype=bool)
+        eval_set, val_owners = self._window_dataset(X_val, y_val)
+
+        def compute_metrics(prediction: Any) -> dict[str, float]:
+            logits = np.asarray(prediction.predictions)
+            window_scores = _softmax_positive(logits)
+            rows = aggregate_windows(
+                window_scores, val_owners, len(y_val), self.window_aggregate, self.top_k
+            )
+            return {
+                "pr_auc": float(average_precision_score(y_val, rows)),
+                "f0_5": best_f_beta(y_val, rows, 0.5),
+            }
+
+        return eval_set, compute_metrics
+
+    def _class_weights(self, labels: np.ndarray) -> Any:
+        """The loss's class weights: balanced (inverse class frequency over the training
+        windows) with ``class_weighting="balanced"``, else None (unweighted)."""
+        import torch
+
+        if self.class_weighting != "balanced":
+            return None
+        counts = np.bincount(labels.astype(int), minlength=2).astype(float)
+        return torch.tensor(len(labels) / (2 * np.maximum(counts, 1)), dtype=torch.float)
+
+    def _training_arguments(self, evaluate: bool) -> Any:
+        """The Trainer's settings, in a fresh temporary folder. With `evaluate`, checkpoints
+        are evaluated and saved every epoch (or every ``eval_steps``) and the best by
+        ``selection_metric`` is loaded at the end."""
+        from transformers import TrainingArguments
+
+        strategy = "no" if not evaluate else ("steps" if self.eval_steps else "epoch")
+        return TrainingArguments(
+            output_dir=tempfile.mkdtemp(prefix="grooming-detect-trainer-"),
             num_train_epochs=self.epochs,
             max_steps=self.max_steps,
             per_device_train_batch_size=self.batch_size,
@@ -283,43 +316,67 @@ class TransformerClassifier(ClassifierMixin, BaseEstimator):
             save_strategy=strategy,
             eval_steps=self.eval_steps,
             save_steps=self.eval_steps if self.eval_steps is not None else 500,
-            load_best_model_at_end=eval_set is not None,
-            metric_for_best_model=self.selection_metric if eval_set is not None else None,
+            load_best_model_at_end=evaluate,
+            metric_for_best_model=self.selection_metric if evaluate else None,
             greater_is_better=True,
             save_total_limit=1,
             save_only_model=True,
             logging_steps=max(1, self.eval_steps or 10),
             report_to="none",
             seed=self.seed,
-            use_cpu=device == "cpu",
+            use_cpu=self._device() == "cpu",
             bf16=self._use_bf16(),
             dataloader_num_workers=0,
             disable_tqdm=not (progress.enabled() and progress.in_terminal()),
         )
+
+    def _callbacks(self, evaluate: bool) -> list[Any]:
+        """MLflow curves always; the ``max_train_seconds`` budget when set; early stopping
+        (``early_stopping_patience``) when there is validation to stop on."""
+        from transformers import EarlyStoppingCallback
+
         callbacks: list[Any] = [_MlflowCurves()]
         if self.max_train_seconds is not None:
             callbacks.append(_TimeBudget(float(self.max_train_seconds)))
-        if eval_set is not None and self.early_stopping_patience:
+        if evaluate and self.early_stopping_patience:
             callbacks.append(EarlyStoppingCallback(self.early_stopping_patience))
-        trainer = _WeightedTrainer(
+        return callbacks
+
+    def _trainer(
+        self,
+        train_set: _WindowDataset,
+        eval_set: _WindowDataset | None,
+        compute_metrics: _Metrics | None,
+    ) -> _WeightedTrainer:
+        """The class-weighted Trainer of ``model_`` on the training windows, evaluating on
+        `eval_set` when there is one."""
+        from transformers import DataCollatorWithPadding
+
+        evaluate = eval_set is not None
+        return _WeightedTrainer(
             model=self.model_,
-            args=args,
+            args=self._training_arguments(evaluate),
             train_dataset=train_set,
             eval_dataset=eval_set,
             data_collator=DataCollatorWithPadding(self.tokenizer_),
             compute_metrics=compute_metrics,
-            callbacks=callbacks,
-            class_weights=weights,
+            callbacks=self._callbacks(evaluate),
+            class_weights=self._class_weights(train_set.labels),
         )
+
+    def _train(self, trainer: _WeightedTrainer, train_set: _WindowDataset) -> None:
+        """Run the training (stopped early by the budget or early stopping; with validation the
+        Trainer then reloads the best checkpoint), keep the model for scoring on ``device``,
+        and record what the training cost."""
         output = trainer.train()
+        device = self._device()
         self.model_ = trainer.model.to("cpu" if device == "cpu" else device)
         self.model_.eval()
         self.train_steps_ = int(output.global_step)
         self.train_seconds_ = float(output.metrics.get("train_runtime", float("nan")))
         self.train_windows_ = len(train_set)
-        self.train_tokens_ = int(sum(len(ids) for ids in train_windows["input_ids"]))
+        self.train_tokens_ = int(sum(len(ids) for ids in train_set.windows["input_ids"]))
         self.classes_ = np.array([False, True])
-        return self
 
     # -- prediction ---------------------------------------------------------------------------
     def _check_quantize(self) -> None:
