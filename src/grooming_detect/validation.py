@@ -32,9 +32,44 @@ TOP_LEVEL_KEYS = frozenset(
 def validate_config(cfg: DictConfig) -> None:
     """Fail at start, with the key at fault, instead of after hours of work.
 
-    Hydra already rejects overrides of keys that do not exist; this checks the values.
-    """
+    Hydra already rejects overrides of keys that do not exist; this checks the values, group by
+    group, in this order."""
     stages = list(cfg.stages)
+    _check_stages(stages)
+    _check_paths(cfg)
+    if "train" in stages and "report" in stages and "evaluate" not in stages:
+        raise ConfigError(
+            f"stages: {stages} would report on an older evaluation than the model it trains; "
+            "add evaluate"
+        )
+    _check_data(cfg)
+    unknown_keys = sorted(set(map(str, cfg.keys())) - TOP_LEVEL_KEYS)
+    if unknown_keys:
+        raise ConfigError(
+            f"unknown top-level key(s) {unknown_keys} (from a +key=value override?); "
+            f"expected {sorted(TOP_LEVEL_KEYS)}"
+        )
+    if "train" in stages:
+        _check_model_options(cfg)
+    if "evaluate" in stages:
+        from grooming_detect.evaluation.lines import LINE_RULES
+
+        _check_choice("evaluate.line_rule", cfg.evaluate.get("line_rule"), LINE_RULES)
+    check_capabilities(cfg)
+    _check_run_settings(cfg)
+    if "train" in stages:
+        _check_estimator(cfg)
+    _check_message_limits(cfg)
+    if "evaluate" in stages:
+        _check_audit(cfg)
+    _check_early(cfg)
+    bad_splits = [s for s in cfg.evaluate.splits if s not in ("validation", "test")]
+    if bad_splits:
+        raise ConfigError(f"evaluate.splits: {bad_splits}; expected validation and/or test")
+
+
+def _check_stages(stages: list[str]) -> None:
+    """Known stages, each once, in pipeline order."""
     unknown = [stage for stage in stages if stage not in STAGES]
     if unknown:
         raise ConfigError(
@@ -45,15 +80,33 @@ def validate_config(cfg: DictConfig) -> None:
     order = [STAGES.index(stage) for stage in stages]
     if order != sorted(order):
         raise ConfigError(f"stages: {stages} is out of order; the order is {list(STAGES)}")
+
+
+def _check_paths(cfg: DictConfig) -> None:
+    """Every folder the run writes to can be written."""
     for key in ("data", "outputs", "logs"):
         reason = unwritable_reason(str(cfg.paths[key]))
         if reason:
             raise ConfigError(f"paths.{key}: {reason}; set paths.root or GROOMING_DETECT_ROOT")
-    if "train" in stages and "report" in stages and "evaluate" not in stages:
-        raise ConfigError(
-            f"stages: {stages} would report on an older evaluation than the model it trains; "
-            "add evaluate"
-        )
+
+
+#: Generator settings that are shares or probabilities, in [0, 1].
+GENERATOR_SHARES = (
+    "predator_share",
+    "hard_negative_share",
+    "difficulty",
+    "label_noise",
+    "test_label_noise",
+    "monologue_share",
+    "multiparty_share",
+    "surface_variation",
+    "quirk_rate",
+    "benign_holdout_share",
+)
+
+
+def _check_data(cfg: DictConfig) -> None:
+    """The data source, what it needs (a root, a path), split fractions and generator shares."""
     if cfg.data.source not in DATA_SOURCES:
         raise ConfigError(f"data.source: {cfg.data.source!r} is not one of {list(DATA_SOURCES)}")
     if cfg.data.source != "synthetic" and "generator" in cfg.data:
@@ -69,43 +122,24 @@ def validate_config(cfg: DictConfig) -> None:
         if key in cfg.data and not 0.0 < float(cfg.data[key]) < 1.0:
             raise ConfigError(f"data.{key}: {cfg.data[key]} must lie strictly between 0 and 1")
     if "generator" in cfg.data:
-        generator = cfg.data.generator
-        for key in (
-            "predator_share",
-            "hard_negative_share",
-            "difficulty",
-            "label_noise",
-            "test_label_noise",
-            "monologue_share",
-            "multiparty_share",
-            "surface_variation",
-            "quirk_rate",
-            "benign_holdout_share",
-        ):
-            value = float(generator[key])
+        for key in GENERATOR_SHARES:
+            value = float(cfg.data.generator[key])
             if not 0.0 <= value <= 1.0:
                 raise ConfigError(f"data.generator.{key}: {value} must lie in [0, 1]")
-    unknown_keys = sorted(set(map(str, cfg.keys())) - TOP_LEVEL_KEYS)
-    if unknown_keys:
-        raise ConfigError(
-            f"unknown top-level key(s) {unknown_keys} (from a +key=value override?); "
-            f"expected {sorted(TOP_LEVEL_KEYS)}"
-        )
-    if "train" in stages:
-        _check_model_options(cfg)
-    if "evaluate" in stages:
-        from grooming_detect.evaluation.lines import LINE_RULES
 
-        _check_choice("evaluate.line_rule", cfg.evaluate.get("line_rule"), LINE_RULES)
-    check_capabilities(cfg)
+
+def _check_run_settings(cfg: DictConfig) -> None:
+    """``progress`` and ``seed``."""
     shown = cfg.get("progress", True)
     if not isinstance(shown, bool):
         raise ConfigError(f"progress: {shown!r}; expected true or false")
     seed = cfg.get("seed")
     if isinstance(seed, bool) or not isinstance(seed, int):
         raise ConfigError(f"seed: {seed!r}; expected an integer")
-    if "train" in stages:
-        _check_estimator(cfg)
+
+
+def _check_message_limits(cfg: DictConfig) -> None:
+    """``data.long_messages`` and ``data.max_message_chars``."""
     if cfg.data.get("long_messages", "error") not in ("error", "truncate"):
         raise ConfigError(
             f"data.long_messages: {cfg.data.long_messages!r}; expected 'error' or 'truncate'"
@@ -113,22 +147,29 @@ def validate_config(cfg: DictConfig) -> None:
     limit = cfg.data.get("max_message_chars")
     if limit is not None and (not isinstance(limit, int) or limit < 1):
         raise ConfigError(f"data.max_message_chars: {limit!r}; expected a positive integer or null")
-    if "evaluate" in stages:
-        from grooming_detect.evaluation.audit import BenignSetError, parse_benign_sets
 
-        try:
-            parse_benign_sets(OmegaConf.to_container(cfg.evaluate.benign_sets, resolve=True))
-        except BenignSetError as error:
-            raise ConfigError(str(error)) from None
-        for key in ("cue_ablation", "source_probe"):
-            if not isinstance(cfg.evaluate.audit[key], bool):
-                raise ConfigError(f"evaluate.audit.{key}: expected true or false")
-        audited = bool(cfg.evaluate.benign_sets) or any(cfg.evaluate.audit.values())
-        if audited and "test" not in cfg.evaluate.splits:
-            raise ConfigError(
-                "evaluate.benign_sets and evaluate.audit compare with the test split; add test "
-                "to evaluate.splits"
-            )
+
+def _check_audit(cfg: DictConfig) -> None:
+    """Benign sets and the shortcut audit (they compare with the test split)."""
+    from grooming_detect.evaluation.audit import BenignSetError, parse_benign_sets
+
+    try:
+        parse_benign_sets(OmegaConf.to_container(cfg.evaluate.benign_sets, resolve=True))
+    except BenignSetError as error:
+        raise ConfigError(str(error)) from None
+    for key in ("cue_ablation", "source_probe"):
+        if not isinstance(cfg.evaluate.audit[key], bool):
+            raise ConfigError(f"evaluate.audit.{key}: expected true or false")
+    audited = bool(cfg.evaluate.benign_sets) or any(cfg.evaluate.audit.values())
+    if audited and "test" not in cfg.evaluate.splits:
+        raise ConfigError(
+            "evaluate.benign_sets and evaluate.audit compare with the test split; add test "
+            "to evaluate.splits"
+        )
+
+
+def _check_early(cfg: DictConfig) -> None:
+    """The ``early`` settings (when early detection is on) and ``early.train_on_prefixes``."""
     if "early" in cfg and cfg.early.enabled:
         from grooming_detect.evaluation.early import early_settings
 
@@ -144,9 +185,6 @@ def validate_config(cfg: DictConfig) -> None:
     prefixes = cfg.get("early", {}).get("train_on_prefixes", 0)
     if isinstance(prefixes, bool) or not isinstance(prefixes, int) or prefixes < 0:
         raise ConfigError(f"early.train_on_prefixes: {prefixes!r}; expected a whole number >= 0")
-    bad_splits = [s for s in cfg.evaluate.splits if s not in ("validation", "test")]
-    if bad_splits:
-        raise ConfigError(f"evaluate.splits: {bad_splits}; expected validation and/or test")
 
 
 def expected_label_level(cfg: DictConfig) -> str | None:
