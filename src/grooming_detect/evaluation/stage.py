@@ -37,6 +37,7 @@ from grooming_detect.evaluation.pan_eval import (
     score_problem2,
 )
 from grooming_detect.evaluation.profiles import profiles
+from grooming_detect.features.schema import is_feature
 from grooming_detect.io import read_json, write_json, write_parquet, write_text
 from grooming_detect.models.persistence import load_model
 from grooming_detect.models.units import UNITS, ModelInput, Unit, conversation_scores, features_of
@@ -170,7 +171,7 @@ def _explain(
         )
     else:
         medians = base.select_dtypes("number").median().to_dict()
-        medians = {k: v for k, v in medians.items() if k.startswith(("f_", "cue_"))}
+        medians = {k: v for k, v in medians.items() if is_feature(k)}
         refs = errors.occlusion_explanations(
             scorer.calibrated,
             base.loc[table["id"]],

@@ -17,6 +17,13 @@ from grooming_detect.features.behaviour import (
     conversation_features,
     message_facts,
 )
+from grooming_detect.features.schema import (
+    AUTHOR_CONVERSATION_VIEW,
+    AUTHOR_VIEW,
+    CONVERSATION_VIEW,
+    VIEWS,
+    is_feature,
+)
 from grooming_detect.features.text_views import (
     author_conversation_texts,
     author_texts,
@@ -37,8 +44,6 @@ log = logging.getLogger(__name__)
 
 #: Bumped whenever the feature tables change for the same inputs (invalidates caches).
 FEATURES_VERSION = 7
-#: The views this stage writes, one Parquet file each: text plus ``f_``/``cue_`` features.
-VIEWS = ("author_texts", "conversation_texts", "author_conversation_texts")
 
 
 def build_views(
@@ -62,39 +67,39 @@ def build_views(
         bar.update()
         per_conversation = (
             author_conversation_features(messages, lexicons, facts)
-            if wanted & {"author_texts", "author_conversation_texts"}
+            if wanted & {AUTHOR_VIEW, AUTHOR_CONVERSATION_VIEW}
             else None
         )
         bar.update()
         keys_ac = ["conversation_id", "author", "split"]
         whole = (
             conversation_texts(messages, conversations, separator)
-            if wanted & {"conversation_texts", "author_conversation_texts"}
+            if wanted & {CONVERSATION_VIEW, AUTHOR_CONVERSATION_VIEW}
             else None
         )
-        if "author_texts" in wanted:
-            built["author_texts"] = author_texts(messages, authors, separator).merge(
+        if AUTHOR_VIEW in wanted:
+            built[AUTHOR_VIEW] = author_texts(messages, authors, separator).merge(
                 author_features(per_conversation, messages), on=["author", "split"], how="left"
             )
         bar.update()
-        if "conversation_texts" in wanted:
+        if CONVERSATION_VIEW in wanted:
             assert whole is not None
-            built["conversation_texts"] = whole.merge(
+            built[CONVERSATION_VIEW] = whole.merge(
                 conversation_features(messages, lexicons, facts),
                 on=["conversation_id", "split"],
                 how="left",
                 suffixes=("", "_feature"),
             )
         bar.update()
-        if "author_conversation_texts" in wanted:
-            built["author_conversation_texts"] = author_conversation_texts(
+        if AUTHOR_CONVERSATION_VIEW in wanted:
+            built[AUTHOR_CONVERSATION_VIEW] = author_conversation_texts(
                 messages, authors, separator, whole
             ).merge(per_conversation, on=keys_ac, how="left")
         bar.update()
     # Features are doubles throughout (counts too), so a model's input schema is stable and a
     # missing value at scoring time is representable.
     return {
-        name: view.astype({c: "float64" for c in view.columns if c.startswith(("f_", "cue_"))})
+        name: view.astype({c: "float64" for c in view.columns if is_feature(c)})
         for name, view in built.items()
     }
 
@@ -107,7 +112,7 @@ def drop_uncomputable(
     Returns the views and, per view, the columns dropped."""
     dropped = {}
     for name, view in views.items():
-        empty = [c for c in view.columns if c.startswith(("f_", "cue_")) and view[c].isna().all()]
+        empty = [c for c in view.columns if is_feature(c) and view[c].isna().all()]
         if empty:
             dropped[name] = empty
             views[name] = view.drop(columns=empty)

@@ -19,6 +19,7 @@ import pandas as pd
 from grooming_detect import tracking
 from grooming_detect.data import chatlog, pan12
 from grooming_detect.data.schema import build_tables
+from grooming_detect.features.schema import AUTHOR_VIEW
 from grooming_detect.features.stage import build_views
 from grooming_detect.models.decision import ScoreCalibrator
 from grooming_detect.models.persistence import (
@@ -133,7 +134,7 @@ def model_rows(
     kind = INPUTS[meta.get("input") or unit.name]
     view = kind.view_file.removesuffix(".parquet")
     # Only the model's view, and the author view whose counts the author scores report.
-    needed = {view} | ({"author_texts"} if unit.name == "author" else set())
+    needed = {view} | ({AUTHOR_VIEW} if unit.name == "author" else set())
     views = build_views(
         tables.messages, tables.authors, tables.conversations, separator, lexicons, needed
     )
@@ -168,7 +169,7 @@ def score_messages(
         conversations = scores.rename("score").rename_axis("conversation_id").reset_index()
         return pd.DataFrame(columns=["author", "score"]), conversations
     authors = aggregate_scores(scores, meta.get("aggregate") or "max")
-    author_table = views["author_texts"][["author", "n_messages", "n_conversations"]].assign(
+    author_table = views[AUTHOR_VIEW][["author", "n_messages", "n_conversations"]].assign(
         score=lambda f: f["author"].map(authors)
     )
     pairs = tables.messages[["conversation_id", "author"]].drop_duplicates()

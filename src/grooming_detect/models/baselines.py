@@ -18,6 +18,7 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.svm import LinearSVC
 
+from grooming_detect.features.schema import FEATURE_PATTERN
 from grooming_detect.models.vectorizers import make_text_vectorizer
 
 TEXT_COLUMN = "text"
@@ -85,7 +86,7 @@ def make_tfidf_logreg(
 
 
 #: Behavioural (``f_``) and lexicon (``cue_``) columns written by the features stage.
-BEHAVIOUR_COLUMNS = r"^(?:f_|cue_)"
+BEHAVIOUR_COLUMNS = FEATURE_PATTERN
 
 
 def make_tfidf_svm(

@@ -14,6 +14,13 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from grooming_detect.features.schema import (
+    AUTHOR_CONVERSATION_VIEW,
+    AUTHOR_VIEW,
+    CONVERSATION_VIEW,
+    is_feature,
+    view_file,
+)
 from grooming_detect.io import read_json
 from grooming_detect.stage import MissingInputError, StageContext
 
@@ -29,15 +36,15 @@ class Unit:
 
 
 UNITS: dict[str, Unit] = {
-    "author": Unit("author", "author_texts.parquet", "author", "is_predator"),
+    "author": Unit("author", view_file(AUTHOR_VIEW), "author", "is_predator"),
     "conversation": Unit(
-        "conversation", "conversation_texts.parquet", "conversation_id", "has_predator"
+        "conversation", view_file(CONVERSATION_VIEW), "conversation_id", "has_predator"
     ),
 }
 INPUTS: dict[str, Unit] = {
     **UNITS,
     "author_conversation": Unit(
-        "author_conversation", "author_conversation_texts.parquet", "author", "is_predator"
+        "author_conversation", view_file(AUTHOR_CONVERSATION_VIEW), "author", "is_predator"
     ),
 }
 AGGREGATES = ("max", "mean", "top3_mean")
@@ -113,7 +120,7 @@ def features_of(rows: pd.DataFrame, unit: Unit) -> pd.DataFrame:
         c
         for c in rows.columns
         if c in MODEL_TEXT_COLUMNS
-        or c.startswith(("f_", "cue_"))
+        or is_feature(c)
         or (c == "conversation_id" and unit.name == "author_conversation")
     ]
     return rows[keep].reset_index(drop=True)
