@@ -156,3 +156,26 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         uses_fixture = PIPELINE_FIXTURES & set(getattr(item, "fixturenames", ()))
         if uses_fixture or any(call in source for call in PIPELINE_CALLS):
             item.add_marker(pytest.mark.pipeline)
+
+
+def recomputed_measures(evaluation_dir: Path, split: str, unit: str) -> dict[str, float]:
+    """The headline measures recomputed with scikit-learn from the scores the evaluate stage
+    wrote (``<split>-<unit>-scores.parquet``): what its logged metrics must equal exactly."""
+    import pandas as pd
+    from sklearn.metrics import (
+        average_precision_score,
+        fbeta_score,
+        precision_score,
+        recall_score,
+        roc_auc_score,
+    )
+
+    table = pd.read_parquet(evaluation_dir / f"{split}-{unit}-scores.parquet")
+    y, scores, named = table["label"].astype(bool), table["score"], table["predicted"]
+    return {
+        "pr_auc": float(average_precision_score(y, scores)),
+        "roc_auc": float(roc_auc_score(y, scores)),
+        "precision": float(precision_score(y, named, zero_division=0)),
+        "recall": float(recall_score(y, named, zero_division=0)),
+        "f0_5": float(fbeta_score(y, named, beta=0.5, zero_division=0)),
+    }

@@ -8,10 +8,11 @@ import pandas as pd
 import pytest
 from mlflow import MlflowClient
 
-from conftest import FIXTURES, ComposeFn
+from conftest import FIXTURES, ComposeFn, recomputed_measures
 from grooming_detect import pipeline
 from grooming_detect.data import chatlog
 from grooming_detect.data.chatlog import ChatlogFormatError
+from grooming_detect.stage import latest_dir
 
 CSV = FIXTURES / "chatlog" / "author_labels.csv"
 JSONL = FIXTURES / "chatlog" / "conversation_labels.jsonl"
@@ -143,7 +144,9 @@ def test_pipeline_on_conversation_labels_scores_conversations(
         )
     )
     metrics = evaluate.data.metrics
-    assert 0.0 <= metrics["test/conversation/pr_auc"] <= 1.0
+    evaluation = latest_dir(cfg.paths.run_dir, "evaluation")
+    expected = recomputed_measures(evaluation, "test", "conversation")
+    assert metrics["test/conversation/pr_auc"] == pytest.approx(expected["pr_auc"], abs=1e-12)
     assert not any("/author/" in key for key in metrics), "author measures are skipped, not zero"
     assert "conversation-level labels only" in evaluate.data.tags["author_metrics"]
     report = result.report_path.read_text()

@@ -18,10 +18,12 @@ import pytest
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
+from conftest import recomputed_measures
 from data_shapes import SHAPES, write_shape
 from grooming_detect import pipeline
 from grooming_detect.config import ConfigError, config_dir
 from grooming_detect.models.units import supports
+from grooming_detect.stage import latest_dir
 from grooming_detect.validation import validate_config
 
 FIXTURE_LOG = Path(__file__).parent / "fixtures" / "chatlog" / "author_labels.csv"
@@ -128,7 +130,9 @@ def test_model_on_data_shape(model: str, shape: str, shape_files, request) -> No
     assert report is not None and report.is_file()
     metrics = result.stages["evaluate"].metrics
     unit = LEVEL[shape]
-    assert 0.0 <= metrics[f"test/{unit}/pr_auc"] <= 1.0
+    recomputed = recomputed_measures(latest_dir(cfg.paths.run_dir, "evaluation"), "test", unit)
+    for name in ("pr_auc", "precision", "recall", "f0_5"):
+        assert metrics[f"test/{unit}/{name}"] == pytest.approx(recomputed[name], abs=1e-12)
     if model == "transformer" and shape != "pan_author":
         _scores_the_log_with_the_command(cfg, files=shape_files, shape=shape)
 

@@ -91,7 +91,8 @@ def test_pyfunc_score_command_and_evaluate_agree_and_register(default_run) -> No
     card = (latest_dir(cfg.paths.run_dir, "report") / "MODEL_CARD.md").read_text()
     register(cfg, meta, read_json(evaluation / "evaluation.json"), card)
     version = client.get_model_version_by_alias("gd-test-model", "candidate")
-    assert 0.0 <= float(version.tags["test/author/pr_auc"]) <= 1.0
+    evaluated = read_json(evaluation / "evaluation.json")["metrics"]["test/author/pr_auc"]
+    assert float(version.tags["test/author/pr_auc"]) == pytest.approx(evaluated, abs=1e-12)
     assert "# Model card" in version.description and len(version.description) <= 5000
     # The bare estimator stays beside it for researchers.
     train_run = client.get_run(version.run_id)

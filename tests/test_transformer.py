@@ -14,6 +14,7 @@ import pytest
 torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
 
+from conftest import recomputed_measures  # noqa: E402
 from grooming_detect.models.transformer import (  # noqa: E402
     TransformerClassifier,
     aggregate_windows,
@@ -83,8 +84,9 @@ def test_tiny_bert_trains_and_goes_through_evaluate(tiny_bert: Path, compose_cfg
     client = MlflowClient(cfg.tracking.uri)
     runs = {r.data.tags.get("stage"): r for r in client.search_runs([result.experiment_id])}
     metrics = runs["evaluate"].data.metrics
+    expected = recomputed_measures(latest_dir(cfg.paths.run_dir, "evaluation"), "test", "author")
     for name in ("precision", "recall", "f0_5", "pr_auc", "roc_auc"):
-        assert 0.0 <= metrics[f"test/author/{name}"] <= 1.0
+        assert metrics[f"test/author/{name}"] == pytest.approx(expected[name], abs=1e-12)
     history = client.get_metric_history(runs["train"].info.run_id, "train/transformer/loss")
     assert len(history) >= 1, "training curves land in the train stage's own run"
     assert client.get_metric_history(runs["train"].info.run_id, "validation/transformer/pr_auc")
