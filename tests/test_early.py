@@ -253,6 +253,19 @@ def test_warning_latencies_and_tuned_threshold_by_hand() -> None:
     )
 
 
+def test_no_threshold_is_tuned_where_no_positive_can_be_warned() -> None:
+    curves = pd.DataFrame(
+        {"conversation_id": ["n1", "n1", "n2"], "k": [1, 2, 1], "score": [0.1, 0.9, 0.3]}
+    )
+    with pytest.raises(ValueError, match="no warning threshold warns a positive"):
+        tune_warning_threshold(curves, pd.Series({"n1": False, "n2": False}), patience=1)
+    with pytest.raises(ValueError, match="without a label"):
+        tune_warning_threshold(curves, pd.Series({"n1": True}), patience=1)
+    # A one-message positive can never hold the risk for two steps.
+    with pytest.raises(ValueError, match="patience 2"):
+        tune_warning_threshold(curves, pd.Series({"n1": False, "n2": True}), patience=2)
+
+
 def test_settings_are_checked() -> None:
     for bad in ({"window": 0}, {"step": 1.5}, {"patience": True}, {"method": "x"}):
         with pytest.raises(ValueError, match="early"):

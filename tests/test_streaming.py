@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -99,21 +100,83 @@ def test_open_conversations_are_bounded() -> None:
 
 
 def test_stdin_records_are_checked_with_their_line_number() -> None:
-    good = '{"conversation_id": "c1", "author": "a", "text": "hi"}\n\n'
-    messages = list(
-        stdin_messages(io.StringIO(good + '{"conversation_id": 7, "author": "b", "text": null}\n'))
-    )
-    assert messages == [Message("c1", 1, "a", "hi"), Message("7", 1, "b", "")]
+    good = '\ufeff{"conversation_id": "c1", "author": "a", "text": "hi", "time": "18:02"}\n\n'
+    second = '{"conversation_id": 7, "author": "b", "text": null, "line": 4}\n'
+    messages = list(stdin_messages(io.StringIO(good + second)))
+    assert messages == [
+        Message("c1", None, "a", "hi", "18:02", "<stdin>:1"),
+        Message("7", 4, "b", "", None, "<stdin>:3"),
+    ]
     for bad, expected in (
         ("not json", "<stdin>:3: invalid JSON"),
+        ('{"conversation_id": 1' + "0" * 5000 + ', "author": "a", "text": "x"}', "<stdin>:3: "),
         ('{"conversation_id": "c1", "text": "x"}', "<stdin>:3: record lacks key"),
         ('{"conversation_id": "", "author": "a", "text": "x"}', "<stdin>:3: conversation_id"),
+        ('{"conversation_id": [1], "author": "a", "text": "x"}', "<stdin>:3: conversation_id"),
         ('{"conversation_id": "c", "author": "a", "text": 5}', "<stdin>:3: text 5"),
+        ('{"conversation_id": "c", "author": "a", "text": "\\ud800"}', "<stdin>:3: text is not"),
         ('{"conversation_id": "c", "author": "a", "text": "x", "line": 0}', "<stdin>:3: line=0"),
+        (
+            '{"conversation_id": "c", "author": "a", "text": "x", "line": "\u00b2"}',
+            "<stdin>:3: line=",
+        ),
+        (
+            '{"conversation_id": "c", "author": "a", "text": "x", "time": "25:00"}',
+            "<stdin>:3: time=",
+        ),
         ("[1, 2]", "<stdin>:3: expected a JSON object"),
     ):
-        with pytest.raises(ChatlogFormatError, match=expected):
+        with pytest.raises(ChatlogFormatError, match=re.escape(expected)):
             list(stdin_messages(io.StringIO(good + bad + "\n")))
+
+
+def test_lines_must_follow_each_other_within_a_conversation() -> None:
+    model = _fit(make_tfidf_logreg)
+    stream = RiskStream(model, META, {}, "\n", threshold=0.6)
+    messages = [
+        Message("c", 5, "a", "hi", where="<stdin>:1"),
+        Message("d", 1, "b", "hi", where="<stdin>:2"),
+        Message("c", 5, "a", "again", where="<stdin>:3"),
+    ]
+    with pytest.raises(ChatlogFormatError, match=r"<stdin>:3: line=5 of conversation 'c' after"):
+        list(stream.run(messages, batch=1))
+    numbered = list(RiskStream(model, META, {}, "\n", 0.6).run(messages[:2], batch=1))
+    assert [r["line"] for r in numbered] == [5, 1]
+    unnumbered = [Message("c", None, "a", "hi"), Message("c", None, "b", "yo")]
+    assert [r["line"] for r in RiskStream(model, META, {}, "\n", 0.6).run(unnumbered, 1)] == [1, 2]
+
+
+def test_a_reopened_conversation_keeps_its_count_and_its_warning() -> None:
+    model = _fit(make_tfidf_logreg)
+    stream = RiskStream(model, META, {}, "\n", threshold=0.0, max_open=1)
+    messages = [Message("c", None, "a", "hi"), Message("d", None, "b", "hi")]
+    records = list(stream.run([*messages, Message("c", None, "a", "again")], batch=1))
+    assert [r["k"] for r in records] == [1, 1, 2]
+    assert [r["new_warning"] for r in records] == [True, True, False]
+    assert records[2]["warning"] and records[2]["reopened"] is True
+    assert stream.closed == 2 and stream.reopened == 1
+    for bad in (0, -1):
+        with pytest.raises(ValueError, match="--max-open"):
+            RiskStream(model, META, {}, "\n", threshold=0.5, max_open=bad)
+    with pytest.raises(ValueError, match="--threshold nan"):
+        RiskStream(model, META, {}, "\n", threshold=float("nan"))
+
+
+def test_threshold_early_reads_the_evaluation_beside_the_model(tmp_path: Path) -> None:
+    folder = tmp_path / "run" / "model"
+    folder.mkdir(parents=True)
+    meta = {"threshold": 0.7}
+    assert scoring.warning_policy(None, None, meta, str(folder)) == (0.7, 1)
+    assert scoring.warning_policy("0.25", 3, meta, str(folder)) == (0.25, 3)
+    with pytest.raises(ValueError, match="no early-detection evaluation"):
+        scoring.warning_policy("early", None, meta, str(folder))
+    (tmp_path / "run" / "evaluation").mkdir()
+    summary = {"early": {"threshold": 0.159, "patience": 2}}
+    (tmp_path / "run" / "evaluation" / "evaluation.json").write_text(json.dumps(summary))
+    assert scoring.warning_policy("early", None, meta, str(folder)) == (0.159, 2)
+    assert scoring.warning_policy("early", 1, meta, str(folder)) == (0.159, 1)
+    with pytest.raises(ValueError, match="expected a number, 'model' or 'early'"):
+        scoring.warning_policy("high", None, meta, str(folder))
 
 
 def test_stream_command_writes_one_line_per_message(tmp_path: Path, capsys) -> None:

@@ -21,13 +21,16 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
-from grooming_detect.io import unwritable_reason, write_with
+from grooming_detect import progress
+from grooming_detect.io import read_json, unwritable_reason, write_with
 from grooming_detect.models.apply import (
     SPLIT,
     _message_batches,
@@ -153,10 +156,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     stream.add_argument("--stream", action="store_true", help="score message by message")
     stream.add_argument(
-        "--threshold", type=float, help="warning threshold (default: the model's threshold)"
+        "--threshold",
+        help="warning threshold: a number, 'model' (the model's decision threshold, the "
+        "default) or 'early' (the warning threshold and patience that experiment=early tuned "
+        "for this model, read from the evaluation beside its folder)",
     )
     stream.add_argument(
-        "--patience", type=int, default=1, help="consecutive scored steps at or above it"
+        "--patience", type=int, help="consecutive scored steps at or above it (default 1)"
     )
     stream.add_argument(
         "--window", type=int, default=50, help="messages a non-linear model re-reads"
@@ -188,6 +194,30 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
+def warning_policy(
+    threshold: str | None, patience: int | None, meta: dict[str, Any], location: str
+) -> tuple[float, int]:
+    """The stream's warning threshold and patience from ``--threshold``/``--patience``."""
+    if threshold in (None, "model"):
+        return float(meta["threshold"]), 1 if patience is None else patience
+    if threshold == "early":
+        summary_path = Path(location).parent / "evaluation" / "evaluation.json"
+        early = read_json(summary_path).get("early") if summary_path.is_file() else None
+        if not early:
+            raise ValueError(
+                f"--threshold early: no early-detection evaluation at {summary_path}; evaluate "
+                "this model with experiment=early (a local model folder), or give a number"
+            )
+        return float(early["threshold"]), int(early["patience"]) if patience is None else patience
+    try:
+        value = float(threshold)
+    except ValueError:
+        raise ValueError(
+            f"--threshold {threshold!r}: expected a number, 'model' or 'early'"
+        ) from None
+    return value, 1 if patience is None else patience
+
+
 def _stream_main(args: argparse.Namespace) -> int:
     """``--stream``: JSON lines to standard output, or to ``<out>/stream.jsonl`` (atomic)."""
     from grooming_detect.streaming import RiskStream, stream_file
@@ -202,7 +232,9 @@ def _stream_main(args: argparse.Namespace) -> int:
         if args.quantize is not None:
             set_quantize(model, args.quantize, args.model)
         lexicons, separator = feature_settings(meta, None, None)
-        threshold = float(meta["threshold"]) if args.threshold is None else args.threshold
+        threshold, patience = warning_policy(args.threshold, args.patience, meta, args.model)
+        # One JSON line per message is the progress: no bars or progress lines besides it.
+        progress.configure(enabled=False)
         risk = RiskStream(
             model,
             meta,
@@ -211,7 +243,7 @@ def _stream_main(args: argparse.Namespace) -> int:
             threshold,
             window=args.window,
             step=args.step,
-            patience=args.patience,
+            patience=patience,
             max_open=args.max_open,
         )
         if args.out is None:
@@ -229,15 +261,21 @@ def _stream_main(args: argparse.Namespace) -> int:
     except (FileNotFoundError, ValueError, TrackingError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
+    except BrokenPipeError:
+        # The reader went away (`| head`): stop quietly, as other command-line filters do.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 0
     log.info(
-        "streamed %d messages (%s scores, threshold %.4f, patience %d): %d conversations "
-        "warned, %d closed to stay within --max-open",
+        "streamed %d messages (%s scores, threshold %.4f, patience %d): %d warnings raised, "
+        "%d conversations closed to stay within --max-open (%d of them reopened)",
         counts["messages"],
         risk.method,
         threshold,
-        args.patience,
+        patience,
         counts["warnings"],
         counts["closed"],
+        counts["reopened"],
     )
     return 0
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import sys
 from collections import OrderedDict, deque
 from collections.abc import Iterable, Iterator
@@ -27,6 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
+import numpy as np
 import pandas as pd
 
 from grooming_detect.data import chatlog
@@ -35,82 +37,119 @@ from grooming_detect.models.incremental import ConversationStreams, LinearPrefix
 
 log = logging.getLogger(__name__)
 
+#: Closed conversations whose count and warning are remembered, as a multiple of --max-open
+#: (three numbers each; the oldest are forgotten first).
+CLOSED_MEMORY_FACTOR = 10
 #: Messages read from a file before the window method scores their windows together.
 FILE_BATCH = 2_000
 
 
 @dataclass(frozen=True)
 class Message:
-    """One incoming message."""
+    """One incoming message: `line` None when the input numbers no lines (the k-th message of
+    its conversation is then line k); `where` names its input line for errors."""
 
     conversation_id: str
-    line: int
+    line: int | None
     author: str
     text: str
+    time: str | None = None
+    where: str = ""
 
 
 def stdin_messages(handle: IO[str], name: str = "<stdin>") -> Iterator[Message]:
-    """Messages from JSON lines (``conversation_id``, ``author``, ``text``, optional ``line``),
-    checked one by one; an error names the input line and what was expected."""
-    next_line: dict[str, int] = {}
+    """Messages from JSON lines (``conversation_id``, ``author``, ``text``, optional ``line``,
+    ``time`` or ``timestamp``), checked one by one; an error names the input line and what was
+    expected. Nothing is kept from one line to the next (a live stream runs for ever)."""
     for number, raw in enumerate(handle, start=1):
+        if number == 1:
+            raw = raw.removeprefix("\ufeff")  # a byte-order mark before the first record
         if not raw.strip():
             continue
         where = f"{name}:{number}"
-        try:
-            record = json.loads(raw)
-        except json.JSONDecodeError as error:
+        yield _stdin_message(raw, where)
+
+
+def _stdin_message(raw: str, where: str) -> Message:
+    """One JSON line as a `Message` (see `stdin_messages`)."""
+    try:
+        record = json.loads(raw)
+    except json.JSONDecodeError as error:
+        raise chatlog.ChatlogFormatError(
+            f"{where}: invalid JSON at column {error.colno} ({error.msg})"
+        ) from None
+    except ValueError as error:  # e.g. an integer of more than 4,300 digits
+        raise chatlog.ChatlogFormatError(f"{where}: invalid JSON ({error})") from None
+    if not isinstance(record, dict):
+        raise chatlog.ChatlogFormatError(f"{where}: expected a JSON object per line")
+    missing = [key for key in chatlog.REQUIRED if key not in record]
+    if missing:
+        raise chatlog.ChatlogFormatError(
+            f"{where}: record lacks key(s) {missing}; expected {list(chatlog.REQUIRED)}"
+        )
+    ids = {}
+    for key in ("conversation_id", "author"):
+        value = record[key]
+        if isinstance(value, bool) or not isinstance(value, str | int) or not str(value).strip():
             raise chatlog.ChatlogFormatError(
-                f"{where}: invalid JSON at column {error.colno} ({error.msg})"
-            ) from None
-        if not isinstance(record, dict):
-            raise chatlog.ChatlogFormatError(f"{where}: expected a JSON object per line")
-        missing = [key for key in chatlog.REQUIRED if key not in record]
-        if missing:
-            raise chatlog.ChatlogFormatError(
-                f"{where}: record lacks key(s) {missing}; expected {list(chatlog.REQUIRED)}"
+                f"{where}: {key} {value!r:.80}; expected a non-empty string"
             )
-        ids = {}
-        for key in ("conversation_id", "author"):
-            value = record[key]
-            if (
-                isinstance(value, bool)
-                or not isinstance(value, str | int)
-                or not str(value).strip()
-            ):
-                raise chatlog.ChatlogFormatError(
-                    f"{where}: {key} {value!r}; expected a non-empty string"
-                )
-            ids[key] = str(value).strip()
-        text = record["text"]
-        if text is not None and not isinstance(text, str):
-            raise chatlog.ChatlogFormatError(f"{where}: text {text!r:.80}; expected a string")
-        if text is not None and len(text) > chatlog.MAX_MESSAGE_CHARS:
-            raise chatlog.ChatlogFormatError(
-                f"{where}: text of {len(text):,} characters; at most "
-                f"{chatlog.MAX_MESSAGE_CHARS:,} are read"
-            )
-        line = record.get("line")
-        if line in (None, ""):
-            line = next_line.get(ids["conversation_id"], 0) + 1
-        elif isinstance(line, bool) or not str(line).strip().isdigit() or int(line) < 1:
-            raise chatlog.ChatlogFormatError(f"{where}: line={line!r}; expected a 1-based integer")
-        next_line[ids["conversation_id"]] = int(line)
-        yield Message(ids["conversation_id"], int(line), ids["author"], text or "")
+        ids[key] = _utf8(str(value).strip(), where, key)
+    text = record["text"]
+    if text is not None and not isinstance(text, str):
+        raise chatlog.ChatlogFormatError(f"{where}: text {text!r:.80}; expected a string")
+    if text is not None and len(text) > chatlog.MAX_MESSAGE_CHARS:
+        raise chatlog.ChatlogFormatError(
+            f"{where}: text of {len(text):,} characters; at most "
+            f"{chatlog.MAX_MESSAGE_CHARS:,} are read"
+        )
+    line = record.get("line")
+    if line in (None, ""):
+        line = None
+    elif (
+        isinstance(line, bool)
+        or not str(line).strip().isdecimal()
+        or not str(line).strip().isascii()
+        or len(str(line).strip()) > 12
+        or int(line) < 1
+    ):
+        raise chatlog.ChatlogFormatError(f"{where}: line={line!r:.40}; expected a 1-based integer")
+    return Message(
+        ids["conversation_id"],
+        None if line is None else int(line),
+        ids["author"],
+        _utf8(text or "", where, "text"),
+        chatlog.time_of(record, where),
+        where,
+    )
+
+
+def _utf8(value: str, where: str, key: str) -> str:
+    """`value`, refused when it cannot be written as UTF-8 (invalid bytes, lone surrogates)."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise chatlog.ChatlogFormatError(
+            f"{where}: {key} is not valid UTF-8 (invalid bytes or an unpaired surrogate)"
+        ) from None
+    return value
 
 
 def file_messages(path: Path) -> Iterator[Message]:
     """Messages of a chat-log file (checked whole by the chat-log reader), in row order."""
     messages, _, report = chatlog.read_chatlog(path, require_labels=False)
     log.info("%s: %d rows read (%d empty texts kept)", path, report.rows, report.empty_texts)
-    for cid, line, author, text in zip(
-        messages["conversation_id"].tolist(),
-        messages["line"].tolist(),
-        messages["author"].tolist(),
-        messages["text"].tolist(),
-        strict=True,
+    for row, (cid, line, author, text, time) in enumerate(
+        zip(
+            messages["conversation_id"].tolist(),
+            messages["line"].tolist(),
+            messages["author"].tolist(),
+            messages["text"].tolist(),
+            messages["time"].tolist(),
+            strict=True,
+        )
     ):
-        yield Message(cid, int(line), author, text)
+        yield Message(cid, int(line), author, text, time, f"{path}: row {row + 1}")
 
 
 @dataclass
@@ -121,11 +160,18 @@ class _Open:
     run: int = 0
     warned_at: int | None = None
     score: float | None = None
+    last_line: int | None = None
+    reopened: bool = False
     recent: deque = field(default_factory=deque)
 
 
 class RiskStream:
-    """The warning policy over a model's per-message risk, conversation by conversation."""
+    """The warning policy over a model's per-message risk, conversation by conversation.
+
+    A conversation closed to stay within `max_open` and seen again is *reopened*: its message
+    count and any warning it raised are kept (a raised warning stays raised), but what the
+    model had read is gone, so its risk starts again from that message; the first record after
+    it says ``"reopened": true``."""
 
     def __init__(
         self,
@@ -139,9 +185,16 @@ class RiskStream:
         patience: int = 1,
         max_open: int = 100_000,
     ) -> None:
-        for name, value in (("window", window), ("step", step), ("patience", patience)):
-            if value < 1:
+        for name, value in (
+            ("window", window),
+            ("step", step),
+            ("patience", patience),
+            ("max-open", max_open),
+        ):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"--{name} {value}: expected a positive whole number")
+        if not (isinstance(threshold, float | int) and math.isfinite(threshold)):
+            raise ValueError(f"--threshold {threshold}: expected a finite number")
         self.model, self.meta = model, meta
         self.lexicons, self.separator = lexicons, separator
         self.threshold, self.window, self.step, self.patience = threshold, window, step, patience
@@ -152,17 +205,41 @@ class RiskStream:
         self.streams = None if scorer is None else ConversationStreams(scorer, unit, max_open)
         self.method = "window" if scorer is None else "incremental"
         self._open: OrderedDict[str, _Open] = OrderedDict()
+        # What closed conversations had counted and warned (up to CLOSED_MEMORY_FACTOR x max_open).
+        self._closed: OrderedDict[str, tuple[int, int | None, int | None]] = OrderedDict()
         self.closed = 0
+        self.reopened = 0
 
-    def _state(self, conversation_id: str) -> _Open:
+    def _state(self, message: Message) -> _Open:
+        """The message's conversation state, opened (or reopened) when needed, with the
+        message counted; refuses a line number that does not follow the last one."""
+        conversation_id = message.conversation_id
         state = self._open.get(conversation_id)
         if state is None:
+            remembered = self._closed.pop(conversation_id, None)
             if len(self._open) >= self.max_open:
-                self._open.popitem(last=False)
+                closed_id, closed = self._open.popitem(last=False)
+                self._closed[closed_id] = (closed.k, closed.warned_at, closed.last_line)
+                if len(self._closed) > CLOSED_MEMORY_FACTOR * self.max_open:
+                    self._closed.popitem(last=False)
                 self.closed += 1
             state = self._open[conversation_id] = _Open(recent=deque(maxlen=self.window))
+            if remembered is not None:
+                state.k, state.warned_at, state.last_line = remembered
+                state.reopened = True
+                self.reopened += 1
         else:
             self._open.move_to_end(conversation_id)
+            state.reopened = False
+        if message.line is not None:
+            if state.last_line is not None and message.line <= state.last_line:
+                raise chatlog.ChatlogFormatError(
+                    f"{message.where}: line={message.line} of conversation "
+                    f"{conversation_id!r} after its line {state.last_line}; expected lines "
+                    "in increasing order (messages in the order they were sent)"
+                )
+            state.last_line = message.line
+        state.k += 1
         return state
 
     def run(self, messages: Iterable[Message], batch: int) -> Iterator[dict[str, Any]]:
@@ -178,23 +255,19 @@ class RiskStream:
             yield from self._score(pending)
 
     def _score(self, messages: list[Message]) -> Iterator[dict[str, Any]]:
+        states = [self._state(message) for message in messages]
         if self.streams is not None:
             raw = [self.streams.add(m.conversation_id, m.author, m.text) for m in messages]
-            scores = self.calibrator.transform(pd.Series(raw, dtype=float).to_numpy())
-            for message, score in zip(messages, scores, strict=True):
-                state = self._state(message.conversation_id)
-                state.k += 1
+            scores = self.calibrator.transform(np.asarray(raw, dtype=float))
+            for message, state, score in zip(messages, states, scores, strict=True):
                 yield self._emit(message, state, float(score), scored=True)
             return
-        windows, states, due = [], [], []
-        for message in messages:
-            state = self._state(message.conversation_id)
-            state.k += 1
+        windows, due = [], []
+        for message, state in zip(messages, states, strict=True):
             state.recent.append(message)
             scored = state.k % self.step == 0
             if scored:
                 windows.append(list(state.recent))
-            states.append(state)
             due.append(scored)
         window_scores = iter(self._window_scores(windows))
         for message, state, scored in zip(messages, states, due, strict=True):
@@ -212,9 +285,9 @@ class RiskStream:
                 pd.DataFrame(
                     {
                         "conversation_id": f"w{index}",
-                        "line": [m.line for m in window],
+                        "line": list(range(1, len(window) + 1)),
                         "author": [f"{m.author}\x1fw{index}" for m in window],
-                        "time": None,
+                        "time": [m.time for m in window],
                         "text": [m.text for m in window],
                         "split": SPLIT,
                     }
@@ -238,15 +311,18 @@ class RiskStream:
             state.run = state.run + 1 if score >= self.threshold else 0
             if state.warned_at is None and state.run >= self.patience:
                 state.warned_at = state.k
-        return {
+        record = {
             "conversation_id": message.conversation_id,
-            "line": message.line,
+            "line": state.k if message.line is None else message.line,
             "author": message.author,
             "k": state.k,
             "score": None if state.score is None else round(state.score, 6),
             "warning": state.warned_at is not None,
             "new_warning": state.warned_at == state.k,
         }
+        if state.reopened:
+            record["reopened"] = True
+        return record
 
 
 def stream_file(stream: RiskStream, source: str, out: IO[str]) -> dict[str, int]:
@@ -265,4 +341,5 @@ def stream_file(stream: RiskStream, source: str, out: IO[str]) -> dict[str, int]
         counts["messages"] += 1
         counts["warnings"] += bool(record["new_warning"])
     counts["closed"] = stream.closed
+    counts["reopened"] = stream.reopened
     return counts

@@ -139,6 +139,7 @@ def _label(value: Any, where: str, column: str) -> bool:
 
 
 def _time_of(record: dict[str, Any], where: str) -> str | None:
+    """A record's ``HH:MM`` (from ``time``, or the hour and minute of ``timestamp``), or None."""
     if record.get("time") not in (None, ""):
         value = str(record["time"]).strip()
         if not _TIME.match(value):
@@ -154,6 +155,10 @@ def _time_of(record: dict[str, Any], where: str) -> str | None:
             ) from None
         return f"{stamp.hour:02d}:{stamp.minute:02d}"
     return None
+
+
+#: The public name of the time check (the streaming scorer's records use it too).
+time_of = _time_of
 
 
 def read_chatlog(

@@ -183,22 +183,38 @@ def window_steps(n_messages: int, step: int) -> list[int]:
     return steps
 
 
+def _window_index(
+    ordered: pd.DataFrame, window: int, step: int
+) -> tuple[np.ndarray, list[str], np.ndarray]:
+    """Positions (in `ordered`) of every scored window's messages, the window's
+    pseudo-conversation id for each position, and each window's ``k``."""
+    ids = ordered["conversation_id"].to_numpy()
+    starts = np.flatnonzero(np.r_[True, ids[1:] != ids[:-1]]) if len(ids) else np.array([], int)
+    ends = np.r_[starts[1:], len(ids)]
+    positions, pseudo, ks = [], [], []
+    for start, end in zip(starts.tolist(), ends.tolist(), strict=True):
+        cid = ids[start]
+        for k in window_steps(end - start, step):
+            first = start + max(0, k - window)
+            positions.append(np.arange(first, start + k))
+            pseudo.extend([f"{cid}{_JOIN}{k}"] * (start + k - first))
+            ks.append(k)
+    index = np.concatenate(positions) if positions else np.array([], dtype=int)
+    return index, pseudo, np.asarray(ks, dtype=int)
+
+
 def window_messages(messages: pd.DataFrame, window: int, step: int) -> pd.DataFrame:
     """The messages each scored window holds: for step ``k`` of a conversation, messages
     ``max(1, k - window + 1) .. k`` under a pseudo-conversation ``<id>\\x1f<k>`` whose authors
     are ``<author>\\x1f<id>\\x1f<k>``, so every window is scored on its own."""
     ordered = ordered_messages(messages)
-    pieces = []
-    for cid, group in ordered.groupby("conversation_id", sort=False):
-        for k in window_steps(len(group), step):
-            part = group.iloc[max(0, k - window) : k]
-            pseudo = f"{cid}{_JOIN}{k}"
-            pieces.append(
-                part.assign(conversation_id=pseudo, author=part["author"] + f"{_JOIN}{pseudo}")
-            )
-    if not pieces:
-        return ordered.iloc[:0]
-    return pd.concat(pieces, ignore_index=True)
+    index, pseudo, _ = _window_index(ordered, window, step)
+    part = ordered.iloc[index].reset_index(drop=True)
+    pseudo_ids = pd.Series(pseudo, dtype=object)
+    return part.assign(
+        conversation_id=pseudo_ids.to_numpy(),
+        author=(part["author"].astype(str) + _JOIN + pseudo_ids).to_numpy(),
+    )
 
 
 def window_curves(
@@ -210,27 +226,29 @@ def window_curves(
     separator: str,
 ) -> pd.DataFrame:
     """Raw score of each conversation every `settings.step` messages (and at its end), the
-    model reading the last `settings.window` messages, with the features the pipeline builds."""
+    model reading the last `settings.window` messages, with the features the pipeline builds.
+    Windows are scored in chunks of about `WINDOW_CHUNK_MESSAGES` messages."""
     from grooming_detect.models.apply import score_messages
 
     raw_meta = {**meta, "calibration": {"method": "none"}}
     ordered = ordered_messages(messages)
-    conversations = ordered["conversation_id"].drop_duplicates().tolist()
-    lengths = ordered.groupby("conversation_id", sort=False).size()
-    parts, batch, size = [], [], 0
-    for cid in conversations:
-        n = int(lengths[cid])
-        batch.append(cid)
-        size += sum(min(k, settings.window) for k in window_steps(n, settings.step))
-        if size >= WINDOW_CHUNK_MESSAGES or cid == conversations[-1]:
+    ids = ordered["conversation_id"].to_numpy()
+    starts = np.flatnonzero(np.r_[True, ids[1:] != ids[:-1]]) if len(ids) else np.array([], int)
+    ends = np.r_[starts[1:], len(ids)]
+    parts, chunk_start, size = [], 0, 0
+    for position, (start, end) in enumerate(zip(starts.tolist(), ends.tolist(), strict=True)):
+        size += sum(min(k, settings.window) for k in window_steps(end - start, settings.step))
+        if size >= WINDOW_CHUNK_MESSAGES or position == len(starts) - 1:
             chunk = window_messages(
-                ordered[ordered["conversation_id"].isin(batch)], settings.window, settings.step
+                ordered.iloc[starts[chunk_start] : end].drop(columns="k"),
+                settings.window,
+                settings.step,
             )
             _, scored = score_messages(
                 model, raw_meta, chunk.drop(columns="k"), lexicons, separator
             )
             parts.append(scored)
-            batch, size = [], 0
+            chunk_start, size = position + 1, 0
     if not parts:
         return pd.DataFrame(columns=["conversation_id", "k", "raw_score"])
     scored = pd.concat(parts, ignore_index=True)
@@ -307,15 +325,19 @@ def tune_warning_threshold(
     curves = curves.reset_index(drop=True)
     held = _patient_running_max(curves, patience)
     peaks = pd.Series(held).groupby(curves["conversation_id"], sort=False).max()
-    candidates = np.unique(held[np.isfinite(held)])
-    if len(candidates) == 0:
-        return 1.0, 0.0
-    if len(candidates) > 400:
-        candidates = np.unique(np.quantile(candidates, np.linspace(0, 1, 400)))
-    y = labels.reindex(peaks.index).fillna(False).to_numpy(dtype=bool)
-    n_pos = y.sum()
     ids = curves["conversation_id"].to_numpy()
     starts = np.flatnonzero(np.r_[True, ids[1:] != ids[:-1]])
+    if len(starts) != len(peaks):
+        raise ValueError("early detection: each conversation's curve rows must be contiguous")
+    known = labels.reindex(peaks.index)
+    if known.isna().any():
+        missing = list(known.index[known.isna()][:3])
+        raise ValueError(f"early detection: conversations without a label, e.g. {missing}")
+    y = known.to_numpy(dtype=bool)
+    n_pos = y.sum()
+    candidates = np.unique(held[np.isfinite(held)])
+    if len(candidates) > 400:  # observed scores only, never interpolated ones
+        candidates = np.unique(np.quantile(candidates, np.linspace(0, 1, 400), method="higher"))
     ends = np.r_[starts[1:], len(curves)]
     ks = curves["k"].to_numpy(dtype=float)
     latency = np.full((len(peaks), len(candidates)), np.nan)
@@ -340,6 +362,12 @@ def tune_warning_threshold(
     penalties[:, tp == 0] = 0.0  # no true positive: the objective is 0 below anyway
     median_penalty = np.nanmedian(penalties, axis=0)
     objective = np.where(tp > 0, f1 * (1.0 - median_penalty), 0.0)
+    if len(candidates) == 0 or objective.max() <= 0:
+        raise ValueError(
+            f"early detection: no warning threshold warns a positive validation conversation "
+            f"({int(n_pos)} positive of {len(y)}, patience {patience}), so none can be tuned; "
+            "lower early.patience, or set early.threshold=model"
+        )
     best = int(np.argmax(objective))  # the lowest threshold among equals: the earliest warnings
     return float(candidates[best]), float(objective[best])
 

@@ -172,7 +172,8 @@ def warned_by_figure(warnings: dict[str, pd.DataFrame], title: str, path: Path) 
             part = table.loc[table["label"] == label, "warned_at"].to_numpy(dtype=float)
             if not len(part):
                 continue
-            share = (part[None, :] <= ks[:, None]).mean(axis=1)
+            warned = np.sort(part[~np.isnan(part)])
+            share = np.searchsorted(warned, ks, side="right") / len(part)
             axis.plot(ks, share, style, label=f"{split} {name} (n={len(part)})")
     axis.set(
         title=title,

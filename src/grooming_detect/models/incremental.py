@@ -32,9 +32,10 @@ from sklearn.utils import murmurhash3_32
 from grooming_detect.features.text_views import speaker_marker
 from grooming_detect.models.vectorizers import CompactTfidfVectorizer, HashingTfidfVectorizer
 
-#: Distinct terms (word n-grams, or words for character n-grams) whose columns a block keeps
-#: (real chat repeats its words); the cache is emptied when full.
-TERM_CACHE_SIZE = 500_000
+#: Distinct keys whose entries a block keeps (real chat repeats its words): word n-grams (one
+#: entry each) and words of a character n-gram block (about twenty entries each, so fewer:
+#: 50,000 words take about 140 MB). A full cache is emptied.
+TERM_CACHE_SIZE = {"word": 300_000, "char_wb": 50_000}
 
 
 #: An entry of a term: (column, idf, coefficient), as Python floats for the update loop.
@@ -78,7 +79,7 @@ class _Block:
         entries = self.cache.get(key)
         if entries is None:
             entries = self._entries(terms(key))
-            if len(self.cache) >= TERM_CACHE_SIZE:
+            if len(self.cache) >= TERM_CACHE_SIZE[self.analyzer]:
                 self.cache.clear()
             self.cache[key] = entries
         return entries
@@ -297,6 +298,8 @@ class ConversationStreams:
     def __init__(self, scorer: LinearPrefixScorer, unit: str, max_open: int | None = None) -> None:
         if unit not in ("author", "conversation"):
             raise ValueError(f"unit {unit!r}: expected 'author' or 'conversation'")
+        if max_open is not None and max_open < 1:
+            raise ValueError(f"max_open {max_open}: expected a positive whole number")
         self.scorer = scorer
         self.unit = unit
         self.max_open = max_open

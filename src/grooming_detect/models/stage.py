@@ -93,7 +93,7 @@ def prefix_rows(
     if not pieces:
         return pd.DataFrame(), np.zeros(0, dtype=bool)
     prefixes = pd.concat(pieces, ignore_index=True)
-    original = prefixes["conversation_id"].str.split(_PREFIX_JOIN).str[0]
+    original = prefixes["conversation_id"].str.rsplit(_PREFIX_JOIN, n=1).str[0]
     if inputs.unit.name == "conversation":
         conversations = read_table(ctx.dataset_dir, "conversations")
         label_of = conversations.set_index("conversation_id")["has_predator"]
@@ -102,7 +102,8 @@ def prefix_rows(
     else:
         authors = read_table(ctx.dataset_dir, "authors")
         predators = set(authors.loc[authors["is_predator"].fillna(False).astype(bool), "author"])
-        speaker = prefixes["author"].str.split(_PREFIX_JOIN).str[0]
+        # <author>\x1f<conversation>\x1f<k>: the author is what precedes the last two joins.
+        speaker = prefixes["author"].str.rsplit(_PREFIX_JOIN, n=2).str[0]
         tables = build_tables(
             prefixes, predators={"train": set(prefixes.loc[speaker.isin(predators), "author"])}
         )
@@ -150,7 +151,8 @@ def _training_rows(
     if per_conversation:
         features = to_dict(cfg.features)
         X_prefix, y_prefix = prefix_rows(ctx, inputs, per_conversation, int(cfg.seed), features)
-        X = pd.concat([X, X_prefix[X.columns]], ignore_index=True)
+        if len(X_prefix):
+            X = pd.concat([X, X_prefix[X.columns]], ignore_index=True)
         y = np.concatenate([y, y_prefix])
         prefixes.update(rows=len(y_prefix), positive=int(y_prefix.sum()))
         log.info(

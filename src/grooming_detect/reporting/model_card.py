@@ -273,6 +273,11 @@ def shortcut_baseline_text(metrics: dict[str, float], unit: str) -> str:
     )
 
 
+def _count(value: float | None, spec: str = "g") -> str:
+    """A count or rate for a table cell, ``n/a`` when undefined (no warning at all)."""
+    return "n/a" if value is None or value != value else format(value, spec)
+
+
 def early_detection_section(early: dict[str, Any], metrics: dict[str, float], figures: str) -> str:
     """The card's "Early detection" section (empty when the run did not measure it)."""
     splits = [s for s in early.get("splits", []) if f"{s}/early/f1" in metrics] if early else []
@@ -285,9 +290,9 @@ def early_detection_section(early: dict[str, Any], metrics: dict[str, float], fi
         rows.append(
             f"| {name} | {int(m['n_conversations'])} ({int(m['n_positive'])}) "
             f"| {fmt(m['precision'])} | {fmt(m['recall'])} | {fmt(m['f1'])} | {fmt(m['speed'])} "
-            f"| {fmt(m['latency_weighted_f1'])} | {m['latency_median']:g} "
-            f"| {m['latency_q25']:g}–{m['latency_q75']:g} "
-            f"| {m['false_warnings_per_1k_negatives']:.1f} |"
+            f"| {fmt(m['latency_weighted_f1'])} | {_count(m['latency_median'])} "
+            f"| {_count(m['latency_q25'])}–{_count(m['latency_q75'])} "
+            f"| {_count(m['false_warnings_per_1k_negatives'], '.1f')} |"
         )
     method = (
         "exact scores of the conversation so far (the TF-IDF model updated message by message)"
