@@ -136,9 +136,20 @@ def tiny_bert(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 #: What makes a test an end-to-end one (the `pipeline` marker, left out by `make test-fast`):
-#: a fixture that runs the pipeline or trains a network, or a call that runs a whole command.
-PIPELINE_FIXTURES = frozenset({"default_run", "tiny_bert", "shape_files"})
-PIPELINE_CALLS = ("pipeline.run(", "cli.main(", "subprocess.", "_run_cli(", "run_cli(")
+#: a fixture that runs the pipeline or trains a network, a call that runs a whole command,
+#: generates a corpus or saves an MLflow model.
+PIPELINE_FIXTURES = frozenset(
+    {"default_run", "tiny_bert", "shape_files", "synthetic_tables", "corpus"}
+)
+PIPELINE_CALLS = (
+    "pipeline.run(",
+    "cli.main(",
+    "subprocess.",
+    "_run(",
+    "run_cli(",
+    "generate_corpus(",
+    "mlflow.sklearn.save_model(",
+)
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
