@@ -55,9 +55,11 @@ class _Block:
     sublinear: bool
     n_features: int | None  # hashed columns (scikit-learn's FeatureHasher), or
     vocabulary: dict[str, int] | None  # exact terms
-    cache: dict[str, list[Entry]] = field(default_factory=dict)
+    # Values are tuples of tuples of numbers: the garbage collector stops tracking them, so a
+    # large cache costs no collection time.
+    cache: dict[str, tuple[Entry, ...]] = field(default_factory=dict)
 
-    def _entries(self, terms: list[str]) -> list[Entry]:
+    def _entries(self, terms: list[str]) -> tuple[Entry, ...]:
         """The entries of `terms` whose idf is not zero (a column below min_df is zero in every
         document), one per occurrence."""
         out = []
@@ -73,9 +75,9 @@ class _Block:
             weight = float(self.idf[column])
             if weight != 0.0:
                 out.append((column, weight, float(self.coef[column])))
-        return out
+        return tuple(out)
 
-    def _cached(self, key: str, terms: Any) -> list[Entry]:
+    def _cached(self, key: str, terms: Any) -> tuple[Entry, ...]:
         entries = self.cache.get(key)
         if entries is None:
             entries = self._entries(terms(key))
@@ -86,12 +88,12 @@ class _Block:
 
     def message_entries(
         self, tail: tuple[str, ...], text: str
-    ) -> tuple[list[Entry], tuple[str, ...]]:
+    ) -> tuple[Sequence[Entry], tuple[str, ...]]:
         """The entries a message adds to a document ending in `tail` (its last tokens, for word
         n-grams that span the join), and the new tail."""
         processed = self.preprocess(text)
         if self.analyzer == "char_wb":  # n-grams never cross a word: the sum over words
-            entries = []
+            entries: list[Entry] = []
             for word in processed.split():
                 entries.extend(self._cached(word, self._char_wb_terms))
             return entries, tail
@@ -208,7 +210,7 @@ class LinearPrefixScorer:
         return _expit(logit)
 
     @staticmethod
-    def _add(state: StreamState, i: int, entries: list[Entry], sublinear: bool) -> None:
+    def _add(state: StreamState, i: int, entries: Sequence[Entry], sublinear: bool) -> None:
         held = state.counts[i]
         squared, dot = state.squared_norm[i], state.dot[i]
         table = _SUBLINEAR if sublinear else _LINEAR
