@@ -183,14 +183,21 @@ def window_steps(n_messages: int, step: int) -> list[int]:
     return steps
 
 
+def _runs(ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Start and end positions of each run of equal consecutive `ids` (a conversation's rows)."""
+    if not len(ids):
+        return np.array([], dtype=int), np.array([], dtype=int)
+    starts = np.flatnonzero(np.r_[True, ids[1:] != ids[:-1]])
+    return starts, np.r_[starts[1:], len(ids)]
+
+
 def _window_index(
     ordered: pd.DataFrame, window: int, step: int
 ) -> tuple[np.ndarray, list[str], np.ndarray]:
     """Positions (in `ordered`) of every scored window's messages, the window's
     pseudo-conversation id for each position, and each window's ``k``."""
     ids = ordered["conversation_id"].to_numpy()
-    starts = np.flatnonzero(np.r_[True, ids[1:] != ids[:-1]]) if len(ids) else np.array([], int)
-    ends = np.r_[starts[1:], len(ids)]
+    starts, ends = _runs(ids)
     positions, pseudo, ks = [], [], []
     for start, end in zip(starts.tolist(), ends.tolist(), strict=True):
         cid = ids[start]
@@ -232,9 +239,7 @@ def window_curves(
 
     raw_meta = {**meta, "calibration": {"method": "none"}}
     ordered = ordered_messages(messages)
-    ids = ordered["conversation_id"].to_numpy()
-    starts = np.flatnonzero(np.r_[True, ids[1:] != ids[:-1]]) if len(ids) else np.array([], int)
-    ends = np.r_[starts[1:], len(ids)]
+    starts, ends = _runs(ordered["conversation_id"].to_numpy())
     parts, chunk_start, size = [], 0, 0
     for position, (start, end) in enumerate(zip(starts.tolist(), ends.tolist(), strict=True)):
         size += sum(min(k, settings.window) for k in window_steps(end - start, settings.step))
@@ -325,8 +330,7 @@ def tune_warning_threshold(
     curves = curves.reset_index(drop=True)
     held = _patient_running_max(curves, patience)
     peaks = pd.Series(held).groupby(curves["conversation_id"], sort=False).max()
-    ids = curves["conversation_id"].to_numpy()
-    starts = np.flatnonzero(np.r_[True, ids[1:] != ids[:-1]])
+    starts, ends = _runs(curves["conversation_id"].to_numpy())
     if len(starts) != len(peaks):
         raise ValueError("early detection: each conversation's curve rows must be contiguous")
     known = labels.reindex(peaks.index)
@@ -338,7 +342,6 @@ def tune_warning_threshold(
     candidates = np.unique(held[np.isfinite(held)])
     if len(candidates) > 400:  # observed scores only, never interpolated ones
         candidates = np.unique(np.quantile(candidates, np.linspace(0, 1, 400), method="higher"))
-    ends = np.r_[starts[1:], len(curves)]
     ks = curves["k"].to_numpy(dtype=float)
     latency = np.full((len(peaks), len(candidates)), np.nan)
     for row, (a, b) in enumerate(zip(starts, ends, strict=True)):
