@@ -186,7 +186,12 @@ def test_logged_estimator_loads_and_scores(default_run) -> None:
     assert scores.shape == (2, 2)
     model, meta = load_model(latest_dir(cfg.paths.run_dir, "model"))
     assert (model.predict_proba(examples) == scores).all(), "MLflow copy equals the local one"
-    assert meta["threshold_fitted_on"] == "validation"
+    # The default selection is cross-fitted: decisions on out-of-fold scores, model on both.
+    assert meta["threshold_fitted_on"].startswith("out-of-fold scores (5 grouped folds")
+    assert meta["selection"]["method"] == "crossfit"
+    folds = meta["selection"]["fold_sizes"]
+    assert len(folds) == 5 and all(fold["positive"] > 0 for fold in folds)
+    assert meta["n_train"] == sum(fold["units"] for fold in folds)
     assert 0.0 < meta["threshold"] < 1.0
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
+from typing import Any
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
@@ -19,6 +20,7 @@ from grooming_detect.io import read_json
 from grooming_detect.models.persistence import UntrustedModelError
 from grooming_detect.reporting.summary import results_table
 from grooming_detect.stage import InputMismatchError
+from grooming_detect.sweeps import job_record
 
 log = logging.getLogger("grooming_detect")
 
@@ -37,8 +39,9 @@ QUIET_LOGGERS = ("alembic", "mlflow", "urllib3", "matplotlib", "git")
 
 
 @hydra.main(version_base="1.3", config_path=str(config_dir()), config_name="config")
-def main(cfg: DictConfig) -> None:
-    """Compose the config, run the pipeline, and say where the results are."""
+def main(cfg: DictConfig) -> dict[str, Any]:
+    """Compose the config, run the pipeline, and say where the results are; return the job's
+    record (seed, run, measures) for sweep callbacks such as `sweeps.SeedsSummary`."""
     for name in QUIET_LOGGERS:
         logging.getLogger(name).setLevel(logging.WARNING)
     hydra_cfg = HydraConfig.get()
@@ -56,15 +59,23 @@ def main(cfg: DictConfig) -> None:
         print(f"grooming-detect: error: {error}", file=sys.stderr)
         sys.exit(2)
     lines = [""]
+    measures = {
+        k: v
+        for stage in ("train", "evaluate")
+        if stage in result.stages
+        for k, v in result.stages[stage].metrics.items()
+    }
     evaluated = result.stages.get("evaluate")
     if evaluated is not None and evaluated.metrics:
-        threshold = read_json(evaluated.outputs["summary"]).get("threshold")
-        lines += [results_table(evaluated.metrics, threshold), ""]
+        summary = read_json(evaluated.outputs["summary"])
+        fitted_on = str(summary.get("threshold_fitted_on", "validation"))
+        lines += [results_table(evaluated.metrics, summary.get("threshold"), fitted_on), ""]
     lines.append(f"MLflow run:  {result.run_id}  (experiment {cfg.tracking.experiment_name})")
     if result.report_path is not None:
         lines.append(f"Report:      {result.report_path}")
     lines.append(f"MLflow UI:   {tracking.ui_command(result.tracking_uri)}")
     print("\n".join(lines))
+    return job_record(cfg, result.run_id, measures)
 
 
 if __name__ == "__main__":

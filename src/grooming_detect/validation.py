@@ -43,6 +43,7 @@ def validate_config(cfg: DictConfig) -> None:
             "add evaluate"
         )
     _check_data(cfg)
+    _check_split(cfg)
     unknown_keys = sorted(set(map(str, cfg.keys())) - TOP_LEVEL_KEYS)
     if unknown_keys:
         raise ConfigError(
@@ -52,9 +53,7 @@ def validate_config(cfg: DictConfig) -> None:
     if "train" in stages:
         _check_model_options(cfg)
     if "evaluate" in stages:
-        from grooming_detect.evaluation.lines import LINE_RULES
-
-        _check_choice("evaluate.line_rule", cfg.evaluate.get("line_rule"), LINE_RULES)
+        _check_lines(cfg)
     check_capabilities(cfg)
     _check_run_settings(cfg)
     if "train" in stages:
@@ -126,6 +125,22 @@ def _check_data(cfg: DictConfig) -> None:
             value = float(cfg.data.generator[key])
             if not 0.0 <= value <= 1.0:
                 raise ConfigError(f"data.generator.{key}: {value} must lie in [0, 1]")
+
+
+def _check_split(cfg: DictConfig) -> None:
+    """``data.split_tolerance`` (a number in [0, 1]) and ``data.split_override`` (null or one of
+    `data.splits.SPLIT_OVERRIDES`)."""
+    from grooming_detect.data.splits import SPLIT_OVERRIDES
+
+    tolerance = cfg.data.get("split_tolerance", 0.1)
+    if not _is_number(tolerance) or not 0.0 <= float(tolerance) <= 1.0:
+        raise ConfigError(f"data.split_tolerance: {tolerance!r}; expected a number in [0, 1]")
+    override = cfg.data.get("split_override")
+    if override is not None and override not in SPLIT_OVERRIDES:
+        raise ConfigError(
+            f"data.split_override: {override!r}; expected null (whole connected components) "
+            f"or one of {list(SPLIT_OVERRIDES)}"
+        )
 
 
 def _check_run_settings(cfg: DictConfig) -> None:
@@ -269,6 +284,18 @@ def check_capabilities(cfg: DictConfig) -> None:
             )
 
 
+def _check_lines(cfg: DictConfig) -> None:
+    """``evaluate.line_rule`` (a rule of `evaluation.lines`) and ``evaluate.line_threshold``
+    (``tuned`` or a number in [0, 1])."""
+    from grooming_detect.evaluation.lines import LINE_RULES, parse_line_threshold
+
+    _check_choice("evaluate.line_rule", cfg.evaluate.get("line_rule"), LINE_RULES)
+    try:
+        parse_line_threshold(cfg.evaluate.get("line_threshold"))
+    except ValueError as error:
+        raise ConfigError(str(error)) from None
+
+
 def _check_choice(key: str, value: object, allowed: Iterable[str]) -> None:
     """Refuse a value of an enumerated option, naming the key, the value and the choices."""
     choices = list(allowed)
@@ -301,6 +328,35 @@ def _check_model_options(cfg: DictConfig) -> None:
             f"model.imbalance.negatives_per_positive: {ratio!r}; expected null (keep every "
             "negative) or a positive number"
         )
+    _check_selection(cfg)
+
+
+def _check_selection(cfg: DictConfig) -> None:
+    """``model.selection`` and ``model.cv.folds``; crossfit trains on validation, so nothing
+    that tunes on validation's out-of-sample scores (the transformer's own model selection,
+    early detection, prefix training) may use it."""
+    from grooming_detect.models.crossfit import SELECTIONS
+
+    selection = cfg.model.get("selection") or "holdout"
+    _check_choice("model.selection", selection, SELECTIONS)
+    if selection != "crossfit":
+        return
+    folds = (cfg.model.get("cv") or {}).get("folds")
+    if not isinstance(folds, int) or isinstance(folds, bool) or folds < 2:
+        raise ConfigError(f"model.cv.folds: {folds!r}; expected a whole number >= 2")
+    early = cfg.get("early") or {}
+    reasons = {
+        "the estimator selects and stops on validation itself": "transformer"
+        in str(cfg.model.estimator.get("_target_", "")).lower(),
+        "early.enabled tunes the warning threshold on validation": bool(early.get("enabled")),
+        "early.train_on_prefixes adds prefixes of train only": bool(early.get("train_on_prefixes")),
+    }
+    for reason, applies in reasons.items():
+        if applies:
+            raise ConfigError(
+                f"model.selection=crossfit trains the final model on train + validation, but "
+                f"{reason}; set model.selection=holdout"
+            )
 
 
 def _is_number(value: object) -> bool:

@@ -32,7 +32,11 @@ import pandas as pd
 
 from grooming_detect.data.pan12 import CorpusFormatError, read_id_list
 from grooming_detect.data.schema import SPLITS, Tables, build_tables
-from grooming_detect.data.splits import holdout_conversations, positive_conversations_of
+from grooming_detect.data.splits import (
+    SplitSettings,
+    holdout_conversations,
+    positive_conversations_of,
+)
 from grooming_detect.progress import track
 
 REQUIRED = ("conversation_id", "author", "text")
@@ -60,6 +64,8 @@ class ChatlogReport:
     truncated_texts: int = 0
     ignored_columns: list[str] = field(default_factory=list)
     predator_ids_not_in_data: list[str] = field(default_factory=list)
+    #: `SplitReport` (as a dict) of each carved split (``test``, ``validation``), by name.
+    split: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
 def _decode(path: Path) -> str:
@@ -421,12 +427,17 @@ def load_chatlog(
     seed: int,
     max_message_chars: int | None = MAX_MESSAGE_CHARS,
     long_messages: str = "error",
+    split_settings: SplitSettings | None = None,
 ) -> tuple[Tables, ChatlogReport]:
     """Read a chat log into the canonical tables.
 
     Without a ``split`` column, ``test`` and then ``validation`` are carved out by whole connected
     components of the author-conversation graph, stratified by positives; with only ``train`` and
-    ``test`` in the file, ``validation`` is carved out of ``train`` the same way.
+    ``test`` in the file, ``validation`` is carved out of ``train`` the same way. Each carve
+    follows `split_settings` (tolerance, override) and leaves its report in ``report.split``.
+
+    Raises:
+        SplitError: (a ValueError) a carved split that misses its target shares.
     """
     messages, labels, report = read_chatlog(
         path,
@@ -434,46 +445,91 @@ def load_chatlog(
         max_message_chars=max_message_chars,
         long_messages=long_messages,
     )
-    pairs = messages[["conversation_id", "author"]].drop_duplicates()
-    if isinstance(labels, dict):
-        positives = {c for c, label in labels.items() if label}
-    else:
-        positives = positive_conversations_of(pairs, labels)
-    if messages["split"].isna().all():
-        report.split_source = "carved: test, then validation, by connected components"
-        test = holdout_conversations(pairs, positives, test_fraction, seed)
-        messages["split"] = messages["conversation_id"].map(
-            lambda c: "test" if c in test else "train"
-        )
-    if not (messages["split"] == "validation").any():
-        if report.split_source == "file":
-            report.split_source = "file; validation carved from train by connected components"
-        in_train = messages["split"] == "train"
-        train_pairs = pairs[
-            pairs["conversation_id"].isin(set(messages.loc[in_train, "conversation_id"]))
-        ]
-        held = holdout_conversations(
-            train_pairs,
-            positives & set(train_pairs["conversation_id"]),
-            validation_fraction,
-            seed + 1,
-        )
-        messages.loc[in_train & messages["conversation_id"].isin(held), "split"] = "validation"
+    _carve_missing_splits(
+        messages,
+        labels,
+        report,
+        fractions={"test": test_fraction, "validation": validation_fraction},
+        seed=seed,
+        settings=split_settings,
+    )
     report.authors_in_several_splits = int(
         (messages.groupby("author")["split"].nunique() > 1).sum()
     )
     if report.authors_in_several_splits:
         log.warning(
-            "%s: %d author(s) appear in several splits of the file's own split column; "
-            "scores on those splits are optimistic",
+            "%s: %d author(s) appear in several splits (%s); scores on those splits are optimistic",
             path,
             report.authors_in_several_splits,
+            "data.split_override=author"
+            if any(r["override"] for r in report.split.values())
+            else "of the file's own split column",
         )
     if isinstance(labels, dict):
         tables = build_tables(messages, conversation_labels=labels)
     else:
         tables = build_tables(messages, predators={split: labels for split in SPLITS})
     return tables, report
+
+
+def _carve_missing_splits(
+    messages: pd.DataFrame,
+    labels: dict[str, bool] | set[str],
+    report: ChatlogReport,
+    *,
+    fractions: dict[str, float],
+    seed: int,
+    settings: SplitSettings | None,
+) -> None:
+    """Fill `messages`' split column where the file leaves it out (see `load_chatlog`): ``test``
+    (seed `seed`) when no row has a split, then ``validation`` out of ``train`` (seed + 1) when
+    no row is in validation; each carve's report goes into ``report.split``.
+
+    Args:
+        messages: the chat log's messages, changed in place.
+        labels: conversation labels (conversation_id -> label) or the predator ids.
+        report: the reading report, given the split source and the carve reports.
+        fractions: held-out share of ``test`` and of ``validation``.
+        seed: seed of the test carve (the validation carve uses seed + 1).
+        settings: tolerance and override of both carves.
+    """
+    pairs = messages[["conversation_id", "author"]].drop_duplicates()
+    positives = (
+        {c for c, label in labels.items() if label}
+        if isinstance(labels, dict)
+        else positive_conversations_of(pairs, labels)
+    )
+    predators = None if isinstance(labels, dict) else labels
+
+    def carve(split: str, among: pd.DataFrame, fraction: float, carve_seed: int) -> set[str]:
+        held, split_report = holdout_conversations(
+            among,
+            positives & set(among["conversation_id"]),
+            fraction,
+            carve_seed,
+            split=split,
+            settings=settings,
+            positive_authors=predators,
+        )
+        report.split[split] = split_report.to_dict()
+        return held
+
+    if messages["split"].isna().all():
+        report.split_source = "carved: test, then validation, by connected components"
+        test = carve("test", pairs, fractions["test"], seed)
+        messages["split"] = messages["conversation_id"].map(
+            lambda c: "test" if c in test else "train"
+        )
+    if (messages["split"] == "validation").any():
+        return
+    if report.split_source == "file":
+        report.split_source = "file; validation carved from train by connected components"
+    in_train = messages["split"] == "train"
+    train_pairs = pairs[
+        pairs["conversation_id"].isin(set(messages.loc[in_train, "conversation_id"]))
+    ]
+    held = carve("validation", train_pairs, fractions["validation"], seed + 1)
+    messages.loc[in_train & messages["conversation_id"].isin(held), "split"] = "validation"
 
 
 def label_level_of(path: str | Path | None, predator_ids: str | Path | None = None) -> str | None:

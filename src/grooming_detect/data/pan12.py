@@ -31,7 +31,7 @@ from lxml import etree
 from grooming_detect.data import vtpan
 from grooming_detect.data.filters import FilterSettings, apply_filters
 from grooming_detect.data.schema import Tables, build_tables
-from grooming_detect.data.splits import carve_validation
+from grooming_detect.data.splits import SplitSettings, carve_validation
 from grooming_detect.progress import Progress
 
 log = logging.getLogger(__name__)
@@ -410,6 +410,11 @@ class LoadReport:
     #: With the VTPAN filter: per split (train, test), the ids it lists, how many the file holds,
     #: how many it lacks (and the first 20 of them), and how many other conversations it dropped.
     vtpan: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: The carved split's `SplitReport` (``validation``), as a dict: achieved shares and more.
+    split: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: Authors of the training files who also speak in the test files (see
+    #: `train_test_author_overlap`); empty without a test corpus.
+    author_overlap: dict[str, Any] = field(default_factory=dict)
 
 
 def keep_vtpan(
@@ -465,6 +470,7 @@ def load_corpus(
     seed: int,
     show_progress: bool = True,
     filters: FilterSettings | None = None,
+    split_settings: SplitSettings | None = None,
 ) -> tuple[Tables, LoadReport]:
     """Parse a PAN-2012 download into the canonical tables with a grouped validation split.
 
@@ -473,10 +479,12 @@ def load_corpus(
     accounts for every removal. With ``filters.vtpan``, only the VTPAN conversations of each
     file are kept (training ones before the validation carve) and labelled per conversation:
     positive when an author of it is in that file's predator list; problem-2 line truth (an
-    author task) is not read.
+    author task) is not read. `split_settings` (tolerance, override) shape the validation carve
+    (`carve_validation`); its report and the train/test author overlap go into the report.
 
     Raises:
         ValueError: ``filters.vtpan`` combined with a rule filter.
+        SplitError: (a ValueError) a validation split that misses its target shares.
         CorpusFormatError: malformed input, or (VTPAN) a file holding none of its split's ids.
     """
     use_vtpan = filters is not None and filters.vtpan
@@ -494,7 +502,10 @@ def load_corpus(
     if use_vtpan:
         train = keep_vtpan(train, "train", files.train_xml, report)
     pairs = train[["conversation_id", "author"]].drop_duplicates()
-    assignment = carve_validation(pairs, train_predators, validation_fraction, seed)
+    assignment, split_report = carve_validation(
+        pairs, train_predators, validation_fraction, seed, split_settings
+    )
+    report.split = {"validation": split_report.to_dict()}
     train["split"] = train["conversation_id"].map(assignment)
     frames = [train]
     predators = {"train": train_predators, "validation": train_predators}
@@ -534,10 +545,45 @@ def load_corpus(
                 split,
             )
     messages = pd.concat(frames, ignore_index=True)
-    if use_vtpan:
-        return build_tables(messages, conversation_labels=labels), report
-    if filters is not None:
+    if filters is not None and not use_vtpan:
         messages, report.filtered = apply_filters(
             messages, set().union(*predators.values()), filters
         )
+    report.author_overlap = train_test_author_overlap(messages, set().union(*predators.values()))
+    if use_vtpan:
+        return build_tables(messages, conversation_labels=labels), report
     return build_tables(messages, predators, predator_lines), report
+
+
+def train_test_author_overlap(messages: pd.DataFrame, predators: set[str]) -> dict[str, Any]:
+    """Authors who speak both in the training files (``train`` and ``validation``) and in the
+    test files: the official PAN-2012 corpus has such authors, so test scores are not those of
+    unseen authors. Disclosed (manifest, metrics, log), never refused.
+
+    Args:
+        messages: the messages of every split.
+        predators: ids listed as predators in either ground truth.
+
+    Returns:
+        ``authors`` (how many overlap), ``predators`` (how many of them are in `predators`),
+        ``share_of_test_authors``; empty when there is no test split.
+    """
+    in_test = (messages["split"] == "test").to_numpy()
+    test_authors = set(messages.loc[in_test, "author"])
+    if not test_authors:
+        return {}
+    shared = test_authors & set(messages.loc[~in_test, "author"])
+    overlap = {
+        "authors": len(shared),
+        "predators": len(shared & predators),
+        "share_of_test_authors": len(shared) / len(test_authors),
+    }
+    log.info(
+        "%d of the %d test authors (%.1f%%), %d of them predators, also speak in the training "
+        "files (disclosed in the manifest as author_overlap)",
+        overlap["authors"],
+        len(test_authors),
+        100 * overlap["share_of_test_authors"],
+        overlap["predators"],
+    )
+    return overlap

@@ -18,6 +18,7 @@ from grooming_detect.config import ConfigError
 from grooming_detect.data import chatlog, pan12, synthetic, verify, vtpan
 from grooming_detect.data.filters import FilterSettings
 from grooming_detect.data.schema import SCHEMA_VERSION, Tables, write_tables
+from grooming_detect.data.splits import DEFAULT_TOLERANCE, SplitSettings
 from grooming_detect.io import (
     file_digests,
     json_digest,
@@ -111,13 +112,19 @@ def _cached_manifest(manifest_path: Path, expected: str) -> dict[str, Any] | Non
 
 PAN_SPLIT_METHOD = (
     "validation carved from training by whole connected components of the author-conversation "
-    "graph, stratified by predator presence, seeded; test is the official test corpus"
+    "graph, bin-packed toward the validation share of positive conversations and of "
+    "conversations (achieved shares under `split`), seeded; test is the official test corpus"
+)
+#: Appended to the split method when ``data.split_override`` is set.
+OVERRIDE_SPLIT_METHOD = (
+    "; data.split_override={}: components larger than data.split_tolerance broken into author "
+    "groups, so authors may appear on both sides (counted under `split`)"
 )
 VTPAN_SPLIT_METHOD = (
     "VTPAN (eSPD benchmark, Vogt et al. 2021): the packaged VTPAN conversation ids of each "
     "official file; validation carved from VTPAN-train by whole connected components of the "
-    "author-conversation graph, stratified by predator presence, seeded; test is VTPAN-test; "
-    "labels per conversation"
+    "author-conversation graph, bin-packed toward the validation share of positive "
+    "conversations and of conversations, seeded; test is VTPAN-test; labels per conversation"
 )
 
 
@@ -131,6 +138,15 @@ def filter_settings(cfg: DictConfig) -> FilterSettings:
             "data=pan12 data.root=/path"
         )
     return settings
+
+
+def split_settings(cfg: DictConfig) -> SplitSettings:
+    """``data.split_tolerance`` and ``data.split_override`` (defaults where a config lacks them)."""
+    override = cfg.data.get("split_override")
+    return SplitSettings(
+        tolerance=float(cfg.data.get("split_tolerance", DEFAULT_TOLERANCE)),
+        override=None if override is None else str(override),
+    )
 
 
 def source_files(cfg: DictConfig) -> dict[str, Path]:
@@ -163,9 +179,12 @@ def load_tables(cfg: DictConfig) -> tuple[Tables, dict[str, Any]]:
             seed,
             max_message_chars=cfg.data.get("max_message_chars", chatlog.MAX_MESSAGE_CHARS),
             long_messages=str(cfg.data.get("long_messages", "error")),
+            split_settings=split_settings(cfg),
         )
         details = asdict(chat_report)
         details["split_method"] = f"{chat_report.split_source}; stratified, seeded"
+        if cfg.data.get("split_override") and chat_report.split:
+            details["split_method"] += OVERRIDE_SPLIT_METHOD.format(cfg.data.split_override)
         return tables, details
     filters = filter_settings(cfg)
     root = corpus_root(cfg)
@@ -175,6 +194,7 @@ def load_tables(cfg: DictConfig) -> tuple[Tables, dict[str, Any]]:
         float(cfg.data.validation_fraction),
         seed,
         filters=filters,
+        split_settings=split_settings(cfg),
     )
     pan_details: dict[str, Any] = {
         "split_method": VTPAN_SPLIT_METHOD if filters.vtpan else PAN_SPLIT_METHOD,
@@ -182,9 +202,13 @@ def load_tables(cfg: DictConfig) -> tuple[Tables, dict[str, Any]]:
         "truth_lines_not_in_corpus": pan_report.truth_lines_not_in_corpus,
         "diff_lines_metadata_only": pan_report.diff_lines,
         "filters_removed": pan_report.filtered,
+        "split": pan_report.split,
+        "author_overlap": pan_report.author_overlap,
     }
     if filters.vtpan:
         pan_details["vtpan_ids"] = pan_report.vtpan
+    if cfg.data.get("split_override"):
+        pan_details["split_method"] += OVERRIDE_SPLIT_METHOD.format(cfg.data.split_override)
     return tables, pan_details
 
 
@@ -267,6 +291,7 @@ def run_data(cfg: DictConfig, ctx: StageContext) -> StageResult:
         for split, split_counts in counts.items()
         for name, value in split_counts.items()
     }
+    metrics.update(split_metrics(manifest))
     tracking.log_metrics(metrics)
     tags = {
         "dataset_verification": manifest["verification"]["status"],
@@ -283,3 +308,37 @@ def run_data(cfg: DictConfig, ctx: StageContext) -> StageResult:
         metrics=metrics,
         parent_tags=tags,
     )
+
+
+def split_metrics(manifest: dict[str, Any]) -> dict[str, float]:
+    """The carved splits' achieved shares and the train/test author overlap (PAN layout) of a
+    manifest, as data-stage metrics; a split carved with the author override is warned about on
+    every run, the manifest's tables included when reused.
+
+    Returns:
+        ``data/<split>_share_conversations``, ``data/<split>_share_positives`` (positive
+        conversations), ``data/<split>_authors_on_both_sides`` for each carved split, and
+        ``data/train_test_author_overlap``, ``data/train_test_predator_overlap``,
+        ``data/train_test_author_overlap_share`` when the corpus has a test split.
+    """
+    metrics: dict[str, float] = {}
+    for split, report in (manifest.get("split") or {}).items():
+        metrics[f"data/{split}_share_conversations"] = float(report["share_conversations"])
+        if report["share_positives"] is not None:
+            metrics[f"data/{split}_share_positives"] = float(report["share_positives"])
+        metrics[f"data/{split}_authors_on_both_sides"] = float(report["authors_on_both_sides"])
+        if report["override"]:
+            log.warning(
+                "%s split carved with data.split_override=%s: %d author(s) appear on both "
+                "sides (see split.%s in the data manifest)",
+                split,
+                report["override"],
+                report["authors_on_both_sides"],
+                split,
+            )
+    overlap = manifest.get("author_overlap") or {}
+    if overlap:
+        metrics["data/train_test_author_overlap"] = float(overlap["authors"])
+        metrics["data/train_test_predator_overlap"] = float(overlap["predators"])
+        metrics["data/train_test_author_overlap_share"] = float(overlap["share_of_test_authors"])
+    return metrics

@@ -1,22 +1,63 @@
 """PAN-2012 Problem 2: which lines of a conversation are the predator's suspicious lines.
 
-Rule (``evaluate.line_rule``):
+Rule (``evaluate.line_rule``), among the messages of the authors the model names as predators
+in that split's conversations (the candidates):
 
-* ``all_lines`` (default; F3 rewards recall): every message written by an author the model
-  names as a predator, in that split's conversations;
-* ``scored``: of those messages, the ones whose own calibrated score (the model applied to the
-  single message as the author's document, with the author's behavioural features) is at least
-  ``evaluate.line_threshold``; only for models that read author documents.
+* ``scored`` (default): the candidates whose own calibrated score reaches
+  ``evaluate.line_threshold``. A message's score is the model applied to that single message as
+  its author's document (the author's behavioural features unchanged), so only models that read
+  author documents can score messages. ``line_threshold: tuned`` picks the threshold that
+  maximises F3 on the validation split's line truth (`tune_line_threshold`); the test split
+  never influences it;
+* ``all_lines``: every candidate. It measures author detection only (F3 rewards recall), and is
+  reported beside the scored rule as a baseline (``<split>/line/*_all_lines``).
+
+Where the scored rule cannot be applied (no validation line truth to tune on, a model refit on
+validation whose validation scores are in-sample, or a model that cannot score a single
+message), the evaluate stage falls back to ``all_lines`` and records why (`LineDecision`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
+from grooming_detect.evaluation.metrics import set_scores
+
 LINE_RULES = ("all_lines", "scored")
+#: ``evaluate.line_threshold`` value that tunes the threshold on validation's line truth.
+TUNED = "tuned"
+LINE_MEASURES = ("precision", "recall", "f3")
+
+
+@dataclass(frozen=True)
+class LineDecision:
+    """The line rule a run actually applies, its threshold (``scored`` only), and a note on
+    where the threshold came from or why the configured rule was not applied."""
+
+    rule: str
+    threshold: float | None = None
+    note: str = ""
+
+
+def parse_line_threshold(value: object) -> float | str:
+    """``evaluate.line_threshold``: `TUNED` or a number in [0, 1].
+
+    Raises
+    ------
+    ValueError
+        For any other value, naming it and what is expected.
+    """
+    if value == TUNED:
+        return TUNED
+    if isinstance(value, int | float) and not isinstance(value, bool) and 0.0 <= value <= 1.0:
+        return float(value)
+    raise ValueError(
+        f"evaluate.line_threshold: {value!r}; expected {TUNED!r} or a number in [0, 1]"
+    )
 
 
 def predicted_lines(
@@ -26,20 +67,86 @@ def predicted_lines(
     score: Callable[[pd.DataFrame], np.ndarray] | None = None,
     line_threshold: float = 0.5,
 ) -> pd.DataFrame:
-    """(conversation_id, line) pairs predicted as predator lines, sorted."""
+    """(conversation_id, line) pairs predicted as predator lines, sorted.
+
+    `score` maps candidate messages (index reset) to their scores, one batched call."""
     if rule not in LINE_RULES:
         raise ValueError(f"evaluate.line_rule {rule!r}: expected one of {LINE_RULES}")
-    candidates = messages[messages["author"].isin(named_authors)]
+    candidates = candidate_messages(messages, named_authors)
     if rule == "scored" and not candidates.empty:
         if score is None:
             raise ValueError("the 'scored' line rule needs a scoring function")
-        keep = score(candidates.reset_index(drop=True)) >= line_threshold
-        candidates = candidates[keep]
+        candidates = candidates[score(candidates) >= line_threshold]
+    return as_lines(candidates)
+
+
+def candidate_messages(messages: pd.DataFrame, named_authors: set[str]) -> pd.DataFrame:
+    """The messages written by the named authors (index reset): every rule chooses among them."""
+    return messages[messages["author"].isin(named_authors)].reset_index(drop=True)
+
+
+def as_lines(messages: pd.DataFrame) -> pd.DataFrame:
+    """The (conversation_id, line) pairs of `messages`, sorted."""
     return (
-        candidates[["conversation_id", "line"]]
+        messages[["conversation_id", "line"]]
         .sort_values(["conversation_id", "line"])
         .reset_index(drop=True)
     )
+
+
+def line_scores(predicted: pd.DataFrame, truth: pd.DataFrame) -> dict[str, float]:
+    """Precision, recall and F3 of predicted (conversation_id, line) pairs against the truth's."""
+    scores = set_scores(
+        predicted[["conversation_id", "line"]].itertuples(index=False, name=None),
+        truth[["conversation_id", "line"]].itertuples(index=False, name=None),
+    )
+    return {name: scores[name] for name in LINE_MEASURES}
+
+
+def truth_flags(candidates: pd.DataFrame, truth: pd.DataFrame) -> tuple[np.ndarray, int]:
+    """Whether each candidate message is a truth line, and how many truth lines are not
+    among the candidates (misses whatever the threshold)."""
+    keys = ["conversation_id", "line"]
+    truth_index = pd.MultiIndex.from_frame(truth[keys].drop_duplicates())
+    flags = pd.MultiIndex.from_frame(candidates[keys]).isin(truth_index)
+    return flags, int(len(truth_index) - int(flags.sum()))
+
+
+def tune_line_threshold(y_true: np.ndarray, scores: np.ndarray, missed: int = 0) -> float:
+    """The message-score threshold that maximises F3 of the lines it selects.
+
+    Parameters
+    ----------
+    y_true
+        Whether each candidate message is a truth line.
+    scores
+        Each candidate's score; the candidate thresholds are these scores.
+    missed
+        Truth lines that are not among the candidates: misses at every threshold (they count
+        in recall's denominator).
+
+    Returns
+    -------
+    float
+        The best threshold; ties go to the higher threshold (fewer lines).
+
+    Raises
+    ------
+    ValueError
+        When there is no candidate, or `y_true` and `scores` differ in length.
+    """
+    y_true, scores = np.asarray(y_true, dtype=bool), np.asarray(scores, dtype=float)
+    if len(y_true) != len(scores) or not len(scores):
+        raise ValueError(f"{len(y_true)} labels and {len(scores)} scores: expected equal, > 0")
+    order = np.argsort(-scores, kind="stable")
+    descending, hits = scores[order], np.cumsum(y_true[order])
+    # The last position of each distinct score: selecting scores >= it selects 0..position.
+    last = np.flatnonzero(np.append(descending[1:] != descending[:-1], True))
+    n_truth = int(y_true.sum()) + int(missed)
+    # F3 = 10·P·R / (9·P + R) = 10·hits / (9·truth lines + selected lines): exact ratios, so
+    # equal F3 values compare equal and ties go to the first (highest) threshold.
+    f3 = 10.0 * hits[last] / (9.0 * n_truth + last + 1)
+    return float(descending[last[int(np.argmax(f3))]])
 
 
 def submission_text(lines: pd.DataFrame) -> str:

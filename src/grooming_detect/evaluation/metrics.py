@@ -11,7 +11,7 @@ F_beta is 0 when precision and recall are both 0.
 from __future__ import annotations
 
 import numpy as np
-from sklearn.metrics import average_precision_score, precision_recall_curve, roc_auc_score
+from sklearn.metrics import precision_recall_curve
 
 # Decision measures live with the model (`models.decision`); importable from here as before.
 from grooming_detect.models.decision import (
@@ -20,6 +20,7 @@ from grooming_detect.models.decision import (
     best_f_beta,
     f_beta,
     f_beta_curve,
+    ranking_scores,
     scores_at_threshold,
     set_scores,
     tune_threshold,
@@ -42,17 +43,6 @@ __all__ = [
     "set_scores",
     "tune_threshold",
 ]
-
-
-def ranking_scores(y_true: np.ndarray, scores: np.ndarray) -> dict[str, float]:
-    """Threshold-free measures: average precision (PR-AUC) and ROC-AUC (NaN with one class)."""
-    y_true = np.asarray(y_true, dtype=bool)
-    if y_true.all() or not y_true.any():
-        return {"pr_auc": float("nan"), "roc_auc": float("nan")}
-    return {
-        "pr_auc": float(average_precision_score(y_true, scores)),
-        "roc_auc": float(roc_auc_score(y_true, scores)),
-    }
 
 
 def precision_at_recall(y_true: np.ndarray, scores: np.ndarray, recall: float) -> float:

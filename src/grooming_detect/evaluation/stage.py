@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +27,6 @@ from grooming_detect.evaluation.metrics import (
     operating_points,
     ranking_scores,
     scores_at_threshold,
-    set_scores,
 )
 from grooming_detect.evaluation.pan_eval import (
     PROBLEM1_MEASURES,
@@ -246,6 +244,7 @@ class _Evaluation:
     outputs: dict[str, Path] = field(default_factory=dict)
     curves: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
     predictions: dict[str, pd.DataFrame] = field(default_factory=dict)
+    line_decision: lines.LineDecision | None = None
 
     @property
     def unit(self) -> Unit:
@@ -307,9 +306,9 @@ def _score_split(ev: _Evaluation, split: str) -> tuple[pd.DataFrame, np.ndarray,
 
 def _pan_submissions(ev: _Evaluation, split: str, predictions: pd.DataFrame) -> None:
     """An author-level model's conversation measures and PAN-2012 submissions: Problem 1 (the
-    named authors) and Problem 2 (their lines, by `evaluate.line_rule`), scored against the
-    line truth, and on test against the full truth files as the PAN scorer does."""
-    cfg, ctx = ev.cfg, ev.ctx
+    named authors) and Problem 2 (their lines, see `_problem2`), and on test their scores
+    against the full truth files as the PAN scorer computes them."""
+    ctx = ev.ctx
     messages = ev.messages[ev.messages["split"] == split]
     ev.metrics.update(
         _conversation_level(predictions, messages, ev.conversations, split, ev.threshold)
@@ -317,39 +316,123 @@ def _pan_submissions(ev: _Evaluation, split: str, predictions: pd.DataFrame) -> 
     ev.outputs[f"{split}_submission"] = write_text(
         ctx.evaluation_dir / f"{split}-problem1-predators.txt", submission_text(predictions)
     )
-    named = set(predictions.loc[predictions["predicted"], "id"])
-    predicted_lines = lines.predicted_lines(
-        messages,
-        named,
-        str(cfg.evaluate.line_rule),
-        partial(ev.scorer.message_scores, split=split),
-        float(cfg.evaluate.line_threshold),
-    )
-    ev.outputs[f"{split}_problem2"] = write_text(
-        ctx.evaluation_dir / f"{split}-problem2-lines.txt",
-        lines.submission_text(predicted_lines),
-    )
-    truth = (
-        ev.line_truth[ev.line_truth["conversation_id"].isin(set(messages["conversation_id"]))]
-        if ev.line_truth is not None
-        else None
-    )
-    if truth is not None and len(truth):
-        line_scores = set_scores(
-            predicted_lines.itertuples(index=False, name=None),
-            truth.itertuples(index=False, name=None),
-        )
-        for name in ("precision", "recall", "f3"):
-            ev.metrics[f"{split}/line/{name}"] = line_scores[name]
+    _problem2(ev, split, messages, set(predictions.loc[predictions["predicted"], "id"]))
     if split == "test":
+        manifest = read_json(ctx.manifest_path)
         ev.metrics.update(
             pan_exact_scores(
-                read_json(ctx.manifest_path),
+                manifest,
                 ev.outputs[f"{split}_submission"],
                 ev.outputs[f"{split}_problem2"],
                 ev.metrics,
             )
         )
+        ev.metrics.update(pan_all_lines_scores(manifest, ev.outputs[f"{split}_problem2_all_lines"]))
+
+
+def _problem2(ev: _Evaluation, split: str, messages: pd.DataFrame, named: set[str]) -> None:
+    """Problem 2 of one split: the lines the run's rule (`ev.line_decision`) picks among the
+    named authors' messages (``<split>-problem2-lines.txt``) and every such line, the all-lines
+    baseline (``<split>-problem2-lines-all.txt``); scored against the split's line truth."""
+    decision = ev.line_decision or lines.LineDecision("all_lines")
+    candidates = lines.candidate_messages(messages, named)
+    every = lines.as_lines(candidates)
+    chosen = every
+    if decision.rule == "scored" and decision.threshold is not None and len(candidates):
+        scores = ev.scorer.message_scores(candidates, split)
+        chosen = lines.as_lines(candidates[scores >= decision.threshold])
+    directory = ev.ctx.evaluation_dir
+    ev.outputs[f"{split}_problem2"] = write_text(
+        directory / f"{split}-problem2-lines.txt", lines.submission_text(chosen)
+    )
+    ev.outputs[f"{split}_problem2_all_lines"] = write_text(
+        directory / f"{split}-problem2-lines-all.txt", lines.submission_text(every)
+    )
+    truth = _split_line_truth(ev, messages)
+    if truth is None or truth.empty:
+        return
+    rule_scores, baseline = lines.line_scores(chosen, truth), lines.line_scores(every, truth)
+    for name in lines.LINE_MEASURES:
+        ev.metrics[f"{split}/line/{name}"] = rule_scores[name]
+        ev.metrics[f"{split}/line/{name}_all_lines"] = baseline[name]
+    log.info(
+        "%s: lines (%s) precision %.3f recall %.3f F3 %.3f; all lines of named authors: "
+        "precision %.3f recall %.3f F3 %.3f",
+        split,
+        decision.rule if decision.threshold is None else f"scored >= {decision.threshold:.3f}",
+        *(rule_scores[name] for name in lines.LINE_MEASURES),
+        *(baseline[name] for name in lines.LINE_MEASURES),
+    )
+
+
+def _split_line_truth(ev: _Evaluation, messages: pd.DataFrame) -> pd.DataFrame | None:
+    """The line truth of the conversations in `messages` (None without line truth)."""
+    if ev.line_truth is None:
+        return None
+    return ev.line_truth[ev.line_truth["conversation_id"].isin(set(messages["conversation_id"]))]
+
+
+def _line_decision(ev: _Evaluation) -> lines.LineDecision:
+    """The Problem-2 rule this run applies, decided before any split is evaluated: the
+    configured one, or ``all_lines`` (logged, with the reason) where ``scored`` cannot apply."""
+    rule, setting = str(ev.cfg.evaluate.line_rule), ev.cfg.evaluate.line_threshold
+    if rule == "all_lines":
+        return lines.LineDecision("all_lines", note="evaluate.line_rule=all_lines")
+    if ev.scorer.inputs.aggregated:
+        return _line_fallback(
+            f"the model reads {ev.scorer.inputs.kind.name} rows, not author documents, so it "
+            "cannot score a single message"
+        )
+    threshold = lines.parse_line_threshold(setting)
+    if isinstance(threshold, float):
+        return lines.LineDecision("scored", threshold, "evaluate.line_threshold")
+    return _tuned_line_decision(ev)
+
+
+def _tuned_line_decision(ev: _Evaluation) -> lines.LineDecision:
+    """The scored rule with the threshold that maximises F3 on validation's line truth, among
+    the messages of the authors named on validation; the test split is never read here."""
+    messages = ev.messages[ev.messages["split"] == "validation"]
+    truth = _split_line_truth(ev, messages)
+    if truth is None or truth.empty:
+        return _line_fallback(
+            "the validation split has no line truth to tune evaluate.line_threshold on "
+            "(PAN-2012 publishes line truth for its test corpus only)"
+        )
+    if "validation" in (ev.meta.get("selection") or {}).get("pool", []):
+        return _line_fallback(
+            "the model was refit on train + validation (model.selection=crossfit), so its "
+            "validation message scores are in-sample"
+        )
+    candidates = lines.candidate_messages(messages, _named_authors(ev, "validation"))
+    if candidates.empty:
+        return _line_fallback("no author is named on validation: no message to tune on")
+    scores = ev.scorer.message_scores(candidates, "validation")
+    if not (pd.Series(scores).groupby(candidates["author"].to_numpy()).nunique() > 1).any():
+        return _line_fallback(
+            "the model's message scores never vary within an author (it does not read the "
+            "message text)"
+        )
+    y_true, missed = lines.truth_flags(candidates, truth)
+    threshold = lines.tune_line_threshold(y_true, scores, missed)
+    note = (
+        f"tuned on validation: best F3 over {len(candidates)} messages of named authors, "
+        f"{int(y_true.sum()) + missed} truth lines ({missed} not among them)"
+    )
+    log.info("Problem 2 lines: threshold %.3f %s", threshold, note)
+    return lines.LineDecision("scored", threshold, note)
+
+
+def _line_fallback(reason: str) -> lines.LineDecision:
+    log.info("Problem 2 lines: all lines of named authors instead of scored lines: %s", reason)
+    return lines.LineDecision("all_lines", note=f"fallback from scored: {reason}")
+
+
+def _named_authors(ev: _Evaluation, split: str) -> set[str]:
+    """The authors of `split` the model names at its decision threshold."""
+    rows, raw = ev.scorer.inputs.raw_scores(ev.model, split)
+    named = ev.scorer.calibrator.transform(raw) >= ev.threshold
+    return set(rows.loc[named, ev.unit.id_column])
 
 
 def _split_figures(
@@ -424,7 +507,9 @@ def _summary(ev: _Evaluation, skipped: list[str], extra: dict[str, Any]) -> dict
         "threshold_objective": meta["threshold_objective"],
         "threshold_fitted_on": meta["threshold_fitted_on"],
         "calibration": meta.get("calibration", {"method": "none"}),
-        "line_rule": str(cfg.evaluate.line_rule),
+        "line_rule": ev.line_decision.rule if ev.line_decision else None,
+        "line_threshold": ev.line_decision.threshold if ev.line_decision else None,
+        "line_rule_note": ev.line_decision.note if ev.line_decision else "",
         "bootstrap": to_dict(cfg.evaluate.bootstrap),
         "ece_bins": int(cfg.evaluate.ece_bins),
         "evaluate_run_id": tracking.active_run_id(),
@@ -444,6 +529,10 @@ def run_evaluate(cfg: DictConfig, ctx: StageContext) -> StageResult:
         skipped.append(AUTHOR_SKIP_REASON)
         log.info(AUTHOR_SKIP_REASON)
         tracking.set_tags({"author_metrics": AUTHOR_SKIP_REASON})
+    else:
+        ev.line_decision = _line_decision(ev)
+        if ev.line_decision.threshold is not None:
+            ev.metrics["evaluate/line_threshold"] = ev.line_decision.threshold
     for split in map(str, cfg.evaluate.splits):
         _evaluate_split(ev, split)
     if cfg.evaluate.get("shortcut_baseline", True):
@@ -611,6 +700,17 @@ def pan_exact_scores(
                 table_recall,
             )
     return out
+
+
+def pan_all_lines_scores(manifest: dict, all_lines: Path) -> dict[str, float]:
+    """The PAN scorer's measures of the all-lines baseline submission against the full test
+    line truth (``test/line/pan_*_all_lines``), where the data has the truth file."""
+    source = manifest.get("sources", {}).get(TEST_PROBLEM2)
+    truth = Path(source["path"]) if source else None
+    if truth is None or not truth.is_file():
+        return {}
+    scores = score_problem2(all_lines, truth)
+    return {f"test/line/pan_{name}_all_lines": scores[name] for name in PROBLEM2_MEASURES}
 
 
 def _conversation_level(

@@ -36,7 +36,12 @@ from scipy.special import expit
 from sklearn.base import BaseEstimator
 from sklearn.isotonic import IsotonicRegression
 from sklearn.linear_model import LogisticRegression
-from sklearn.metrics import log_loss, precision_recall_curve
+from sklearn.metrics import (
+    average_precision_score,
+    log_loss,
+    precision_recall_curve,
+    roc_auc_score,
+)
 
 log = logging.getLogger(__name__)
 
@@ -153,6 +158,17 @@ def set_scores(named: Iterable[Hashable], truth: Iterable[Hashable]) -> dict[str
         "f1": f_beta(precision, recall, 1.0),
         "f0_5": f_beta(precision, recall, 0.5),
         "f3": f_beta(precision, recall, 3.0),
+    }
+
+
+def ranking_scores(y_true: np.ndarray, scores: np.ndarray) -> dict[str, float]:
+    """Threshold-free measures: average precision (PR-AUC) and ROC-AUC (NaN with one class)."""
+    y_true = np.asarray(y_true, dtype=bool)
+    if y_true.all() or not y_true.any():
+        return {"pr_auc": float("nan"), "roc_auc": float("nan")}
+    return {
+        "pr_auc": float(average_precision_score(y_true, scores)),
+        "roc_auc": float(roc_auc_score(y_true, scores)),
     }
 
 

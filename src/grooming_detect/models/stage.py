@@ -1,5 +1,9 @@
-"""The train stage: fit the configured model on `train`; calibrate it and tune its threshold on
-`validation` (never on `test`)."""
+"""The train stage: fit the configured model, calibrate it and tune its threshold, never on `test`.
+
+``model.selection: holdout`` fits the model on `train` and the calibrator and threshold on
+`validation`. ``crossfit`` (the default for the scikit-learn models) fits them on out-of-fold
+scores of grouped folds over train + validation and refits the model on both
+(`grooming_detect.models.crossfit`)."""
 
 from __future__ import annotations
 
@@ -17,7 +21,13 @@ from omegaconf import DictConfig, OmegaConf
 from grooming_detect import tracking
 from grooming_detect.config import to_dict
 from grooming_detect.io import read_json
-from grooming_detect.models.decision import ScoreCalibrator, scores_at_threshold, tune_threshold
+from grooming_detect.models.crossfit import POOL, crossfit
+from grooming_detect.models.decision import (
+    ScoreCalibrator,
+    ranking_scores,
+    scores_at_threshold,
+    tune_threshold,
+)
 from grooming_detect.models.persistence import MODEL_FILE, save_model, trusted_types
 from grooming_detect.models.serving import log_pyfunc_model
 from grooming_detect.models.units import ModelInput, resolve_input, unit_of
@@ -140,12 +150,14 @@ def model_input(cfg: DictConfig, ctx: StageContext, stage: str) -> ModelInput:
 
 
 def _training_rows(
-    cfg: DictConfig, ctx: StageContext, inputs: ModelInput
+    cfg: DictConfig, ctx: StageContext, inputs: ModelInput, splits: tuple[str, ...]
 ) -> tuple[pd.DataFrame, np.ndarray, dict[str, Any], dict[str, Any]]:
-    """The training rows: the train split's input rows, plus conversation prefixes
+    """The training rows: the input rows of `splits`, plus conversation prefixes
     (``early.train_on_prefixes``), less the negatives `model.imbalance` drops; with the record
     of both."""
-    X, y = inputs.training("train")
+    parts = [inputs.training(split) for split in splits]
+    X = pd.concat([part[0] for part in parts], ignore_index=True)
+    y = np.concatenate([part[1] for part in parts])
     per_conversation = int(cfg.early.get("train_on_prefixes", 0)) if "early" in cfg else 0
     prefixes = {"per_conversation": per_conversation, "rows": 0, "positive": 0}
     if per_conversation:
@@ -160,11 +172,19 @@ def _training_rows(
             len(y_prefix),
             int(y_prefix.sum()),
         )
-    imbalance = cfg.model.get("imbalance") or {}
-    X, y, sampling = subsample_negatives(
-        X, y, imbalance.get("negatives_per_positive"), int(cfg.seed)
-    )
+    X, y, sampling = subsample_negatives(X, y, _negatives_per_positive(cfg), int(cfg.seed))
     return X, y, prefixes, sampling
+
+
+def _negatives_per_positive(cfg: DictConfig) -> float | None:
+    imbalance = cfg.model.get("imbalance") or {}
+    value = imbalance.get("negatives_per_positive")
+    return None if value is None else float(value)
+
+
+def selection_of(cfg: DictConfig) -> str:
+    """``model.selection`` (holdout when the model file does not say)."""
+    return str(cfg.model.get("selection") or "holdout")
 
 
 def _fit(cfg: DictConfig, inputs: ModelInput, X: pd.DataFrame, y: np.ndarray) -> tuple[Any, float]:
@@ -184,34 +204,74 @@ def _fit(cfg: DictConfig, inputs: ModelInput, X: pd.DataFrame, y: np.ndarray) ->
 
 @dataclass(frozen=True)
 class Decisions:
-    """What is fitted on validation after the model: the calibrator and the threshold."""
+    """What is fitted after the model: the calibrator and the threshold, and on what."""
 
     calibrator: ScoreCalibrator
     threshold: float
     objective: str
     min_precision: float
     at_threshold: dict[str, float]
+    fitted_on: str
+    selection: dict[str, Any]
 
 
-def _decide(cfg: DictConfig, inputs: ModelInput, model: Any) -> Decisions:
-    """Calibrate the model's validation scores and tune the threshold on them."""
-    validation, raw_validation = inputs.raw_scores(model, "validation")
-    y_validation = validation[inputs.unit.label_column].to_numpy(dtype=bool)
-    calibrator = ScoreCalibrator(str(cfg.model.calibration)).fit(raw_validation, y_validation)
-    validation_scores = calibrator.transform(raw_validation)
+def _decisions(
+    cfg: DictConfig, raw: np.ndarray, y: np.ndarray, fitted_on: str, selection: dict[str, Any]
+) -> Decisions:
+    """Fit the calibrator on (raw, y) and tune the threshold on the calibrated scores."""
+    calibrator = ScoreCalibrator(str(cfg.model.calibration)).fit(raw, y)
+    scores = calibrator.transform(raw)
     objective = str(cfg.model.threshold_objective)
     min_precision = float(cfg.model.get("threshold_min_precision") or 0.0)
-    threshold = tune_threshold(y_validation, validation_scores, objective, min_precision)
-    at_threshold = scores_at_threshold(y_validation, validation_scores, threshold)
+    threshold = tune_threshold(y, scores, objective, min_precision)
+    at_threshold = {
+        **scores_at_threshold(y, scores, threshold),
+        **ranking_scores(y, scores),
+        "n": float(len(y)),
+        "n_positive": float(y.sum()),
+    }
     log.info(
-        "Threshold %.4f (%s on validation): precision %.3f recall %.3f F0.5 %.3f",
+        "Threshold %.4f (%s on %s): precision %.3f recall %.3f F0.5 %.3f",
         threshold,
         objective,
+        fitted_on,
         at_threshold["precision"],
         at_threshold["recall"],
         at_threshold["f0_5"],
     )
-    return Decisions(calibrator, threshold, objective, min_precision, at_threshold)
+    return Decisions(
+        calibrator, threshold, objective, min_precision, at_threshold, fitted_on, selection
+    )
+
+
+def _decide(cfg: DictConfig, inputs: ModelInput, model: Any) -> Decisions:
+    """Holdout: calibrate the model's validation scores and tune the threshold on them."""
+    validation, raw_validation = inputs.raw_scores(model, "validation")
+    y_validation = validation[inputs.unit.label_column].to_numpy(dtype=bool)
+    return _decisions(cfg, raw_validation, y_validation, "validation", {"method": "holdout"})
+
+
+def _decide_crossfit(cfg: DictConfig, ctx: StageContext, inputs: ModelInput) -> Decisions:
+    """Crossfit: calibrator and threshold fitted on out-of-fold scores of train + validation."""
+    n_folds, seed = int(cfg.model.cv.folds), int(cfg.seed)
+
+    def fit(X: pd.DataFrame, y: np.ndarray, fold: int) -> Any:
+        X, y, _ = subsample_negatives(X, y, _negatives_per_positive(cfg), seed + 1 + fold)
+        return instantiate(cfg.model.estimator).fit(X, y)
+
+    oof = crossfit(ctx, inputs, n_folds, seed, fit)
+    y = oof.units[inputs.unit.label_column].to_numpy(dtype=bool)
+    folds_used = int(oof.folds.max()) + 1
+    selection = {
+        "method": "crossfit",
+        "folds": folds_used,
+        "folds_requested": n_folds,
+        "pool": list(POOL),
+        "grouping": "connected components of the author-conversation graph",
+        "fold_sizes": oof.fold_sizes(inputs.unit.label_column),
+    }
+    fitted_on = f"out-of-fold scores ({folds_used} grouped folds of train + validation)"
+    return _decisions(cfg, oof.raw, y, fitted_on, selection)
 
 
 def _metadata(
@@ -236,10 +296,11 @@ def _metadata(
         "threshold_min_precision": (
             decisions.min_precision if objective == "recall_at_precision" else None
         ),
-        "threshold_fitted_on": "validation",
+        "threshold_fitted_on": decisions.fitted_on,
         "calibration": decisions.calibrator.to_dict(),
-        "calibration_fitted_on": "validation",
-        "validation_at_threshold": decisions.at_threshold,
+        "calibration_fitted_on": decisions.fitted_on,
+        "selection": decisions.selection,
+        "at_threshold": decisions.at_threshold,
         "settings": to_dict(cfg.model),
         # The feature settings the model learned from: scoring new data rebuilds the same.
         "features": {
@@ -303,12 +364,31 @@ def _log_models(
     return model_uri, estimator_uri
 
 
+def _decision_metrics(inputs: ModelInput, decisions: Decisions) -> dict[str, float]:
+    """The fitted decisions' measures: ``cv/<unit>/…`` (out-of-fold, cross-validated) or
+    ``validation/<unit>/…_at_tuned_threshold`` (holdout, in-sample for the threshold)."""
+    unit = inputs.unit.name
+    if decisions.selection["method"] == "crossfit":
+        return {
+            **{f"cv/{unit}/{k}": v for k, v in decisions.at_threshold.items()},
+            f"cv/{unit}/folds": float(decisions.selection["folds"]),
+        }
+    return {
+        f"validation/{unit}/{k}_at_tuned_threshold": v for k, v in decisions.at_threshold.items()
+    }
+
+
 def run_train(cfg: DictConfig, ctx: StageContext) -> StageResult:
-    """Fit, calibrate and tune the threshold on validation; save and log the model."""
+    """Fit the model, calibrate it and tune its threshold (`model.selection`); save and log it."""
     inputs = model_input(cfg, ctx, "train")
-    X, y, prefixes, sampling = _training_rows(cfg, ctx, inputs)
-    model, fit_seconds = _fit(cfg, inputs, X, y)
-    decisions = _decide(cfg, inputs, model)
+    if selection_of(cfg) == "crossfit":
+        decisions = _decide_crossfit(cfg, ctx, inputs)
+        X, y, prefixes, sampling = _training_rows(cfg, ctx, inputs, POOL)
+        model, fit_seconds = _fit(cfg, inputs, X, y)
+    else:
+        X, y, prefixes, sampling = _training_rows(cfg, ctx, inputs, ("train",))
+        model, fit_seconds = _fit(cfg, inputs, X, y)
+        decisions = _decide(cfg, inputs, model)
     training = {
         "n_rows": len(X),
         "n_positive": int(y.sum()),
@@ -324,10 +404,7 @@ def run_train(cfg: DictConfig, ctx: StageContext) -> StageResult:
         "train/n_rows": float(len(X)),
         "train/n_positive": float(y.sum()),
         "train/threshold": decisions.threshold,
-        **{
-            f"validation/{inputs.unit.name}/{k}_at_tuned_threshold": v
-            for k, v in decisions.at_threshold.items()
-        },
+        **_decision_metrics(inputs, decisions),
     }
     tracking.log_params(
         {

@@ -172,11 +172,23 @@ class ModelInput:
     def raw_scores(self, model: object, split: str) -> tuple[pd.DataFrame, np.ndarray]:
         """(unit rows, uncalibrated unit scores) of `split`."""
         units = self.unit_rows(split)
+        return units, self.scores_of(model, units)
+
+    def input_rows_of(self, units: pd.DataFrame) -> pd.DataFrame:
+        """The input rows of the given unit rows (themselves, or their author-in-conversation
+        rows)."""
         if not self.aggregated:
-            return units, model.predict_proba(features_of(units, self.unit))[:, 1]  # type: ignore[attr-defined]
-        rows = self.input_view[self.input_view["split"] == split]
+            return units
+        ids = units[self.unit.id_column]
+        return self.input_view[self.input_view[self.unit.id_column].isin(ids)]
+
+    def scores_of(self, model: object, units: pd.DataFrame) -> np.ndarray:
+        """Uncalibrated scores of the given unit rows, in their order."""
+        if not self.aggregated:
+            return model.predict_proba(features_of(units, self.unit))[:, 1]  # type: ignore[attr-defined]
+        rows = self.input_rows_of(units)
         row_scores = model.predict_proba(features_of(rows, self.kind))[:, 1]  # type: ignore[attr-defined]
         per_unit = aggregate_scores(
             pd.Series(row_scores, index=rows[self.unit.id_column].to_numpy()), self.aggregate
         )
-        return units, per_unit.reindex(units[self.unit.id_column].to_numpy()).to_numpy()
+        return per_unit.reindex(units[self.unit.id_column].to_numpy()).to_numpy()

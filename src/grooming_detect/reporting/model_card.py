@@ -60,14 +60,17 @@ def with_interval(metrics: dict[str, float], key: str) -> str:
     return f"{value} [{fmt(metrics[f'{key}_ci_low'])}, {fmt(metrics[f'{key}_ci_high'])}]"
 
 
-def metric_rows(metrics: dict[str, float], unit: str, splits: list[str]) -> str:
-    """The headline table: counts, set measures at the threshold, ranking measures with CIs."""
+def metric_rows(
+    metrics: dict[str, float], unit: str, splits: list[str], labels: dict[str, str] | None = None
+) -> str:
+    """The headline table: counts, set measures at the threshold, ranking measures with CIs
+    (a row per split, named by `labels` where given)."""
     rows = []
     for split in splits:
         cells = [
-            split,
-            str(int(metrics[f"{split}/{unit}/n"])),
-            str(int(metrics[f"{split}/{unit}/n_positive"])),
+            (labels or {}).get(split, split),
+            _count(metrics.get(f"{split}/{unit}/n"), ".0f"),
+            _count(metrics.get(f"{split}/{unit}/n_positive"), ".0f"),
             *(
                 with_interval(metrics, f"{split}/{unit}/{name}")
                 for name in ("precision", "recall", "f1", "f0_5", "pr_auc", "roc_auc")
@@ -75,6 +78,77 @@ def metric_rows(metrics: dict[str, float], unit: str, splits: list[str]) -> str:
         ]
         rows.append("| " + " | ".join(cells) + " |")
     return "\n".join(rows)
+
+
+def crossfitted(summary: dict[str, Any]) -> bool:
+    """Whether the run's decisions were fitted on out-of-fold scores (validation is then
+    training data)."""
+    return str(summary.get("threshold_fitted_on", "")).startswith("out-of-fold")
+
+
+#: PAN-2012 Problem 1 measures the PAN scorer computes from the written submission.
+PAN_MEASURES = ("precision", "recall", "f1", "f0_5")
+
+
+def headline_rows(summary: dict[str, Any], meta: dict[str, Any]) -> str:
+    """The card's headline table: test first (the PAN-2012 scorer's numbers where they differ
+    from the test table's), then the cross-validated decision measures (crossfit) or the
+    validation split (holdout, labelled as the in-sample tuning set)."""
+    metrics, unit = dict(summary["metrics"]), summary["unit"]
+    splits, labels = [], {}
+    pan = {name: metrics.get(f"test/{unit}/pan_{name}") for name in PAN_MEASURES}
+    if unit == "author" and all(v is not None for v in pan.values()):
+        agrees = all(abs(pan[n] - metrics.get(f"test/{unit}/{n}", -1)) < 1e-9 for n in pan)
+        if agrees:
+            labels["test"] = "test (equals the PAN-2012 scorer)"
+        else:
+            metrics.update({f"pan/{unit}/{n}": v for n, v in pan.items() if v is not None})
+            splits.append("pan")
+            labels["pan"] = "**test, PAN-2012 scorer (full truth file)**"
+            labels["test"] = "test, authors in the test table only"
+    if f"test/{unit}/n" in metrics:
+        splits.append("test")
+    if crossfitted(summary):
+        folds = (meta.get("selection") or {}).get("folds", "K")
+        metrics.update({f"cv/{unit}/{k}": v for k, v in (meta.get("at_threshold") or {}).items()})
+        splits.append("cv")
+        labels["cv"] = f"cross-validated ({folds} grouped folds of train + validation)"
+    elif f"validation/{unit}/n" in metrics:
+        splits.append("validation")
+        labels["validation"] = "validation (tuning set, in-sample)"
+    return metric_rows(metrics, unit, splits, labels)
+
+
+#: Measures the seeds section quotes, with their names in prose.
+SEEDS_MEASURES = (("f0_5", "F0.5"), ("precision", "precision"), ("recall", "recall"))
+SEEDS_RANKING = (("pr_auc", "PR-AUC"), ("ece", "ECE"))
+
+
+def seeds_section(seeds: dict[str, Any] | None, metrics: dict[str, float], unit: str) -> str:
+    """Mean ± sd over a sweep's seeds beside this run's bootstrap interval (empty without a
+    sweep; see `grooming_detect.sweeps`)."""
+    if not seeds:
+        return ""
+    stats = seeds["measures"]
+    rows = []
+    for name, label in (*SEEDS_MEASURES, *SEEDS_RANKING):
+        key = f"test/{unit}/{name}"
+        if key not in stats:
+            continue
+        spread = stats[key]
+        rows.append(
+            f"| {label} | {fmt(spread['mean'])} ± {fmt(spread['sd'])} "
+            f"| {fmt(spread['min'])}–{fmt(spread['max'])} | {with_interval(metrics, key)} |"
+        )
+    return (
+        f"\nAcross {seeds['n_runs']} runs with seeds {', '.join(map(str, seeds['seeds']))} "
+        f"({seeds['varies']}; MLflow run `{seeds.get('summary_run_id', 'n/a')}`), on `test`:\n\n"
+        "| measure | mean ± sd over seeds | min–max | this run [bootstrap interval] |\n"
+        "|---|---|---|---|\n" + "\n".join(rows) + "\n\nThe bootstrap interval resamples the "
+        "test set for one fitted model; the spread over seeds also moves the validation carving, "
+        "the folds and the model's own seed. Where the spread is wider than the interval, the "
+        "interval understates how much the reported number depends on the procedure.\n"
+    )
 
 
 def calibration_rows(metrics: dict[str, float], unit: str, splits: list[str]) -> str:
@@ -135,6 +209,38 @@ def _data_description(manifest: dict[str, Any]) -> str:
     if source == "pan12":
         return "The official PAN-2012 Sexual Predator Identification training and test corpora."
     return f"A team chat log ({source}); labels at {manifest.get('label_level')} level."
+
+
+def split_shares(manifest: dict[str, Any]) -> str:
+    """The achieved shares of each carved split and the train/test author overlap, as card
+    bullets (empty for a manifest that does not record them)."""
+    lines = []
+    for name, entry in sorted((manifest.get("split") or {}).items()):
+        largest = entry.get("largest_component") or {}
+        override = entry.get("override")
+        leak = (
+            f"; override `{override}`: {entry.get('authors_on_both_sides', 0)} authors "
+            f"({entry.get('positive_authors_on_both_sides', 0)} positive) on both sides"
+            if override
+            else "; no author on both sides"
+        )
+        lines.append(
+            f"- `{name}` carving: {fmt(entry.get('share_conversations'))} of the conversations "
+            f"and {fmt(entry.get('share_positives'))} of the positive conversations (target "
+            f"{fmt(entry.get('target_share'))}, tolerance {fmt(entry.get('tolerance'))}); "
+            f"largest connected component {largest.get('conversations', '?')} conversations, "
+            f"{largest.get('authors', '?')} authors, {largest.get('positives', '?')} positive"
+            f"{leak}"
+        )
+    overlap = manifest.get("author_overlap")
+    if overlap is not None:
+        lines.append(
+            f"- Authors in both the training and the test files: {overlap['authors']} "
+            f"({overlap['predators']} predators; {fmt(overlap['share_of_test_authors'])} of "
+            "the test authors). They are disclosed, not removed: their test scores may reflect "
+            "memorised authors."
+        )
+    return "".join(f"{line}\n" for line in lines)
 
 
 def _filters(manifest: dict[str, Any]) -> str:
@@ -331,6 +437,25 @@ def early_detection_section(early: dict[str, Any], metrics: dict[str, float], fi
     )
 
 
+def _training_data(summary: dict[str, Any], meta: dict[str, Any]) -> str:
+    """The card's "Training data" paragraph: what the model and its decisions were fitted on."""
+    if crossfitted(summary):
+        selection = meta.get("selection") or {}
+        return (
+            f"`train` and `validation` above, together: the calibration and the threshold were "
+            f"fitted on out-of-fold scores of {selection.get('folds', 'K')} folds of whole "
+            "connected components of the author-conversation graph (no author, and nobody who "
+            "shared a conversation with them, on both sides of a fold), and the model was then "
+            "refit on both splits. `validation` is training data here, so its rows are not "
+            "reported; the cross-validated row above is. `test` was touched once, by the "
+            "evaluate stage."
+        )
+    return (
+        "The `train` split above; the threshold and the calibration were fitted on `validation` "
+        "only, and `test` was touched once, by the evaluate stage."
+    )
+
+
 def render_model_card(
     summary: dict[str, Any],
     meta: dict[str, Any],
@@ -344,11 +469,16 @@ def render_model_card(
     card_dir: Path,
     figures_dir: Path,
     ethics_path: Path,
+    seeds: dict[str, Any] | None = None,
 ) -> str:
     """The card as Markdown; figure and ethics links are relative to `card_dir`."""
     metrics = summary["metrics"]
     unit = summary["unit"]
-    splits = [s for s in ("validation", "test") if f"{s}/{unit}/n" in metrics]
+    # Under crossfit, validation is training data: no calibration row of its own.
+    in_sample = ("validation",) if crossfitted(summary) else ()
+    splits = [
+        s for s in ("validation", "test") if f"{s}/{unit}/n" in metrics and s not in in_sample
+    ]
     slice_rows, false_positives, negatives = _slice_rows(evaluation_dir)
     counts = manifest["counts"]
     calibration = summary.get("calibration", {"method": "none"})
@@ -382,7 +512,10 @@ def render_model_card(
         confidence=percent_text(summary.get("bootstrap", {}).get("confidence")),
         ece_bins=summary.get("ece_bins", "the configured number of"),
         bootstrap_seed=summary.get("bootstrap", {}).get("seed", "n/a"),
-        metric_rows=metric_rows(metrics, unit, splits),
+        metric_rows=headline_rows(summary, meta),
+        fitted_on=f"`{summary.get('threshold_fitted_on', 'validation')}`",
+        training_data=_training_data(summary, meta),
+        seeds_section=seeds_section(seeds, metrics, unit),
         p_at_r80=fmt(metrics.get(f"test/{unit}/precision_at_recall_0_8")),
         p_at_r90=fmt(metrics.get(f"test/{unit}/precision_at_recall_0_9")),
         r_at_fpr=fmt(metrics.get(f"test/{unit}/recall_at_fpr_1e-3")),
@@ -402,6 +535,7 @@ def render_model_card(
         verification=manifest.get("verification", {}).get("status", "not recorded"),
         filters=_filters(manifest),
         split_method=manifest.get("split_method", "not recorded"),
+        split_shares=split_shares(manifest),
         figures=Path(os.path.relpath(figures_dir, card_dir)).as_posix(),
         calibration_rows=calibration_rows(metrics, unit, splits),
         n_false_positives=false_positives,

@@ -7,6 +7,7 @@ import shutil
 from functools import partial
 from pathlib import Path
 from string import Template
+from typing import Any
 
 import pandas as pd
 from omegaconf import DictConfig
@@ -202,7 +203,9 @@ def render_report(
         commit=commit,
         fingerprint=manifest["fingerprint"][:16],
         threshold=f"{summary['threshold']:.4f}",
-        summary_table=results_markdown(metrics, summary["threshold"]),
+        summary_table=results_markdown(
+            metrics, summary["threshold"], str(summary.get("threshold_fitted_on", "validation"))
+        ),
         confidence=percent_text(summary.get("bootstrap", {}).get("confidence")),
         objective=summary["threshold_objective"].replace("_", "."),
         results_heading=results_heading,
@@ -231,6 +234,37 @@ def render_report(
     )
 
 
+def model_card_inputs(
+    cfg: DictConfig, ctx: StageContext, seeds: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """What `render_model_card` reads for the run of `ctx` (and a seeds summary, if any)."""
+    summary = read_json(ctx.evaluation_dir / "evaluation.json")
+    # The model the evaluation scored (its own run's, or the one it was pointed at).
+    model_dir = Path(summary.get("model_dir") or ctx.model_dir)
+    return {
+        "summary": summary,
+        "meta": read_json(model_dir / "model.json"),
+        "manifest": read_json(ctx.manifest_path),
+        "run_id": ctx.parent_run_id or "none",
+        "experiment": str(cfg.tracking.experiment_name),
+        "tracking_uri": str(cfg.tracking.uri),
+        "commit": tracking.git_commit(Path(cfg.paths.root)),
+        "evaluation_dir": ctx.evaluation_dir,
+        "ethics_path": Path(cfg.paths.root) / "ETHICS.md",
+        "seeds": seeds,
+    }
+
+
+def rewrite_model_card(cfg: DictConfig, ctx: StageContext, seeds: dict[str, Any]) -> Path:
+    """Render the run's model card again, with the spread over a sweep's seeds (see
+    `grooming_detect.sweeps`)."""
+    inputs = model_card_inputs(cfg, ctx, seeds)
+    return write_text(
+        ctx.report_dir / "MODEL_CARD.md",
+        render_model_card(**inputs, card_dir=ctx.report_dir, figures_dir=ctx.evaluation_dir),
+    )
+
+
 def run_report(cfg: DictConfig, ctx: StageContext) -> StageResult:
     """Render the run report into the run's report folder and log it."""
     summary_path = ctx.evaluation_dir / "evaluation.json"
@@ -239,8 +273,6 @@ def run_report(cfg: DictConfig, ctx: StageContext) -> StageResult:
     if not ctx.manifest_path.is_file():
         raise MissingInputError("report", ctx.manifest_path, "data")
     summary = read_json(summary_path)
-    # The model the evaluation scored (its own run's, or the one it was pointed at).
-    model_dir = Path(summary.get("model_dir") or ctx.model_dir)
     text = render_report(
         summary,
         read_json(ctx.manifest_path),
@@ -255,17 +287,7 @@ def run_report(cfg: DictConfig, ctx: StageContext) -> StageResult:
     )
     report_path = write_text(ctx.report_dir / "report.md", text)
     outputs = {"report": report_path}
-    card_inputs = {
-        "summary": read_json(summary_path),
-        "meta": read_json(model_dir / "model.json"),
-        "manifest": read_json(ctx.manifest_path),
-        "run_id": ctx.parent_run_id or "none",
-        "experiment": str(cfg.tracking.experiment_name),
-        "tracking_uri": str(cfg.tracking.uri),
-        "commit": tracking.git_commit(Path(cfg.paths.root)),
-        "evaluation_dir": ctx.evaluation_dir,
-        "ethics_path": Path(cfg.paths.root) / "ETHICS.md",
-    }
+    card_inputs = model_card_inputs(cfg, ctx)
     outputs["model_card"] = write_text(
         ctx.report_dir / "MODEL_CARD.md",
         render_model_card(**card_inputs, card_dir=ctx.report_dir, figures_dir=ctx.evaluation_dir),

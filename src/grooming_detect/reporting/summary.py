@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 
-SPLIT_ORDER = ("train", "validation", "test")
+SPLIT_ORDER = ("train", "cv", "validation", "test")
 LEVEL_ORDER = ("author", "conversation", "line")
 HEADER = ("split", "unit", "precision", "recall", "F0.5 [95% CI]", "PR-AUC", "ECE", "alerts/10k")
 
@@ -22,11 +22,17 @@ def _number(value: float | None, digits: int = 3) -> str:
     return f"{value:.{digits}f}"
 
 
-def _rows(metrics: Mapping[str, float]) -> list[tuple[str, str, str, str, str, str, str, str]]:
+def _rows(
+    metrics: Mapping[str, float], fitted_on: str = "validation"
+) -> list[tuple[str, str, str, str, str, str, str, str]]:
+    # Cross-fitted decisions: validation is training data; the out-of-fold (cv) rows stand in.
+    hidden = ("validation",) if fitted_on.startswith("out-of-fold") else ("cv",)
     pairs = {
         tuple(key.split("/")[:2])
         for key in metrics
-        if key.count("/") == 2 and key.endswith(("/precision", "/f3"))
+        if key.count("/") == 2
+        and key.endswith(("/precision", "/f3"))
+        and not key.startswith(hidden)
     }
     ordered = sorted(
         (p for p in pairs if p[0] in SPLIT_ORDER and p[1] in LEVEL_ORDER),
@@ -61,9 +67,21 @@ def _rows(metrics: Mapping[str, float]) -> list[tuple[str, str, str, str, str, s
     return rows
 
 
-def results_table(metrics: Mapping[str, float], threshold: float | None = None) -> str:
+def threshold_note(threshold: float, fitted_on: str) -> str:
+    """Where the threshold came from, and what the validation or cv rows therefore mean."""
+    if fitted_on.startswith("out-of-fold"):
+        return (
+            f"threshold {threshold:.4f}, tuned on {fitted_on}; cv rows are cross-validated, "
+            "and validation is training data (not shown)"
+        )
+    return f"threshold {threshold:.4f} (tuned on validation; validation rows are in-sample)"
+
+
+def results_table(
+    metrics: Mapping[str, float], threshold: float | None = None, fitted_on: str = "validation"
+) -> str:
     """A plain-text table of the run's headline measures (empty when nothing was evaluated)."""
-    rows = _rows(metrics)
+    rows = _rows(metrics, fitted_on)
     if not rows:
         return ""
     widths = [max(len(r[i]) for r in [HEADER, *rows]) for i in range(len(HEADER))]
@@ -74,9 +92,7 @@ def results_table(metrics: Mapping[str, float], threshold: float | None = None) 
     lines.insert(1, "  ".join("-" * width for width in widths))
     lines.extend(_pan_lines(metrics))
     if threshold is not None:
-        lines.append(
-            f"threshold {threshold:.4f} (tuned on validation; validation rows are in-sample)"
-        )
+        lines.append(threshold_note(threshold, fitted_on))
     return "\n".join(lines)
 
 
@@ -95,9 +111,11 @@ def _pan_lines(metrics: Mapping[str, float]) -> list[str]:
     return out
 
 
-def results_markdown(metrics: Mapping[str, float], threshold: float | None = None) -> str:
+def results_markdown(
+    metrics: Mapping[str, float], threshold: float | None = None, fitted_on: str = "validation"
+) -> str:
     """The same table in Markdown, for the head of the run report."""
-    rows = _rows(metrics)
+    rows = _rows(metrics, fitted_on)
     if not rows:
         return ""
     lines = [
@@ -110,8 +128,5 @@ def results_markdown(metrics: Mapping[str, float], threshold: float | None = Non
         lines += ["", *(f"- {line}" for line in pan)]
     if threshold is not None:
         lines.append("")
-        lines.append(
-            f"Decision threshold {threshold:.4f}, tuned on validation (validation rows are "
-            "in-sample for the threshold and the calibrator)."
-        )
+        lines.append(f"Decision {threshold_note(threshold, fitted_on)}.")
     return "\n".join(lines)

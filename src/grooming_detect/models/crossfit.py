@@ -1,0 +1,165 @@
+"""Cross-fitted decisions (``model.selection: crossfit``): the calibrator and the threshold are
+fitted on out-of-fold scores of every train + validation unit, not on one small validation carve.
+
+The units of train + validation are split into ``model.cv.folds`` folds of whole connected
+components of the author-conversation graph (an author, and everyone who shares a conversation
+with them, is in one fold only), bin-packed so that every fold gets a share of the positives and
+of the units. For each fold a fresh copy of the estimator is fitted on the other folds and scores
+the fold's units. The calibrator and threshold are fitted on those out-of-fold scores, and the
+final model is refit on all of train + validation.
+
+The out-of-fold scores come from K models that each saw (K-1)/K of the data; the final model saw
+it all, so its raw scores can sit a little higher than the calibrator expects. That is the usual
+price of cross-fitting and is small for linear models; `cv/<unit>/…` names these measures as
+cross-validated, never as held out.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from grooming_detect.data.schema import read_table
+from grooming_detect.data.splits import conversation_components
+from grooming_detect.models.units import ModelInput, features_of
+from grooming_detect.stage import StageContext
+
+log = logging.getLogger(__name__)
+
+#: The splits cross-fitting pools; `test` is never among them.
+POOL = ("train", "validation")
+SELECTIONS = ("crossfit", "holdout")
+
+
+class CrossfitError(ValueError):
+    """The pooled data cannot be cut into the requested number of grouped folds."""
+
+
+@dataclass(frozen=True)
+class OutOfFold:
+    """The pooled unit rows, their fold and their out-of-fold raw scores."""
+
+    units: pd.DataFrame
+    folds: np.ndarray
+    raw: np.ndarray
+
+    def fold_sizes(self, label_column: str) -> list[dict[str, int]]:
+        """Units and positives per fold, for the record."""
+        labels = self.units[label_column].to_numpy(dtype=bool)
+        return [
+            {"units": int((self.folds == k).sum()), "positive": int(labels[self.folds == k].sum())}
+            for k in range(int(self.folds.max()) + 1)
+        ]
+
+
+def unit_components(ctx: StageContext, inputs: ModelInput, units: pd.DataFrame) -> np.ndarray:
+    """The connected component of each unit row (authors through their conversations)."""
+    pairs = read_table(ctx.dataset_dir, "messages", columns=["conversation_id", "author", "split"])
+    pairs = pairs[pairs["split"].isin(POOL)][["conversation_id", "author"]].drop_duplicates()
+    components = conversation_components(pairs)
+    if inputs.unit.name == "conversation":
+        of_unit = components
+    else:
+        of_unit = pairs.assign(c=pairs["conversation_id"].map(components)).groupby("author")["c"]
+        of_unit = of_unit.first()
+    labels = units[inputs.unit.id_column].map(of_unit)
+    if labels.isna().any():
+        missing = units.loc[labels.isna(), inputs.unit.id_column].iloc[0]
+        raise CrossfitError(f"{inputs.unit.name} {missing!r} has no message in train/validation")
+    return labels.to_numpy(dtype=np.int64)
+
+
+def component_folds(
+    components: np.ndarray, labels: np.ndarray, n_folds: int, seed: int
+) -> np.ndarray:
+    """Fold of each unit: whole components bin-packed into `n_folds` folds (fewer, with a
+    warning, when fewer components hold a positive: every fold needs one).
+
+    Components holding a positive go first, most positives first, each to the fold with the
+    fewest positives (then the fewest units); then the others, largest first, to the fold with
+    the fewest units. Ties are broken by a seeded shuffle.
+
+    Raises:
+        CrossfitError: when fewer than 2 folds are asked for, or fewer than 2 components hold
+            a positive.
+    """
+    table = pd.DataFrame({"component": components, "positive": labels.astype(int), "units": 1})
+    per = table.groupby("component")[["positive", "units"]].sum()
+    n_positive_components = int((per["positive"] > 0).sum())
+    if n_folds < 2 or n_positive_components < 2:
+        raise CrossfitError(
+            f"model.cv.folds={n_folds}: cross-fitting needs at least 2 folds, each with a "
+            f"connected component that holds a positive; train + validation have "
+            f"{n_positive_components} such components. Set model.selection=holdout"
+        )
+    if n_positive_components < n_folds:
+        log.warning(
+            "model.cv.folds=%d: only %d connected components of train + validation hold a "
+            "positive; cross-fitting with %d folds",
+            n_folds,
+            n_positive_components,
+            n_positive_components,
+        )
+        n_folds = n_positive_components
+    order = np.random.default_rng(seed).permutation(len(per))
+    per = per.iloc[order].sort_values(["positive", "units"], ascending=False, kind="stable")
+    load = np.zeros((n_folds, 2), dtype=np.int64)  # positives, units
+    fold_of: dict[int, int] = {}
+    for component, positive, units in per.itertuples(name=None):
+        key = load[:, 0] * (1 << 32) + load[:, 1] if positive else load[:, 1]
+        fold = int(np.argmin(key))
+        fold_of[int(component)] = fold
+        load[fold] += (positive, units)
+    return np.array([fold_of[int(c)] for c in components], dtype=np.int64)
+
+
+def out_of_fold_scores(
+    inputs: ModelInput,
+    units: pd.DataFrame,
+    folds: np.ndarray,
+    fit: Callable[[pd.DataFrame, np.ndarray, int], Any],
+) -> np.ndarray:
+    """Raw score of every unit row from a model fitted without its fold.
+
+    Args:
+        inputs: the model's input reader.
+        units: the pooled unit rows.
+        folds: the fold of each unit row.
+        fit: ``fit(X, y, fold)`` returns a fitted estimator (with ``predict_proba``).
+    """
+    raw = np.full(len(units), np.nan)
+    for fold in range(int(folds.max()) + 1):
+        held = folds == fold
+        rows = inputs.input_rows_of(units[~held])
+        model = fit(
+            features_of(rows, inputs.kind),
+            rows[inputs.kind.label_column].to_numpy(dtype=bool),
+            fold,
+        )
+        raw[held] = inputs.scores_of(model, units[held])
+        log.info("crossfit fold %d/%d scored %d units", fold + 1, folds.max() + 1, held.sum())
+    return raw
+
+
+def pooled_units(inputs: ModelInput) -> pd.DataFrame:
+    """The unit rows of train + validation, each split checked to hold both classes."""
+    return pd.concat([inputs.unit_rows(split) for split in POOL], ignore_index=True)
+
+
+def crossfit(
+    ctx: StageContext,
+    inputs: ModelInput,
+    n_folds: int,
+    seed: int,
+    fit: Callable[[pd.DataFrame, np.ndarray, int], Any],
+) -> OutOfFold:
+    """Out-of-fold raw scores of every train + validation unit (see the module docstring)."""
+    units = pooled_units(inputs)
+    labels = units[inputs.unit.label_column].to_numpy(dtype=bool)
+    folds = component_folds(unit_components(ctx, inputs, units), labels, n_folds, seed)
+    return OutOfFold(units, folds, out_of_fold_scores(inputs, units, folds, fit))

@@ -1,0 +1,89 @@
+"""The card's headline table: test first, PAN-exact where it differs, cv or in-sample validation;
+the split shares and the train/test author overlap."""
+
+from __future__ import annotations
+
+from grooming_detect.reporting.model_card import headline_rows, split_shares
+from grooming_detect.reporting.summary import results_table
+
+TEST = {
+    "test/author/n": 100.0,
+    "test/author/n_positive": 10.0,
+    "test/author/precision": 0.8,
+    "test/author/recall": 0.8,
+    "test/author/f1": 0.8,
+    "test/author/f0_5": 0.8,
+    "test/author/pr_auc": 0.7,
+    "test/author/roc_auc": 0.9,
+    "validation/author/n": 50.0,
+    "validation/author/n_positive": 5.0,
+    "validation/author/precision": 1.0,
+    "validation/author/recall": 1.0,
+}
+
+
+def test_pan_scorer_row_leads_when_truth_ids_are_missing_from_the_test_table() -> None:
+    """Truth has 16 predators, 6 of them never speak in the test table: the PAN scorer's
+    recall is 8/16, the table's 8/10; the headline is the PAN scorer's."""
+    metrics = {
+        **TEST,
+        "test/author/pan_precision": 0.8,
+        "test/author/pan_recall": 0.5,
+        "test/author/pan_f1": 2 * 0.8 * 0.5 / 1.3,
+        "test/author/pan_f0_5": 1.25 * 0.8 * 0.5 / (0.25 * 0.8 + 0.5),
+    }
+    summary = {"metrics": metrics, "unit": "author", "threshold_fitted_on": "validation"}
+    rows = headline_rows(summary, {}).splitlines()
+    assert rows[0].startswith("| **test, PAN-2012 scorer (full truth file)** | n/a | n/a | 0.800")
+    assert "| 0.500 | 0.615 | 0.714 | n/a | n/a |" in rows[0]
+    assert rows[1].startswith("| test, authors in the test table only | 100 | 10 | 0.800 | 0.800")
+    assert rows[2].startswith("| validation (tuning set, in-sample) | 50 | 5 |")
+
+
+def test_crossfit_shows_the_cross_validated_row_and_hides_validation() -> None:
+    metrics = {
+        **TEST,
+        **{
+            f"test/author/pan_{k}": TEST[f"test/author/{k}"]
+            for k in ("precision", "recall", "f1", "f0_5")
+        },
+    }
+    fitted_on = "out-of-fold scores (5 grouped folds of train + validation)"
+    summary = {"metrics": metrics, "unit": "author", "threshold_fitted_on": fitted_on}
+    meta = {
+        "selection": {"method": "crossfit", "folds": 5},
+        "at_threshold": {"n": 500.0, "n_positive": 40.0, "precision": 0.9, "recall": 0.7},
+    }
+    rows = headline_rows(summary, meta).splitlines()
+    assert len(rows) == 2
+    assert rows[0].startswith("| test (equals the PAN-2012 scorer) | 100 | 10 |")
+    assert rows[1].startswith(
+        "| cross-validated (5 grouped folds of train + validation) | 500 | 40 | 0.900 | 0.700 |"
+    )
+    printed = results_table({**metrics, "cv/author/precision": 0.9}, 0.5, fitted_on)
+    assert "validation" not in printed.split("threshold")[0]
+    assert "\ncv " in printed and "validation is training data (not shown)" in printed
+
+
+def test_split_shares_and_author_overlap_are_stated() -> None:
+    manifest = {
+        "split": {
+            "validation": {
+                "share_conversations": 0.2,
+                "share_positives": 0.25,
+                "target_share": 0.2,
+                "tolerance": 0.1,
+                "largest_component": {"conversations": 30, "authors": 12, "positives": 1},
+                "override": None,
+            }
+        },
+        "author_overlap": {"authors": 7, "predators": 2, "share_of_test_authors": 0.05},
+    }
+    text = split_shares(manifest)
+    assert (
+        "- `validation` carving: 0.200 of the conversations and 0.250 of the positive "
+        "conversations (target 0.200, tolerance 0.100); largest connected component 30 "
+        "conversations, 12 authors, 1 positive; no author on both sides" in text
+    )
+    assert "Authors in both the training and the test files: 7 (2 predators; 0.050" in text
+    assert split_shares({}) == ""
