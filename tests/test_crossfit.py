@@ -128,3 +128,51 @@ def test_components_of_authors_follow_their_conversations(tiny_features) -> None
         .max()
         == 1
     )
+
+
+def test_line_threshold_is_tuned_on_messages_scored_by_models_that_never_saw_the_author(
+    tiny_features,
+) -> None:
+    """Problem 2 under crossfit: every named author's messages are scored by the fold model
+    fitted without that author, and the threshold is the F3 optimum of those scores against
+    the line truth of train + validation."""
+    from grooming_detect.models.baselines import make_tfidf_logreg
+    from grooming_detect.models.crossfit import line_threshold
+    from grooming_detect.models.decision import ScoreCalibrator, truth_flags, tune_line_threshold
+
+    cfg, ctx = tiny_features
+    inputs = model_input(cfg, ctx, "train")
+    trained_on: list[set[str]] = []
+    original_rows = inputs.input_rows_of
+
+    def spy_rows(units: pd.DataFrame) -> pd.DataFrame:
+        trained_on.append(set(units["author"]))
+        return original_rows(units)
+
+    inputs.input_rows_of = spy_rows  # type: ignore[method-assign]
+    oof = crossfit(ctx, inputs, 3, 11, lambda X, y, fold: make_tfidf_logreg(min_df=1).fit(X, y))
+    inputs.input_rows_of = original_rows  # type: ignore[method-assign]
+    y = oof.units["is_predator"].to_numpy(dtype=bool)
+    calibrator = ScoreCalibrator("sigmoid").fit(oof.raw, y)
+    named = calibrator.transform(oof.raw) >= np.quantile(calibrator.transform(oof.raw), 0.9)
+    scored: list[tuple[int, set[str], np.ndarray, pd.DataFrame]] = []
+    original_messages = inputs.message_raw_scores
+
+    def spy_messages(model, units: pd.DataFrame, messages: pd.DataFrame) -> np.ndarray:
+        raw = original_messages(model, units, messages)
+        scored.append((oof.models.index(model), set(messages["author"]), raw, messages))
+        return raw
+
+    inputs.message_raw_scores = spy_messages  # type: ignore[method-assign]
+    tuned = line_threshold(ctx, inputs, oof, named, calibrator.transform)
+    assert tuned is not None and scored
+    for fold, authors, _, _ in scored:
+        assert not authors & trained_on[fold], "a fold model scored an author it was fitted on"
+    # The threshold is the F3 optimum of exactly these scores against the pooled line truth.
+    candidates = pd.concat([m for *_, m in scored], ignore_index=True)
+    scores = calibrator.transform(np.concatenate([raw for _, _, raw, _ in scored]))
+    truth = pd.read_parquet(ctx.dataset_dir / "predator_lines.parquet")
+    truth = truth[truth["split"].isin(["train", "validation"])]
+    flags, missed = truth_flags(candidates, truth)
+    assert tuned["threshold"] == tune_line_threshold(flags, scores, missed)
+    assert tuned["truth_lines"] == len(truth[["conversation_id", "line"]].drop_duplicates())

@@ -30,7 +30,7 @@ from grooming_detect.evaluation.stage import (
     pan_all_lines_scores,
 )
 from grooming_detect.models.baselines import make_tfidf_logreg
-from grooming_detect.models.units import INPUTS, UNITS
+from grooming_detect.models.units import INPUTS, UNITS, ModelInput
 from grooming_detect.stage import StageContext, latest_dir
 from grooming_detect.validation import validate_config
 
@@ -205,7 +205,7 @@ def test_tuned_threshold_reads_validation_only() -> None:
         (StubScorer(reads_text=False), TRUTH, "never vary within an author"),
         (StubScorer(), TRUTH[TRUTH["conversation_id"].str.startswith("t")], "no line truth"),
         (StubScorer(), None, "no line truth"),
-        (StubScorer(), TRUTH, "validation message scores are in-sample"),
+        (StubScorer(), TRUTH, "no line truth to tune on out of fold"),
     ],
     ids=[
         "conversation-rows model",
@@ -219,11 +219,24 @@ def test_falls_back_to_all_lines_and_says_why(
     scorer: StubScorer, truth: pd.DataFrame | None, reason: str
 ) -> None:
     ev = _evaluation(scorer, truth=truth)
-    if "in-sample" in reason:  # a model refit on train + validation
+    if "out of fold" in reason:  # a model refit on train + validation, no tuned line threshold
         ev.meta["selection"] = {"method": "crossfit", "pool": ["train", "validation"]}
     decision = _line_decision(ev)
     assert decision.rule == "all_lines" and decision.threshold is None
     assert reason in decision.note and decision.note.startswith("fallback from scored")
+
+
+def test_crossfit_takes_the_threshold_tuned_out_of_fold_by_the_train_stage() -> None:
+    scorer = StubScorer()
+    ev = _evaluation(scorer)
+    ev.meta["selection"] = {
+        "method": "crossfit",
+        "pool": ["train", "validation"],
+        "line_threshold": {"threshold": 0.42, "fitted_on": "out-of-fold message scores"},
+    }
+    decision = _line_decision(ev)
+    assert decision == lines.LineDecision("scored", 0.42, "tuned on out-of-fold message scores")
+    assert scorer.splits_seen == []  # validation's in-sample scores are never read
 
 
 def test_fixed_threshold_and_all_lines_settings_are_kept() -> None:
@@ -278,9 +291,10 @@ def test_message_scores_are_the_model_on_each_message_alone() -> None:
         return predict(rows)
 
     model.predict_proba = counting_predict  # type: ignore[method-assign]
-    inputs = SimpleNamespace(
-        unit=UNITS["author"], aggregated=False, unit_rows=lambda split: docs[docs["split"] == split]
-    )
+    inputs = ModelInput.__new__(ModelInput)  # the views without files
+    inputs.unit = inputs.kind = UNITS["author"]
+    inputs.unit_view = inputs.input_view = docs
+    inputs.aggregate, inputs.stage = "max", "evaluate"
     scorer = _Scorer(model, ScoreCalibrator("none"), inputs)  # type: ignore[arg-type]
     messages = pd.DataFrame({"author": ["a", "a", "b"], "text": ["plan", "hello", "plan"]})
     scores = scorer.message_scores(messages, "validation")
@@ -294,8 +308,9 @@ def test_message_scores_are_the_model_on_each_message_alone() -> None:
 
 
 def test_default_run_reports_lines_beside_the_all_lines_baseline(default_run) -> None:
-    """The synthetic corpus, like PAN-2012, has line truth for test only: the tuned rule falls
-    back to all lines, says so, and the baseline equals the rule's measures."""
+    """The synthetic corpus, unlike PAN-2012, also has (unofficial) training line truth: the
+    default (crossfit) run tunes the line threshold out of fold, never on test, and reports the
+    scored lines beside the all-lines baseline."""
     cfg, result, client = default_run
     evaluate = next(
         r
@@ -311,14 +326,15 @@ def test_default_run_reports_lines_beside_the_all_lines_baseline(default_run) ->
         "pan_f3_all_lines",
     ):
         assert 0.0 <= metrics[f"test/line/{name}"] <= 1.0, name
-    assert "validation/line/f3" not in metrics and "evaluate/line_threshold" not in metrics
+    assert 0.0 <= metrics["validation/line/f3"] <= 1.0
     summary = json.loads(
         (latest_dir(cfg.paths.run_dir, "evaluation") / "evaluation.json").read_text()
     )
-    assert (summary["line_rule"], summary["line_threshold"]) == ("all_lines", None)
-    assert "validation split has no line truth" in summary["line_rule_note"]
-    assert metrics["test/line/f3"] == metrics["test/line/f3_all_lines"]
-    assert metrics["test/line/pan_f3"] == metrics["test/line/pan_f3_all_lines"]
+    assert summary["line_rule"] == "scored"
+    assert summary["line_threshold"] == metrics["evaluate/line_threshold"]
+    assert "out-of-fold message scores" in summary["line_rule_note"]
+    assert metrics["test/line/f3"] == metrics["test/line/pan_f3"]
+    assert metrics["test/line/f3_all_lines"] == metrics["test/line/pan_f3_all_lines"]
 
 
 def test_scored_lines_are_more_precise_than_all_lines(default_run, tmp_path: Path) -> None:

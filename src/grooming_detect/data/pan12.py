@@ -13,6 +13,12 @@ Quirks of the official files handled here:
 * ``<text/>`` can be empty (read as the empty string), text can hold newlines and ``\\r``;
 * author ids can carry padding spaces (stripped), id lists can have CRLF endings;
 * times are ``HH:MM`` only; ``line`` is 1-based.
+
+Beyond the official files, an optional training line truth (`TRAIN_PROBLEM2`) is read when it
+sits next to the training predator list: it is NOT part of the PAN-2012 release, which publishes
+Problem-2 line truth for the test corpus only. Real-corpus users do not have it; a team that
+annotated the predators' lines of the training corpus can supply one, and the synthetic
+generator writes one, so that a line threshold can be tuned without reading test.
 """
 
 from __future__ import annotations
@@ -44,11 +50,15 @@ TEST_DIR = "pan12-sexual-predator-identification-test-corpus-2012-05-21"
 TEST_XML = "pan12-sexual-predator-identification-test-corpus-2012-05-17.xml"
 TEST_PROBLEM1 = "pan12-sexual-predator-identification-groundtruth-problem1.txt"
 TEST_PROBLEM2 = "pan12-sexual-predator-identification-groundtruth-problem2.txt"
+#: NOT an official file: problem-2 line truth for the training corpus (``conversation_id<TAB>line``,
+#: as `TEST_PROBLEM2`), optional, beside the training predator list.
+TRAIN_PROBLEM2 = "pan12-sexual-predator-identification-training-corpus-lines-2012-05-01.txt"
 
 #: Where each official file may sit below ``data.root``: the official sub-folder, or flat.
 OFFICIAL_LOCATIONS: dict[str, tuple[str, ...]] = {
     TRAIN_XML: (TRAIN_DIR, ""),
     TRAIN_PREDATORS: (TRAIN_DIR, ""),
+    TRAIN_PROBLEM2: (TRAIN_DIR, ""),
     DIFF: (TRAIN_DIR, ""),
     TEST_XML: (TEST_DIR, ""),
     TEST_PROBLEM1: (TEST_DIR, ""),
@@ -73,12 +83,15 @@ class Pan12Files:
     test_problem1: Path | None = None
     test_problem2: Path | None = None
     diff: Path | None = None
+    #: The optional, unofficial training line truth (`TRAIN_PROBLEM2`).
+    train_problem2: Path | None = None
 
     def present(self) -> dict[str, Path]:
         """Official file name -> path, for the files that exist."""
         pairs = {
             TRAIN_XML: self.train_xml,
             TRAIN_PREDATORS: self.train_predators,
+            TRAIN_PROBLEM2: self.train_problem2,
             TEST_XML: self.test_xml,
             TEST_PROBLEM1: self.test_problem1,
             TEST_PROBLEM2: self.test_problem2,
@@ -97,7 +110,11 @@ def locate(root: Path, name: str) -> Path | None:
 
 
 def find_files(root: str | Path) -> Pan12Files:
-    """Resolve the official files below `root`; the training XML and predator list are required."""
+    """Resolve the official files below `root`; the training XML and predator list are required.
+
+    The unofficial training line truth (`TRAIN_PROBLEM2`) is looked for where the training
+    predator list may sit; it is optional, as are the test files and the diff.
+    """
     base = Path(root).expanduser()
     if not base.is_dir():
         raise FileNotFoundError(f"{base}: PAN-2012 data.root is not a directory")
@@ -120,6 +137,7 @@ def find_files(root: str | Path) -> Pan12Files:
         test_problem1=found[TEST_PROBLEM1],
         test_problem2=found[TEST_PROBLEM2],
         diff=found[DIFF],
+        train_problem2=found[TRAIN_PROBLEM2],
     )
 
 
@@ -405,6 +423,9 @@ class LoadReport:
 
     truth_ids_not_in_corpus: dict[str, list[str]] = field(default_factory=dict)
     truth_lines_not_in_corpus: int = 0
+    #: With the unofficial training line truth (`TRAIN_PROBLEM2`): see `read_training_lines`,
+    #: plus ``rows_in_filtered_conversations``; empty without the file.
+    training_line_truth: dict[str, Any] = field(default_factory=dict)
     diff_lines: int | None = None
     filtered: list[dict[str, Any]] = field(default_factory=list)
     #: With the VTPAN filter: per split (train, test), the ids it lists, how many the file holds,
@@ -415,6 +436,61 @@ class LoadReport:
     #: Authors of the training files who also speak in the test files (see
     #: `train_test_author_overlap`); empty without a test corpus.
     author_overlap: dict[str, Any] = field(default_factory=dict)
+
+
+LINE_KEYS = ["conversation_id", "line"]
+
+
+def read_training_lines(
+    path: Path, training: pd.DataFrame, assignment: dict[str, str]
+) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """The unofficial training line truth at `path` as ``predator_lines`` rows, each with its
+    conversation's split (``train`` or ``validation``), and an account of it for the report.
+
+    No row is dropped: as with the test line truth, a row whose (conversation, line) is not in
+    the training files is kept and counted; one whose conversation is absent keeps a null split.
+    Both are warned about and the absent conversations listed (the first 20).
+
+    Args:
+        path: the `TRAIN_PROBLEM2` file (``conversation_id<TAB>line`` a line).
+        training: the messages of the training files (``conversation_id``, ``line``).
+        assignment: conversation_id -> ``train`` or ``validation``, for every training one.
+
+    Returns:
+        The rows (conversation_id, line, split) and the account: ``file``, ``official``
+        (False), ``rows``, ``rows_by_split``, ``lines_not_in_corpus``,
+        ``conversations_not_in_corpus`` and ``conversations_not_in_corpus_first_20``.
+
+    Raises:
+        CorpusFormatError: a malformed line, naming `path` and the line number.
+    """
+    rows = pd.DataFrame(read_line_truth(path), columns=LINE_KEYS)
+    rows["split"] = rows["conversation_id"].map(assignment)
+    known = pd.MultiIndex.from_frame(training[LINE_KEYS])
+    not_in_corpus = int((~pd.MultiIndex.from_frame(rows[LINE_KEYS]).isin(known)).sum())
+    absent = sorted(set(rows.loc[rows["split"].isna(), "conversation_id"]))
+    account = {
+        "file": path.name,
+        "official": False,
+        "rows": len(rows),
+        "rows_by_split": {
+            split: int((rows["split"] == split).sum()) for split in ("train", "validation")
+        },
+        "lines_not_in_corpus": not_in_corpus,
+        "conversations_not_in_corpus": len(absent),
+        "conversations_not_in_corpus_first_20": absent[:20],
+    }
+    if not_in_corpus:
+        log.warning(
+            "%s: %d of its %d lines are not in the training files, %d of them in %d "
+            "conversation(s) that are not (kept, with no split; listed in the manifest)",
+            path,
+            not_in_corpus,
+            len(rows),
+            int(rows["split"].isna().sum()),
+            len(absent),
+        )
+    return rows, account
 
 
 def keep_vtpan(
@@ -481,6 +557,9 @@ def load_corpus(
     positive when an author of it is in that file's predator list; problem-2 line truth (an
     author task) is not read. `split_settings` (tolerance, override) shape the validation carve
     (`carve_validation`); its report and the train/test author overlap go into the report.
+    ``predator_lines`` holds the test line truth (split ``test``) and, when `files` has the
+    unofficial training line truth, its rows with their conversation's split
+    (`read_training_lines`; accounted for in `LoadReport.training_line_truth`).
 
     Raises:
         ValueError: ``filters.vtpan`` combined with a rule filter.
@@ -510,7 +589,12 @@ def load_corpus(
     frames = [train]
     predators = {"train": train_predators, "validation": train_predators}
     labels = conversation_labels_of(train, train_predators) if use_vtpan else {}
-    predator_lines = None
+    line_frames: list[pd.DataFrame] = []
+    if files.train_problem2 is not None and not use_vtpan:  # line truth is per author
+        rows, report.training_line_truth = read_training_lines(
+            files.train_problem2, train, assignment
+        )
+        line_frames.append(rows)
     if files.test_xml is not None and files.test_problem1 is not None:
         test = _messages_frame(parse_messages(files.test_xml, show_progress), "test")
         shared = sorted(train_ids & set(test["conversation_id"]))
@@ -527,13 +611,12 @@ def load_corpus(
             labels.update(conversation_labels_of(test, test_predators))
         frames.append(test)
         if files.test_problem2 is not None and not use_vtpan:  # line truth is per author
-            predator_lines = pd.DataFrame(
-                read_line_truth(files.test_problem2), columns=["conversation_id", "line"]
-            )
-            known = test.set_index(["conversation_id", "line"]).index
+            test_lines = pd.DataFrame(read_line_truth(files.test_problem2), columns=LINE_KEYS)
+            known = test.set_index(LINE_KEYS).index
             report.truth_lines_not_in_corpus = int(
-                (~pd.MultiIndex.from_frame(predator_lines).isin(known)).sum()
+                (~pd.MultiIndex.from_frame(test_lines).isin(known)).sum()
             )
+            line_frames.append(test_lines.assign(split="test"))
     if files.diff is not None:
         report.diff_lines = sum(1 for line in _read_lines(files.diff) if line.strip())
     for split, missing in report.truth_ids_not_in_corpus.items():
@@ -549,10 +632,29 @@ def load_corpus(
         messages, report.filtered = apply_filters(
             messages, set().union(*predators.values()), filters
         )
+    predator_lines = pd.concat(line_frames, ignore_index=True) if line_frames else None
+    if report.training_line_truth and predator_lines is not None:
+        report.training_line_truth["rows_in_filtered_conversations"] = _rows_filtered_out(
+            predator_lines, messages
+        )
     report.author_overlap = train_test_author_overlap(messages, set().union(*predators.values()))
     if use_vtpan:
         return build_tables(messages, conversation_labels=labels), report
     return build_tables(messages, predators, predator_lines), report
+
+
+def _rows_filtered_out(predator_lines: pd.DataFrame, messages: pd.DataFrame) -> int:
+    """Training line-truth rows (train, validation) whose conversation the filters removed;
+    they stay in ``predator_lines``, counted (and warned about) here."""
+    training = predator_lines["split"].isin(["train", "validation"])
+    removed = training & ~predator_lines["conversation_id"].isin(set(messages["conversation_id"]))
+    if removed.any():
+        log.warning(
+            "%d training line-truth row(s) are in conversations the filters removed (kept in "
+            "predator_lines, counted in the manifest)",
+            int(removed.sum()),
+        )
+    return int(removed.sum())
 
 
 def train_test_author_overlap(messages: pd.DataFrame, predators: set[str]) -> dict[str, Any]:

@@ -4,7 +4,9 @@
   time (str ``HH:MM`` or null), text (str, fully unescaped; ``""`` for empty text), split (str)
 * ``conversations``: conversation_id, split, n_messages, n_authors, has_predator (bool)
 * ``authors``: author, split, n_conversations, n_messages, is_predator (bool)
-* ``predator_lines`` (when problem-2 truth exists): conversation_id, line
+* ``predator_lines`` (when problem-2 truth exists): conversation_id, line, split (the split of
+  the conversation: ``test`` for the official test truth; ``train`` or ``validation`` for the
+  optional, unofficial training line truth, null for a row whose conversation is not in it)
 
 Splits are ``train``, ``validation`` and ``test``.
 """
@@ -19,7 +21,7 @@ import pandas as pd
 from grooming_detect.io import write_parquet
 
 #: Bumped whenever the tables' content or schema changes (invalidates caches).
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 SPLITS: tuple[str, ...] = ("train", "validation", "test")
 
 COLUMNS: dict[str, dict[str, str]] = {
@@ -45,7 +47,7 @@ COLUMNS: dict[str, dict[str, str]] = {
         "n_messages": "int64",
         "is_predator": "bool",
     },
-    "predator_lines": {"conversation_id": "str", "line": "int64"},
+    "predator_lines": {"conversation_id": "str", "line": "int64", "split": "str"},
 }
 
 
@@ -122,7 +124,7 @@ def build_tables(
     Args:
         messages: the messages table (split already assigned).
         predators: split -> the ids its ground truth labels predators (author-level labels).
-        predator_lines: problem-2 line truth, when it exists.
+        predator_lines: problem-2 line truth (conversation_id, line, split), when it exists.
         conversation_labels: conversation_id -> label, for data labelled only at conversation
             level; authors' ``is_predator`` is then unknown (null), never guessed.
     """

@@ -200,6 +200,8 @@ def load_tables(cfg: DictConfig) -> tuple[Tables, dict[str, Any]]:
         "split_method": VTPAN_SPLIT_METHOD if filters.vtpan else PAN_SPLIT_METHOD,
         "truth_ids_not_in_corpus": pan_report.truth_ids_not_in_corpus,
         "truth_lines_not_in_corpus": pan_report.truth_lines_not_in_corpus,
+        # The unofficial training line truth (pan12.TRAIN_PROBLEM2), None without it.
+        "training_line_truth": pan_report.training_line_truth or None,
         "diff_lines_metadata_only": pan_report.diff_lines,
         "filters_removed": pan_report.filtered,
         "split": pan_report.split,

@@ -30,6 +30,11 @@ variation (typos, casing, elongations, emoticons, abbreviations) and new author 
 vocabulary keeps growing as real chat does. The official files' quirks are reproduced:
 double-escaped entities, ``<email/>``, empty ``<text/>``, multi-line text, padded author ids,
 CRLF id lists, times wrapping past midnight.
+
+Problem-2 line truth is written for both corpora by one rule: the marker lines the generator
+injected into a predator's own messages, for the predators the truth file lists
+(`SplitTruth.marker_lines`). The test one is the official `pan12.TEST_PROBLEM2`; the training
+one is `pan12.TRAIN_PROBLEM2`, a file the real PAN-2012 release does not have.
 """
 
 from __future__ import annotations
@@ -50,7 +55,7 @@ from grooming_detect.progress import track
 COMPLETE_FILE = "generator.json"
 
 #: Bumped whenever the generator's output changes for the same settings (invalidates caches).
-GENERATOR_VERSION = 4
+GENERATOR_VERSION = 5
 
 
 def _config_defaults() -> dict[str, Any]:
@@ -976,9 +981,15 @@ class SplitTruth:
     n_messages: int
     predators: list[str]
     labelled_predators: list[str]
+    #: Problem-2 truth lines: the injected marker lines of the predators in the truth file.
     marker_lines: list[tuple[str, int]]
     victims: list[str]
     hard_negative_authors: list[str]
+
+
+def _write_line_truth(path: Path, truth: SplitTruth) -> None:
+    """Problem-2 line truth (``conversation_id<TAB>line``): the split's `marker_lines`."""
+    _write_lines(path, (f"{cid}\t{line}" for cid, line in truth.marker_lines), "\n")
 
 
 def _generate_split(
@@ -1078,14 +1089,11 @@ def generate_corpus(out_dir: str | Path, settings: GeneratorSettings) -> dict[st
         if split == "train":
             _write_xml(train_dir / pan12.TRAIN_XML, conversations, settings.quirk_rate, quirk_rng)
             _write_lines(train_dir / pan12.TRAIN_PREDATORS, truth.labelled_predators, "\r\n")
+            _write_line_truth(train_dir / pan12.TRAIN_PROBLEM2, truth)
         else:
             _write_xml(test_dir / pan12.TEST_XML, conversations, settings.quirk_rate, quirk_rng)
             _write_lines(test_dir / pan12.TEST_PROBLEM1, truth.labelled_predators, "\r\n")
-            _write_lines(
-                test_dir / pan12.TEST_PROBLEM2,
-                (f"{cid}\t{line}" for cid, line in truth.marker_lines),
-                "\n",
-            )
+            _write_line_truth(test_dir / pan12.TEST_PROBLEM2, truth)
         truths[split] = truth
     # Written last: a folder without it is an interrupted generation, never reused.
     write_text(

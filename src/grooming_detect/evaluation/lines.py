@@ -27,6 +27,24 @@ import pandas as pd
 
 from grooming_detect.evaluation.metrics import set_scores
 
+# Fitted with the model under crossfit, so they live with the decisions; importable from here.
+from grooming_detect.models.decision import truth_flags, tune_line_threshold
+
+__all__ = [
+    "LINE_MEASURES",
+    "LINE_RULES",
+    "TUNED",
+    "LineDecision",
+    "as_lines",
+    "candidate_messages",
+    "line_scores",
+    "parse_line_threshold",
+    "predicted_lines",
+    "submission_text",
+    "truth_flags",
+    "tune_line_threshold",
+]
+
 LINE_RULES = ("all_lines", "scored")
 #: ``evaluate.line_threshold`` value that tunes the threshold on validation's line truth.
 TUNED = "tuned"
@@ -101,52 +119,6 @@ def line_scores(predicted: pd.DataFrame, truth: pd.DataFrame) -> dict[str, float
         truth[["conversation_id", "line"]].itertuples(index=False, name=None),
     )
     return {name: scores[name] for name in LINE_MEASURES}
-
-
-def truth_flags(candidates: pd.DataFrame, truth: pd.DataFrame) -> tuple[np.ndarray, int]:
-    """Whether each candidate message is a truth line, and how many truth lines are not
-    among the candidates (misses whatever the threshold)."""
-    keys = ["conversation_id", "line"]
-    truth_index = pd.MultiIndex.from_frame(truth[keys].drop_duplicates())
-    flags = pd.MultiIndex.from_frame(candidates[keys]).isin(truth_index)
-    return flags, int(len(truth_index) - int(flags.sum()))
-
-
-def tune_line_threshold(y_true: np.ndarray, scores: np.ndarray, missed: int = 0) -> float:
-    """The message-score threshold that maximises F3 of the lines it selects.
-
-    Parameters
-    ----------
-    y_true
-        Whether each candidate message is a truth line.
-    scores
-        Each candidate's score; the candidate thresholds are these scores.
-    missed
-        Truth lines that are not among the candidates: misses at every threshold (they count
-        in recall's denominator).
-
-    Returns
-    -------
-    float
-        The best threshold; ties go to the higher threshold (fewer lines).
-
-    Raises
-    ------
-    ValueError
-        When there is no candidate, or `y_true` and `scores` differ in length.
-    """
-    y_true, scores = np.asarray(y_true, dtype=bool), np.asarray(scores, dtype=float)
-    if len(y_true) != len(scores) or not len(scores):
-        raise ValueError(f"{len(y_true)} labels and {len(scores)} scores: expected equal, > 0")
-    order = np.argsort(-scores, kind="stable")
-    descending, hits = scores[order], np.cumsum(y_true[order])
-    # The last position of each distinct score: selecting scores >= it selects 0..position.
-    last = np.flatnonzero(np.append(descending[1:] != descending[:-1], True))
-    n_truth = int(y_true.sum()) + int(missed)
-    # F3 = 10·P·R / (9·P + R) = 10·hits / (9·truth lines + selected lines): exact ratios, so
-    # equal F3 values compare equal and ties go to the first (highest) threshold.
-    f3 = 10.0 * hits[last] / (9.0 * n_truth + last + 1)
-    return float(descending[last[int(np.argmax(f3))]])
 
 
 def submission_text(lines: pd.DataFrame) -> str:

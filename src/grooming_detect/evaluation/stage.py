@@ -118,16 +118,10 @@ class _Scorer:
         return features_of(rows, unit).set_index(rows[unit.id_column].to_numpy())
 
     def message_scores(self, messages: pd.DataFrame, split: str) -> np.ndarray:
-        """Each message scored alone, as a document with its author's features (author inputs)."""
-        if self.inputs.aggregated:
-            raise ValueError(
-                "evaluate.line_rule=scored needs a model that reads author documents; "
-                f"this model reads {self.inputs.kind.name} rows"
-            )
-        base = self.unit_inputs(split)
-        rows = base.reindex(messages["author"].to_numpy()).reset_index(drop=True)
-        rows["text"] = messages["text"].to_numpy()
-        return self.calibrated(rows) if len(rows) else np.array([])
+        """Each message scored alone, as a document with its author's features (author inputs),
+        calibrated."""
+        raw = self.inputs.message_raw_scores(self.model, self.inputs.unit_rows(split), messages)
+        return self.calibrator.transform(raw) if len(raw) else raw
 
 
 def _explain(
@@ -392,17 +386,26 @@ def _line_decision(ev: _Evaluation) -> lines.LineDecision:
 def _tuned_line_decision(ev: _Evaluation) -> lines.LineDecision:
     """The scored rule with the threshold that maximises F3 on validation's line truth, among
     the messages of the authors named on validation; the test split is never read here."""
+    selection = ev.meta.get("selection") or {}
+    if "validation" in selection.get("pool", []):
+        # Crossfit: tuned by the train stage on out-of-fold message scores, or not at all
+        # (validation's own message scores are in-sample for the refit model).
+        tuned = selection.get("line_threshold")
+        if tuned is None:
+            return _line_fallback(
+                "the model was refit on train + validation (model.selection=crossfit) and "
+                "train + validation have no line truth to tune on out of fold (PAN-2012 "
+                "publishes line truth for its test corpus only)"
+            )
+        note = f"tuned on {tuned['fitted_on']}"
+        log.info("Problem 2 lines: threshold %.4f %s", tuned["threshold"], note)
+        return lines.LineDecision("scored", float(tuned["threshold"]), note)
     messages = ev.messages[ev.messages["split"] == "validation"]
     truth = _split_line_truth(ev, messages)
     if truth is None or truth.empty:
         return _line_fallback(
             "the validation split has no line truth to tune evaluate.line_threshold on "
             "(PAN-2012 publishes line truth for its test corpus only)"
-        )
-    if "validation" in (ev.meta.get("selection") or {}).get("pool", []):
-        return _line_fallback(
-            "the model was refit on train + validation (model.selection=crossfit), so its "
-            "validation message scores are in-sample"
         )
     candidates = lines.candidate_messages(messages, _named_authors(ev, "validation"))
     if candidates.empty:
@@ -533,6 +536,11 @@ def run_evaluate(cfg: DictConfig, ctx: StageContext) -> StageResult:
         ev.line_decision = _line_decision(ev)
         if ev.line_decision.threshold is not None:
             ev.metrics["evaluate/line_threshold"] = ev.line_decision.threshold
+    # The decisions' cross-validated measures (crossfit), beside the splits' own.
+    if (ev.meta.get("selection") or {}).get("method") == "crossfit":
+        ev.metrics.update(
+            {f"cv/{ev.unit.name}/{k}": float(v) for k, v in ev.meta["at_threshold"].items()}
+        )
     for split in map(str, cfg.evaluate.splits):
         _evaluate_split(ev, split)
     if cfg.evaluate.get("shortcut_baseline", True):

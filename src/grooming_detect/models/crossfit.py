@@ -26,6 +26,7 @@ import pandas as pd
 
 from grooming_detect.data.schema import read_table
 from grooming_detect.data.splits import conversation_components
+from grooming_detect.models.decision import f_beta, truth_flags, tune_line_threshold
 from grooming_detect.models.units import ModelInput, features_of
 from grooming_detect.stage import StageContext
 
@@ -47,6 +48,8 @@ class OutOfFold:
     units: pd.DataFrame
     folds: np.ndarray
     raw: np.ndarray
+    #: The fold models (model k never saw fold k), for out-of-fold scores of anything else.
+    models: list[Any]
 
     def fold_sizes(self, label_column: str) -> list[dict[str, int]]:
         """Units and positives per fold, for the record."""
@@ -123,8 +126,8 @@ def out_of_fold_scores(
     units: pd.DataFrame,
     folds: np.ndarray,
     fit: Callable[[pd.DataFrame, np.ndarray, int], Any],
-) -> np.ndarray:
-    """Raw score of every unit row from a model fitted without its fold.
+) -> tuple[np.ndarray, list[Any]]:
+    """Raw score of every unit row from a model fitted without its fold, and the fold models.
 
     Args:
         inputs: the model's input reader.
@@ -133,6 +136,7 @@ def out_of_fold_scores(
         fit: ``fit(X, y, fold)`` returns a fitted estimator (with ``predict_proba``).
     """
     raw = np.full(len(units), np.nan)
+    models = []
     for fold in range(int(folds.max()) + 1):
         held = folds == fold
         rows = inputs.input_rows_of(units[~held])
@@ -142,8 +146,9 @@ def out_of_fold_scores(
             fold,
         )
         raw[held] = inputs.scores_of(model, units[held])
+        models.append(model)
         log.info("crossfit fold %d/%d scored %d units", fold + 1, folds.max() + 1, held.sum())
-    return raw
+    return raw, models
 
 
 def pooled_units(inputs: ModelInput) -> pd.DataFrame:
@@ -162,4 +167,62 @@ def crossfit(
     units = pooled_units(inputs)
     labels = units[inputs.unit.label_column].to_numpy(dtype=bool)
     folds = component_folds(unit_components(ctx, inputs, units), labels, n_folds, seed)
-    return OutOfFold(units, folds, out_of_fold_scores(inputs, units, folds, fit))
+    raw, models = out_of_fold_scores(inputs, units, folds, fit)
+    return OutOfFold(units, folds, raw, models)
+
+
+def line_threshold(
+    ctx: StageContext, inputs: ModelInput, oof: OutOfFold, named: np.ndarray, calibrate: Any
+) -> dict[str, Any] | None:
+    """PAN-2012 Problem 2's message-score threshold, tuned for F3 on out-of-fold scores: each
+    named author's messages are scored alone by the fold model that never saw the author, and
+    compared with the line truth of train + validation. None (with the reason logged) where
+    the model cannot score a message or there is no line truth outside test.
+
+    Args:
+        named: whether each pooled unit is named at the decision threshold (out of fold).
+        calibrate: the fitted calibrator's ``transform``.
+    """
+    if inputs.aggregated or inputs.unit.name != "author":
+        return None
+    truth_path = ctx.dataset_dir / "predator_lines.parquet"
+    columns = ["conversation_id", "author", "line", "text", "split"]
+    messages = read_table(ctx.dataset_dir, "messages", columns=columns)
+    messages = messages[messages["split"].isin(POOL)]
+    truth = pd.read_parquet(truth_path) if truth_path.is_file() else pd.DataFrame()
+    if not truth.empty:
+        truth = truth[truth["conversation_id"].isin(set(messages["conversation_id"]))]
+    if truth.empty:
+        log.info("Problem 2 lines: no line truth in train + validation; nothing to tune on")
+        return None
+    fold_of = pd.Series(oof.folds[named], index=oof.units.loc[named, "author"].to_numpy())
+    candidates = messages[messages["author"].isin(fold_of.index)].reset_index(drop=True)
+    if candidates.empty:
+        return None
+    candidate_folds = candidates["author"].map(fold_of).to_numpy()
+    raw = np.empty(len(candidates))
+    for fold, model in enumerate(oof.models):
+        here = candidate_folds == fold
+        if here.any():
+            raw[here] = inputs.message_raw_scores(model, oof.units, candidates[here])
+    scores = calibrate(raw)
+    if not (pd.Series(scores).groupby(candidates["author"].to_numpy()).nunique() > 1).any():
+        log.info("Problem 2 lines: message scores never vary within an author; not tuned")
+        return None
+    y_true, missed = truth_flags(candidates, truth)
+    threshold = tune_line_threshold(y_true, scores, missed)
+    selected = scores >= threshold
+    n_truth = int(y_true.sum()) + missed
+    return {
+        "threshold": threshold,
+        "fitted_on": f"out-of-fold message scores of the {int(named.sum())} authors named out "
+        f"of fold, against {n_truth} truth lines of train + validation",
+        "candidates": len(candidates),
+        "truth_lines": n_truth,
+        "missed": missed,
+        "f3": f_beta(
+            float(y_true[selected].sum() / max(selected.sum(), 1)),
+            float(y_true[selected].sum() / n_truth),
+            3.0,
+        ),
+    }

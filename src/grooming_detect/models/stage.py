@@ -21,7 +21,7 @@ from omegaconf import DictConfig, OmegaConf
 from grooming_detect import tracking
 from grooming_detect.config import to_dict
 from grooming_detect.io import read_json
-from grooming_detect.models.crossfit import POOL, crossfit
+from grooming_detect.models.crossfit import POOL, crossfit, line_threshold
 from grooming_detect.models.decision import (
     ScoreCalibrator,
     ranking_scores,
@@ -271,7 +271,13 @@ def _decide_crossfit(cfg: DictConfig, ctx: StageContext, inputs: ModelInput) -> 
         "fold_sizes": oof.fold_sizes(inputs.unit.label_column),
     }
     fitted_on = f"out-of-fold scores ({folds_used} grouped folds of train + validation)"
-    return _decisions(cfg, oof.raw, y, fitted_on, selection)
+    decisions = _decisions(cfg, oof.raw, y, fitted_on, selection)
+    named = decisions.calibrator.transform(oof.raw) >= decisions.threshold
+    lines = line_threshold(ctx, inputs, oof, named, decisions.calibrator.transform)
+    if lines is not None:
+        selection["line_threshold"] = lines
+        log.info("Problem 2 line threshold %.4f (%s)", lines["threshold"], lines["fitted_on"])
+    return decisions
 
 
 def _metadata(

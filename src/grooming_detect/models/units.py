@@ -182,6 +182,27 @@ class ModelInput:
         ids = units[self.unit.id_column]
         return self.input_view[self.input_view[self.unit.id_column].isin(ids)]
 
+    def message_raw_scores(
+        self, model: object, units: pd.DataFrame, messages: pd.DataFrame
+    ) -> np.ndarray:
+        """Each message scored alone, as its author's document (the author's other features
+        kept): PAN-2012 Problem 2's per-line score. `units` must hold every message's author.
+
+        Raises:
+            ValueError: for a model that does not read author documents.
+        """
+        if self.aggregated or self.unit.name != "author":
+            raise ValueError(
+                "scoring single messages needs a model that reads author documents; this "
+                f"model reads {self.kind.name} rows"
+            )
+        base = features_of(units, self.unit).set_index(units[self.unit.id_column].to_numpy())
+        rows = base.reindex(messages["author"].to_numpy()).reset_index(drop=True)
+        rows["text"] = messages["text"].to_numpy()
+        if not len(rows):
+            return np.array([])
+        return model.predict_proba(rows)[:, 1]  # type: ignore[attr-defined]
+
     def scores_of(self, model: object, units: pd.DataFrame) -> np.ndarray:
         """Uncalibrated scores of the given unit rows, in their order."""
         if not self.aggregated:

@@ -167,7 +167,36 @@ def calibration_rows(metrics: dict[str, float], unit: str, splits: list[str]) ->
     )
 
 
-def _other_levels(metrics: dict[str, float], unit: str) -> str:
+def problem2_text(summary: dict[str, Any]) -> str:
+    """PAN-2012 Problem 2 on `test`: the rule the run applied (and where its threshold came
+    from, or why it fell back) beside the all-lines baseline."""
+    metrics = summary["metrics"]
+    if "test/line/f3" not in metrics:
+        return ""
+    rule, threshold = summary.get("line_rule"), summary.get("line_threshold")
+    applied = (
+        f"lines whose own score reaches {threshold:.4f}"
+        if rule == "scored" and threshold is not None
+        else "every line of each named author"
+    )
+    note = summary.get("line_rule_note")
+    text = (
+        f"PAN-2012 Problem 2 (lines) on `test`, {applied}"
+        + (f" ({note})" if note else "")
+        + f": precision {fmt(metrics['test/line/precision'])}, recall "
+        f"{fmt(metrics['test/line/recall'])}, F3 {fmt(metrics['test/line/f3'])}."
+    )
+    if "test/line/f3_all_lines" in metrics and rule == "scored":
+        text += (
+            " The trivial baseline, every line of each named author, scores precision "
+            f"{fmt(metrics['test/line/precision_all_lines'])}, recall "
+            f"{fmt(metrics['test/line/recall_all_lines'])}, F3 "
+            f"{fmt(metrics['test/line/f3_all_lines'])}: it measures author detection only."
+        )
+    return text
+
+
+def _other_levels(metrics: dict[str, float], unit: str, problem2: str = "") -> str:
     if unit != "author":
         return ""
     lines = []
@@ -178,12 +207,8 @@ def _other_levels(metrics: dict[str, float], unit: str) -> str:
             f"{fmt(metrics['test/conversation/recall'])}, PR-AUC "
             f"{fmt(metrics['test/conversation/pr_auc'])}."
         )
-    if "test/line/f3" in metrics:
-        lines.append(
-            "PAN-2012 Problem 2 (lines) on `test`: precision "
-            f"{fmt(metrics['test/line/precision'])}, recall {fmt(metrics['test/line/recall'])}, "
-            f"F3 {fmt(metrics['test/line/f3'])}."
-        )
+    if problem2:
+        lines.append(problem2)
     return ("\n" + "\n".join(lines) + "\n") if lines else ""
 
 
@@ -520,7 +545,7 @@ def render_model_card(
         p_at_r90=fmt(metrics.get(f"test/{unit}/precision_at_recall_0_9")),
         r_at_fpr=fmt(metrics.get(f"test/{unit}/recall_at_fpr_1e-3")),
         alerts=fmt(metrics.get(f"test/{unit}/alerts_per_10k")),
-        other_levels=_other_levels(metrics, unit),
+        other_levels=_other_levels(metrics, unit, problem2_text(summary)),
         shortcut_baseline=shortcut_baseline_text(metrics, unit),
         data_description=_data_description(manifest),
         count_rows="\n".join(
