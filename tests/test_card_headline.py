@@ -58,7 +58,8 @@ def test_crossfit_shows_the_cross_validated_row_and_hides_validation() -> None:
     assert len(rows) == 2
     assert rows[0].startswith("| test (equals the PAN-2012 scorer) | 100 | 10 |")
     assert rows[1].startswith(
-        "| cross-validated (5 grouped folds of train + validation) | 500 | 40 | 0.900 | 0.700 |"
+        "| cross-validated scores, threshold and calibrator fitted on them (5 grouped folds of "
+        "train + validation) | 500 | 40 | 0.900 | 0.700 |"
     )
     printed = results_table({**metrics, "cv/author/precision": 0.9}, 0.5, fitted_on)
     assert "validation" not in printed.split("threshold")[0]

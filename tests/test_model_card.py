@@ -37,9 +37,22 @@ def test_card_numbers_equal_the_named_mlflow_run(default_run, card: str) -> None
     assert run.data.tags["mlflow.parentRunId"] == result.run_id
     assert f"pipeline run `{result.run_id}`" in card
     metrics = run.data.metrics
-    rows = re.findall(r"^\| (validation|test) \| (\d+) \| (\d+) \| (.+) \|$", card, re.MULTILINE)
-    headline = [row for row in rows if "[" in row[3]]
-    assert [row[0] for row in headline] == ["validation", "test"]
+    rows = re.findall(
+        r"^\| (test \([^|]*|cross-validated[^|]*) \| (\d+) \| (\d+) \| (.+) \|$", card, re.MULTILINE
+    )
+    # Test leads (it equals the PAN scorer on this corpus); under crossfit the decisions'
+    # cross-validated row follows, and validation (training data) has no row.
+    assert [row[0] for row in rows] == [
+        "test (equals the PAN-2012 scorer)",
+        "cross-validated scores, threshold and calibrator fitted on them (5 grouped folds of "
+        "train + validation)",
+    ]
+    cv_cells = [cell.strip() for cell in rows[1][3].split("|")]
+    for name, cell in zip(("precision", "recall", "f1", "f0_5"), cv_cells, strict=False):
+        assert float(cell) == pytest.approx(metrics[f"cv/author/{name}"], abs=5e-4), name
+    assert int(rows[1][1]) == metrics["cv/author/n"]
+    headline = [("test", *row[1:]) for row in rows if "[" in row[3]]
+    assert len(headline) == 1
     for split, n, positives, rest in headline:
         assert int(n) == metrics[f"{split}/author/n"]
         assert int(positives) == metrics[f"{split}/author/n_positive"]
@@ -113,7 +126,8 @@ def test_card_sets_the_model_beside_the_metadata_only_baseline(default_run, card
     _, result, _ = default_run
     metrics = result.stages["evaluate"].metrics
     baseline = metrics["test/author/pr_auc_metadata_only"]
-    assert 0.0 <= baseline <= 1.0 and "validation/author/pr_auc_metadata_only" in metrics
+    # Under crossfit validation is training data: the baseline is scored on test only.
+    assert 0.0 <= baseline <= 1.0 and "validation/author/pr_auc_metadata_only" not in metrics
     assert (
         f"reaches PR-AUC {baseline:.3f} (chance: the positive rate, "
         f"{metrics['test/author/positive_rate']:.3f}), against "

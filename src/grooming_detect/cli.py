@@ -16,7 +16,9 @@ from grooming_detect import pipeline, tracking
 from grooming_detect.config import ConfigError, config_dir
 from grooming_detect.data.chitchat import ChitchatUnavailableError
 from grooming_detect.data.pan12 import CorpusFormatError
+from grooming_detect.data.splits import SplitError
 from grooming_detect.io import read_json
+from grooming_detect.models.crossfit import CrossfitError
 from grooming_detect.models.persistence import UntrustedModelError
 from grooming_detect.reporting.summary import results_table
 from grooming_detect.stage import InputMismatchError
@@ -32,6 +34,8 @@ EXPECTED_ERRORS = (
     UntrustedModelError,
     ChitchatUnavailableError,
     InputMismatchError,
+    SplitError,
+    CrossfitError,
 )
 
 # Libraries whose INFO chatter hides what the pipeline itself says.

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import logging
 import math
+import time
 from pathlib import Path
 from typing import Any
 
@@ -62,6 +63,29 @@ def job_record(cfg: DictConfig, run_id: str, metrics: dict[str, float]) -> dict[
     }
 
 
+def what_varies(config: dict[str, Any]) -> str:
+    """What a seed moves in this configuration, in words for the summary and the card."""
+    crossfit = (config.get("model") or {}).get("selection") == "crossfit"
+    data = config.get("data") or {}
+    fixed = {
+        "synthetic": "the corpus (corpus_seed) and its test split stay fixed",
+        "pan12": "the official test corpus stays fixed",
+        "chatlog": "the test split stays fixed only if the log has a split column (otherwise it "
+        "is re-carved too)",
+    }.get(str(data.get("source")), "the test split stays fixed")
+    if crossfit:
+        return (
+            "each seed re-assigns the cross-fitting folds (so the calibrator and the threshold) "
+            "and the model's and the bootstrap's seeds; the final model is refit on all of "
+            "train + validation whatever the seed, so the spread measures how stable the "
+            f"decisions are, not how much another training sample would change the model; {fixed}"
+        )
+    return (
+        "each seed re-carves validation (so the training set, the calibrator and the "
+        f"threshold) and reseeds the model and the bootstrap; {fixed}"
+    )
+
+
 def summarize(records: list[dict[str, Any]]) -> dict[str, Any]:
     """Mean, sample sd (ddof 1), min and max of every measure finite in every record."""
     if not records:
@@ -83,8 +107,7 @@ def summarize(records: list[dict[str, Any]]) -> dict[str, Any]:
         "n_runs": len(records),
         "seeds": [r["seed"] for r in records],
         "run_ids": [r["run_id"] for r in records],
-        "varies": "each seed re-carves validation, re-assigns the folds, refits the model and "
-        "reseeds the bootstrap; the corpus and its test split stay fixed",
+        "varies": what_varies(records[0]["config"]),
         "measures": measures,
     }
 
@@ -120,6 +143,16 @@ def summary_markdown(summary: dict[str, Any], unit: str) -> str:
 class SeedsSummary(Callback):
     """Hydra callback of ``experiment=seeds`` (see the module docstring)."""
 
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        launcher = str(config.hydra.launcher.get("_target_", ""))
+        if "joblib" in launcher.lower():
+            raise ValueError(
+                "experiment=seeds: the jobs share the dataset folder and rebuild it per seed; "
+                "run them one after another (the default launcher), not with hydra/launcher="
+                "joblib"
+            )
+        self._started = time.time()
+
     def on_job_end(self, config: DictConfig, job_return: JobReturn, **kwargs: Any) -> None:
         if job_return.status != JobStatus.COMPLETED or not job_return.return_value:
             return
@@ -128,7 +161,12 @@ class SeedsSummary(Callback):
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         sweep = Path(str(config.hydra.sweep.dir))
-        records = [read_json(path) for path in sorted(sweep.glob(f"*/{JOB_RECORD}"))]
+        started = getattr(self, "_started", 0.0)
+        records = [
+            read_json(path)
+            for path in sorted(sweep.glob(f"*/{JOB_RECORD}"))
+            if path.stat().st_mtime >= started  # not a record of an earlier sweep here
+        ]
         if not records:
             log.warning("seeds summary: no completed job under %s", sweep)
             return

@@ -14,6 +14,7 @@ from grooming_detect.io import unwritable_reason
 #: Every key of the composed config's top level (a `+key=...` override adds an unknown one).
 TOP_LEVEL_KEYS = frozenset(
     {
+        "corpus_seed",
         "data",
         "early",
         "evaluate",
@@ -144,13 +145,14 @@ def _check_split(cfg: DictConfig) -> None:
 
 
 def _check_run_settings(cfg: DictConfig) -> None:
-    """``progress`` and ``seed``."""
+    """``progress``, ``seed`` and ``corpus_seed``."""
     shown = cfg.get("progress", True)
     if not isinstance(shown, bool):
         raise ConfigError(f"progress: {shown!r}; expected true or false")
-    seed = cfg.get("seed")
-    if isinstance(seed, bool) or not isinstance(seed, int):
-        raise ConfigError(f"seed: {seed!r}; expected an integer")
+    for key in ("seed", "corpus_seed"):
+        seed = cfg.get(key, 0)
+        if isinstance(seed, bool) or not isinstance(seed, int):
+            raise ConfigError(f"{key}: {seed!r}; expected an integer")
 
 
 def _check_message_limits(cfg: DictConfig) -> None:

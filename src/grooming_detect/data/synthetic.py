@@ -59,15 +59,17 @@ GENERATOR_VERSION = 5
 
 
 def _config_defaults() -> dict[str, Any]:
-    """``data.generator`` of ``conf/data/synthetic.yaml``, its ``${seed}`` from
+    """``data.generator`` of ``conf/data/synthetic.yaml``, its ``${corpus_seed}`` from
     ``conf/config.yaml``: the one place the generator's default settings are written."""
     from omegaconf import OmegaConf
 
     from grooming_detect.config import config_dir
 
+    top = OmegaConf.load(config_dir() / "config.yaml")
     root = OmegaConf.create(
         {
-            "seed": OmegaConf.load(config_dir() / "config.yaml").seed,
+            "seed": top.seed,
+            "corpus_seed": top.corpus_seed,
             "generator": OmegaConf.load(config_dir() / "data" / "synthetic.yaml").generator,
         }
     )

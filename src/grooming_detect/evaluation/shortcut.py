@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 
 import numpy as np
+import pandas as pd
 
 from grooming_detect.evaluation.metrics import ranking_scores
 from grooming_detect.models.baselines import METADATA_COLUMNS, make_metadata_only
@@ -21,11 +22,14 @@ from grooming_detect.models.units import ModelInput, features_of
 log = logging.getLogger(__name__)
 
 
-def metadata_baseline(inputs: ModelInput, splits: list[str], seed: int) -> dict[str, float]:
-    """PR-AUC and ROC-AUC of `metadata_only` fitted on the unit's train rows, per split; empty
-    (with a log line) when the data has no metadata column to learn from."""
+def metadata_baseline(
+    inputs: ModelInput, splits: list[str], seed: int, trained_on: list[str] | None = None
+) -> dict[str, float]:
+    """PR-AUC and ROC-AUC of `metadata_only` fitted on the unit's rows of `trained_on` (the
+    splits the model itself was fitted on; default train), per split; empty (with a log line)
+    when the data has no metadata column to learn from."""
     unit = inputs.unit
-    train = inputs.unit_rows("train")
+    train = pd.concat([inputs.unit_rows(s) for s in trained_on or ["train"]], ignore_index=True)
     X = features_of(train, unit)
     if not X.columns.str.match(METADATA_COLUMNS).any():
         log.info("shortcut baseline skipped: no metadata column in the %s view", unit.name)

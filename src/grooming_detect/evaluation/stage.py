@@ -37,6 +37,8 @@ from grooming_detect.evaluation.pan_eval import (
 from grooming_detect.evaluation.profiles import profiles
 from grooming_detect.features.schema import is_feature
 from grooming_detect.io import read_json, write_json, write_parquet, write_text
+from grooming_detect.models.crossfit import POOL, is_crossfit
+from grooming_detect.models.decision import tune_lines
 from grooming_detect.models.persistence import load_model
 from grooming_detect.models.units import UNITS, ModelInput, Unit, conversation_scores, features_of
 from grooming_detect.stage import StageContext, StageResult, check_same_data
@@ -387,7 +389,7 @@ def _tuned_line_decision(ev: _Evaluation) -> lines.LineDecision:
     """The scored rule with the threshold that maximises F3 on validation's line truth, among
     the messages of the authors named on validation; the test split is never read here."""
     selection = ev.meta.get("selection") or {}
-    if "validation" in selection.get("pool", []):
+    if is_crossfit(ev.meta):
         # Crossfit: tuned by the train stage on out-of-fold message scores, or not at all
         # (validation's own message scores are in-sample for the refit model).
         tuned = selection.get("line_threshold")
@@ -410,20 +412,18 @@ def _tuned_line_decision(ev: _Evaluation) -> lines.LineDecision:
     candidates = lines.candidate_messages(messages, _named_authors(ev, "validation"))
     if candidates.empty:
         return _line_fallback("no author is named on validation: no message to tune on")
-    scores = ev.scorer.message_scores(candidates, "validation")
-    if not (pd.Series(scores).groupby(candidates["author"].to_numpy()).nunique() > 1).any():
+    tuned = tune_lines(candidates, ev.scorer.message_scores(candidates, "validation"), truth)
+    if tuned is None:
         return _line_fallback(
             "the model's message scores never vary within an author (it does not read the "
             "message text)"
         )
-    y_true, missed = lines.truth_flags(candidates, truth)
-    threshold = lines.tune_line_threshold(y_true, scores, missed)
     note = (
         f"tuned on validation: best F3 over {len(candidates)} messages of named authors, "
-        f"{int(y_true.sum()) + missed} truth lines ({missed} not among them)"
+        f"{int(tuned['truth_lines'])} truth lines ({int(tuned['missed'])} not among them)"
     )
-    log.info("Problem 2 lines: threshold %.3f %s", threshold, note)
-    return lines.LineDecision("scored", threshold, note)
+    log.info("Problem 2 lines: threshold %.3f %s", tuned["threshold"], note)
+    return lines.LineDecision("scored", tuned["threshold"], note)
 
 
 def _line_fallback(reason: str) -> lines.LineDecision:
@@ -509,6 +509,7 @@ def _summary(ev: _Evaluation, skipped: list[str], extra: dict[str, Any]) -> dict
         "threshold": ev.threshold,
         "threshold_objective": meta["threshold_objective"],
         "threshold_fitted_on": meta["threshold_fitted_on"],
+        "selection": (meta.get("selection") or {"method": "holdout"}).get("method"),
         "calibration": meta.get("calibration", {"method": "none"}),
         "line_rule": ev.line_decision.rule if ev.line_decision else None,
         "line_threshold": ev.line_decision.threshold if ev.line_decision else None,
@@ -536,18 +537,23 @@ def run_evaluate(cfg: DictConfig, ctx: StageContext) -> StageResult:
         ev.line_decision = _line_decision(ev)
         if ev.line_decision.threshold is not None:
             ev.metrics["evaluate/line_threshold"] = ev.line_decision.threshold
-    # The decisions' cross-validated measures (crossfit), beside the splits' own.
-    if (ev.meta.get("selection") or {}).get("method") == "crossfit":
+    splits = [str(s) for s in cfg.evaluate.splits]
+    trained_on = ["train"]
+    if is_crossfit(ev.meta):
+        # The decisions' cross-validated measures stand in for validation, which the model
+        # was refit on: its scores would be in-sample, so it is not evaluated.
         ev.metrics.update(
             {f"cv/{ev.unit.name}/{k}": float(v) for k, v in ev.meta["at_threshold"].items()}
         )
-    for split in map(str, cfg.evaluate.splits):
+        if "validation" in splits:
+            log.info("validation is training data under model.selection=crossfit: not scored")
+        splits = [s for s in splits if s != "validation"]
+        trained_on = list(POOL)
+    for split in splits:
         _evaluate_split(ev, split)
     if cfg.evaluate.get("shortcut_baseline", True):
         ev.metrics.update(
-            shortcut.metadata_baseline(
-                ev.scorer.inputs, [str(s) for s in cfg.evaluate.splits], int(cfg.seed)
-            )
+            shortcut.metadata_baseline(ev.scorer.inputs, splits, int(cfg.seed), trained_on)
         )
     audit_summary = _audit(
         cfg, ctx, ev.model, ev.meta, ev.predictions, ev.messages, ev.metrics, ev.outputs

@@ -3,7 +3,7 @@
 ``grooming-detect-score`` (files), ``--stream``, the served pyfunc model, the benign-traffic
 audit and early detection all score messages through `score_messages`: the canonical tables,
 the views the model reads (rebuilt with the feature settings it was trained with), the
-estimator, the calibrator fitted on validation and the aggregation to authors and
+estimator, the calibrator (fitted on validation or out of fold) and the aggregation to authors and
 conversations.
 """
 

@@ -26,7 +26,7 @@ import pandas as pd
 
 from grooming_detect.data.schema import read_table
 from grooming_detect.data.splits import conversation_components
-from grooming_detect.models.decision import f_beta, truth_flags, tune_line_threshold
+from grooming_detect.models.decision import tune_lines
 from grooming_detect.models.units import ModelInput, features_of
 from grooming_detect.stage import StageContext
 
@@ -156,19 +156,49 @@ def pooled_units(inputs: ModelInput) -> pd.DataFrame:
     return pd.concat([inputs.unit_rows(split) for split in POOL], ignore_index=True)
 
 
+def check_fold_shares(folds: np.ndarray, components: np.ndarray, tolerance: float) -> None:
+    """Every fold's share of the units lies within `tolerance` of 1/K.
+
+    Raises:
+        CrossfitError: naming the largest connected component, when one is too big for its
+            fold to be near 1/K (a giant component the data stage's author override split
+            for the validation carve is still whole here).
+    """
+    n_folds = int(folds.max()) + 1
+    shares = np.bincount(folds, minlength=n_folds) / len(folds)
+    if np.abs(shares - 1 / n_folds).max() <= tolerance:
+        return
+    largest = int(np.bincount(pd.factorize(components)[0]).max())
+    raise CrossfitError(
+        f"cross-fitting folds hold {', '.join(f'{x:.2f}' for x in shares)} of the units, "
+        f"expected {1 / n_folds:.2f} each within data.split_tolerance={tolerance}: the largest "
+        f"connected component of train + validation holds {largest} of {len(folds)} units. "
+        "Set model.selection=holdout"
+    )
+
+
 def crossfit(
     ctx: StageContext,
     inputs: ModelInput,
     n_folds: int,
     seed: int,
     fit: Callable[[pd.DataFrame, np.ndarray, int], Any],
+    tolerance: float = 0.1,
 ) -> OutOfFold:
     """Out-of-fold raw scores of every train + validation unit (see the module docstring)."""
     units = pooled_units(inputs)
     labels = units[inputs.unit.label_column].to_numpy(dtype=bool)
-    folds = component_folds(unit_components(ctx, inputs, units), labels, n_folds, seed)
+    components = unit_components(ctx, inputs, units)
+    folds = component_folds(components, labels, n_folds, seed)
+    check_fold_shares(folds, components, tolerance)
     raw, models = out_of_fold_scores(inputs, units, folds, fit)
     return OutOfFold(units, folds, raw, models)
+
+
+def is_crossfit(meta: dict[str, Any]) -> bool:
+    """Whether a model's metadata says its decisions were cross-fitted (validation is then
+    training data)."""
+    return (meta.get("selection") or {}).get("method") == "crossfit"
 
 
 def line_threshold(
@@ -196,6 +226,8 @@ def line_threshold(
         log.info("Problem 2 lines: no line truth in train + validation; nothing to tune on")
         return None
     fold_of = pd.Series(oof.folds[named], index=oof.units.loc[named, "author"].to_numpy())
+    # An author on both sides of the split (data.split_override=author) is one component.
+    fold_of = fold_of[~fold_of.index.duplicated()]
     candidates = messages[messages["author"].isin(fold_of.index)].reset_index(drop=True)
     if candidates.empty:
         return None
@@ -205,24 +237,12 @@ def line_threshold(
         here = candidate_folds == fold
         if here.any():
             raw[here] = inputs.message_raw_scores(model, oof.units, candidates[here])
-    scores = calibrate(raw)
-    if not (pd.Series(scores).groupby(candidates["author"].to_numpy()).nunique() > 1).any():
+    tuned = tune_lines(candidates, calibrate(raw), truth)
+    if tuned is None:
         log.info("Problem 2 lines: message scores never vary within an author; not tuned")
         return None
-    y_true, missed = truth_flags(candidates, truth)
-    threshold = tune_line_threshold(y_true, scores, missed)
-    selected = scores >= threshold
-    n_truth = int(y_true.sum()) + missed
-    return {
-        "threshold": threshold,
-        "fitted_on": f"out-of-fold message scores of the {int(named.sum())} authors named out "
-        f"of fold, against {n_truth} truth lines of train + validation",
-        "candidates": len(candidates),
-        "truth_lines": n_truth,
-        "missed": missed,
-        "f3": f_beta(
-            float(y_true[selected].sum() / max(selected.sum(), 1)),
-            float(y_true[selected].sum() / n_truth),
-            3.0,
-        ),
-    }
+    fitted_on = (
+        f"out-of-fold message scores of the {int(named.sum())} authors named out of fold, "
+        f"against {int(tuned['truth_lines'])} truth lines of train + validation"
+    )
+    return {**tuned, "fitted_on": fitted_on}

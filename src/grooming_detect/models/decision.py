@@ -1,4 +1,5 @@
-"""Decisions fitted on validation: probability calibration and the decision threshold.
+"""Decisions fitted after the model (on validation, or out of fold under crossfit): probability
+calibration and the decision threshold.
 
 Both belong to a trained model (saved in its metadata, applied by every scorer), so they live
 with the models; the measures that judge them are in `grooming_detect.evaluation`.
@@ -281,3 +282,25 @@ def tune_line_threshold(y_true: np.ndarray, scores: np.ndarray, missed: int = 0)
     # equal F3 values compare equal and ties go to the first (highest) threshold.
     f3 = 10.0 * hits[last] / (9.0 * n_truth + last + 1)
     return float(descending[last[int(np.argmax(f3))]])
+
+
+def tune_lines(
+    candidates: pd.DataFrame, scores: np.ndarray, truth: pd.DataFrame
+) -> dict[str, float] | None:
+    """The F3-best line threshold of candidate messages (named authors' lines) and their
+    scores against a line truth, with what it rests on; None when the scores never vary within
+    an author (the model does not read the message text, so there is nothing to choose)."""
+    if not (pd.Series(scores).groupby(candidates["author"].to_numpy()).nunique() > 1).any():
+        return None
+    y_true, missed = truth_flags(candidates, truth)
+    threshold = tune_line_threshold(y_true, scores, missed)
+    selected = np.asarray(scores) >= threshold
+    n_truth = int(y_true.sum()) + missed
+    hits = float(y_true[selected].sum())
+    return {
+        "threshold": threshold,
+        "candidates": float(len(candidates)),
+        "truth_lines": float(n_truth),
+        "missed": float(missed),
+        "f3": f_beta(hits / max(int(selected.sum()), 1), hits / max(n_truth, 1), 3.0),
+    }

@@ -9,8 +9,8 @@ What a service gets from ``mlflow.pyfunc.load_model`` or ``mlflow models serve``
   (`data.chatlog.read_records`): a bad row is refused with its row number and what was expected,
   as a 400 answer when served, never a stack trace.
 * inside: the features rebuilt with the settings the model was trained with (lexicons, message
-  separator, dropped columns), the estimator, the calibrator fitted on validation, the
-  aggregation to authors and conversations, and the tuned threshold.
+  separator, dropped columns), the estimator, the calibrator (fitted on validation or out of
+  fold), the aggregation to authors and conversations, and the tuned threshold.
 * output: one row per author (for an author-level model) and one per conversation, with
   ``level`` (``author`` or ``conversation``), ``id``, ``risk`` (calibrated), ``flagged``
   (risk >= threshold), ``threshold`` and ``model_version`` (model name, the train run's id and

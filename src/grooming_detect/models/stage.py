@@ -196,6 +196,11 @@ def _fit(cfg: DictConfig, inputs: ModelInput, X: pd.DataFrame, y: np.ndarray) ->
     )
     fit_kwargs = {}
     if "validation" in inspect.signature(model.fit).parameters:
+        if selection_of(cfg) == "crossfit":
+            raise ValueError(
+                f"model={cfg.model.name} selects and stops on validation itself, which "
+                "model.selection=crossfit trains on; set model.selection=holdout"
+            )
         fit_kwargs["validation"] = inputs.training("validation")
     started = time.perf_counter()
     model.fit(X, y, **fit_kwargs)
@@ -259,7 +264,8 @@ def _decide_crossfit(cfg: DictConfig, ctx: StageContext, inputs: ModelInput) -> 
         X, y, _ = subsample_negatives(X, y, _negatives_per_positive(cfg), seed + 1 + fold)
         return instantiate(cfg.model.estimator).fit(X, y)
 
-    oof = crossfit(ctx, inputs, n_folds, seed, fit)
+    tolerance = float(cfg.data.get("split_tolerance", 0.1))
+    oof = crossfit(ctx, inputs, n_folds, seed, fit, tolerance)
     y = oof.units[inputs.unit.label_column].to_numpy(dtype=bool)
     folds_used = int(oof.folds.max()) + 1
     selection = {

@@ -70,11 +70,12 @@ def supports(setting: object, level: str) -> bool:
 
 
 def aggregate_scores(scores: pd.Series, how: str) -> pd.Series:
-    """Row scores (indexed by unit id) to one score per unit: ``max``, ``mean``, or
-    ``top3_mean`` (the mean of the unit's three highest rows, or of all when it has fewer)."""
+    """Row scores (indexed by unit id, or by unit id and split) to one score per unit: ``max``,
+    ``mean``, or ``top3_mean`` (the mean of the unit's three highest rows, or of all when it
+    has fewer)."""
     if how not in AGGREGATES:
         raise ValueError(f"model.aggregate {how!r}: expected one of {AGGREGATES}")
-    grouped = scores.groupby(level=0)
+    grouped = scores.groupby(level=list(range(scores.index.nlevels)))
     if how == "top3_mean":
         return grouped.apply(lambda s: s.nlargest(3).mean())
     return grouped.agg(how)
@@ -176,11 +177,12 @@ class ModelInput:
 
     def input_rows_of(self, units: pd.DataFrame) -> pd.DataFrame:
         """The input rows of the given unit rows (themselves, or their author-in-conversation
-        rows)."""
+        rows of the same split: an author of both the training and the test files has rows in
+        each, and a unit row never reads another split's)."""
         if not self.aggregated:
             return units
-        ids = units[self.unit.id_column]
-        return self.input_view[self.input_view[self.unit.id_column].isin(ids)]
+        keys = units[[self.unit.id_column, "split"]].drop_duplicates()
+        return self.input_view.merge(keys, on=[self.unit.id_column, "split"], how="inner")
 
     def message_raw_scores(
         self, model: object, units: pd.DataFrame, messages: pd.DataFrame
@@ -197,6 +199,8 @@ class ModelInput:
                 f"model reads {self.kind.name} rows"
             )
         base = features_of(units, self.unit).set_index(units[self.unit.id_column].to_numpy())
+        # An author on both sides of a split (data.split_override=author) has a row per side.
+        base = base[~base.index.duplicated()]
         rows = base.reindex(messages["author"].to_numpy()).reset_index(drop=True)
         rows["text"] = messages["text"].to_numpy()
         if not len(rows):
@@ -209,7 +213,7 @@ class ModelInput:
             return model.predict_proba(features_of(units, self.unit))[:, 1]  # type: ignore[attr-defined]
         rows = self.input_rows_of(units)
         row_scores = model.predict_proba(features_of(rows, self.kind))[:, 1]  # type: ignore[attr-defined]
-        per_unit = aggregate_scores(
-            pd.Series(row_scores, index=rows[self.unit.id_column].to_numpy()), self.aggregate
-        )
-        return per_unit.reindex(units[self.unit.id_column].to_numpy()).to_numpy()
+        index = pd.MultiIndex.from_frame(rows[[self.unit.id_column, "split"]])
+        per_unit = aggregate_scores(pd.Series(row_scores, index=index), self.aggregate)
+        wanted = pd.MultiIndex.from_frame(units[[self.unit.id_column, "split"]])
+        return per_unit.reindex(wanted).to_numpy()

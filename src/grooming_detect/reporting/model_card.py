@@ -83,6 +83,8 @@ def metric_rows(
 def crossfitted(summary: dict[str, Any]) -> bool:
     """Whether the run's decisions were fitted on out-of-fold scores (validation is then
     training data)."""
+    if "selection" in summary:
+        return summary["selection"] == "crossfit"
     return str(summary.get("threshold_fitted_on", "")).startswith("out-of-fold")
 
 
@@ -112,7 +114,10 @@ def headline_rows(summary: dict[str, Any], meta: dict[str, Any]) -> str:
         folds = (meta.get("selection") or {}).get("folds", "K")
         metrics.update({f"cv/{unit}/{k}": v for k, v in (meta.get("at_threshold") or {}).items()})
         splits.append("cv")
-        labels["cv"] = f"cross-validated ({folds} grouped folds of train + validation)"
+        labels["cv"] = (
+            "cross-validated scores, threshold and calibrator fitted on them "
+            f"({folds} grouped folds of train + validation)"
+        )
     elif f"validation/{unit}/n" in metrics:
         splits.append("validation")
         labels["validation"] = "validation (tuning set, in-sample)"
@@ -258,7 +263,7 @@ def split_shares(manifest: dict[str, Any]) -> str:
             f"{leak}"
         )
     overlap = manifest.get("author_overlap")
-    if overlap is not None:
+    if overlap:
         lines.append(
             f"- Authors in both the training and the test files: {overlap['authors']} "
             f"({overlap['predators']} predators; {fmt(overlap['share_of_test_authors'])} of "
@@ -472,8 +477,11 @@ def _training_data(summary: dict[str, Any], meta: dict[str, Any]) -> str:
             "connected components of the author-conversation graph (no author, and nobody who "
             "shared a conversation with them, on both sides of a fold), and the model was then "
             "refit on both splits. `validation` is training data here, so its rows are not "
-            "reported; the cross-validated row above is. `test` was touched once, by the "
-            "evaluate stage."
+            "reported. The cross-validated row above is measured on the scores the threshold "
+            "and calibrator were fitted on, so it is optimistic for them, as a tuning set is. "
+            "The refit model saw 1/K more data than each fold model, so its raw scores can run "
+            "a little higher than the calibrator expects; the test calibration table below "
+            "shows what that costs. `test` was touched once, by the evaluate stage."
         )
     return (
         "The `train` split above; the threshold and the calibration were fitted on `validation` "

@@ -78,7 +78,7 @@ def _calibration(
 ) -> list[str]:
     """Calibration before and after the calibrator, with the reliability diagrams."""
     return [
-        "## Calibration (fitted on validation)",
+        "## Calibration (fitted with the threshold, see the table above)",
         "",
         "| split | ECE before | ECE after | Brier before | Brier after | log-loss before "
         "| log-loss after |",
@@ -203,6 +203,7 @@ def render_report(
         commit=commit,
         fingerprint=manifest["fingerprint"][:16],
         threshold=f"{summary['threshold']:.4f}",
+        fitted_on=f"`{summary.get('threshold_fitted_on', 'validation')}`",
         summary_table=results_markdown(
             metrics, summary["threshold"], str(summary.get("threshold_fitted_on", "validation"))
         ),

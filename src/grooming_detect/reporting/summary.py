@@ -71,8 +71,9 @@ def threshold_note(threshold: float, fitted_on: str) -> str:
     """Where the threshold came from, and what the validation or cv rows therefore mean."""
     if fitted_on.startswith("out-of-fold"):
         return (
-            f"threshold {threshold:.4f}, tuned on {fitted_on}; cv rows are cross-validated, "
-            "and validation is training data (not shown)"
+            f"threshold {threshold:.4f}, tuned on {fitted_on}; cv rows are those scores at "
+            "that threshold (optimistic, as a tuning set is), and validation is training data "
+            "(not shown)"
         )
     return f"threshold {threshold:.4f} (tuned on validation; validation rows are in-sample)"
 
