@@ -150,9 +150,9 @@ def seeds_section(seeds: dict[str, Any] | None, metrics: dict[str, float], unit:
         f"({seeds['varies']}; MLflow run `{seeds.get('summary_run_id', 'n/a')}`), on `test`:\n\n"
         "| measure | mean ± sd over seeds | min–max | this run [bootstrap interval] |\n"
         "|---|---|---|---|\n" + "\n".join(rows) + "\n\nThe bootstrap interval resamples the "
-        "test set for one fitted model; the spread over seeds also moves the validation carving, "
-        "the folds and the model's own seed. Where the spread is wider than the interval, the "
-        "interval understates how much the reported number depends on the procedure.\n"
+        "test set for one fitted model; the spread over seeds comes from what a seed moves "
+        "(above). Where the spread is wider than the interval, the interval understates how much "
+        "the reported number depends on the procedure.\n"
     )
 
 
