@@ -32,7 +32,7 @@ run: $(STAMP) ## run data -> features -> train -> evaluate -> report on the synt
 
 .PHONY: test
 test: $(STAMP) ## run the fast test tier, every test not marked slow (ARGS= passes pytest options)
-	$(BIN)/python -m pytest -m "not slow" $(ARGS)
+	$(BIN)/python -m pytest -m "not slow" --durations=15 $(ARGS)
 
 .PHONY: test-fast
 test-fast: $(STAMP) ## the edit loop: unit tests only, no pipeline runs (about a minute; CI runs everything)

@@ -28,21 +28,25 @@ def _no_ambient_tracking(monkeypatch: pytest.MonkeyPatch) -> None:
 ComposeFn = Callable[..., DictConfig]
 
 
+def compose_config(root: Path, *overrides: str) -> DictConfig:
+    """`conf/config.yaml` with overrides; paths and tracking under `root`."""
+    with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
+        return compose(
+            config_name="config",
+            overrides=[
+                f"paths.root={root}",
+                f"tracking.uri=sqlite:///{root}/mlflow.db",
+                *overrides,
+            ],
+        )
+
+
 @pytest.fixture
 def compose_cfg(tmp_path: Path) -> ComposeFn:
     """Compose `conf/config.yaml` with overrides; paths and tracking under `tmp_path`."""
 
     def _compose(*overrides: str, root: Path | None = None) -> DictConfig:
-        base = root or tmp_path
-        with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
-            return compose(
-                config_name="config",
-                overrides=[
-                    f"paths.root={base}",
-                    f"tracking.uri=sqlite:///{base}/mlflow.db",
-                    *overrides,
-                ],
-            )
+        return compose_config(root or tmp_path, *overrides)
 
     return _compose
 

@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from conftest import compose_config
 from grooming_detect import pipeline
 from grooming_detect.data.schema import read_table
 from grooming_detect.models.crossfit import (
@@ -56,24 +57,23 @@ def test_fewer_positive_components_than_folds_lowers_the_folds_and_one_is_an_err
 
 @pytest.fixture(scope="module")
 def tiny_features(tmp_path_factory: pytest.TempPathFactory):
-    from hydra import compose, initialize_config_dir
-
-    from grooming_detect.config import config_dir
-
     root = tmp_path_factory.mktemp("crossfit")
-    with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
-        cfg = compose(
-            config_name="config",
-            overrides=[
-                f"paths.root={root}",
-                f"tracking.uri=sqlite:///{root}/mlflow.db",
-                "scale=tiny",
-                "stages=[data,features]",
-                "progress=false",
-            ],
-        )
+    cfg = compose_config(root, "scale=tiny", "stages=[data,features]", "progress=false")
     pipeline.run(cfg)
     return cfg, StageContext.from_config(cfg)
+
+
+def spy_training_authors(inputs) -> list[set[str]]:
+    """Record, fold by fold, the authors whose rows each fold model is fitted on."""
+    trained_on: list[set[str]] = []
+    original = inputs.input_rows_of
+
+    def spy(units: pd.DataFrame) -> pd.DataFrame:
+        trained_on.append(set(units["author"]))
+        return original(units)
+
+    inputs.input_rows_of = spy
+    return trained_on
 
 
 def test_no_fold_model_sees_its_fold_or_anyone_who_shares_a_conversation(tiny_features) -> None:
@@ -83,14 +83,7 @@ def test_no_fold_model_sees_its_fold_or_anyone_who_shares_a_conversation(tiny_fe
     inputs = model_input(cfg, ctx, "train")
     messages = read_table(ctx.dataset_dir, "messages", columns=["conversation_id", "author"])
     conversations_of = messages.groupby("author")["conversation_id"].agg(set)
-    trained_on: list[set[str]] = []
-    original = inputs.input_rows_of
-
-    def spy(units: pd.DataFrame) -> pd.DataFrame:
-        trained_on.append(set(units["author"]))
-        return original(units)
-
-    inputs.input_rows_of = spy  # type: ignore[method-assign]
+    trained_on = spy_training_authors(inputs)
     fitted_rows: list[int] = []
 
     def fit(X: pd.DataFrame, y: np.ndarray, fold: int):
@@ -142,16 +135,8 @@ def test_line_threshold_is_tuned_on_messages_scored_by_models_that_never_saw_the
 
     cfg, ctx = tiny_features
     inputs = model_input(cfg, ctx, "train")
-    trained_on: list[set[str]] = []
-    original_rows = inputs.input_rows_of
-
-    def spy_rows(units: pd.DataFrame) -> pd.DataFrame:
-        trained_on.append(set(units["author"]))
-        return original_rows(units)
-
-    inputs.input_rows_of = spy_rows  # type: ignore[method-assign]
+    trained_on = spy_training_authors(inputs)
     oof = crossfit(ctx, inputs, 3, 11, lambda X, y, fold: make_tfidf_logreg(min_df=1).fit(X, y))
-    inputs.input_rows_of = original_rows  # type: ignore[method-assign]
     y = oof.units["is_predator"].to_numpy(dtype=bool)
     calibrator = ScoreCalibrator("sigmoid").fit(oof.raw, y)
     named = calibrator.transform(oof.raw) >= np.quantile(calibrator.transform(oof.raw), 0.9)

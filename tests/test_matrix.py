@@ -18,7 +18,7 @@ import pytest
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
-from conftest import recomputed_measures
+from conftest import compose_config, recomputed_measures
 from data_shapes import SHAPES, write_shape
 from grooming_detect import pipeline
 from grooming_detect.config import ConfigError, config_dir
@@ -60,16 +60,7 @@ def expected(model: str, shape: str) -> str:
 def shape_files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """The tiny synthetic corpus, and a chat log of every shape built from it."""
     root = tmp_path_factory.mktemp("matrix")
-    with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
-        cfg = compose(
-            config_name="config",
-            overrides=[
-                f"paths.root={root}",
-                f"tracking.uri=sqlite:///{root}/mlflow.db",
-                "scale=tiny",
-                "stages=[data]",
-            ],
-        )
+    cfg = compose_config(root, "scale=tiny", "stages=[data]")
     pipeline.run(cfg)
     processed = Path(cfg.paths.processed) / str(cfg.data.name)
     files = {"root": root}

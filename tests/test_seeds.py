@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -92,6 +93,15 @@ def test_seeds_experiment_summarises_two_seeds(tmp_path: Path) -> None:
     cards = list(tmp_path.rglob("runs/*/report/MODEL_CARD.md"))
     assert len(cards) == 2
     assert all("Across 2 runs with seeds 3, 4" in card.read_text() for card in cards)
+    # Each card keeps its own run's data counts (the seeds carve validation differently; the
+    # shared dataset folder holds the last job's manifest).
+    data_runs = {
+        r.data.tags["mlflow.parentRunId"]: r for r in runs.values() if r.info.run_name == "data"
+    }
+    for card in cards:
+        run_id = card.parent.parent.name
+        conversations = int(data_runs[run_id].data.metrics["validation/conversations"])
+        assert re.search(rf"^\| validation \| {conversations} \|", card.read_text(), re.M)
     assert all(summary_run.info.run_id in card.read_text() for card in cards)
     logged_cards = client.list_artifacts(summary_run.info.run_id, "cards")
     assert sorted(Path(a.path).name for a in logged_cards) == sorted(summary["run_ids"])

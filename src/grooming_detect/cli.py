@@ -21,7 +21,7 @@ from grooming_detect.io import read_json
 from grooming_detect.models.crossfit import CrossfitError
 from grooming_detect.models.persistence import UntrustedModelError
 from grooming_detect.reporting.summary import results_table
-from grooming_detect.stage import InputMismatchError
+from grooming_detect.stage import InputMismatchError, StageContext
 from grooming_detect.sweeps import job_record
 
 log = logging.getLogger("grooming_detect")
@@ -79,7 +79,9 @@ def main(cfg: DictConfig) -> dict[str, Any]:
         lines.append(f"Report:      {result.report_path}")
     lines.append(f"MLflow UI:   {tracking.ui_command(result.tracking_uri)}")
     print("\n".join(lines))
-    return job_record(cfg, result.run_id, measures)
+    manifest_path = StageContext.from_config(cfg).manifest_path
+    manifest = read_json(manifest_path) if manifest_path.is_file() else None
+    return job_record(cfg, result.run_id, measures, manifest)
 
 
 if __name__ == "__main__":

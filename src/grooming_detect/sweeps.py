@@ -53,13 +53,20 @@ TABLE_MEASURES = (
 )
 
 
-def job_record(cfg: DictConfig, run_id: str, metrics: dict[str, float]) -> dict[str, Any]:
-    """What one job hands to the summary: its seed, run, resolved config and measures."""
+def job_record(
+    cfg: DictConfig,
+    run_id: str,
+    metrics: dict[str, float],
+    manifest: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """What one job hands to the summary: its seed, run, resolved config, measures and data
+    manifest (the jobs of a sweep share the dataset folder, whose manifest is the last job's)."""
     return {
         "seed": int(cfg.seed),
         "run_id": run_id,
         "config": OmegaConf.to_container(cfg, resolve=True),
         "metrics": {k: float(v) for k, v in metrics.items()},
+        "manifest": manifest,
     }
 
 
@@ -226,4 +233,4 @@ def _rewrite_card(record: dict[str, Any], summary: dict[str, Any]) -> Path | Non
     if "report" not in cfg.stages:
         return None
     ctx = StageContext.from_config(cfg, parent_run_id=record["run_id"])
-    return rewrite_model_card(cfg, ctx, summary)
+    return rewrite_model_card(cfg, ctx, summary, record.get("manifest"))

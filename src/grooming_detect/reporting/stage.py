@@ -256,10 +256,17 @@ def model_card_inputs(
     }
 
 
-def rewrite_model_card(cfg: DictConfig, ctx: StageContext, seeds: dict[str, Any]) -> Path:
+def rewrite_model_card(
+    cfg: DictConfig,
+    ctx: StageContext,
+    seeds: dict[str, Any],
+    manifest: dict[str, Any] | None = None,
+) -> Path:
     """Render the run's model card again, with the spread over a sweep's seeds (see
-    `grooming_detect.sweeps`)."""
+    `grooming_detect.sweeps`), from the data manifest the run used when given."""
     inputs = model_card_inputs(cfg, ctx, seeds)
+    if manifest is not None:
+        inputs["manifest"] = manifest
     return write_text(
         ctx.report_dir / "MODEL_CARD.md",
         render_model_card(**inputs, card_dir=ctx.report_dir, figures_dir=ctx.evaluation_dir),
