@@ -5,6 +5,7 @@ No test touches the network (HF_HUB_OFFLINE is set for the whole module).
 
 from __future__ import annotations
 
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -161,9 +162,12 @@ def test_int8_scoring_is_close_to_float_and_refuses_other_values(tiny_bert: Path
         model.predict_proba(X)
 
 
-def test_time_budget_stops_training_and_still_selects(tiny_bert: Path) -> None:
+def test_time_budget_stops_training_and_still_selects(
+    tiny_bert: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     X, y = _rows(64, seed=1)
     X_val, y_val = _rows(16, seed=2)
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # the Trainer's folder goes here
     model = TransformerClassifier(
         name_or_path=str(tiny_bert),
         text_column="text",
@@ -176,6 +180,8 @@ def test_time_budget_stops_training_and_still_selects(tiny_bert: Path) -> None:
     ).fit(X, y, validation=(X_val, y_val))
     assert model.train_steps_ == 1, "stopped at the first step past the budget"
     assert model.predict_proba(X_val).shape == (16, 2)
+    # The checkpoints it selected from are gone (they used to pile up in /tmp).
+    assert not list(tmp_path.glob("grooming-detect-trainer-*"))
     with pytest.raises(ValueError, match="max_train_seconds"):
         TransformerClassifier(name_or_path=str(tiny_bert), max_train_seconds=0).fit(X, y)
 

@@ -35,6 +35,7 @@ import copy
 import json
 import logging
 import re
+import shutil
 import sys
 import tempfile
 import time
@@ -367,8 +368,12 @@ class TransformerClassifier(ClassifierMixin, BaseEstimator):
     def _train(self, trainer: _WeightedTrainer, train_set: _WindowDataset) -> None:
         """Run the training (stopped early by the budget or early stopping; with validation the
         Trainer then reloads the best checkpoint), keep the model for scoring on ``device``,
-        and record what the training cost."""
-        output = trainer.train()
+        and record what the training cost. The Trainer's checkpoint folder is removed
+        afterwards (the best weights are in memory; the model is saved by the train stage)."""
+        try:
+            output = trainer.train()
+        finally:
+            shutil.rmtree(trainer.args.output_dir, ignore_errors=True)
         device = self._device()
         self.model_ = trainer.model.to("cpu" if device == "cpu" else device)
         self.model_.eval()
