@@ -22,17 +22,12 @@ def _number(value: float | None, digits: int = 3) -> str:
     return f"{value:.{digits}f}"
 
 
-def _rows(
-    metrics: Mapping[str, float], fitted_on: str = "validation"
-) -> list[tuple[str, str, str, str, str, str, str, str]]:
-    # Cross-fitted decisions: validation is training data; the out-of-fold (cv) rows stand in.
-    hidden = ("validation",) if fitted_on.startswith("out-of-fold") else ("cv",)
+def _rows(metrics: Mapping[str, float]) -> list[tuple[str, str, str, str, str, str, str, str]]:
+    # Under crossfit the evaluate stage logs cv (out-of-fold) rows and no validation rows.
     pairs = {
         tuple(key.split("/")[:2])
         for key in metrics
-        if key.count("/") == 2
-        and key.endswith(("/precision", "/f3"))
-        and not key.startswith(hidden)
+        if key.count("/") == 2 and key.endswith(("/precision", "/f3"))
     }
     ordered = sorted(
         (p for p in pairs if p[0] in SPLIT_ORDER and p[1] in LEVEL_ORDER),
@@ -82,7 +77,7 @@ def results_table(
     metrics: Mapping[str, float], threshold: float | None = None, fitted_on: str = "validation"
 ) -> str:
     """A plain-text table of the run's headline measures (empty when nothing was evaluated)."""
-    rows = _rows(metrics, fitted_on)
+    rows = _rows(metrics)
     if not rows:
         return ""
     widths = [max(len(r[i]) for r in [HEADER, *rows]) for i in range(len(HEADER))]
@@ -116,7 +111,7 @@ def results_markdown(
     metrics: Mapping[str, float], threshold: float | None = None, fitted_on: str = "validation"
 ) -> str:
     """The same table in Markdown, for the head of the run report."""
-    rows = _rows(metrics, fitted_on)
+    rows = _rows(metrics)
     if not rows:
         return ""
     lines = [
