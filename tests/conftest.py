@@ -194,3 +194,25 @@ def recomputed_measures(evaluation_dir: Path, split: str, unit: str) -> dict[str
         "recall": float(recall_score(y, named, zero_division=0)),
         "f0_5": float(fbeta_score(y, named, beta=0.5, zero_division=0)),
     }
+
+
+def pretend_official(monkeypatch: pytest.MonkeyPatch, root: Path) -> None:
+    """Make `verify` treat the PAN-format files under `root` (the hand-made fixture's shape)
+    as the published corpus: their own checksums and the fixture's counts."""
+    from grooming_detect.data import pan12, verify
+    from grooming_detect.io import sha256_file
+
+    published = {
+        name: sha256_file(path, normalise_newlines=True)
+        for name, path in pan12.find_files(root).present().items()
+        if name in verify.PUBLISHED_SHA256
+    }
+    monkeypatch.setattr(verify, "PUBLISHED_SHA256", published)
+    monkeypatch.setattr(
+        verify,
+        "PUBLISHED_COUNTS",
+        {
+            "training": {"conversations": 6, "messages": 18, "authors": 12, "predators": 2},
+            "test": {"conversations": 2, "messages": 5, "authors": 4, "predators": 1},
+        },
+    )

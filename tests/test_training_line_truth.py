@@ -12,7 +12,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from conftest import ComposeFn, flatten_layout
+from conftest import ComposeFn, flatten_layout, pretend_official
 from grooming_detect import pipeline
 from grooming_detect.data import pan12, verify
 from grooming_detect.data.filters import FilterSettings
@@ -191,21 +191,7 @@ def test_verification_ignores_the_unofficial_file(
 ) -> None:
     """A real download plus a team's training line truth still verifies as official."""
     _training_lines(pan12_copy, f"{C1}\t1\n")
-    files = pan12.find_files(pan12_copy)
-    published = {
-        name: sha256_file(path, normalise_newlines=True)
-        for name, path in files.present().items()
-        if name in verify.PUBLISHED_SHA256
-    }
     assert pan12.TRAIN_PROBLEM2 not in verify.PUBLISHED_SHA256
-    monkeypatch.setattr(verify, "PUBLISHED_SHA256", published)
-    monkeypatch.setattr(
-        verify,
-        "PUBLISHED_COUNTS",
-        {
-            "training": {"conversations": 6, "messages": 18, "authors": 12, "predators": 2},
-            "test": {"conversations": 2, "messages": 5, "authors": 4, "predators": 1},
-        },
-    )
+    pretend_official(monkeypatch, pan12_copy)
     assert verify.main([str(pan12_copy)]) == 0
     assert capsys.readouterr().out.strip().endswith(": official")

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from mlflow import MlflowClient
 
-from conftest import PAN12_FIXTURE, ComposeFn
+from conftest import PAN12_FIXTURE, ComposeFn, pretend_official
 from grooming_detect import pipeline
 from grooming_detect.data import pan12, verify
 from grooming_detect.io import sha256_file
@@ -24,21 +24,7 @@ def test_fixture_is_reported_as_not_official(capsys: pytest.CaptureFixture[str])
 def test_matching_download_is_official(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    files = pan12.find_files(PAN12_FIXTURE)
-    published = {
-        name: sha256_file(path, normalise_newlines=True)
-        for name, path in files.present().items()
-        if name in verify.PUBLISHED_SHA256
-    }
-    monkeypatch.setattr(verify, "PUBLISHED_SHA256", published)
-    monkeypatch.setattr(
-        verify,
-        "PUBLISHED_COUNTS",
-        {
-            "training": {"conversations": 6, "messages": 18, "authors": 12, "predators": 2},
-            "test": {"conversations": 2, "messages": 5, "authors": 4, "predators": 1},
-        },
-    )
+    pretend_official(monkeypatch, PAN12_FIXTURE)
     assert verify.main([str(PAN12_FIXTURE)]) == 0
     assert capsys.readouterr().out.strip().endswith(": official")
 
