@@ -115,7 +115,7 @@ def test_typo_in_an_override_key_fails(compose_cfg: ComposeFn) -> None:
     [
         (["seed=abc"], r"seed: 'abc'; expected an integer"),
         (["+foo=1"], r"unknown top-level key\(s\) \['foo'\]"),
-        (["model.estimator.C=abc"], r"model\.estimator.*'C' parameter of LogisticRegression"),
+        (["model.estimator.C=abc"], r"model\.estimator.*'C' parameter of \w*LogisticRegression"),
         (["+model.estimator.nonsense=1"], r"model\.estimator: .*nonsense"),
         (["data=chatlog", "data.path=x.csv", "data.long_messages=cut"], r"data\.long_messages"),
         (["stages=[train,report]"], r"add evaluate"),

@@ -118,3 +118,38 @@ def test_scoring_rebuilds_the_features_the_model_was_trained_with(compose_cfg, t
     pd.testing.assert_series_equal(
         scored.sort_index(), expected.sort_index(), check_names=False, atol=1e-9
     )
+
+
+def test_text_only_models_are_scored_without_behavioural_features() -> None:
+    """Scoring skips the behavioural features for a model that provably reads text only (the
+    scores are unchanged: `test_scores_equal_the_evaluate_stage`), and computes them for any
+    model that may read them."""
+    import numpy as np
+
+    from grooming_detect.data.schema import build_tables
+    from grooming_detect.features.stage import build_views
+    from grooming_detect.models.apply import SPLIT, read_messages, reads_text_only
+    from grooming_detect.models.baselines import (
+        make_behaviour_gbm,
+        make_tfidf_logreg,
+        make_tfidf_plus_behaviour,
+    )
+
+    frame = pd.DataFrame({"text": ["how old r u", "nice park", "hi there", "see u"] * 5})
+    frame["f_messages"] = np.arange(20.0)
+    labels = np.arange(20) % 2 == 0
+    assert reads_text_only(make_tfidf_logreg(min_df=1, max_iter=50).fit(frame, labels))
+    assert not reads_text_only(make_tfidf_plus_behaviour(min_df=1, max_iter=50).fit(frame, labels))
+    assert not reads_text_only(make_behaviour_gbm().fit(frame[["f_messages"]], labels))
+    assert not reads_text_only(make_tfidf_logreg()), "an unfitted pipeline proves nothing"
+
+    xml = next((FIXTURES / "pan12").rglob("*training-corpus*.xml"))
+    tables = build_tables(read_messages(xml), predators={SPLIT: set()})
+    full = build_views(tables.messages, tables.authors, tables.conversations, " ", {})
+    lean = build_views(
+        tables.messages, tables.authors, tables.conversations, " ", {}, behaviour=False
+    )
+    for name, view in lean.items():
+        assert not [c for c in view.columns if c.startswith(("f_", "cue_"))]
+        shared = list(view.columns)
+        pd.testing.assert_frame_equal(view, full[name][shared])

@@ -137,7 +137,7 @@ def test_terms_of_one_author_are_withheld_on_request() -> None:
     assert "char__" not in private and "character n-grams" in private
 
 
-@pytest.mark.parametrize("ngram_range", [(2, 5), (1, 3), (4, 4)])
+@pytest.mark.parametrize("ngram_range", [(2, 5), (1, 3), (4, 4), (3, 9)])
 def test_char_wb_counts_by_word_type_equal_scikit_learn(ngram_range: tuple[int, int]) -> None:
     """The word-type path hashes each distinct word once; counts and columns stay exactly
     scikit-learn's, on Unicode case, odd whitespace, repeated words and empty documents."""
@@ -154,6 +154,15 @@ def test_char_wb_counts_by_word_type_equal_scikit_learn(ngram_range: tuple[int, 
         "a",
         "\U0001f600 sooo gooood",
         "word " * 300,
+    ]
+    rng = random.Random(11)
+    printable = "abcXYZ019_-'!?.,:;()[]{}<>@#$%^&*+=/\\|~`\""
+    texts += [
+        " ".join(
+            "".join(rng.choice(printable) for _ in range(rng.randrange(1, 13)))
+            for _ in range(rng.randrange(0, 30))
+        )
+        for _ in range(300)
     ]
     hasher = HashingVectorizer(
         analyzer="char_wb",
@@ -173,3 +182,126 @@ def test_char_wb_on_blank_documents_gives_empty_rows() -> None:
     vectorizer = HashingTfidfVectorizer(analyzer="char_wb", ngram_range=(2, 3)).fit(["hi there"])
     assert vectorizer.transform(["", "   "]).nnz == 0
     assert vectorizer.transform(["", "   "]).shape == (2, vectorizer.n_features)
+
+
+def test_reused_counts_hash_each_text_once_and_change_no_result(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Cross-fitting fits fold models on subsets of the same documents inside `reuse_counts`:
+    the matrices equal those computed without it, and each distinct text is hashed once per
+    block setting, although every fit and transform weights its counts in place."""
+    from grooming_detect.models.vectorizers import reuse_counts
+
+    documents = _random_documents(500, 60, seed=3) + DOCS
+    frame = pd.DataFrame({"text": documents})
+    labels = np.arange(len(documents)) % 4 == 0
+    subsets = [np.arange(len(documents)) % 3 != k for k in range(3)]
+
+    def fits() -> list[np.ndarray]:
+        out = []
+        for rows in subsets:
+            model = make_tfidf_logreg(min_df=1, max_iter=50).fit(frame[rows], labels[rows])
+            out.append(model.named_steps["features"].transform(frame[~rows]).toarray())
+            out.append(model.predict_proba(frame)[:, 1])
+        return out
+
+    expected = fits()
+    hashed: list[str] = []
+    original = HashingTfidfVectorizer._hashed_counts
+
+    def spy(self: HashingTfidfVectorizer, texts: list[str]) -> object:
+        hashed.extend(texts)
+        return original(self, texts)
+
+    monkeypatch.setattr(HashingTfidfVectorizer, "_hashed_counts", spy)
+    with reuse_counts():
+        got = fits()
+    for ours, theirs in zip(got, expected, strict=True):
+        np.testing.assert_array_equal(ours, theirs)
+    # Two blocks (word and char), each hashing every distinct text once.
+    assert sorted(hashed) == sorted(list(dict.fromkeys(documents)) * 2)
+    hashed.clear()
+    fits()  # outside the block nothing is kept: every fit hashes again
+    assert len(hashed) > 2 * len(documents)
+
+
+@pytest.mark.parametrize(
+    ("ngram_range", "lowercase"), [((1, 2), True), ((1, 3), True), ((2, 3), False), ((1, 1), True)]
+)
+def test_word_counts_by_token_type_equal_scikit_learn(
+    ngram_range: tuple[int, int], lowercase: bool
+) -> None:
+    """The word path tokenises each distinct word once and forms n-grams as integer pairs;
+    counts and columns stay exactly scikit-learn's, on Unicode case (dotted I, final sigma,
+    long s, Kelvin sign), punctuation inside words, odd whitespace, one-letter words, repeated
+    n-grams and documents with no token."""
+    from sklearn.feature_extraction.text import HashingVectorizer
+
+    from grooming_detect.models.vectorizers import _word_counts
+
+    texts = [
+        "",
+        "  lead and trail  ",
+        "hi hi hi HI Hi hi hi",
+        "\u0130stanbul \u017fecret K\u212a \u03a3\u039f\u03a3 \u039f\u03a3\u03a3\u03a3a",
+        "tab\there\x1cfile\u3000wide\u00a0nbsp\u2028line",
+        "a b c",
+        "don't-stop_me now!!! 2day u r 18? ok.ok",
+        "\U0001f600 sooo gooood \u00e9t\u00e9 caf\u00e9\u0301",
+        "word " * 300,
+        "x",
+        "end of one",
+        "start of two",
+    ]
+    rng = random.Random(7)
+    alphabet = "ab \u0130\u03a3\u00e9_-'1\t\u3000\u0301x"
+    texts += ["".join(rng.choice(alphabet) for _ in range(rng.randrange(40))) for _ in range(200)]
+    hasher = HashingVectorizer(
+        ngram_range=ngram_range,
+        lowercase=lowercase,
+        n_features=2**18,
+        alternate_sign=False,
+        norm=None,
+        dtype=np.float32,
+    )
+    expected = hasher.transform(texts)
+    got = _word_counts(texts, hasher)
+    assert got.shape == expected.shape
+    assert (got != expected).nnz == 0
+    assert _word_counts(["", "a"], hasher).nnz == 0
+
+
+def test_compact_logistic_regression_equals_the_full_width_fit() -> None:
+    """Solving over the filled columns only gives scikit-learn's model: the same coefficients
+    (zero on the empty columns) and probabilities, on the full-width matrix."""
+    from scipy import sparse
+    from sklearn.linear_model import LogisticRegression
+
+    from grooming_detect.models.baselines import CompactLogisticRegression
+
+    rng = np.random.default_rng(0)
+    X = sparse.random(300, 5000, density=0.004, format="csr", random_state=1, dtype=np.float64)
+    y = np.asarray(X[:, :40].sum(axis=1)).ravel() + rng.normal(0, 0.05, 300) > 0.05
+    settings = {"C": 4.0, "class_weight": "balanced", "max_iter": 2000, "tol": 1e-10}
+    ours = CompactLogisticRegression(**settings).fit(X, y)
+    theirs = LogisticRegression(**settings).fit(X, y)
+    assert ours.coef_.shape == theirs.coef_.shape == (1, 5000)
+    empty = np.asarray(X.sum(axis=0)).ravel() == 0
+    assert empty.any() and (ours.coef_[0, empty] == 0).all()
+    np.testing.assert_allclose(ours.coef_, theirs.coef_, atol=1e-5)
+    np.testing.assert_allclose(ours.predict_proba(X), theirs.predict_proba(X), atol=1e-6)
+
+
+def test_numpy_murmurhash_equals_scikit_learn_on_every_length() -> None:
+    from sklearn.feature_extraction import FeatureHasher
+
+    from grooming_detect.models.vectorizers import _murmur3_columns
+
+    rng = np.random.default_rng(5)
+    for length in range(1, 14):
+        grams = rng.integers(0, 128, size=(500, length), dtype=np.uint8)
+        strings = [bytes(row).decode("ascii") for row in grams]
+        expected = FeatureHasher(
+            n_features=2**20, input_type="string", alternate_sign=False
+        ).transform([s] for s in strings)
+        np.testing.assert_array_equal(_murmur3_columns(grams, 2**20), expected.indices)

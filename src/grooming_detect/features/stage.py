@@ -53,21 +53,25 @@ def build_views(
     separator: str,
     lexicons: dict[str, list[str]],
     views: Collection[str] = VIEWS,
+    behaviour: bool = True,
 ) -> dict[str, pd.DataFrame]:
     """The `views` (default: every one) keyed by ids: author, conversation and
     author-in-conversation rows. A view is the same whichever others are built with it;
-    scoring builds only the one its model reads (and the author table it reports)."""
+    scoring builds only the one its model reads (and the author table it reports), and
+    without the behavioural and lexicon columns (`behaviour` false) for a model that reads
+    text only."""
     wanted = set(views)
     unknown = wanted - set(VIEWS)
     if unknown:
         raise ValueError(f"unknown view(s) {sorted(unknown)}; expected some of {list(VIEWS)}")
     built: dict[str, pd.DataFrame] = {}
     with Progress(f"features of {len(messages):,} messages", total=5, unit="step") as bar:
-        facts = message_facts(messages, lexicons)  # computed once, shared by every view
+        # Computed once, shared by every view.
+        facts = message_facts(messages, lexicons) if behaviour else None
         bar.update()
         per_conversation = (
             author_conversation_features(messages, lexicons, facts)
-            if wanted & {AUTHOR_VIEW, AUTHOR_CONVERSATION_VIEW}
+            if behaviour and wanted & {AUTHOR_VIEW, AUTHOR_CONVERSATION_VIEW}
             else None
         )
         bar.update()
@@ -78,23 +82,32 @@ def build_views(
             else None
         )
         if AUTHOR_VIEW in wanted:
-            built[AUTHOR_VIEW] = author_texts(messages, authors, separator).merge(
-                author_features(per_conversation, messages), on=["author", "split"], how="left"
-            )
+            built[AUTHOR_VIEW] = author_texts(messages, authors, separator)
+            if per_conversation is not None:
+                built[AUTHOR_VIEW] = built[AUTHOR_VIEW].merge(
+                    author_features(per_conversation, messages), on=["author", "split"], how="left"
+                )
         bar.update()
         if CONVERSATION_VIEW in wanted:
             assert whole is not None
-            built[CONVERSATION_VIEW] = whole.merge(
-                conversation_features(messages, lexicons, facts),
-                on=["conversation_id", "split"],
-                how="left",
-                suffixes=("", "_feature"),
+            built[CONVERSATION_VIEW] = (
+                whole.merge(
+                    conversation_features(messages, lexicons, facts),
+                    on=["conversation_id", "split"],
+                    how="left",
+                    suffixes=("", "_feature"),
+                )
+                if behaviour
+                else whole
             )
         bar.update()
         if AUTHOR_CONVERSATION_VIEW in wanted:
-            built[AUTHOR_CONVERSATION_VIEW] = author_conversation_texts(
-                messages, authors, separator, whole
-            ).merge(per_conversation, on=keys_ac, how="left")
+            pairs = author_conversation_texts(messages, authors, separator, whole)
+            built[AUTHOR_CONVERSATION_VIEW] = (
+                pairs
+                if per_conversation is None
+                else pairs.merge(per_conversation, on=keys_ac, how="left")
+            )
         bar.update()
     # Features are doubles throughout (counts too), so a model's input schema is stable and a
     # missing value at scoring time is representable.

@@ -15,6 +15,8 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+from sklearn.compose import ColumnTransformer
+from sklearn.pipeline import Pipeline
 
 from grooming_detect import tracking
 from grooming_detect.data import chatlog, pan12
@@ -30,6 +32,7 @@ from grooming_detect.models.persistence import (
 )
 from grooming_detect.models.units import (
     INPUTS,
+    MODEL_TEXT_COLUMNS,
     UNITS,
     aggregate_scores,
     conversation_scores,
@@ -120,7 +123,26 @@ def _message_batches(path: Path, batch_conversations: int) -> Iterator[pd.DataFr
     yield messages.assign(split=SPLIT)
 
 
+def reads_text_only(model: Any) -> bool:
+    """Whether `model` provably reads text columns only: a ``Pipeline`` that opens with a
+    fitted ``ColumnTransformer`` whose transformers select text columns and drop the rest (the
+    TF-IDF baselines). Its behavioural features need not be computed to score it."""
+    first = model.steps[0][1] if isinstance(model, Pipeline) else model
+    if not isinstance(first, ColumnTransformer) or not hasattr(first, "transformers_"):
+        return False
+    for _, transformer, columns in first.transformers_:
+        if isinstance(transformer, str) and transformer == "drop":
+            continue
+        selected = [columns] if isinstance(columns, str) else columns
+        if not isinstance(selected, list | tuple) or not all(
+            isinstance(c, str) and c in MODEL_TEXT_COLUMNS for c in selected
+        ):
+            return False
+    return True
+
+
 def model_rows(
+    model: Any,
     meta: dict[str, Any],
     messages: pd.DataFrame,
     lexicons: dict[str, list[str]],
@@ -136,7 +158,13 @@ def model_rows(
     # Only the model's view, and the author view whose counts the author scores report.
     needed = {view} | ({AUTHOR_VIEW} if unit.name == "author" else set())
     views = build_views(
-        tables.messages, tables.authors, tables.conversations, separator, lexicons, needed
+        tables.messages,
+        tables.authors,
+        tables.conversations,
+        separator,
+        lexicons,
+        needed,
+        behaviour=not reads_text_only(model),
     )
     rows = views[view]
     dropped = (meta.get("features") or {}).get("dropped", [])
@@ -159,7 +187,7 @@ def score_messages(
     separator: str,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Author and conversation scores of one batch of messages (calibrated, with flags)."""
-    tables, views, rows = model_rows(meta, messages, lexicons, separator)
+    tables, views, rows = model_rows(model, meta, messages, lexicons, separator)
     unit = UNITS[meta.get("unit", "author")]
     kind = INPUTS[meta.get("input") or unit.name]
     raw = model.predict_proba(features_of(rows, kind))[:, 1]

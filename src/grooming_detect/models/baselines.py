@@ -8,7 +8,10 @@ are fitted outside the model, on validation.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
+import numpy as np
+from scipy import sparse
 from sklearn.calibration import CalibratedClassifierCV
 from sklearn.compose import ColumnTransformer, make_column_selector
 from sklearn.ensemble import HistGradientBoostingClassifier
@@ -22,6 +25,38 @@ from grooming_detect.features.schema import FEATURE_PATTERN
 from grooming_detect.models.vectorizers import make_text_vectorizer
 
 TEXT_COLUMN = "text"
+
+
+class CompactLogisticRegression(LogisticRegression):
+    """``LogisticRegression`` that solves over the columns holding a value in its training
+    matrix only, then stores full-width coefficients (zero elsewhere).
+
+    A column that is zero in every training row has coefficient zero at the (regularised)
+    optimum, so the fitted model is the same; but a hashed TF-IDF matrix has 2^21 columns
+    of which a real corpus fills a fraction (min_df zeroes the rest), and lbfgs's per-iteration
+    cost grows with the number of columns: fitting on the filled ones is several times faster.
+    """
+
+    def fit(self, X: Any, y: Any, sample_weight: Any = None) -> CompactLogisticRegression:
+        if not sparse.issparse(X) or self.warm_start:
+            return super().fit(X, y, sample_weight)
+        X = sparse.csr_matrix(X)
+        width = X.shape[1]
+        used = np.flatnonzero(np.bincount(X.indices, minlength=width))
+        if len(used) == width or len(used) == 0:
+            return super().fit(X, y, sample_weight)
+        position = np.zeros(width, dtype=X.indices.dtype)
+        position[used] = np.arange(len(used), dtype=X.indices.dtype)
+        narrow = sparse.csr_matrix(
+            (X.data, position[X.indices], X.indptr), shape=(X.shape[0], len(used))
+        )
+        super().fit(narrow, y, sample_weight)
+        fitted: np.ndarray = getattr(self, "coef_")  # noqa: B009 (set by fit)
+        coef = np.zeros((fitted.shape[0], width), dtype=fitted.dtype)
+        coef[:, used] = fitted
+        self.coef_ = coef
+        self.n_features_in_ = width
+        return self
 
 
 def make_tfidf_features(
@@ -77,7 +112,7 @@ def make_tfidf_logreg(
             ),
             (
                 "classifier",
-                LogisticRegression(
+                CompactLogisticRegression(
                     C=C, class_weight=class_weight, max_iter=max_iter, random_state=random_state
                 ),
             ),
@@ -232,7 +267,7 @@ def make_tfidf_plus_behaviour(
             ),
             (
                 "classifier",
-                LogisticRegression(
+                CompactLogisticRegression(
                     C=C, class_weight=class_weight, max_iter=max_iter, random_state=random_state
                 ),
             ),

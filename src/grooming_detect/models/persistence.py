@@ -22,6 +22,7 @@ META_FILE = "model.json"
 #: trained models). Never a prefix: a whole module (``sklearn.``) holds functions that run code.
 TRUSTED_TYPES = frozenset(
     {
+        "grooming_detect.models.baselines.CompactLogisticRegression",
         "grooming_detect.models.vectorizers.CompactTfidfVectorizer",
         "grooming_detect.models.vectorizers.HashingTfidfVectorizer",
         "grooming_detect.models.two_stage.TwoStageClassifier",

@@ -31,6 +31,7 @@ from grooming_detect.models.decision import (
 from grooming_detect.models.persistence import MODEL_FILE, save_model, trusted_types
 from grooming_detect.models.serving import log_pyfunc_model
 from grooming_detect.models.units import ModelInput, resolve_input, unit_of
+from grooming_detect.models.vectorizers import reuse_counts
 from grooming_detect.profiling import peak_rss_mib
 from grooming_detect.stage import StageContext, StageResult
 
@@ -394,9 +395,12 @@ def run_train(cfg: DictConfig, ctx: StageContext) -> StageResult:
     """Fit the model, calibrate it and tune its threshold (`model.selection`); save and log it."""
     inputs = model_input(cfg, ctx, "train")
     if selection_of(cfg) == "crossfit":
-        decisions = _decide_crossfit(cfg, ctx, inputs)
-        X, y, prefixes, sampling = _training_rows(cfg, ctx, inputs, POOL)
-        model, fit_seconds = _fit(cfg, inputs, X, y)
+        # The K fold models and the refit read subsets of the same documents: each text is
+        # hashed once (each fit still learns its own idf).
+        with reuse_counts():
+            decisions = _decide_crossfit(cfg, ctx, inputs)
+            X, y, prefixes, sampling = _training_rows(cfg, ctx, inputs, POOL)
+            model, fit_seconds = _fit(cfg, inputs, X, y)
     else:
         X, y, prefixes, sampling = _training_rows(cfg, ctx, inputs, ("train",))
         model, fit_seconds = _fit(cfg, inputs, X, y)

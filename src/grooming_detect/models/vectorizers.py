@@ -17,11 +17,14 @@ never finished saving). Two choices, selected by ``vectorizer`` in the model con
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+import re
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from numbers import Integral
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import pyarrow.compute as pc
 from scipy import sparse
 from sklearn.base import BaseEstimator, TransformerMixin
@@ -107,6 +110,13 @@ class HashingTfidfVectorizer(TransformerMixin, BaseEstimator):
 
     def _counts(self, documents: Iterable[str]) -> sparse.csr_matrix:
         texts = list(documents)
+        if _MEMOS is None or not all(type(text) is str for text in texts):
+            return self._hashed_counts(texts)
+        key = (self.analyzer, tuple(self.ngram_range), int(self.n_features), bool(self.lowercase))
+        memo = _MEMOS.setdefault(key, _CountsMemo())
+        return memo.counts(texts, self._hashed_counts)
+
+    def _hashed_counts(self, texts: list[str]) -> sparse.csr_matrix:
         hasher = self._hasher()
         if self.analyzer == "char_wb" and texts:
             return _char_wb_counts(texts, hasher)
@@ -117,7 +127,8 @@ class HashingTfidfVectorizer(TransformerMixin, BaseEstimator):
             unit="batch",
             disable=len(texts) < PROGRESS_MIN_DOCUMENTS,
         )
-        blocks = [hasher.transform(texts[i : i + step]) for i in batches]
+        count = _word_counts if self.analyzer == "word" else _plain_counts
+        blocks = [count(texts[i : i + step], hasher) for i in batches]
         if not blocks:
             return sparse.csr_matrix((0, int(self.n_features)), dtype=np.float32)
         return sparse.vstack(blocks, format="csr", dtype=np.float32)
@@ -167,6 +178,57 @@ class HashingTfidfVectorizer(TransformerMixin, BaseEstimator):
         return {column: "|".join(group) for column, group in names.items()}
 
 
+class _CountsMemo:
+    """Hashed counts of the documents one `reuse_counts` block has seen, one row per distinct
+    text (hashing is a pure function of the text and the block's settings)."""
+
+    def __init__(self) -> None:
+        self.row_of: dict[str, int] = {}
+        self.matrix: sparse.csr_matrix | None = None
+
+    def counts(
+        self, texts: list[str], compute: Callable[[list[str]], sparse.csr_matrix]
+    ) -> sparse.csr_matrix:
+        """The counts of `texts` (a new matrix: callers weight it in place), hashing only the
+        texts not seen before."""
+        if not texts:
+            return compute([])
+        new = [text for text in dict.fromkeys(texts) if text not in self.row_of]
+        if new:
+            block = compute(new).tocsr()
+            start = 0 if self.matrix is None else self.matrix.shape[0]
+            self.row_of.update((text, start + i) for i, text in enumerate(new))
+            self.matrix = (
+                block
+                if self.matrix is None
+                else sparse.vstack([self.matrix, block], format="csr", dtype=np.float32)
+            )
+        assert self.matrix is not None
+        rows = np.fromiter((self.row_of[text] for text in texts), dtype=np.int64, count=len(texts))
+        return self.matrix[rows]
+
+
+#: The memos of the innermost `reuse_counts` block, keyed by the hashing settings (None outside).
+_MEMOS: dict[tuple, _CountsMemo] | None = None
+
+
+@contextmanager
+def reuse_counts() -> Iterator[None]:
+    """Within the block, every `HashingTfidfVectorizer` hashes a given text once: the hashed
+    counts are kept (per hashing setting) and reused by later fits and transforms.
+
+    Cross-fitting fits K fold models and a final one on subsets of the same documents; each
+    fit learns its own idf, and only the stateless hashing is shared. Memory: the counts of the
+    distinct texts seen, released when the block ends."""
+    global _MEMOS
+    outer = _MEMOS
+    _MEMOS = {} if outer is None else outer
+    try:
+        yield
+    finally:
+        _MEMOS = outer
+
+
 #: Documents below which hashing shows no progress (a few seconds of work at most; explanations
 #: score one document at a time and would print a line per call).
 PROGRESS_MIN_DOCUMENTS = 20_000
@@ -176,40 +238,201 @@ def _char_wb_counts(texts: list[str], hasher: HashingVectorizer) -> sparse.csr_m
     """``hasher.transform(texts)`` for the ``char_wb`` analyser, computed word type by word type.
 
     ``char_wb`` n-grams never cross a word (a ``str.split()`` item), so a document's counts are
-    the sum of its words' counts. Each distinct word is analysed and hashed once, by
-    scikit-learn's own analyser and hasher (so columns and counts are identical), and documents
+    the sum of its words' counts. Each distinct word is analysed and hashed once
+    (`_char_wb_per_type`: columns and counts identical to scikit-learn's), and documents
     are then a sparse product: documents x word types times word types x hash columns. Real chat
     repeats its words, so this hashes about a tenth of the n-grams the plain path hashes."""
+    document, codes, words = _whitespace_words(texts)
+    if not words:  # every document blank
+        return sparse.csr_matrix((len(texts), hasher.n_features), dtype=np.float32)
+    per_type = _char_wb_per_type(words, hasher, show_progress=len(texts) >= PROGRESS_MIN_DOCUMENTS)
+    occurrences = sparse.csr_matrix(
+        (
+            np.ones(len(document), dtype=np.float32),
+            (document, codes),
+        ),
+        shape=(len(texts), len(words)),
+    )
+    counts = (occurrences @ per_type).tocsr()
+    counts.sort_indices()
+    return counts
+
+
+def _char_wb_per_type(
+    words: list[str], hasher: HashingVectorizer, show_progress: bool = False
+) -> sparse.csr_matrix:
+    """Word types x hash columns: the ``char_wb`` n-gram counts of each word, exactly as
+    ``hasher`` counts them. ASCII words (nearly all of real chat) are padded, cut into n-grams
+    and hashed with MurmurHash3 in NumPy, all words at once; any other word goes through
+    scikit-learn's analyser and hasher."""
+    n_features = int(hasher.n_features)
+    low, high = (int(n) for n in hasher.ngram_range)
+    plain = np.fromiter(map(str.isascii, words), dtype=bool, count=len(words))
+    rows, columns, values = [], [], []
+    ascii_rows = np.flatnonzero(plain)
+    if len(ascii_rows):
+        padded = [f" {words[i].lower() if hasher.lowercase else words[i]} " for i in ascii_rows]
+        length = np.fromiter(map(len, padded), dtype=np.int64, count=len(padded))
+        start = np.cumsum(length) - length
+        buffer = np.frombuffer("".join(padded).encode("ascii"), dtype=np.uint8)
+        # scikit-learn's char_wb: every n-gram shorter than the padded word, for n in the
+        # range, and the padded word itself once when it is no longer than the longest n.
+        for n in range(low, high + 1):
+            longer = np.flatnonzero(length > n)
+            per_word = length[longer] - n + 1
+            offset = np.arange(int(per_word.sum())) - np.repeat(
+                np.cumsum(per_word) - per_word, per_word
+            )
+            at = np.repeat(start[longer], per_word) + offset
+            rows.append(np.repeat(ascii_rows[longer], per_word))
+            columns.append(_murmur3_columns(buffer[at[:, None] + np.arange(n)], n_features))
+            values.append(np.ones(len(at), dtype=np.float32))
+        for n in range(1, high + 1):
+            whole = np.flatnonzero(length == n)
+            rows.append(ascii_rows[whole])
+            columns.append(_murmur3_columns(buffer[start[whole, None] + np.arange(n)], n_features))
+            values.append(np.ones(len(whole), dtype=np.float32))
+    other = np.flatnonzero(~plain)
+    if len(other):
+        analyse = hasher.build_analyzer()
+        hashed = FeatureHasher(
+            n_features=n_features, input_type="string", alternate_sign=False, dtype=np.float32
+        ).transform(
+            analyse(words[i])
+            for i in track(other, "hashing non-ASCII words", unit="word", disable=not show_progress)
+        )
+        rows.append(other[np.repeat(np.arange(len(other)), np.diff(hashed.indptr))])
+        columns.append(hashed.indices.astype(np.int64))
+        values.append(hashed.data.astype(np.float32))  # a word's repeated n-grams, summed
+    per_type = sparse.csr_matrix(
+        (np.concatenate(values), (np.concatenate(rows), np.concatenate(columns))),
+        shape=(len(words), n_features),
+    )
+    per_type.sum_duplicates()
+    return per_type
+
+
+_C1, _C2 = np.uint32(0xCC9E2D51), np.uint32(0x1B873593)
+
+
+def _rotl(value: np.ndarray, bits: int) -> np.ndarray:
+    return (value << np.uint32(bits)) | (value >> np.uint32(32 - bits))
+
+
+def _murmur3_columns(grams: np.ndarray, n_features: int) -> np.ndarray:
+    """``FeatureHasher``'s unsigned column of each row of `grams` (byte strings of one length,
+    ``uint8``): MurmurHash3 x86 32-bit with seed 0, as scikit-learn's
+    ``murmurhash3_bytes_s32``, then ``|h| mod n_features``."""
+    count, length = grams.shape
+    data = grams.astype(np.uint32)
+    h = np.zeros(count, dtype=np.uint32)
+    for i in range(0, length - length % 4, 4):
+        k = data[:, i] | data[:, i + 1] << 8 | data[:, i + 2] << 16 | data[:, i + 3] << 24
+        h = _rotl(h ^ (_rotl(k * _C1, 15) * _C2), 13) * np.uint32(5) + np.uint32(0xE6546B64)
+    tail = length % 4
+    if tail:
+        k = np.zeros(count, dtype=np.uint32)
+        for j in range(tail):
+            k ^= data[:, length - tail + j] << np.uint32(8 * j)
+        h ^= _rotl(k * _C1, 15) * _C2
+    h ^= np.uint32(length)
+    h ^= h >> np.uint32(16)
+    h *= np.uint32(0x85EBCA6B)
+    h ^= h >> np.uint32(13)
+    h *= np.uint32(0xC2B2AE35)
+    h ^= h >> np.uint32(16)
+    return np.abs(h.view(np.int32).astype(np.int64)) % n_features
+
+
+def _whitespace_words(texts: list[str]) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """The words (``str.split()`` items) of `texts`: each occurrence's document and word-type
+    code, in reading order, and the word types."""
     words = pc.utf8_split_whitespace(pc.fill_null(arrow_strings(texts), ""))
     flat = pc.list_flatten(words)
     document = pc.list_parent_indices(words).to_numpy(zero_copy_only=False)
     kept = pc.greater(pc.binary_length(flat), 0)  # Arrow's empty items at leading/trailing space
     encoded = pc.dictionary_encode(flat.filter(kept))
-    document = document[kept.to_numpy(zero_copy_only=False)]
-    types = track(
+    return (
+        document[kept.to_numpy(zero_copy_only=False)],
+        encoded.indices.to_numpy(zero_copy_only=False).astype(np.int64),
         encoded.dictionary.to_pylist(),
-        f"hashing char_wb n-grams of {len(texts):,} documents",
-        unit="word",
-        disable=len(texts) < PROGRESS_MIN_DOCUMENTS,
     )
-    if not len(encoded.dictionary):  # every document blank: FeatureHasher cannot take 0 rows
-        return sparse.csr_matrix((len(texts), hasher.n_features), dtype=np.float32)
-    analyse = hasher.build_analyzer()
-    per_type = FeatureHasher(
-        n_features=hasher.n_features,
-        input_type="string",
-        alternate_sign=False,
-        dtype=np.float32,
-    ).transform(analyse(word) for word in types)
-    occurrences = sparse.csr_matrix(
-        (
-            np.ones(len(document), dtype=np.float32),
-            (document, encoded.indices.to_numpy(zero_copy_only=False)),
-        ),
-        shape=(len(texts), len(encoded.dictionary)),
+
+
+#: scikit-learn's default ``token_pattern`` (the word analyser's tokens).
+_TOKEN = re.compile(r"(?u)\b\w\w+\b")
+
+
+def _hash_columns(terms: Iterable[str], n_features: int) -> np.ndarray:
+    """``FeatureHasher``'s column of each term (unsigned; the hashing `HashingVectorizer` uses)."""
+    hashed = FeatureHasher(
+        n_features=n_features, input_type="string", alternate_sign=False, dtype=np.float32
+    ).transform([term] for term in terms)
+    return hashed.indices.astype(np.int64)
+
+
+def _plain_counts(texts: list[str], hasher: HashingVectorizer) -> sparse.csr_matrix:
+    return hasher.transform(texts)
+
+
+def _word_counts(texts: list[str], hasher: HashingVectorizer) -> sparse.csr_matrix:
+    """``hasher.transform(texts)`` for the ``word`` analyser (scikit-learn's default token
+    pattern), computed token type by token type and n-gram type by n-gram type.
+
+    Tokens never span whitespace, and lower-casing a text lower-cases each of its words alike,
+    so a document's tokens are its words' tokens in order: each distinct word is lower-cased
+    and tokenised once, each distinct token and n-gram is hashed once (by scikit-learn's
+    hasher: columns and counts are identical), and n-grams are formed as integer pairs within
+    each document."""
+    n_features = int(hasher.n_features)
+    low, high = (int(n) for n in hasher.ngram_range)
+    document, codes, words = _whitespace_words(texts)
+    token_id: dict[str, int] = {}
+    per_word = [
+        [token_id.setdefault(token, len(token_id)) for token in _TOKEN.findall(word)]
+        for word in ((word.lower() for word in words) if hasher.lowercase else words)
+    ]
+    if not token_id:
+        return sparse.csr_matrix((len(texts), n_features), dtype=np.float32)
+    word_length = np.fromiter(map(len, per_word), dtype=np.int64, count=len(per_word))
+    word_tokens = np.fromiter(
+        (token for tokens in per_word for token in tokens),
+        dtype=np.int64,
+        count=int(word_length.sum()),
     )
-    counts = (occurrences @ per_type).tocsr()
-    counts.sort_indices()
+    word_start = np.cumsum(word_length) - word_length
+    # Each word occurrence expanded into its tokens, in reading order.
+    length = word_length[codes]
+    offset = np.arange(int(length.sum())) - np.repeat(np.cumsum(length) - length, length)
+    tokens = word_tokens[np.repeat(word_start[codes], length) + offset]
+    token_document = np.repeat(document, length)
+    token_strings = list(token_id)  # ids are insertion order
+    rows, columns = [], []
+    if low <= 1:
+        rows.append(token_document)
+        columns.append(_hash_columns(token_strings, n_features)[tokens])
+    grams, gram_strings = tokens, token_strings
+    for n in range(2, high + 1):
+        starts = len(tokens) - n + 1
+        if starts <= 0:
+            break
+        # The n-gram at i is (the (n-1)-gram at i, the token at i+n-1), numbered densely.
+        grams, pairs = pd.factorize(grams[:starts] * len(token_strings) + tokens[n - 1 :])
+        previous, last = np.divmod(np.asarray(pairs, dtype=np.int64), len(token_strings))
+        gram_strings = [
+            f"{gram_strings[p]} {token_strings[t]}"
+            for p, t in zip(previous.tolist(), last.tolist(), strict=True)
+        ]
+        if n >= low:
+            within = token_document[:starts] == token_document[n - 1 :]
+            rows.append(token_document[:starts][within])
+            columns.append(_hash_columns(gram_strings, n_features)[grams[within]])
+    row = np.concatenate(rows)
+    counts = sparse.csr_matrix(
+        (np.ones(len(row), dtype=np.float32), (row, np.concatenate(columns))),
+        shape=(len(texts), n_features),
+    )
+    counts.sum_duplicates()  # also sorts each row's columns, as HashingVectorizer's output
     return counts
 
 
@@ -239,4 +462,9 @@ def make_text_vectorizer(
     raise ValueError(f"vectorizer: {kind!r}; expected 'hashing' or 'vocabulary'")
 
 
-__all__ = ["CompactTfidfVectorizer", "HashingTfidfVectorizer", "make_text_vectorizer"]
+__all__ = [
+    "CompactTfidfVectorizer",
+    "HashingTfidfVectorizer",
+    "make_text_vectorizer",
+    "reuse_counts",
+]
