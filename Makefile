@@ -62,6 +62,10 @@ card: $(STAMP) ## regenerate MODEL_CARD.md from a fresh run of the reference con
 bench: $(STAMP) ## default baseline end to end at 0.1x/0.3x/1x PAN training size and test size, vs a naive reference
 	$(BIN)/python scripts/bench_scale.py $(ARGS)
 
+.PHONY: bench-persist
+bench-persist: $(STAMP) ## save/load seconds and MiB of a 400k-term vocabulary model on real chat text
+	$(BIN)/python scripts/bench_persist.py $(ARGS)
+
 .PHONY: bench-ingest
 bench-ingest: $(STAMP) ## parse the synthetic corpus at PAN-2012 scale: messages/s and peak memory
 	$(BIN)/python scripts/bench_ingest.py $(ARGS)
