@@ -20,6 +20,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from numbers import Integral
 from typing import Any
 
@@ -254,6 +255,8 @@ def _char_wb_counts(texts: list[str], hasher: HashingVectorizer) -> sparse.csr_m
         shape=(len(texts), len(words)),
     )
     counts = (occurrences @ per_type).tocsr()
+    # Sorted columns: a document's weights are summed in the same order (so its score is the
+    # same to the last bit) whatever the other documents of its batch.
     counts.sort_indices()
     return counts
 
@@ -363,12 +366,46 @@ def _whitespace_words(texts: list[str]) -> tuple[np.ndarray, np.ndarray, list[st
 _TOKEN = re.compile(r"(?u)\b\w\w+\b")
 
 
-def _hash_columns(terms: Iterable[str], n_features: int) -> np.ndarray:
-    """``FeatureHasher``'s column of each term (unsigned; the hashing `HashingVectorizer` uses)."""
-    hashed = FeatureHasher(
-        n_features=n_features, input_type="string", alternate_sign=False, dtype=np.float32
-    ).transform([term] for term in terms)
-    return hashed.indices.astype(np.int64)
+def _spans(start: np.ndarray, length: np.ndarray) -> np.ndarray:
+    """The positions ``start[i] + k`` for ``k < length[i]``, for every i in order."""
+    offset = np.arange(int(length.sum())) - np.repeat(np.cumsum(length) - length, length)
+    return np.repeat(start, length) + offset
+
+
+@dataclass(frozen=True)
+class _ByteStrings:
+    """Byte strings stored end to end: string i is ``data[start[i] : start[i] + length[i]]``."""
+
+    data: np.ndarray
+    start: np.ndarray
+    length: np.ndarray
+
+    @classmethod
+    def of(cls, strings: list[str]) -> _ByteStrings:
+        encoded = [string.encode("utf-8") for string in strings]
+        length = np.fromiter(map(len, encoded), dtype=np.int64, count=len(encoded))
+        data = np.frombuffer(b"".join(encoded), dtype=np.uint8)
+        return cls(data, np.cumsum(length) - length, length)
+
+    def joined(self, left: np.ndarray, other: _ByteStrings, right: np.ndarray) -> _ByteStrings:
+        """The strings ``self[left[i]] + b" " + other[right[i]]``."""
+        head, tail = self.length[left], other.length[right]
+        length = head + 1 + tail
+        start = np.cumsum(length) - length
+        data = np.full(int(length.sum()), ord(" "), dtype=np.uint8)
+        data[_spans(start, head)] = self.data[_spans(self.start[left], head)]
+        data[_spans(start + head + 1, tail)] = other.data[_spans(other.start[right], tail)]
+        return _ByteStrings(data, start, length)
+
+    def columns(self, n_features: int) -> np.ndarray:
+        """``FeatureHasher``'s column of each string (its hashing of the UTF-8 bytes)."""
+        out = np.empty(len(self.length), dtype=np.int64)
+        for size in np.unique(self.length):
+            which = np.flatnonzero(self.length == size)
+            out[which] = _murmur3_columns(
+                self.data[self.start[which, None] + np.arange(size)], n_features
+            )
+        return out
 
 
 def _plain_counts(texts: list[str], hasher: HashingVectorizer) -> sparse.csr_matrix:
@@ -381,9 +418,9 @@ def _word_counts(texts: list[str], hasher: HashingVectorizer) -> sparse.csr_matr
 
     Tokens never span whitespace, and lower-casing a text lower-cases each of its words alike,
     so a document's tokens are its words' tokens in order: each distinct word is lower-cased
-    and tokenised once, each distinct token and n-gram is hashed once (by scikit-learn's
-    hasher: columns and counts are identical), and n-grams are formed as integer pairs within
-    each document."""
+    and tokenised once, each distinct token and n-gram is hashed once (MurmurHash3 of its UTF-8
+    bytes in NumPy, as scikit-learn's hasher: columns and counts are identical), and n-grams
+    are formed as integer pairs within each document."""
     n_features = int(hasher.n_features)
     low, high = (int(n) for n in hasher.ngram_range)
     document, codes, words = _whitespace_words(texts)
@@ -406,27 +443,26 @@ def _word_counts(texts: list[str], hasher: HashingVectorizer) -> sparse.csr_matr
     offset = np.arange(int(length.sum())) - np.repeat(np.cumsum(length) - length, length)
     tokens = word_tokens[np.repeat(word_start[codes], length) + offset]
     token_document = np.repeat(document, length)
-    token_strings = list(token_id)  # ids are insertion order
+    # The UTF-8 bytes of each token type (ids are insertion order), which is what is hashed.
+    token_bytes = _ByteStrings.of(list(token_id))
     rows, columns = [], []
     if low <= 1:
         rows.append(token_document)
-        columns.append(_hash_columns(token_strings, n_features)[tokens])
-    grams, gram_strings = tokens, token_strings
+        columns.append(token_bytes.columns(n_features)[tokens])
+    grams, gram_bytes = tokens, token_bytes
     for n in range(2, high + 1):
         starts = len(tokens) - n + 1
         if starts <= 0:
             break
-        # The n-gram at i is (the (n-1)-gram at i, the token at i+n-1), numbered densely.
-        grams, pairs = pd.factorize(grams[:starts] * len(token_strings) + tokens[n - 1 :])
-        previous, last = np.divmod(np.asarray(pairs, dtype=np.int64), len(token_strings))
-        gram_strings = [
-            f"{gram_strings[p]} {token_strings[t]}"
-            for p, t in zip(previous.tolist(), last.tolist(), strict=True)
-        ]
+        # The n-gram at i is (the (n-1)-gram at i, the token at i+n-1), numbered densely; its
+        # bytes are the (n-1)-gram's, a space and the token's.
+        grams, pairs = pd.factorize(grams[:starts] * len(token_id) + tokens[n - 1 :])
+        previous, last = np.divmod(np.asarray(pairs, dtype=np.int64), len(token_id))
+        gram_bytes = gram_bytes.joined(previous, token_bytes, last)
         if n >= low:
             within = token_document[:starts] == token_document[n - 1 :]
             rows.append(token_document[:starts][within])
-            columns.append(_hash_columns(gram_strings, n_features)[grams[within]])
+            columns.append(gram_bytes.columns(n_features)[grams[within]])
     row = np.concatenate(rows)
     counts = sparse.csr_matrix(
         (np.ones(len(row), dtype=np.float32), (row, np.concatenate(columns))),
