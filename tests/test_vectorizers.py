@@ -305,3 +305,31 @@ def test_numpy_murmurhash_equals_scikit_learn_on_every_length() -> None:
             n_features=2**20, input_type="string", alternate_sign=False
         ).transform([s] for s in strings)
         np.testing.assert_array_equal(_murmur3_columns(grams, 2**20), expected.indices)
+
+
+def test_hostile_documents_hash_as_scikit_learn_or_fail_clearly() -> None:
+    """Documents too short for the shortest n-gram, one huge token (hashed one by one, not
+    through the per-length NumPy path), a lone surrogate between word tokens (which Arrow
+    cannot hold): the same counts as scikit-learn; a missing text or an impossible n-gram range
+    is an error, and so is a surrogate inside a character n-gram, as in scikit-learn."""
+
+    def both(texts: list[str], **settings: object) -> tuple:
+        ours = HashingTfidfVectorizer(n_features=2**18, **settings)  # type: ignore[arg-type]
+        hasher = ours._hasher()
+        return ours._hashed_counts(texts), hasher.transform(texts)
+
+    for texts, settings in [
+        (["hello", "x y", ""], {"ngram_range": (2, 3)}),
+        (["x" * 100_000 + " hello " + "y" * 100_001 + " hello"], {"ngram_range": (1, 2)}),
+        (["ab\ud800cd ef", "ok ok"], {"ngram_range": (1, 2)}),
+    ]:
+        got, expected = both(texts, **settings)
+        assert got.shape == expected.shape and (got != expected).nnz == 0, (texts[0][:20], settings)
+    with pytest.raises(UnicodeEncodeError):  # as scikit-learn: the n-gram holds the surrogate
+        HashingTfidfVectorizer(analyzer="char_wb").fit_transform(["ab\ud800cd"])
+    with pytest.raises(ValueError, match="invalid document"):
+        HashingTfidfVectorizer().fit_transform(["fine", np.nan])
+    with pytest.raises(ValueError, match="ngram_range"):
+        HashingTfidfVectorizer(ngram_range=(3, 2)).fit_transform(["a b c d"])
+    with pytest.raises(ValueError, match="ngram_range"):
+        HashingTfidfVectorizer(analyzer="char_wb", ngram_range=(0, 2)).fit_transform(["abc"])

@@ -319,7 +319,7 @@ def _top_items(
     kind = INPUTS[actx.meta.get("input") or unit.name]
     if kind.name == unit.name and errors.linear_parts(actx.model) is not None:
         _, _, reference = model_rows(
-            actx.model, actx.meta, messages.assign(split=SPLIT), actx.lexicons, actx.separator
+            actx.meta, messages.assign(split=SPLIT), actx.lexicons, actx.separator, actx.model
         )
         rows = reference.set_index(unit.id_column).loc[table["id"]].reset_index()
         table["top_terms"] = errors.linear_explanations(

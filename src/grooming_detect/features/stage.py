@@ -56,10 +56,10 @@ def build_views(
     behaviour: bool = True,
 ) -> dict[str, pd.DataFrame]:
     """The `views` (default: every one) keyed by ids: author, conversation and
-    author-in-conversation rows. A view is the same whichever others are built with it;
-    scoring builds only the one its model reads (and the author table it reports), and
-    without the behavioural and lexicon columns (`behaviour` false) for a model that reads
-    text only."""
+    author-in-conversation rows. A view is the same whichever others are built with it (for
+    the same `behaviour`); scoring builds only the one its model reads (and the author table it
+    reports), and without the behavioural and lexicon columns (`behaviour` false) for a model
+    that reads text only."""
     wanted = set(views)
     unknown = wanted - set(VIEWS)
     if unknown:

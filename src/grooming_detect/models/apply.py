@@ -142,15 +142,16 @@ def reads_text_only(model: Any) -> bool:
 
 
 def model_rows(
-    model: Any,
     meta: dict[str, Any],
     messages: pd.DataFrame,
     lexicons: dict[str, list[str]],
     separator: str,
+    model: Any = None,
 ) -> tuple[Any, dict[str, pd.DataFrame], pd.DataFrame]:
     """The canonical tables, the views scoring needs (the model's input view, and the author
     view for an author model's counts), and the rows of the model's input view (without the
-    columns the model's training data had no value for) of a batch of messages."""
+    columns the model's training data had no value for) of a batch of messages. Given the
+    fitted `model`, the behavioural features are left out when it reads text only."""
     tables = build_tables(messages, predators={SPLIT: set()})
     unit = UNITS[meta.get("unit", "author")]
     kind = INPUTS[meta.get("input") or unit.name]
@@ -164,7 +165,7 @@ def model_rows(
         separator,
         lexicons,
         needed,
-        behaviour=not reads_text_only(model),
+        behaviour=model is None or not reads_text_only(model),
     )
     rows = views[view]
     dropped = (meta.get("features") or {}).get("dropped", [])
@@ -187,7 +188,7 @@ def score_messages(
     separator: str,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Author and conversation scores of one batch of messages (calibrated, with flags)."""
-    tables, views, rows = model_rows(model, meta, messages, lexicons, separator)
+    tables, views, rows = model_rows(meta, messages, lexicons, separator, model)
     unit = UNITS[meta.get("unit", "author")]
     kind = INPUTS[meta.get("input") or unit.name]
     raw = model.predict_proba(features_of(rows, kind))[:, 1]

@@ -32,13 +32,16 @@ class CompactLogisticRegression(LogisticRegression):
     matrix only, then stores full-width coefficients (zero elsewhere).
 
     A column that is zero in every training row has coefficient zero at the (regularised)
-    optimum, so the fitted model is the same; but a hashed TF-IDF matrix has 2^21 columns
+    optimum, so the fitted model is the same up to the solver's tolerance (bit for bit with
+    lbfgs on the float32 TF-IDF matrix); but a hashed TF-IDF matrix has 2^21 columns
     of which a real corpus fills a fraction (min_df zeroes the rest), and lbfgs's per-iteration
     cost grows with the number of columns: fitting on the filled ones is several times faster.
     """
 
     def fit(self, X: Any, y: Any, sample_weight: Any = None) -> CompactLogisticRegression:
-        if not sparse.issparse(X) or self.warm_start:
+        # liblinear shuffles the columns it is given, so its iterates (not its optimum) depend
+        # on their number: it keeps the full width, as do warm starts.
+        if not sparse.issparse(X) or self.warm_start or self.solver == "liblinear":
             return super().fit(X, y, sample_weight)
         X = sparse.csr_matrix(X)
         width = X.shape[1]

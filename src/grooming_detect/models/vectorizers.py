@@ -32,6 +32,7 @@ from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.feature_extraction import FeatureHasher
 from sklearn.feature_extraction.text import HashingVectorizer, TfidfVectorizer
 from sklearn.preprocessing import normalize
+from sklearn.utils import murmurhash3_32
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
@@ -119,8 +120,30 @@ class HashingTfidfVectorizer(TransformerMixin, BaseEstimator):
 
     def _hashed_counts(self, texts: list[str]) -> sparse.csr_matrix:
         hasher = self._hasher()
-        if self.analyzer == "char_wb" and texts:
-            return _char_wb_counts(texts, hasher)
+        low, high = self.ngram_range
+        if not 1 <= low <= high:
+            raise ValueError(
+                f"ngram_range {tuple(self.ngram_range)}: expected (low, high) with 1 <= low <= high"
+            )
+        if not all(type(text) is str for text in texts):
+            # scikit-learn's own path, which names the bad value (a missing text is an error,
+            # never an empty document).
+            return hasher.transform(texts)
+        try:
+            if self.analyzer == "char_wb" and texts:
+                return _char_wb_counts(texts, hasher)
+            if self.analyzer == "word":
+                return self._batched(texts, _word_counts, hasher)
+        except UnicodeEncodeError:  # a lone surrogate, which Arrow cannot hold
+            return hasher.transform(texts)
+        return self._batched(texts, _plain_counts, hasher)
+
+    def _batched(
+        self,
+        texts: list[str],
+        count: Callable[[list[str], HashingVectorizer], sparse.csr_matrix],
+        hasher: HashingVectorizer,
+    ) -> sparse.csr_matrix:
         step = max(1, int(self.batch_size))
         batches = track(
             range(0, len(texts), step),
@@ -128,7 +151,6 @@ class HashingTfidfVectorizer(TransformerMixin, BaseEstimator):
             unit="batch",
             disable=len(texts) < PROGRESS_MIN_DOCUMENTS,
         )
-        count = _word_counts if self.analyzer == "word" else _plain_counts
         blocks = [count(texts[i : i + step], hasher) for i in batches]
         if not blocks:
             return sparse.csr_matrix((0, int(self.n_features)), dtype=np.float32)
@@ -283,10 +305,7 @@ def _char_wb_per_type(
         for n in range(low, high + 1):
             longer = np.flatnonzero(length > n)
             per_word = length[longer] - n + 1
-            offset = np.arange(int(per_word.sum())) - np.repeat(
-                np.cumsum(per_word) - per_word, per_word
-            )
-            at = np.repeat(start[longer], per_word) + offset
+            at = _spans(start[longer], per_word)
             rows.append(np.repeat(ascii_rows[longer], per_word))
             columns.append(_murmur3_columns(buffer[at[:, None] + np.arange(n)], n_features))
             values.append(np.ones(len(at), dtype=np.float32))
@@ -372,6 +391,10 @@ def _spans(start: np.ndarray, length: np.ndarray) -> np.ndarray:
     return np.repeat(start, length) + offset
 
 
+#: Byte length above which a string is hashed by scikit-learn rather than in NumPy.
+LONG_BYTES = 64
+
+
 @dataclass(frozen=True)
 class _ByteStrings:
     """Byte strings stored end to end: string i is ``data[start[i] : start[i] + length[i]]``."""
@@ -398,9 +421,15 @@ class _ByteStrings:
         return _ByteStrings(data, start, length)
 
     def columns(self, n_features: int) -> np.ndarray:
-        """``FeatureHasher``'s column of each string (its hashing of the UTF-8 bytes)."""
+        """``FeatureHasher``'s column of each string (its hashing of the UTF-8 bytes). Strings
+        longer than `LONG_BYTES` (a pasted blob, a spam run) are hashed one by one by
+        scikit-learn: NumPy's cost grows with the longest length, not the total."""
         out = np.empty(len(self.length), dtype=np.int64)
-        for size in np.unique(self.length):
+        for i in np.flatnonzero(self.length > LONG_BYTES):
+            start, size = int(self.start[i]), int(self.length[i])
+            out[i] = abs(murmurhash3_32(self.data[start : start + size].tobytes(), seed=0))
+            out[i] %= n_features
+        for size in np.unique(self.length[self.length <= LONG_BYTES]):
             which = np.flatnonzero(self.length == size)
             out[which] = _murmur3_columns(
                 self.data[self.start[which, None] + np.arange(size)], n_features
@@ -440,8 +469,7 @@ def _word_counts(texts: list[str], hasher: HashingVectorizer) -> sparse.csr_matr
     word_start = np.cumsum(word_length) - word_length
     # Each word occurrence expanded into its tokens, in reading order.
     length = word_length[codes]
-    offset = np.arange(int(length.sum())) - np.repeat(np.cumsum(length) - length, length)
-    tokens = word_tokens[np.repeat(word_start[codes], length) + offset]
+    tokens = word_tokens[_spans(word_start[codes], length)]
     token_document = np.repeat(document, length)
     # The UTF-8 bytes of each token type (ids are insertion order), which is what is hashed.
     token_bytes = _ByteStrings.of(list(token_id))
@@ -463,6 +491,8 @@ def _word_counts(texts: list[str], hasher: HashingVectorizer) -> sparse.csr_matr
             within = token_document[:starts] == token_document[n - 1 :]
             rows.append(token_document[:starts][within])
             columns.append(gram_bytes.columns(n_features)[grams[within]])
+    if not rows:  # no document is long enough for the shortest n-gram
+        return sparse.csr_matrix((len(texts), n_features), dtype=np.float32)
     row = np.concatenate(rows)
     counts = sparse.csr_matrix(
         (np.ones(len(row), dtype=np.float32), (row, np.concatenate(columns))),
