@@ -50,7 +50,9 @@ def bench(vectorizer: str, frame: pd.DataFrame, labels: np.ndarray, max_features
         started = time.perf_counter()
         loaded, _ = load_model(Path(tmp))
         load = time.perf_counter() - started
-    same = np.allclose(loaded.predict_proba(frame.head(200)), model.predict_proba(frame.head(200)))
+    same = np.array_equal(
+        loaded.predict_proba(frame.head(200)), model.predict_proba(frame.head(200))
+    )
     return {
         "vectorizer": vectorizer,
         "terms": terms,

@@ -333,3 +333,27 @@ def test_hostile_documents_hash_as_scikit_learn_or_fail_clearly() -> None:
         HashingTfidfVectorizer(ngram_range=(3, 2)).fit_transform(["a b c d"])
     with pytest.raises(ValueError, match="ngram_range"):
         HashingTfidfVectorizer(analyzer="char_wb", ngram_range=(0, 2)).fit_transform(["abc"])
+
+
+def test_vocabulary_is_saved_packed_and_restored_exactly(tmp_path: Path) -> None:
+    """The vocabulary goes to the skops file as three arrays (one member each, not one node
+    per term) and comes back as the same mapping of plain ints; saving leaves the live
+    estimator untouched."""
+    documents = [*DOCS, "h\u00e9llo w\u00f6rld \u4f60\u597d park", "\U0001f600 emoji park"] * 3
+    frame = pd.DataFrame({"text": documents})
+    labels = np.arange(len(documents)) % 2 == 0
+    model = make_tfidf_logreg(vectorizer="vocabulary", min_df=1, max_iter=50).fit(frame, labels)
+    blocks = model.named_steps["features"].named_transformers_
+    before = {name: dict(blocks[name].vocabulary_) for name in ("word", "char")}
+    save_model(model, {"threshold": 0.5}, tmp_path)
+    assert {name: blocks[name].vocabulary_ for name in before} == before, "saving changed it"
+    import zipfile
+
+    with zipfile.ZipFile(tmp_path / "model.skops") as archive:
+        schema = archive.read("schema.json").decode("utf-8")
+    assert "vocabulary_packed_" in schema and '"park"' not in schema, "terms are not dict nodes"
+    loaded, _ = load_model(tmp_path)
+    for name, vocabulary in before.items():
+        restored = loaded.named_steps["features"].named_transformers_[name].vocabulary_
+        assert restored == vocabulary and all(type(v) is int for v in restored.values())
+    np.testing.assert_array_equal(loaded.predict_proba(frame), model.predict_proba(frame))
