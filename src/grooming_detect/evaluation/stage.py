@@ -40,7 +40,14 @@ from grooming_detect.io import read_json, write_json, write_parquet, write_text
 from grooming_detect.models.crossfit import POOL, is_crossfit
 from grooming_detect.models.decision import tune_lines
 from grooming_detect.models.persistence import load_model
-from grooming_detect.models.units import UNITS, ModelInput, Unit, conversation_scores, features_of
+from grooming_detect.models.units import (
+    UNITS,
+    ModelInput,
+    Unit,
+    conversation_scores,
+    features_of,
+    positive_scores,
+)
 from grooming_detect.stage import StageContext, StageResult, check_same_data
 
 log = logging.getLogger(__name__)
@@ -111,7 +118,7 @@ class _Scorer:
         self.inputs = inputs
 
     def calibrated(self, rows: pd.DataFrame) -> np.ndarray:
-        return self.calibrator.transform(self.model.predict_proba(rows)[:, 1])
+        return self.calibrator.transform(positive_scores(self.model, rows))
 
     def unit_inputs(self, split: str) -> pd.DataFrame:
         """The unit's input rows of `split`, indexed by id (for occlusion and single messages)."""

@@ -15,8 +15,6 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-from sklearn.compose import ColumnTransformer
-from sklearn.pipeline import Pipeline
 
 from grooming_detect import tracking
 from grooming_detect.data import chatlog, pan12
@@ -32,11 +30,12 @@ from grooming_detect.models.persistence import (
 )
 from grooming_detect.models.units import (
     INPUTS,
-    MODEL_TEXT_COLUMNS,
     UNITS,
     aggregate_scores,
     conversation_scores,
     features_of,
+    positive_scores,
+    reads_text_only,
 )
 
 log = logging.getLogger(__name__)
@@ -123,24 +122,6 @@ def _message_batches(path: Path, batch_conversations: int) -> Iterator[pd.DataFr
     yield messages.assign(split=SPLIT)
 
 
-def reads_text_only(model: Any) -> bool:
-    """Whether `model` provably reads text columns only: a ``Pipeline`` that opens with a
-    fitted ``ColumnTransformer`` whose transformers select text columns and drop the rest (the
-    TF-IDF baselines). Its behavioural features need not be computed to score it."""
-    first = model.steps[0][1] if isinstance(model, Pipeline) else model
-    if not isinstance(first, ColumnTransformer) or not hasattr(first, "transformers_"):
-        return False
-    for _, transformer, columns in first.transformers_:
-        if isinstance(transformer, str) and transformer == "drop":
-            continue
-        selected = [columns] if isinstance(columns, str) else columns
-        if not isinstance(selected, list | tuple) or not all(
-            isinstance(c, str) and c in MODEL_TEXT_COLUMNS for c in selected
-        ):
-            return False
-    return True
-
-
 def model_rows(
     meta: dict[str, Any],
     messages: pd.DataFrame,
@@ -191,7 +172,7 @@ def score_messages(
     tables, views, rows = model_rows(meta, messages, lexicons, separator, model)
     unit = UNITS[meta.get("unit", "author")]
     kind = INPUTS[meta.get("input") or unit.name]
-    raw = model.predict_proba(features_of(rows, kind))[:, 1]
+    raw = positive_scores(model, features_of(rows, kind))
     calibrator = ScoreCalibrator.from_dict(meta.get("calibration", {"method": "none"}))
     scores = pd.Series(calibrator.transform(raw), index=rows[kind.id_column].to_numpy())
     if unit.name == "conversation":

@@ -9,10 +9,16 @@ conversation scores its highest-scoring author (the evaluate stage and the scori
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
+from scipy.special import expit
+from sklearn.compose import ColumnTransformer
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import Pipeline
 
 from grooming_detect.features.schema import (
     AUTHOR_CONVERSATION_VIEW,
@@ -115,6 +121,67 @@ def require_split(view: pd.DataFrame, unit: Unit, split: str, stage: str) -> pd.
 MODEL_TEXT_COLUMNS = ("text", "conversation_text", "speaker")
 
 
+def reads_text_only(model: Any) -> bool:
+    """Whether `model` provably reads text columns only: a ``Pipeline`` that opens with a
+    fitted ``ColumnTransformer`` whose transformers select text columns and drop the rest (the
+    TF-IDF baselines). Its behavioural features need not be computed to score it."""
+    first = model.steps[0][1] if isinstance(model, Pipeline) else model
+    if not isinstance(first, ColumnTransformer) or not hasattr(first, "transformers_"):
+        return False
+    for _, transformer, columns in first.transformers_:
+        if isinstance(transformer, str) and transformer == "drop":
+            continue
+        selected = [columns] if isinstance(columns, str) else columns
+        if not isinstance(selected, list | tuple) or not all(
+            isinstance(c, str) and c in MODEL_TEXT_COLUMNS for c in selected
+        ):
+            return False
+    return True
+
+
+#: Rows from which `positive_scores` transforms a linear text model's blocks in threads.
+THREADED_ROWS = 1_000
+
+
+def positive_scores(model: Any, rows: pd.DataFrame) -> np.ndarray:
+    """``model.predict_proba(rows)[:, 1]``, every scorer's call.
+
+    A text-only pipeline ending in a binary logistic regression (``tfidf_logreg``) is scored
+    block by block: each TF-IDF block is transformed (in its own thread for larger inputs: the
+    hashing and sparse products release the GIL) and multiplied by its slice of the
+    coefficients, so the blocks are never stacked into one matrix. Equal to ``predict_proba``
+    to float32 rounding (the blocks are summed in float64), and the same arithmetic whatever
+    the number of rows, so a row's score does not depend on its batch."""
+    steps = model.steps if isinstance(model, Pipeline) else []
+    classifier = steps[-1][1] if len(steps) == 2 else None
+    if not (
+        isinstance(classifier, LogisticRegression)
+        and classifier.coef_.shape[0] == 1
+        and reads_text_only(model)
+    ):
+        return model.predict_proba(rows)[:, 1]
+    features: ColumnTransformer = steps[0][1]
+    weights = features.transformer_weights or {}
+    blocks = [
+        (name, transformer, columns)
+        for name, transformer, columns in features.transformers_
+        if not (isinstance(transformer, str) and transformer == "drop")
+    ]
+
+    def block_decision(block: tuple[str, Any, Any]) -> np.ndarray:
+        name, transformer, columns = block
+        matrix = transformer.transform(rows[columns])
+        coef = classifier.coef_[0, features.output_indices_[name]] * weights.get(name, 1.0)
+        return np.asarray(matrix @ coef, dtype=np.float64).ravel()
+
+    if len(rows) >= THREADED_ROWS and len(blocks) > 1:
+        with ThreadPoolExecutor(max_workers=len(blocks)) as pool:
+            parts = list(pool.map(block_decision, blocks))
+    else:
+        parts = [block_decision(block) for block in blocks]
+    return expit(np.sum(parts, axis=0) + classifier.intercept_[0])
+
+
 def features_of(rows: pd.DataFrame, unit: Unit) -> pd.DataFrame:
     """What a model receives from a view's rows (see `MODEL_TEXT_COLUMNS`)."""
     keep = [
@@ -205,14 +272,14 @@ class ModelInput:
         rows["text"] = messages["text"].to_numpy()
         if not len(rows):
             return np.array([])
-        return model.predict_proba(rows)[:, 1]  # type: ignore[attr-defined]
+        return positive_scores(model, rows)
 
     def scores_of(self, model: object, units: pd.DataFrame) -> np.ndarray:
         """Uncalibrated scores of the given unit rows, in their order."""
         if not self.aggregated:
-            return model.predict_proba(features_of(units, self.unit))[:, 1]  # type: ignore[attr-defined]
+            return positive_scores(model, features_of(units, self.unit))
         rows = self.input_rows_of(units)
-        row_scores = model.predict_proba(features_of(rows, self.kind))[:, 1]  # type: ignore[attr-defined]
+        row_scores = positive_scores(model, features_of(rows, self.kind))
         index = pd.MultiIndex.from_frame(rows[[self.unit.id_column, "split"]])
         per_unit = aggregate_scores(pd.Series(row_scores, index=index), self.aggregate)
         wanted = pd.MultiIndex.from_frame(units[[self.unit.id_column, "split"]])
