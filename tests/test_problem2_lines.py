@@ -29,8 +29,9 @@ from grooming_detect.evaluation.stage import (
     _Scorer,
     pan_all_lines_scores,
 )
+from grooming_detect.models import units
 from grooming_detect.models.baselines import make_tfidf_logreg
-from grooming_detect.models.units import INPUTS, UNITS, ModelInput
+from grooming_detect.models.units import INPUTS, UNITS, ModelInput, positive_scores
 from grooming_detect.stage import StageContext, latest_dir
 from grooming_detect.validation import validate_config
 
@@ -272,7 +273,9 @@ def test_written_files_and_both_rules_measures(tmp_path: Path) -> None:
     assert pan_all_lines_scores({}, baseline_file) == {}
 
 
-def test_message_scores_are_the_model_on_each_message_alone() -> None:
+def test_message_scores_are_the_model_on_each_message_alone(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     """One batched call; each message scored as its author's whole document."""
     docs = pd.DataFrame(
         {
@@ -284,13 +287,12 @@ def test_message_scores_are_the_model_on_each_message_alone() -> None:
     )
     model = make_tfidf_logreg(min_df=1, C=10.0).fit(docs[["text"]], docs["is_predator"])
     calls: list[int] = []
-    predict = model.predict_proba
 
-    def counting_predict(rows: pd.DataFrame) -> np.ndarray:
+    def counting_scores(model: object, rows: pd.DataFrame) -> np.ndarray:
         calls.append(len(rows))
-        return predict(rows)
+        return positive_scores(model, rows)
 
-    model.predict_proba = counting_predict  # type: ignore[method-assign]
+    monkeypatch.setattr(units, "positive_scores", counting_scores)
     inputs = ModelInput.__new__(ModelInput)  # the views without files
     inputs.unit = inputs.kind = UNITS["author"]
     inputs.unit_view = inputs.input_view = docs
@@ -299,8 +301,8 @@ def test_message_scores_are_the_model_on_each_message_alone() -> None:
     messages = pd.DataFrame({"author": ["a", "a", "b"], "text": ["plan", "hello", "plan"]})
     scores = scorer.message_scores(messages, "validation")
     assert calls == [3]
-    alone = predict(pd.DataFrame({"text": messages["text"]}))[:, 1]
-    np.testing.assert_allclose(scores, alone)
+    alone = model.predict_proba(pd.DataFrame({"text": messages["text"]}))[:, 1]
+    np.testing.assert_allclose(scores, alone, rtol=1e-5)
     assert scores[0] > scores[1]
 
 
