@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import random
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -137,11 +138,24 @@ def test_terms_of_one_author_are_withheld_on_request() -> None:
     assert "char__" not in private and "character n-grams" in private
 
 
+def _assert_equal_to_scikit_learn(count: Any, texts: list[str], **settings: Any) -> Any:
+    """`count(texts, hasher)` has exactly the columns and counts of ``hasher.transform``."""
+    from sklearn.feature_extraction.text import HashingVectorizer
+
+    hasher = HashingVectorizer(
+        n_features=2**18, alternate_sign=False, norm=None, dtype=np.float32, **settings
+    )
+    expected = hasher.transform(texts)
+    got = count(texts, hasher)
+    assert got.shape == expected.shape
+    assert (got != expected).nnz == 0
+    return hasher
+
+
 @pytest.mark.parametrize("ngram_range", [(2, 5), (1, 3), (4, 4), (3, 9)])
 def test_char_wb_counts_by_word_type_equal_scikit_learn(ngram_range: tuple[int, int]) -> None:
     """The word-type path hashes each distinct word once; counts and columns stay exactly
     scikit-learn's, on Unicode case, odd whitespace, repeated words and empty documents."""
-    from sklearn.feature_extraction.text import HashingVectorizer
 
     from grooming_detect.models.vectorizers import _char_wb_counts
 
@@ -164,18 +178,9 @@ def test_char_wb_counts_by_word_type_equal_scikit_learn(ngram_range: tuple[int, 
         )
         for _ in range(300)
     ]
-    hasher = HashingVectorizer(
-        analyzer="char_wb",
-        ngram_range=ngram_range,
-        n_features=2**18,
-        alternate_sign=False,
-        norm=None,
-        dtype=np.float32,
+    _assert_equal_to_scikit_learn(
+        _char_wb_counts, texts, analyzer="char_wb", ngram_range=ngram_range
     )
-    expected = hasher.transform(texts)
-    got = _char_wb_counts(texts, hasher)
-    assert got.shape == expected.shape
-    assert (got != expected).nnz == 0
 
 
 def test_char_wb_on_blank_documents_gives_empty_rows() -> None:
@@ -235,7 +240,6 @@ def test_word_counts_by_token_type_equal_scikit_learn(
     counts and columns stay exactly scikit-learn's, on Unicode case (dotted I, final sigma,
     long s, Kelvin sign), punctuation inside words, odd whitespace, one-letter words, repeated
     n-grams and documents with no token."""
-    from sklearn.feature_extraction.text import HashingVectorizer
 
     from grooming_detect.models.vectorizers import _word_counts
 
@@ -256,18 +260,9 @@ def test_word_counts_by_token_type_equal_scikit_learn(
     rng = random.Random(7)
     alphabet = "ab \u0130\u03a3\u00e9_-'1\t\u3000\u0301x"
     texts += ["".join(rng.choice(alphabet) for _ in range(rng.randrange(40))) for _ in range(200)]
-    hasher = HashingVectorizer(
-        ngram_range=ngram_range,
-        lowercase=lowercase,
-        n_features=2**18,
-        alternate_sign=False,
-        norm=None,
-        dtype=np.float32,
+    hasher = _assert_equal_to_scikit_learn(
+        _word_counts, texts, ngram_range=ngram_range, lowercase=lowercase
     )
-    expected = hasher.transform(texts)
-    got = _word_counts(texts, hasher)
-    assert got.shape == expected.shape
-    assert (got != expected).nnz == 0
     assert _word_counts(["", "a"], hasher).nnz == 0
 
 
