@@ -127,3 +127,17 @@ def test_progress_must_be_a_boolean(compose_cfg, value: str) -> None:
 
     with pytest.raises(ConfigError, match=r"progress: .*expected true or false"):
         validate_config(compose_cfg(f"progress={value}"))
+
+
+def test_worker_threads_log_lines_instead_of_bars(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two TF-IDF blocks are hashed in two threads: only the main thread draws a bar (a bar
+    swaps the logging handlers while open, which two threads would restore out of order)."""
+    import threading
+
+    monkeypatch.setattr(progress, "in_terminal", lambda: True)
+    monkeypatch.setattr(progress, "enabled", lambda: True)
+    modes: list[str] = []
+    worker = threading.Thread(target=lambda: modes.append(progress.Progress("block")._mode))
+    worker.start()
+    worker.join()
+    assert progress.Progress("main")._mode == "bar" and modes == ["log"]

@@ -22,6 +22,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
+import threading
 import time
 from collections.abc import Iterable, Iterator
 from typing import Any, TypeVar
@@ -93,7 +94,11 @@ class Progress:
         self._redirect: Any = None
         self._mode = "off"
         if enabled() and not disable:
-            self._mode = "bar" if in_terminal() else "log"
+            # Bars only from the main thread: a bar redirects the logging handlers while it is
+            # open, which two threads' bars would restore in the wrong order. A worker thread
+            # (a TF-IDF block transformed beside another) writes log lines instead.
+            main = threading.current_thread() is threading.main_thread()
+            self._mode = "bar" if in_terminal() and main else "log"
 
     def __enter__(self) -> Progress:
         self._started = self._last = time.monotonic()
