@@ -121,6 +121,15 @@ def require_split(view: pd.DataFrame, unit: Unit, split: str, stage: str) -> pd.
 MODEL_TEXT_COLUMNS = ("text", "conversation_text", "speaker")
 
 
+def _used_blocks(features: ColumnTransformer) -> list[tuple[str, Any, Any]]:
+    """The fitted (name, transformer, columns) of `features` that are not dropped."""
+    return [
+        (name, transformer, columns)
+        for name, transformer, columns in features.transformers_
+        if not (isinstance(transformer, str) and transformer == "drop")
+    ]
+
+
 def reads_text_only(model: Any) -> bool:
     """Whether `model` provably reads text columns only: a ``Pipeline`` that opens with a
     fitted ``ColumnTransformer`` whose transformers select text columns and drop the rest (the
@@ -128,9 +137,7 @@ def reads_text_only(model: Any) -> bool:
     first = model.steps[0][1] if isinstance(model, Pipeline) else model
     if not isinstance(first, ColumnTransformer) or not hasattr(first, "transformers_"):
         return False
-    for _, transformer, columns in first.transformers_:
-        if isinstance(transformer, str) and transformer == "drop":
-            continue
+    for _, _, columns in _used_blocks(first):
         selected = [columns] if isinstance(columns, str) else columns
         if not isinstance(selected, list | tuple) or not all(
             isinstance(c, str) and c in MODEL_TEXT_COLUMNS for c in selected
@@ -162,11 +169,7 @@ def positive_scores(model: Any, rows: pd.DataFrame) -> np.ndarray:
         return model.predict_proba(rows)[:, 1]
     features: ColumnTransformer = steps[0][1]
     weights = features.transformer_weights or {}
-    blocks = [
-        (name, transformer, columns)
-        for name, transformer, columns in features.transformers_
-        if not (isinstance(transformer, str) and transformer == "drop")
-    ]
+    blocks = _used_blocks(features)
 
     def block_decision(block: tuple[str, Any, Any]) -> np.ndarray:
         name, transformer, columns = block

@@ -143,14 +143,6 @@ class HashingTfidfVectorizer(TransformerMixin, BaseEstimator):
 
     def _counts(self, documents: Iterable[str]) -> sparse.csr_matrix:
         texts = list(documents)
-        if _MEMOS is None or not all(type(text) is str for text in texts):
-            return self._hashed_counts(texts)
-        key = (self.analyzer, tuple(self.ngram_range), int(self.n_features), bool(self.lowercase))
-        memo = _MEMOS.setdefault(key, _CountsMemo())
-        return memo.counts(texts, self._hashed_counts)
-
-    def _hashed_counts(self, texts: list[str]) -> sparse.csr_matrix:
-        hasher = self._hasher()
         low, high = self.ngram_range
         if not 1 <= low <= high:
             raise ValueError(
@@ -159,7 +151,16 @@ class HashingTfidfVectorizer(TransformerMixin, BaseEstimator):
         if not all(type(text) is str for text in texts):
             # scikit-learn's own path, which names the bad value (a missing text is an error,
             # never an empty document).
-            return hasher.transform(texts)
+            return self._hasher().transform(texts)
+        if _MEMOS is None:
+            return self._hashed_counts(texts)
+        key = (self.analyzer, tuple(self.ngram_range), int(self.n_features), bool(self.lowercase))
+        memo = _MEMOS.setdefault(key, _CountsMemo())
+        return memo.counts(texts, self._hashed_counts)
+
+    def _hashed_counts(self, texts: list[str]) -> sparse.csr_matrix:
+        """The counts of `texts` (strings; `_counts` checks them and the n-gram range)."""
+        hasher = self._hasher()
         try:
             if self.analyzer == "char_wb" and texts:
                 return _char_wb_counts(texts, hasher)
@@ -340,11 +341,10 @@ def _char_wb_per_type(
             rows.append(np.repeat(ascii_rows[longer], per_word))
             columns.append(_murmur3_columns(buffer[at[:, None] + np.arange(n)], n_features))
             values.append(np.ones(len(at), dtype=np.float32))
-        for n in range(1, high + 1):
-            whole = np.flatnonzero(length == n)
-            rows.append(ascii_rows[whole])
-            columns.append(_murmur3_columns(buffer[start[whole, None] + np.arange(n)], n_features))
-            values.append(np.ones(len(whole), dtype=np.float32))
+        whole = np.flatnonzero(length <= high)
+        rows.append(ascii_rows[whole])
+        columns.append(_ByteStrings(buffer, start[whole], length[whole]).columns(n_features))
+        values.append(np.ones(len(whole), dtype=np.float32))
     other = np.flatnonzero(~plain)
     if len(other):
         analyse = hasher.build_analyzer()
