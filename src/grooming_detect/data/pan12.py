@@ -34,7 +34,7 @@ from typing import Any, BinaryIO
 import pandas as pd
 from lxml import etree
 
-from grooming_detect.data import vtpan
+from grooming_detect.data import pan12_scan, vtpan
 from grooming_detect.data.filters import FilterSettings, apply_filters
 from grooming_detect.data.schema import Tables, build_tables
 from grooming_detect.data.splits import SplitSettings, carve_validation
@@ -180,9 +180,29 @@ def _element_text(element: etree._Element) -> str:
     return "".join(parts)
 
 
+#: The references the official files' second escaping is made of, ``&amp;`` last.
+_SIMPLE_REFERENCES = (
+    ("&lt;", "<"),
+    ("&gt;", ">"),
+    ("&quot;", '"'),
+    ("&apos;", "'"),
+    ("&amp;", "&"),
+)
+
+
 def unescape_text(raw: str) -> str:
-    """Undo the HTML escaping the organisers applied before XML escaping (one more pass)."""
-    return html.unescape(raw) if "&" in raw else raw
+    """Undo the HTML escaping the organisers applied before XML escaping (one more pass).
+
+    Exactly `html.unescape`; when every ``&`` opens one of `_SIMPLE_REFERENCES` (the usual
+    case), by plain replacements (``&amp;`` last, so that nothing is decoded twice).
+    """
+    if "&" not in raw:
+        return raw
+    if raw.count("&") != sum(raw.count(reference) for reference, _ in _SIMPLE_REFERENCES):
+        return html.unescape(raw)
+    for reference, character in _SIMPLE_REFERENCES:
+        raw = raw.replace(reference, character)
+    return raw
 
 
 def parse_messages(path: str | Path, show_progress: bool = True) -> MessageColumns:
@@ -202,13 +222,51 @@ def iter_message_batches(
 ) -> Iterator[MessageColumns]:
     """Yield the messages of a PAN-2012 XML file in batches of whole conversations.
 
-    Only ``<conversation>`` and ``<message>`` events reach Python (lxml filters the rest in C);
-    each conversation is cleared once read, so the tree never grows, and with
+    A file in the official canonical layout is read by the fast scan of
+    `grooming_detect.data.pan12_scan`; anything else (another valid layout, or an error) is read
+    by lxml (`_lxml_batches`), from where the scan stopped, with the same results. With
     `batch_conversations` set, memory is bounded by one batch (plus the set of conversation ids
     seen, kept to refuse duplicates). None yields one batch with everything.
     """
     source = Path(path)
+    yielded = 0
+    try:
+        with (
+            open(source, "rb") as handle,
+            Progress(
+                f"reading {source.name}",
+                total=source.stat().st_size,
+                unit="B",
+                disable=not show_progress,
+            ) as bar,
+        ):
+            for batch in pan12_scan.scan_batches(
+                handle,
+                batch_conversations,
+                MessageColumns,
+                bar.update,
+                _TIME_PATTERN,
+                unescape_text,
+            ):
+                yielded += batch.n_conversations
+                yield batch
+        return
+    except pan12_scan.NotCanonical as why:
+        log.info("%s: read with the full XML parser (the fast scan stopped: %s)", source, why)
+    yield from _lxml_batches(source, batch_conversations, show_progress, skip=yielded)
+
+
+def _lxml_batches(
+    source: Path, batch_conversations: int | None, show_progress: bool, skip: int = 0
+) -> Iterator[MessageColumns]:
+    """`iter_message_batches` by lxml, leaving out the first `skip` conversations (read and
+    checked, not yielded: the fast scan yielded them).
+
+    Only ``<conversation>`` and ``<message>`` events reach Python (lxml filters the rest in C);
+    each conversation is cleared once read, so the tree never grows.
+    """
     reader = _MessageReader(source)
+    ended = 0
     with (
         open(source, "rb") as handle,
         Progress(
@@ -234,13 +292,14 @@ def iter_message_batches(
                 if event == "end":
                     if element.tag == "message":
                         reader.message(element)
-                    else:
-                        reader.end_conversation(element)
-                        if (
-                            batch_conversations
-                            and reader.columns.n_conversations >= batch_conversations
-                        ):
-                            yield reader.take()
+                        continue
+                    reader.end_conversation(element)
+                    ended += 1
+                    full = reader.columns.n_conversations >= (batch_conversations or ended + 1)
+                    if full or ended == skip:
+                        batch = reader.take()
+                        if ended > skip:
+                            yield batch
                 elif element.tag == "conversation":
                     reader.start_conversation(element)
         except etree.XMLSyntaxError as error:
