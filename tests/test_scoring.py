@@ -166,7 +166,9 @@ def test_linear_text_models_are_scored_block_by_block_as_predict_proba() -> None
 
     words = ["how", "old", "r", "u", "nice", "park", "hi", "there", "see", "school", "secret"]
     rng = np.random.default_rng(0)
-    texts = [" ".join(rng.choice(words, size=rng.integers(1, 12))) for _ in range(THREADED_ROWS)]
+    # A larger vocabulary than the row count makes each batch number its word types differently.
+    words += ["".join(rng.choice(list("abcdefghij"), size=rng.integers(2, 9))) for _ in range(400)]
+    texts = [" ".join(rng.choice(words, size=rng.integers(1, 30))) for _ in range(THREADED_ROWS)]
     frame = pd.DataFrame({"text": texts, "f_messages": rng.random(len(texts))})
     labels = np.array(["secret" in t for t in texts])
     text_only = make_tfidf_logreg(min_df=1, max_iter=200).fit(frame, labels)
@@ -175,5 +177,9 @@ def test_linear_text_models_are_scored_block_by_block_as_predict_proba() -> None
     # blocks in float64, so they agree to float32 rounding.
     np.testing.assert_allclose(many, text_only.predict_proba(frame)[:, 1], rtol=1e-5, atol=1e-7)
     assert np.array_equal(positive_scores(text_only, frame.head(7)), many[:7])
+    # The same to the last bit alone, and in another order among the others.
+    alone = [positive_scores(text_only, frame.iloc[[i]])[0] for i in range(0, len(frame), 97)]
+    assert np.array_equal(alone, many[::97])
+    assert np.array_equal(positive_scores(text_only, frame.iloc[::-1]), many[::-1])
     both = make_tfidf_plus_behaviour(min_df=1, max_iter=200).fit(frame, labels)
     assert np.array_equal(positive_scores(both, frame), both.predict_proba(frame)[:, 1])
