@@ -66,6 +66,25 @@ def test_word_counts_equal_str_split(texts: pd.Series) -> None:
     assert MessageText(texts).word_counts().tolist() == [len(t.split()) for t in TEXTS]
 
 
+def test_word_counts_equal_str_split_on_every_ascii_character_and_a_slice() -> None:
+    """ASCII texts are counted on the byte buffer: every ASCII character (whitespace or not),
+    texts that start or end in whitespace, empty and missing texts, and an Arrow array that
+    is a slice of a larger one (its buffers start before its first text)."""
+    import pyarrow as pa
+
+    rng = np.random.default_rng(3)
+    alphabet = [chr(c) for c in range(128)] + ["\u00a0", "\u3000", "\u0085", "\u00e9"]
+    texts = ["".join(rng.choice(alphabet, size=rng.integers(0, 12))) for _ in range(3000)]
+    texts += ["", " ", "\x1c", "a\x1fb", "\x0b\x0c"]
+    expected = [len(t.split()) for t in texts]
+    assert MessageText(pd.Series(texts, dtype=object)).word_counts().tolist() == expected
+    kernels = MessageText(pd.Series([None, "a b"], dtype=object))
+    assert kernels.word_counts().tolist() == [0, 2]
+    kernels.array = pa.array(["x y z", *texts], type=pa.large_string()).slice(1)
+    kernels.ascii = np.array([t.isascii() for t in texts])
+    assert kernels.word_counts().tolist() == expected
+
+
 @pytest.mark.parametrize(
     ("pattern", "prefilter"),
     [(EMOTICON, EMOTICON.pattern), (ELONGATED, ELONGATION_PREFILTER)],
