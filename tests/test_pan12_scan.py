@@ -145,6 +145,8 @@ VARIANTS: list[tuple[str, object, bool]] = [
     ("bom", lambda d: "\ufeff" + d, True),
     ("no declaration", lambda d: d.split("\n", 1)[1], True),
     ("single-quoted declaration", lambda d: d.replace('"1.0"', "'1.0'", 1), True),
+    ("xml 1.1", lambda d: d.replace('"1.0"', '"1.1"', 1), False),
+    ("standalone", lambda d: d.replace('"UTF-8"', '"utf-8" standalone="yes"', 1), True),
     ("comment", lambda d: d.replace("<message", "<!-- c --><message", 1), False),
     ("cdata", lambda d: d.replace("<text>hi", "<text><![CDATA[<b>]]>hi", 1), False),
     ("pi", lambda d: d.replace("<conversation ", "<?pi x?><conversation ", 1), False),

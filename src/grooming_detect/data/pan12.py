@@ -1,8 +1,11 @@
 """Reader for the official PAN-2012 Sexual Predator Identification distribution.
 
-The XML is read with a streaming parser that clears each conversation once it is read, so memory
-stays flat with corpus size. The parser refuses DTDs (no entity expansion), never touches the
-network, and reports malformed input as ``file:line:column: what``.
+The XML is read in chunks, so memory stays flat with corpus size: files in the official
+canonical layout by a fast scan (`grooming_detect.data.pan12_scan`), anything else by lxml's
+streaming parser, which clears each conversation once it is read. The scan reads only a strict
+subset of XML and hands everything else to lxml, so what is read, and every error, is lxml's. The
+parser refuses DTDs (no entity expansion), never touches the network, and reports malformed input
+as ``file:line:column: what``.
 
 Quirks of the official files handled here:
 

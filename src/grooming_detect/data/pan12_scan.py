@@ -48,7 +48,7 @@ MAX_TEXT_CHARACTERS = 100_000
 _END = b"</conversation>"
 _BOM = b"\xef\xbb\xbf"
 _HEAD = re.compile(
-    r"""(?:<\?xml[ \t\n]+version=(["'])1\.[0-9]+\1"""
+    r"""(?:<\?xml[ \t\n]+version=(["'])1\.0\1"""
     r"""(?:[ \t\n]+encoding=(["'])(?i:utf-8)\2)?"""
     r"""(?:[ \t\n]+standalone=(["'])(?:yes|no)\3)?[ \t\n]*\?>)?"""
     r"[ \t\n]*<conversations>"
