@@ -26,6 +26,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pyarrow.compute as pc
 from scipy import sparse
 from sklearn.base import BaseEstimator, TransformerMixin
@@ -478,6 +479,37 @@ def _plain_counts(texts: list[str], hasher: HashingVectorizer) -> sparse.csr_mat
     return hasher.transform(texts)
 
 
+def _word_tokens(words: list[str]) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """The tokens (`_TOKEN` matches) of each word: how many per word, their type ids in word
+    order, and the types (ids are first appearances in that order).
+
+    ASCII words are tokenised together: one ``findall`` over them joined by newlines (a
+    non-word character, so no token crosses two words) and RE2's per-word match counts, equal
+    to Python's on ASCII text (``\\w`` and ``\\b`` differ only beyond it). Other words, or all
+    of them should the two counts ever disagree, are tokenised one by one."""
+    length = np.zeros(len(words), dtype=np.int64)
+    plain = np.zeros(len(words), dtype=bool)
+    tokens: list[str] = []
+    if words:
+        array = pa.array(words, type=pa.large_string())
+        plain = np.array(pc.string_is_ascii(array).to_numpy(zero_copy_only=False), dtype=bool)
+        length = pc.count_substring_regex(array, r"\b\w\w+\b").to_numpy(zero_copy_only=False)
+        length = length.astype(np.int64)
+        tokens = _TOKEN.findall("\n".join([w for w, a in zip(words, plain, strict=True) if a]))
+        if len(tokens) != int(length[plain].sum()):
+            plain[:] = False
+    other = np.flatnonzero(~plain)
+    found = [_TOKEN.findall(words[i]) for i in other]
+    length[other] = [len(t) for t in found]
+    flat = np.empty(int(length.sum()), dtype=object)
+    start = np.cumsum(length) - length
+    at = np.flatnonzero(plain)
+    flat[_spans(start[at], length[at])] = tokens
+    flat[_spans(start[other], length[other])] = [t for group in found for t in group]
+    ids, types = pd.factorize(flat)
+    return length, ids.astype(np.int64), list(types)
+
+
 def _word_counts(texts: list[str], hasher: HashingVectorizer) -> sparse.csr_matrix:
     """``hasher.transform(texts)`` for the ``word`` analyser (scikit-learn's default token
     pattern), computed token type by token type and n-gram type by n-gram type.
@@ -490,26 +522,19 @@ def _word_counts(texts: list[str], hasher: HashingVectorizer) -> sparse.csr_matr
     n_features = int(hasher.n_features)
     low, high = (int(n) for n in hasher.ngram_range)
     document, codes, words = _whitespace_words(texts)
-    token_id: dict[str, int] = {}
-    per_word = [
-        [token_id.setdefault(token, len(token_id)) for token in _TOKEN.findall(word)]
-        for word in ((word.lower() for word in words) if hasher.lowercase else words)
-    ]
-    if not token_id:
-        return sparse.csr_matrix((len(texts), n_features), dtype=np.float32)
-    word_length = np.fromiter(map(len, per_word), dtype=np.int64, count=len(per_word))
-    word_tokens = np.fromiter(
-        (token for tokens in per_word for token in tokens),
-        dtype=np.int64,
-        count=int(word_length.sum()),
+    word_length, word_tokens, token_types = _word_tokens(
+        [word.lower() for word in words] if hasher.lowercase else words
     )
+    if not token_types:
+        return sparse.csr_matrix((len(texts), n_features), dtype=np.float32)
+    n_types = len(token_types)
     word_start = np.cumsum(word_length) - word_length
     # Each word occurrence expanded into its tokens, in reading order.
     length = word_length[codes]
     tokens = word_tokens[_spans(word_start[codes], length)]
     token_document = np.repeat(document, length)
-    # The UTF-8 bytes of each token type (ids are insertion order), which is what is hashed.
-    token_bytes = _ByteStrings.of(list(token_id))
+    # The UTF-8 bytes of each token type, which is what is hashed.
+    token_bytes = _ByteStrings.of(token_types)
     rows, columns = [], []
     if low <= 1:
         rows.append(token_document)
@@ -521,8 +546,8 @@ def _word_counts(texts: list[str], hasher: HashingVectorizer) -> sparse.csr_matr
             break
         # The n-gram at i is (the (n-1)-gram at i, the token at i+n-1), numbered densely; its
         # bytes are the (n-1)-gram's, a space and the token's.
-        grams, pairs = pd.factorize(grams[:starts] * len(token_id) + tokens[n - 1 :])
-        previous, last = np.divmod(np.asarray(pairs, dtype=np.int64), len(token_id))
+        grams, pairs = pd.factorize(grams[:starts] * n_types + tokens[n - 1 :])
+        previous, last = np.divmod(np.asarray(pairs, dtype=np.int64), n_types)
         gram_bytes = gram_bytes.joined(previous, token_bytes, last)
         if n >= low:
             within = token_document[:starts] == token_document[n - 1 :]
