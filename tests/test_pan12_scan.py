@@ -195,6 +195,33 @@ VARIANTS: list[tuple[str, object, bool]] = [
     ("tab in id", lambda d: d.replace('id="conv0001"', 'id="conv\t0001"'), False),
     ("gt in id", lambda d: d.replace('id="conv0001"', 'id="conv>0001"'), True),
     ("self-closing root", lambda d: HEAD.replace("<conversations>", "<conversations/>"), False),
+    # lxml's reader reads <message/> and <conversation/> as elements (and refuses them there).
+    ("message in text", lambda d: d.replace("hi there", "hi <message/> there", 1), False),
+    ("conversation in text", lambda d: d.replace("hi there", "hi <conversation/>", 1), False),
+    ("other element in text", lambda d: d.replace("hi there", "hi <a.b-c_d/> there", 1), True),
+    # Longer than a canonical file holds: lxml decides (its limits are far beyond these).
+    ("long author", lambda d: d.replace(">a1<", f">{'a' * 1001}<", 1), False),
+    ("long id", lambda d: d.replace('id="conv0001"', f'id="{"c" * 1001}"'), False),
+    ("long name in text", lambda d: d.replace("hi there", f"<{'e' * 102}/>", 1), False),
+    ("long text", lambda d: d.replace("hi there", "x" * 100_001, 1), False),
+    (
+        "spaces before close",
+        lambda d: d.replace("</conversation>", " " * 100_000 + "</conversation>", 1),
+        False,
+    ),
+    (
+        "spaces between",
+        lambda d: d.replace("</conversation>\n", "</conversation>" + "\n" * 5000, 1),
+        False,
+    ),
+    ("spaces in message", lambda d: d.replace("</author>", "</author>" + " " * 100_000, 1), False),
+    ("some spaces", lambda d: d.replace("</author>", "</author>" + " " * 900, 1), True),
+    ("huge reference", lambda d: d.replace("hi there", "&#" + "1" * 5000 + ";", 1), False),
+    (
+        "huge reference, escaped",
+        lambda d: d.replace("hi there", "&amp;#" + "1" * 5000 + ";", 1),
+        True,
+    ),
     ("empty root", lambda d: HEAD + TAIL, True),
 ]
 

@@ -34,6 +34,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
 
+import numpy as np
 import pandas as pd
 from lxml import etree
 
@@ -183,6 +184,7 @@ def _element_text(element: etree._Element) -> str:
     return "".join(parts)
 
 
+_HUGE_REFERENCE = re.compile(r"&#(?:0*[1-9][0-9]{7,}|[xX]0*[1-9a-fA-F][0-9a-fA-F]{6,});?")
 #: The references the official files' second escaping is made of, ``&amp;`` last.
 _SIMPLE_REFERENCES = (
     ("&lt;", "<"),
@@ -202,7 +204,13 @@ def unescape_text(raw: str) -> str:
     if "&" not in raw:
         return raw
     if raw.count("&") != sum(raw.count(reference) for reference, _ in _SIMPLE_REFERENCES):
-        return html.unescape(raw)
+        try:
+            return html.unescape(raw)
+        except ValueError:
+            # A numeric reference of thousands of digits overflows int()'s digit limit inside
+            # html.unescape; any of more than 7 significant digits (6 in hex) is beyond
+            # U+10FFFF, which html.unescape reads as U+FFFD.
+            return html.unescape(_HUGE_REFERENCE.sub("\ufffd", raw))
     for reference, character in _SIMPLE_REFERENCES:
         raw = raw.replace(reference, character)
     return raw
@@ -298,7 +306,9 @@ def _lxml_batches(
                         continue
                     reader.end_conversation(element)
                     ended += 1
-                    full = reader.columns.n_conversations >= (batch_conversations or ended + 1)
+                    full = bool(batch_conversations) and (
+                        reader.columns.n_conversations >= batch_conversations
+                    )
                     if full or ended == skip:
                         batch = reader.take()
                         if ended > skip:
@@ -466,14 +476,16 @@ def read_line_truth(path: str | Path) -> list[tuple[str, int]]:
     return pairs
 
 
-def _messages_frame(columns: MessageColumns, split: str) -> pd.DataFrame:
+def messages_frame(columns: MessageColumns, split: str) -> pd.DataFrame:
+    """The messages of `columns` as a frame; strings stay Python objects (the tables hold them
+    so, see `schema.conform`: inferring Arrow strings first would convert them twice)."""
     return pd.DataFrame(
         {
-            "conversation_id": columns.conversation_id,
-            "line": columns.line,
-            "author": columns.author,
-            "time": columns.time,
-            "text": columns.text,
+            "conversation_id": pd.Series(columns.conversation_id, dtype=object),
+            "line": np.asarray(columns.line, dtype=np.int64),
+            "author": pd.Series(columns.author, dtype=object),
+            "time": pd.Series(columns.time, dtype=object),
+            "text": pd.Series(columns.text, dtype=object),
             "split": split,
         }
     )
@@ -636,7 +648,7 @@ def load_corpus(
             "benchmark; turn those off (data/filters=vtpan does)"
         )
     report = LoadReport()
-    train = _messages_frame(parse_messages(files.train_xml, show_progress), "train")
+    train = messages_frame(parse_messages(files.train_xml, show_progress), "train")
     train_predators = set(read_id_list(files.train_predators))
     report.truth_ids_not_in_corpus["train"] = sorted(train_predators - set(train["author"]))
     train_ids = set(train["conversation_id"].unique())
@@ -658,7 +670,7 @@ def load_corpus(
         )
         line_frames.append(rows)
     if files.test_xml is not None and files.test_problem1 is not None:
-        test = _messages_frame(parse_messages(files.test_xml, show_progress), "test")
+        test = messages_frame(parse_messages(files.test_xml, show_progress), "test")
         shared = sorted(train_ids & set(test["conversation_id"]))
         if shared:
             raise CorpusFormatError(

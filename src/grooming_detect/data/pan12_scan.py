@@ -9,13 +9,16 @@ the fields into columns a chunk at a time, in about half that (271,082 real-text
 against 2.6–3.1 s).
 
 It accepts only a strict subset of well-formed XML, and produces exactly what the lxml reader in
-`grooming_detect.data.pan12` produces for it (columns, string interning, batch boundaries):
+`grooming_detect.data.pan12` produces for it (the same values in the columns, and the same batch
+boundaries):
 
 * matches must tile each chunk end to end: any byte not covered (a comment, a DOCTYPE, CDATA, a
   processing instruction, another attribute, single quotes, other child order or whitespace
   inside a tag) stops the scan;
 * characters XML 1.0 forbids, ``]]>`` in content, invalid UTF-8, an unknown entity or a character
-  reference to a forbidden code point stop it;
+  reference to a forbidden code point stop it; so does anything longer than a canonical file
+  holds (a field or a run of whitespace over 1,000 characters, a text over 100,000), so that
+  lxml's own limits decide there;
 * so do the errors the lxml reader reports (a duplicate conversation id or line, a missing
   author, a bad time, line < 1).
 
@@ -47,31 +50,56 @@ MAX_TEXT_CHARACTERS = 100_000
 
 _END = b"</conversation>"
 _BOM = b"\xef\xbb\xbf"
+# Every quantifier is bounded and possessive: a field, a name or a run of whitespace longer than
+# a canonical file holds stops the scan (lxml then applies its own limits: without `huge_tree`
+# it refuses text nodes over 10 MB and names over 50,000 characters), and nothing is matched
+# twice (unbounded backtracking over a long whitespace run made the scan quadratic).
+_SPACE = r"[ \t\n]{0,1000}+"
+_FIELD = r"[^<]{0,1000}+"
 _HEAD = re.compile(
-    r"""(?:<\?xml[ \t\n]+version=(["'])1\.0\1"""
-    r"""(?:[ \t\n]+encoding=(["'])(?i:utf-8)\2)?"""
-    r"""(?:[ \t\n]+standalone=(["'])(?:yes|no)\3)?[ \t\n]*\?>)?"""
-    r"[ \t\n]*<conversations>"
+    r"""(?:<\?xml[ \t\n]{1,1000}+version=(["'])1\.0\1"""
+    r"""(?:[ \t\n]{1,1000}+encoding=(["'])(?i:utf-8)\2)?"""
+    r"""(?:[ \t\n]{1,1000}+standalone=(["'])(?:yes|no)\3)?"""
+    + _SPACE
+    + r"""\?>)?"""
+    + _SPACE
+    + r"<conversations>"
 )
-_TAIL = re.compile(r"[ \t\n]*</conversations>[ \t\n]*")
-_OPEN = re.compile(r'[ \t\n]*<conversation id="([^"<&\t\n]*)">')
+_TAIL = re.compile(_SPACE + r"</conversations>" + _SPACE)
+_OPEN = re.compile(_SPACE + r'<conversation id="([^"<&\t\n]{0,1000}+)">')
 # Text: anything but markup, and empty elements such as <email/> kept literally (as lxml's
-# reader keeps them).
-_TEXT = r"[^<]*(?:<[A-Za-z_][A-Za-z0-9_.\-]*/>[^<]*)*"
-# One message; any other character that is not whitespace between messages is caught by the
-# last group, so that the matches of `findall` account for every character of a conversation.
+# reader keeps them), except <message/> and <conversation/>, which lxml's reader reads as
+# elements of their own (and refuses there). Its length is checked in `_Scan.flush`.
+_TEXT = r"[^<]*+(?:<(?!(?:message|conversation)/>)[A-Za-z_][A-Za-z0-9_.\-]{0,100}+/>[^<]*+)*+"
+# A message; a run of whitespace (between messages, or before </conversation>); or any other
+# character, or an over-long run of whitespace, caught by the last group: the matches of
+# `findall` account for every character of a conversation, and none is skipped unmatched.
 _MESSAGE = re.compile(
-    r'[ \t\n]*<message line="([0-9]{1,9})">[ \t\n]*'
-    r"<author>([^<]*)</author>[ \t\n]*"
-    r"(?:(?:<time>([^<]*)</time>|<time/>)[ \t\n]*)?"
-    r"(?:<text>(" + _TEXT + r")</text>|<text/>)[ \t\n]*"
-    r"</message>"
-    r"|([^ \t\n])"
+    _SPACE
+    + r'<message line="([0-9]{1,9})">'
+    + _SPACE
+    + r"<author>("
+    + _FIELD
+    + r")</author>"
+    + _SPACE
+    + r"(?:(?:<time>("
+    + _FIELD
+    + r")</time>|<time/>)"
+    + _SPACE
+    + r")?"
+    + r"(?:<text>("
+    + _TEXT
+    + r")</text>|<text/>)"
+    + _SPACE
+    + r"</message>"
+    + r"|[ \t\n]{1,1000}+(?![ \t\n])"
+    + r"|([^ \t\n]|[ \t\n]{1001})"
 )
 # Characters XML 1.0 forbids (besides surrogates, which strict UTF-8 decoding already refuses).
 _FORBIDDEN_BYTES = bytes(range(0x09)) + b"\x0b\x0c" + bytes(range(0x0E, 0x20))
 _FORBIDDEN_SEQUENCES = (b"\xef\xbf\xbe", b"\xef\xbf\xbf", b"]]>")
-_REFERENCE = re.compile(r"&(?:(amp|lt|gt|quot|apos)|#([0-9]+)|#x([0-9a-fA-F]+));")
+# Longer character references are out of range (lxml refuses them); they stop the scan.
+_REFERENCE = re.compile(r"&(?:(amp|lt|gt|quot|apos)|#([0-9]{1,8})|#x([0-9a-fA-F]{1,8}));")
 _NAMED = {"amp": "&", "lt": "<", "gt": ">", "quot": '"', "apos": "'"}
 # In raw text: a reference whose XML decoding is not one of the five simple HTML references
 # (the official files' second escaping), so that the HTML decoding of it is not a replacement.
@@ -192,7 +220,8 @@ class _Scan(Generic[ColumnsT]):
         self.owners: list[str] = []
         self.seen: set[str] = set()
         self.counts: list[int] = []
-        # Raw author and time strings to their checked values (shared, like lxml's reader's).
+        # Raw author and time strings to their checked values: the rows of one author (or
+        # time) share one string object, as with lxml's reader (which keys by the stripped value).
         self.authors: dict[str, str] = {}
         self.times: dict[str, str | None] = {"": None}
 
@@ -201,16 +230,15 @@ class _Scan(Generic[ColumnsT]):
         head = _OPEN.match(piece)
         if head is None:
             raise NotCanonical("not a canonical <conversation> opening")
-        conversation_id = head.group(1)
-        if conversation_id != conversation_id.strip():
-            conversation_id = conversation_id.strip()
+        conversation_id = head.group(1).strip()
         if not conversation_id or conversation_id in self.seen:
             raise NotCanonical("a missing or repeated conversation id")
         self.seen.add(conversation_id)
         rows = _MESSAGE.findall(piece, head.end())
+        n_messages = sum(1 for row in rows if row[0])
         self.rows += rows
-        self.owners += [conversation_id] * len(rows)
-        self.counts.append(len(rows))
+        self.owners += [conversation_id] * n_messages
+        self.counts.append(n_messages)
         self.columns.n_conversations += 1
 
     def take(self) -> ColumnsT:
@@ -224,10 +252,12 @@ class _Scan(Generic[ColumnsT]):
             return
         rows, owners, counts = self.rows, self.owners, self.counts
         self.rows, self.owners, self.counts = [], [], []
-        lines, authors, times, texts, stray = (list(map(itemgetter(i), rows)) for i in range(5))
-        del rows
-        if any(stray):
+        if any(map(itemgetter(4), rows)):
             raise NotCanonical("markup outside the canonical message layout")
+        # Whitespace runs match with every group empty; a message always has its line.
+        rows = [row for row in rows if row[0]]
+        lines, authors, times, texts = (list(map(itemgetter(i), rows)) for i in range(4))
+        del rows
         numbers = list(map(int, lines))
         # (conversation, line) pairs must be unique: conversation index * 2^32 + line, sorted.
         keys = np.repeat(np.arange(len(counts), dtype=np.int64) << 32, counts)
@@ -261,8 +291,8 @@ class _Scan(Generic[ColumnsT]):
             raise NotCanonical("a time not in HH:MM")
         return value or None
 
-    def _texts(self, raw: list[str]) -> list[str]:
-        """`raw` XML-decoded and HTML-unescaped (`unescape`).
+    def _texts(self, texts: list[str]) -> list[str]:
+        """`texts` (raw, as in the file) XML-decoded and HTML-unescaped (`unescape`), in place.
 
         The texts holding an ``&`` are decoded together, joined by a form feed: XML forbids it
         in text (so no text holds one), neither decoder reads it as part of a reference, and the
@@ -270,7 +300,6 @@ class _Scan(Generic[ColumnsT]):
         escaping is not only the five simple references go one by one (`unescape` of a joined
         string would then take the slow path for all).
         """
-        texts = raw
         marked = [i for i, text in enumerate(texts) if "&" in text]
         if not marked:
             return texts
@@ -331,4 +360,3 @@ def scan_batches(
             return
         if rest:
             raise NotCanonical("text after the last </conversation> of a chunk")
-    raise NotCanonical("the file ended early")  # unreachable: the last chunk returns

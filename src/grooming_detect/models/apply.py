@@ -106,16 +106,7 @@ def _message_batches(path: Path, batch_conversations: int) -> Iterator[pd.DataFr
     if path.suffix.lower() == ".xml":
         for batch in pan12.iter_message_batches(path, batch_conversations or None):
             if len(batch):
-                yield pd.DataFrame(
-                    {
-                        "conversation_id": batch.conversation_id,
-                        "line": batch.line,
-                        "author": batch.author,
-                        "time": batch.time,
-                        "text": batch.text,
-                        "split": SPLIT,
-                    }
-                )
+                yield pan12.messages_frame(batch, SPLIT)
         return
     messages, _, report = chatlog.read_chatlog(path, require_labels=False)
     log.info("%s: %d rows read (%d empty texts kept)", path, report.rows, report.empty_texts)

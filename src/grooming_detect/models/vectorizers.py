@@ -498,6 +498,7 @@ def _word_tokens(words: list[str]) -> tuple[np.ndarray, np.ndarray, list[str]]:
         tokens = _TOKEN.findall("\n".join([w for w, a in zip(words, plain, strict=True) if a]))
         if len(tokens) != int(length[plain].sum()):
             plain[:] = False
+            tokens = []
     other = np.flatnonzero(~plain)
     found = [_TOKEN.findall(words[i]) for i in other]
     length[other] = [len(t) for t in found]
