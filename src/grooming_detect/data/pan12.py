@@ -306,8 +306,10 @@ def _lxml_batches(
                         continue
                     reader.end_conversation(element)
                     ended += 1
-                    full = bool(batch_conversations) and (
-                        reader.columns.n_conversations >= batch_conversations
+                    full = (
+                        batch_conversations is not None
+                        and batch_conversations > 0
+                        and reader.columns.n_conversations >= batch_conversations
                     )
                     if full or ended == skip:
                         batch = reader.take()
