@@ -268,3 +268,10 @@ def test_a_stop_after_yielded_batches_resumes_where_the_scan_stopped(tmp_path: P
     batches = _read(path, 2)
     assert batches == _read_lxml(path, 2)
     assert [b[0] for b in batches] == [2, 2, 2, 0]
+
+
+def test_a_negative_batch_size_is_refused_and_zero_is_one_batch() -> None:
+    path = next(iter(sorted(PAN12_FIXTURE.glob("*/*.xml"))))
+    with pytest.raises(ValueError, match="batch_conversations=-1: expected a positive number"):
+        _read(path, -1)
+    assert [batch[0] for batch in _read(path, 0)] == [batch[0] for batch in _read(path, None)]

@@ -98,6 +98,17 @@ def test_missing_model_is_a_clear_error(tmp_path: Path, capsys) -> None:
     assert code == 2 and "error:" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("value", ["-3", "abc"])
+def test_a_bad_batch_size_is_a_clear_error(tmp_path: Path, capsys, value: str) -> None:
+    source = FIXTURES / "chatlog" / "author_labels.csv"
+    with pytest.raises(SystemExit) as exit_info:
+        main([str(source), "--model", "m", "--out", str(tmp_path), "--batch-conversations", value])
+    assert exit_info.value.code == 2
+    assert f"--batch-conversations: {value}: expected 0 or a positive integer" in (
+        capsys.readouterr().err
+    )
+
+
 def test_scoring_rebuilds_the_features_the_model_was_trained_with(compose_cfg, tmp_path) -> None:
     """A model trained with its own lexicons (other cue columns than the default's) scores new
     files with those lexicons, read from its model.json, and equals the evaluate stage."""

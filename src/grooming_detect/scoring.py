@@ -117,6 +117,17 @@ def score_file(
     return author_path, conversation_path
 
 
+def _count(value: str) -> int:
+    """A non-negative integer command-line value."""
+    try:
+        number = int(value)
+    except ValueError:
+        number = -1
+    if number < 0:
+        raise argparse.ArgumentTypeError(f"{value}: expected 0 or a positive integer")
+    return number
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Command-line entry point."""
     parser = argparse.ArgumentParser(
@@ -140,7 +151,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument(
         "--batch-conversations",
-        type=int,
+        type=_count,
         default=20_000,
         help="PAN XML conversations per batch (0: all at once, exact)",
     )

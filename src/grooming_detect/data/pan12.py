@@ -237,8 +237,14 @@ def iter_message_batches(
     `grooming_detect.data.pan12_scan`; anything else (another valid layout, or an error) is read
     by lxml (`_lxml_batches`), from where the scan stopped, with the same results. With
     `batch_conversations` set, memory is bounded by one batch (plus the set of conversation ids
-    seen, kept to refuse duplicates). None yields one batch with everything.
+    seen, kept to refuse duplicates). None (or 0) yields one batch with everything.
     """
+    if batch_conversations is not None and batch_conversations < 0:
+        raise ValueError(
+            f"batch_conversations={batch_conversations}: expected a positive number of "
+            "conversations per batch, or 0 or None for one batch"
+        )
+    batch_conversations = batch_conversations or None
     source = Path(path)
     yielded = 0
     try:
@@ -308,7 +314,6 @@ def _lxml_batches(
                     ended += 1
                     full = (
                         batch_conversations is not None
-                        and batch_conversations > 0
                         and reader.columns.n_conversations >= batch_conversations
                     )
                     if full or ended == skip:
