@@ -248,15 +248,7 @@ def iter_message_batches(
     source = Path(path)
     yielded = 0
     try:
-        with (
-            open(source, "rb") as handle,
-            Progress(
-                f"reading {source.name}",
-                total=source.stat().st_size,
-                unit="B",
-                disable=not show_progress,
-            ) as bar,
-        ):
+        with open(source, "rb") as handle, _byte_progress(source, show_progress) as bar:
             for batch in pan12_scan.scan_batches(
                 handle,
                 batch_conversations,
@@ -273,6 +265,13 @@ def iter_message_batches(
     yield from _lxml_batches(source, batch_conversations, show_progress, skip=yielded)
 
 
+def _byte_progress(source: Path, show_progress: bool) -> Progress:
+    """A progress bar over the bytes of `source`."""
+    return Progress(
+        f"reading {source.name}", total=source.stat().st_size, unit="B", disable=not show_progress
+    )
+
+
 def _lxml_batches(
     source: Path, batch_conversations: int | None, show_progress: bool, skip: int = 0
 ) -> Iterator[MessageColumns]:
@@ -284,15 +283,7 @@ def _lxml_batches(
     """
     reader = _MessageReader(source)
     ended = 0
-    with (
-        open(source, "rb") as handle,
-        Progress(
-            f"reading {source.name}",
-            total=source.stat().st_size,
-            unit="B",
-            disable=not show_progress,
-        ) as bar,
-    ):
+    with open(source, "rb") as handle, _byte_progress(source, show_progress) as bar:
         context = etree.iterparse(
             _ProgressReader(handle, bar),
             events=("start", "end"),
