@@ -123,6 +123,20 @@ def test_truncated_xml_is_reported(tmp_path: Path) -> None:
         pan12.parse_messages(path, show_progress=False)
 
 
+@pytest.mark.parametrize("encoding", ["utf-8", "utf-8-sig", "utf-16"])
+def test_doctype_after_a_comment_is_refused_in_any_encoding(tmp_path: Path, encoding: str) -> None:
+    path = tmp_path / "corpus.xml"
+    path.write_text(
+        f'<?xml version="1.0" encoding="{encoding.removesuffix("-sig")}"?>\n<!-- a > b -->\n'
+        '<!DOCTYPE conversations [<!ENTITY e "x">]>\n<conversations><conversation id="c1">'
+        '<message line="1"><author>x</author><time>10:00</time><text>&e;</text></message>'
+        "</conversation></conversations>\n",
+        encoding=encoding,
+    )
+    with pytest.raises(CorpusFormatError, match=r"corpus.xml:3: a DOCTYPE/DTD is not part"):
+        pan12.parse_messages(path, show_progress=False)
+
+
 def test_entity_expansion_bomb_is_refused(tmp_path: Path) -> None:
     # The classic "billion laughs": 10**11 copies of "ha" if the parser expanded entities.
     entities = '<!ENTITY e0 "ha">' + "".join(

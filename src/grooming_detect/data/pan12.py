@@ -284,6 +284,7 @@ def _lxml_batches(
     reader = _MessageReader(source)
     ended = 0
     with open(source, "rb") as handle, _byte_progress(source, show_progress) as bar:
+        _refuse_doctype(source, handle)
         context = etree.iterparse(
             _ProgressReader(handle, bar),
             events=("start", "end"),
@@ -319,6 +320,36 @@ def _lxml_batches(
                 f"{source}:{line}:{column}: malformed XML: {error.msg}"
             ) from None
     yield reader.take()
+
+
+#: What may precede the root element besides a DOCTYPE: white space, the XML declaration and
+#: other processing instructions, comments.
+_PROLOG_ITEM = re.compile(rb"\s+|<\?.*?\?>|<!--.*?-->", re.DOTALL)
+#: How much of a file's start `_refuse_doctype` reads at most (a longer prolog is left to lxml).
+_PROLOG_BYTES = 1 << 20
+
+
+def _refuse_doctype(source: Path, handle: BinaryIO) -> None:
+    """Refuse a file whose prolog declares a DOCTYPE, before lxml reads it: a DTD is not part
+    of the PAN-2012 format, and its entities are the expansion-bomb risk. (lxml is told not to
+    resolve entities; newer libxml2 releases refuse an amplifying DTD with their own error.)
+    Leaves `handle` at the start of the file."""
+    head = handle.read(_PROLOG_BYTES)
+    handle.seek(0)
+    for bom, encoding in ((b"\xff\xfe", "utf-16-le"), (b"\xfe\xff", "utf-16-be")):
+        if head.startswith(bom):
+            head = head[len(bom) : len(head) - (len(head) - len(bom)) % 2]
+            head = head.decode(encoding, errors="replace").encode("utf-8")
+            break
+    position = 3 if head.startswith(b"\xef\xbb\xbf") else 0
+    while (item := _PROLOG_ITEM.match(head, position)) is not None:
+        position = item.end()
+    if head.startswith(b"<!DOCTYPE", position):
+        line = head.count(b"\n", 0, position) + 1
+        raise CorpusFormatError(
+            f"{source}:{line}: a DOCTYPE/DTD is not part of the PAN-2012 format and is refused "
+            "(entity expansion risk)"
+        )
 
 
 class _MessageReader:
