@@ -137,6 +137,18 @@ def test_doctype_after_a_comment_is_refused_in_any_encoding(tmp_path: Path, enco
         pan12.parse_messages(path, show_progress=False)
 
 
+def test_doctype_after_a_prolog_too_long_to_check_is_refused_by_the_parse(tmp_path: Path) -> None:
+    comment = "x" * (pan12._PROLOG_BYTES + 10)
+    path = _write(
+        tmp_path,
+        f'<?xml version="1.0"?>\n<!-- {comment} -->\n<!DOCTYPE conversations>\n'
+        '<conversations><conversation id="c1"><message line="1"><author>x</author>'
+        "<time>10:00</time><text>hi</text></message></conversation></conversations>\n",
+    )
+    with pytest.raises(CorpusFormatError, match=r"corpus.xml:4: a DOCTYPE/DTD is not part"):
+        pan12.parse_messages(path, show_progress=False)
+
+
 def test_entity_expansion_bomb_is_refused(tmp_path: Path) -> None:
     # The classic "billion laughs": 10**11 copies of "ha" if the parser expanded entities.
     entities = '<!ENTITY e0 "ha">' + "".join(

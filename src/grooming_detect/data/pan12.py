@@ -338,18 +338,22 @@ def _refuse_doctype(source: Path, handle: BinaryIO) -> None:
     handle.seek(0)
     for bom, encoding in ((b"\xff\xfe", "utf-16-le"), (b"\xfe\xff", "utf-16-be")):
         if head.startswith(bom):
-            head = head[len(bom) : len(head) - (len(head) - len(bom)) % 2]
-            head = head.decode(encoding, errors="replace").encode("utf-8")
+            head = head[len(bom) :].decode(encoding, errors="replace").encode("utf-8")
             break
     position = 3 if head.startswith(b"\xef\xbb\xbf") else 0
     while (item := _PROLOG_ITEM.match(head, position)) is not None:
         position = item.end()
     if head.startswith(b"<!DOCTYPE", position):
         line = head.count(b"\n", 0, position) + 1
-        raise CorpusFormatError(
-            f"{source}:{line}: a DOCTYPE/DTD is not part of the PAN-2012 format and is refused "
-            "(entity expansion risk)"
-        )
+        raise _doctype_error(f"{source}:{line}")
+
+
+def _doctype_error(where: str) -> CorpusFormatError:
+    """The error for a DOCTYPE at `where` (``file:line``), from the prolog check or lxml's."""
+    return CorpusFormatError(
+        f"{where}: a DOCTYPE/DTD is not part of the PAN-2012 format and is refused "
+        "(entity expansion risk)"
+    )
 
 
 class _MessageReader:
@@ -372,11 +376,8 @@ class _MessageReader:
     def start_conversation(self, element: etree._Element) -> None:
         where = f"{self.source}:{element.sourceline}"
         if not self.checked_doctype:
-            if element.getroottree().docinfo.doctype:
-                raise CorpusFormatError(
-                    f"{where}: a DOCTYPE/DTD is not part of the PAN-2012 format and is refused "
-                    "(entity expansion risk)"
-                )
+            if element.getroottree().docinfo.doctype:  # a prolog too long for the check above
+                raise _doctype_error(where)
             self.checked_doctype = True
         conversation_id = (element.get("id") or "").strip()
         if not conversation_id:
