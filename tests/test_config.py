@@ -119,6 +119,11 @@ def test_typo_in_an_override_key_fails(compose_cfg: ComposeFn) -> None:
         (["+model.estimator.nonsense=1"], r"model\.estimator: .*nonsense"),
         (["data=chatlog", "data.path=x.csv", "data.long_messages=cut"], r"data\.long_messages"),
         (["stages=[train,report]"], r"add evaluate"),
+        (["evaluate.bootstrap.confidence=2"], r"evaluate\.bootstrap\.confidence: 2.*between 0"),
+        (["evaluate.bootstrap.n_resamples=0"], r"evaluate\.bootstrap\.n_resamples: 0"),
+        (["evaluate.top_k=-3"], r"evaluate\.top_k: -3; expected a whole number >= 0"),
+        (["evaluate.min_positives=-1"], r"evaluate\.min_positives"),
+        (["evaluate.ece_bins=0"], r"evaluate\.ece_bins"),
     ],
 )
 def test_bad_values_fail_at_start_naming_the_key(compose_cfg, overrides, message) -> None:
@@ -297,3 +302,16 @@ def test_generator_defaults_are_the_config_file(compose_cfg: ComposeFn) -> None:
     from_config = settings_from_config(compose_cfg().data.generator)
     assert GeneratorSettings() == from_config
     assert GeneratorSettings().fingerprint() == from_config.fingerprint()
+
+
+EXPERIMENTS = sorted(p.stem for p in (config_dir() / "experiment").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("experiment", EXPERIMENTS)
+def test_a_named_experiment_keeps_its_own_latest(compose_cfg: ComposeFn, experiment: str) -> None:
+    """A run of another experiment never repoints `outputs/<data>/<model>/latest`, the folder
+    the README's scoring command scores with."""
+    default = compose_cfg()
+    cfg = compose_cfg(f"experiment={experiment}")
+    assert cfg.paths.run_dir != default.paths.run_dir
+    assert str(cfg.tracking.experiment_name) in str(cfg.paths.run_dir)

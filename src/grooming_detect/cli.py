@@ -20,7 +20,7 @@ from grooming_detect.data.splits import SplitError
 from grooming_detect.io import read_json
 from grooming_detect.models.crossfit import CrossfitError
 from grooming_detect.models.persistence import UntrustedModelError
-from grooming_detect.reporting.summary import results_table
+from grooming_detect.reporting.summary import MIN_POSITIVES, results_table
 from grooming_detect.stage import InputMismatchError, StageContext
 from grooming_detect.sweeps import job_record
 
@@ -73,7 +73,13 @@ def main(cfg: DictConfig) -> dict[str, Any]:
     if evaluated is not None and evaluated.metrics:
         summary = read_json(evaluated.outputs["summary"])
         fitted_on = str(summary.get("threshold_fitted_on", "validation"))
-        lines += [results_table(evaluated.metrics, summary.get("threshold"), fitted_on), ""]
+        table = results_table(
+            evaluated.metrics,
+            summary.get("threshold"),
+            fitted_on,
+            int(summary.get("min_positives", MIN_POSITIVES)),
+        )
+        lines += [table, ""]
     lines.append(f"MLflow run:  {result.run_id}  (experiment {cfg.tracking.experiment_name})")
     if result.report_path is not None:
         lines.append(f"Report:      {result.report_path}")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import hashlib
 import json
 import os
@@ -50,6 +51,38 @@ def write_parquet(path: str | os.PathLike[str], frame: pd.DataFrame) -> Path:
     """Write `frame` to Parquet atomically, without the pandas index."""
     with atomic_path(path) as tmp:
         frame.to_parquet(tmp, index=False)
+    return Path(path)
+
+
+#: Leading characters that make a spreadsheet read a cell as a formula (OWASP, "CSV injection").
+FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
+
+
+def spreadsheet_safe(value: object) -> object:
+    """A text cell that a spreadsheet would run as a formula, prefixed with ``'`` (OWASP's
+    advice); anything else unchanged."""
+    if isinstance(value, str) and value.startswith(FORMULA_PREFIXES):
+        return "'" + value
+    return value
+
+
+def write_csv(
+    path: str | os.PathLike[str], frame: pd.DataFrame, neutralise_formulas: bool = True
+) -> Path:
+    """The project's one CSV writer, atomic, without the pandas index.
+
+    Every text cell is quoted (so a delimiter, quote, CR or LF inside an id or a text can never
+    start another field or row when the file is read back by pandas or `csv`), and a text cell
+    starting with ``= + - @`` TAB or CR is prefixed with ``'`` so that spreadsheet tools show it
+    instead of running it. Numbers and booleans are written bare. A chat log written for the
+    project's own reader to read back (`neutralise_formulas` false) keeps its text as it is."""
+    safe = frame.copy()
+    if neutralise_formulas:
+        for column in safe.columns:
+            if safe[column].dtype == object or pd.api.types.is_string_dtype(safe[column]):
+                safe[column] = safe[column].map(spreadsheet_safe).astype(object)
+    with atomic_path(path) as tmp:
+        safe.to_csv(tmp, index=False, quoting=csv.QUOTE_NONNUMERIC, lineterminator="\n")
     return Path(path)
 
 

@@ -30,7 +30,7 @@ from typing import Any
 import pandas as pd
 
 from grooming_detect import progress
-from grooming_detect.io import read_json, unwritable_reason, write_with
+from grooming_detect.io import read_json, unwritable_reason, write_csv, write_with
 from grooming_detect.models.apply import (
     SPLIT,
     _message_batches,
@@ -108,12 +108,8 @@ def score_file(
         threshold,
     )
     out_dir.mkdir(parents=True, exist_ok=True)
-    author_path = write_with(
-        out_dir / "author_scores.csv", lambda tmp: authors.to_csv(tmp, index=False)
-    )
-    conversation_path = write_with(
-        out_dir / "conversation_scores.csv", lambda tmp: conversations.to_csv(tmp, index=False)
-    )
+    author_path = write_csv(out_dir / "author_scores.csv", authors)
+    conversation_path = write_csv(out_dir / "conversation_scores.csv", conversations)
     return author_path, conversation_path
 
 

@@ -57,6 +57,8 @@ def validate_config(cfg: DictConfig) -> None:
         _check_lines(cfg)
     check_capabilities(cfg)
     _check_run_settings(cfg)
+    if "evaluate" in stages:
+        _check_evaluate_numbers(cfg)
     if "train" in stages:
         _check_estimator(cfg)
     _check_message_limits(cfg)
@@ -66,6 +68,32 @@ def validate_config(cfg: DictConfig) -> None:
     bad_splits = [s for s in cfg.evaluate.splits if s not in ("validation", "test")]
     if bad_splits:
         raise ConfigError(f"evaluate.splits: {bad_splits}; expected validation and/or test")
+
+
+def _whole(key: str, value: object, minimum: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ConfigError(f"{key}: {value!r}; expected a whole number >= {minimum}")
+
+
+def _check_evaluate_numbers(cfg: DictConfig) -> None:
+    """The evaluate stage's counts, bins and interval settings, checked before any work (a
+    confidence of 2 would otherwise fail after training, and a negative top_k would silently
+    write no error table)."""
+    evaluate = cfg.evaluate
+    confidence = evaluate.bootstrap.confidence
+    if isinstance(confidence, bool) or not isinstance(confidence, float | int):
+        raise ConfigError(f"evaluate.bootstrap.confidence: {confidence!r}; expected a number")
+    if not 0 < float(confidence) < 1:
+        raise ConfigError(
+            f"evaluate.bootstrap.confidence: {confidence}; expected a level strictly between 0 "
+            "and 1, e.g. 0.95"
+        )
+    _whole("evaluate.bootstrap.n_resamples", evaluate.bootstrap.n_resamples, 1)
+    _whole("evaluate.bootstrap.seed", evaluate.bootstrap.seed, 0)
+    _whole("evaluate.ece_bins", evaluate.ece_bins, 1)
+    _whole("evaluate.reliability_bins", evaluate.reliability_bins, 1)
+    _whole("evaluate.top_k", evaluate.top_k, 0)
+    _whole("evaluate.min_positives", evaluate.min_positives, 0)
 
 
 def _check_stages(stages: list[str]) -> None:

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from grooming_detect.io import write_with
+from grooming_detect.io import write_csv, write_with
 
 #: The chat-log shapes `write_chatlog` writes.
 CHATLOG_SHAPES = ("log_author", "log_conversation", "log_no_times", "log_one_author")
@@ -57,4 +57,4 @@ def write_chatlog(shape: str, processed: Path, folder: Path) -> Path:
         )
         single["line"] = single.groupby("conversation_id").cumcount() + 1
         path, frame = folder / "one_author.csv", single[[*_COLUMNS, "conversation_label"]]
-    return write_with(path, lambda tmp: frame.to_csv(tmp, index=False))
+    return write_csv(path, frame, neutralise_formulas=False)

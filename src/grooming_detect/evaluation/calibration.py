@@ -16,9 +16,16 @@ __all__ = [
     "MIN_SLOPE",
     "ScoreCalibrator",
     "calibration_scores",
+    "equal_width_bins",
     "expected_calibration_error",
     "reliability_curve",
 ]
+
+
+def equal_width_bins(scores: np.ndarray, n_bins: int) -> np.ndarray:
+    """The bin of each score among `n_bins` equal-width bins of [0, 1]; 1.0 falls in the last
+    bin. The ECE and the reliability table's ``equal_width`` rows share it."""
+    return np.minimum((np.asarray(scores, dtype=float) * n_bins).astype(int), n_bins - 1)
 
 
 def expected_calibration_error(y_true: np.ndarray, scores: np.ndarray, n_bins: int = 15) -> float:
@@ -26,7 +33,7 @@ def expected_calibration_error(y_true: np.ndarray, scores: np.ndarray, n_bins: i
     the share of items in each bin. Bin edges include 1.0 in the last bin."""
     y = np.asarray(y_true, dtype=float)
     scores = np.asarray(scores, dtype=float)
-    bins = np.minimum((scores * n_bins).astype(int), n_bins - 1)
+    bins = equal_width_bins(scores, n_bins)
     total = 0.0
     for index in np.unique(bins):
         members = bins == index

@@ -95,7 +95,9 @@ def unit_metrics(
         y_true,
         calibrated,
         threshold,
+        n_resamples=int(cfg.evaluate.bootstrap.n_resamples),
         confidence=float(cfg.evaluate.bootstrap.confidence),
+        seed=int(cfg.evaluate.bootstrap.seed),
     )
     for name, (low, high) in intervals.items():
         metrics[f"{prefix}/{name}_ci_low"] = low
@@ -245,7 +247,6 @@ class _Evaluation:
     lexicons: dict[str, list[str]]
     metrics: dict[str, float] = field(default_factory=dict)
     outputs: dict[str, Path] = field(default_factory=dict)
-    curves: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
     predictions: dict[str, pd.DataFrame] = field(default_factory=dict)
     line_decision: lines.LineDecision | None = None
 
@@ -287,9 +288,10 @@ def _load_evaluation(cfg: DictConfig, ctx: StageContext) -> _Evaluation:
     )
 
 
-def _score_split(ev: _Evaluation, split: str) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
-    """The split's predictions table (id, label, counts, raw and calibrated score, flag), and
-    its labels and raw scores; adds the split's unit measures."""
+def _score_split(ev: _Evaluation, split: str) -> pd.DataFrame:
+    """The split's score table (id, label, counts, raw and calibrated score, flag), highest
+    score first; adds the split's unit measures. Every figure of the split is drawn from this
+    table's rows, never from separate arrays."""
     unit = ev.unit
     rows, raw = ev.scorer.inputs.raw_scores(ev.model, split)
     calibrated = ev.scorer.calibrator.transform(raw)
@@ -303,8 +305,7 @@ def _score_split(ev: _Evaluation, split: str) -> tuple[pd.DataFrame, np.ndarray,
     ev.metrics.update(
         unit_metrics(y_true, raw, calibrated, ev.threshold, ev.cfg, f"{split}/{unit.name}")
     )
-    ev.curves[split] = (y_true, calibrated)
-    return predictions, y_true, raw
+    return predictions
 
 
 def _pan_submissions(ev: _Evaluation, split: str, predictions: pd.DataFrame) -> None:
@@ -445,30 +446,26 @@ def _named_authors(ev: _Evaluation, split: str) -> set[str]:
     return set(rows.loc[named, ev.unit.id_column])
 
 
-def _split_figures(
-    ev: _Evaluation, split: str, y_true: np.ndarray, raw: np.ndarray, calibrated: np.ndarray
-) -> None:
-    """Reliability diagram, score histogram and confusion matrix of one split."""
+def _split_figures(ev: _Evaluation, split: str, predictions: pd.DataFrame) -> None:
+    """Reliability diagram, score histogram and confusion matrix of one split, each drawn from
+    a table of the split's score table (saved beside the figure as CSV)."""
     directory, threshold = ev.ctx.evaluation_dir, ev.threshold
     label = f"{split}, {ev.unit.name}s, {ev.meta['model_name']}"
     ev.outputs[f"{split}_reliability"] = plots.reliability_figure(
-        y_true,
-        raw,
-        calibrated,
+        predictions,
         f"Reliability ({label})",
         directory / f"{split}-reliability.png",
         int(ev.cfg.evaluate.reliability_bins),
+        int(ev.cfg.evaluate.ece_bins),
     )
     ev.outputs[f"{split}_histogram"] = plots.score_histogram_figure(
-        y_true,
-        calibrated,
+        predictions,
         threshold,
         f"Scores by class ({label})",
         directory / f"{split}-score-histogram.png",
     )
     ev.outputs[f"{split}_confusion"] = plots.confusion_figure(
-        y_true,
-        calibrated >= threshold,
+        predictions,
         f"Confusion at threshold {threshold:.3f} ({label})",
         directory / f"{split}-confusion.png",
     )
@@ -477,14 +474,14 @@ def _split_figures(
 def _evaluate_split(ev: _Evaluation, split: str) -> None:
     """Every measure, file and figure of one split."""
     unit = ev.unit
-    predictions, y_true, raw = _score_split(ev, split)
+    predictions = _score_split(ev, split)
     if unit.name == "author":
         _pan_submissions(ev, split, predictions)
     ev.predictions[split] = predictions
     ev.outputs[f"{split}_predictions"] = write_parquet(
         ev.ctx.evaluation_dir / f"{split}-{unit.name}-scores.parquet", predictions
     )
-    _split_figures(ev, split, y_true, raw, predictions["score"].to_numpy())
+    _split_figures(ev, split, predictions)
     messages = ev.messages[ev.messages["split"] == split]
     ev.outputs.update(
         _error_analysis(split, predictions, messages, ev.scorer, ev.cfg, ev.ctx, ev.lexicons)
@@ -523,6 +520,8 @@ def _summary(ev: _Evaluation, skipped: list[str], extra: dict[str, Any]) -> dict
         "line_rule_note": ev.line_decision.note if ev.line_decision else "",
         "bootstrap": to_dict(cfg.evaluate.bootstrap),
         "ece_bins": int(cfg.evaluate.ece_bins),
+        "reliability_bins": int(cfg.evaluate.reliability_bins),
+        "min_positives": int(cfg.evaluate.min_positives),
         "evaluate_run_id": tracking.active_run_id(),
         "model_dir": str(ev.ctx.model_dir),
         "metrics": ev.metrics,
@@ -570,12 +569,12 @@ def run_evaluate(cfg: DictConfig, ctx: StageContext) -> StageResult:
     )
     title = f"{unit.name.capitalize()}-level {{}}: {ev.meta['model_name']} on {cfg.data.name}"
     ev.outputs["pr_curve"] = plots.precision_recall_figure(
-        ev.curves,
+        ev.predictions,
         title.format("precision-recall"),
         ctx.evaluation_dir / f"pr_curve_{unit.name}.png",
     )
     ev.outputs["roc_curve"] = plots.roc_figure(
-        ev.curves, title.format("ROC"), ctx.evaluation_dir / f"roc_curve_{unit.name}.png"
+        ev.predictions, title.format("ROC"), ctx.evaluation_dir / f"roc_curve_{unit.name}.png"
     )
     summary = _summary(ev, skipped, {"audit": audit_summary, "early": early_summary})
     ev.outputs["summary"] = write_json(ctx.evaluation_dir / "evaluation.json", summary)

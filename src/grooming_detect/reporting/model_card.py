@@ -19,6 +19,7 @@ import pandas as pd
 
 from grooming_detect import __version__
 from grooming_detect.data.schema import SPLITS
+from grooming_detect.reporting.summary import MIN_POSITIVES, few_positives
 
 TEMPLATE = Path(__file__).with_name("templates") / "model_card.md"
 SYNTHETIC_CARD_WARNING = (
@@ -50,6 +51,53 @@ def percent_text(confidence: float | None) -> str:
 def fmt(value: float | None) -> str:
     """Three decimals, or ``n/a`` for a missing or undefined value."""
     return "n/a" if value is None or value != value else f"{value:.3f}"
+
+
+def rate_text(value: float | None) -> str:
+    """A rate per 10,000 items for prose and tables: one decimal (``157.2``), ``n/a`` when
+    undefined."""
+    return "n/a" if value is None or value != value else f"{value:,.1f}"
+
+
+#: What a reader must know about each kind of data before trusting a number, by manifest source.
+PAN12_CAVEATS = (
+    "- **PAN-2012 shortcut.** Positives are chats of convicted offenders with adult decoys "
+    "posing as\n  minors, from one source; negatives come from other sources (IRC logs, adult "
+    "chat sites). A model\n  can learn the source rather than grooming: check false positives "
+    "and try source-matched\n  negatives before trusting a score.\n"
+    "- English only, from 2012-era platforms: language, platforms and behaviour have changed "
+    "since.\n"
+    "- The Problem 2 (line) truth is pooled from participants' submissions and partial: "
+    "line-level\n  recall against it is a lower bound of little precision.\n"
+    "- The authors of the eSPD (early sexual predator detection) datasets warn that models "
+    "trained on\n  PAN-2012 should not be used in practice; this card does not lift that "
+    "warning.\n"
+)
+SYNTHETIC_CAVEATS = (
+    "- **Synthetic positives.** Risk in the embedded corpus is template behavioural markers "
+    "injected\n  into real chit-chat: the numbers say how well the model finds those markers, "
+    "not grooming,\n  and nothing about PAN-2012 or any platform.\n"
+    "- English only, from one 2018 university-lab chat collection.\n"
+)
+CHATLOG_CAVEATS = (
+    "- **Your own labels.** The numbers hold for this chat log's platform, period and "
+    "labelling\n  procedure only; labels that follow past moderation decisions teach the "
+    "model those decisions,\n  including their blind spots.\n"
+)
+
+
+def pan12_caveats(manifest: dict[str, Any], short: bool = False) -> str:
+    """The data caveats (Markdown bullets) that fit the run's data: the PAN-2012 ones for the
+    official corpus only; `short` keeps the first bullet."""
+    if manifest.get("synthetic"):
+        text = SYNTHETIC_CAVEATS
+    elif manifest.get("source") == "pan12":
+        text = PAN12_CAVEATS
+    else:
+        text = CHATLOG_CAVEATS
+    if short:
+        return text.split("\n- ")[0].rstrip("\n") + "\n"
+    return text
 
 
 def with_interval(metrics: dict[str, float], key: str) -> str:
@@ -467,6 +515,12 @@ def early_detection_section(early: dict[str, Any], metrics: dict[str, float], fi
     )
 
 
+def _few_positives_note(summary: dict[str, Any]) -> str:
+    """The few-positives warning as a card paragraph (empty when every split has enough)."""
+    warning = few_positives(summary["metrics"], int(summary.get("min_positives", MIN_POSITIVES)))
+    return f"> **{warning}**\n\n" if warning else ""
+
+
 def _training_data(summary: dict[str, Any], meta: dict[str, Any]) -> str:
     """The card's "Training data" paragraph: what the model and its decisions were fitted on."""
     if crossfitted(summary):
@@ -552,7 +606,9 @@ def render_model_card(
         p_at_r80=fmt(metrics.get(f"test/{unit}/precision_at_recall_0_8")),
         p_at_r90=fmt(metrics.get(f"test/{unit}/precision_at_recall_0_9")),
         r_at_fpr=fmt(metrics.get(f"test/{unit}/recall_at_fpr_1e-3")),
-        alerts=fmt(metrics.get(f"test/{unit}/alerts_per_10k")),
+        alerts=rate_text(metrics.get(f"test/{unit}/alerts_per_10k")),
+        few_positives=_few_positives_note(summary),
+        caveats=pan12_caveats(manifest),
         other_levels=_other_levels(metrics, unit, problem2_text(summary)),
         shortcut_baseline=shortcut_baseline_text(metrics, unit),
         data_description=_data_description(manifest),

@@ -20,10 +20,12 @@ from grooming_detect.reporting.model_card import (
     early_detection_section,
     fmt,
     metric_rows,
+    pan12_caveats,
     percent_text,
+    rate_text,
     render_model_card,
 )
-from grooming_detect.reporting.summary import results_markdown
+from grooming_detect.reporting.summary import MIN_POSITIVES, results_markdown
 from grooming_detect.stage import MissingInputError, StageContext, StageResult
 
 log = logging.getLogger(__name__)
@@ -34,6 +36,11 @@ SYNTHETIC_WARNING = (
     "It says nothing about real-world performance.\n\n"
 )
 
+
+#: The report folder's copy of the figures (and the tables they are drawn from) that the report
+#: and the card show: links into it work on disk, in a moved folder and in the MLflow run that
+#: logs the report folder.
+FIGURES = "figures"
 
 #: Error-table columns that say why an item scored high, by explanation strategy.
 WHY_COLUMNS = ("top_terms", "top_changes", "top_conversation")
@@ -65,7 +72,11 @@ def _operating_points(metrics: dict, unit: str, splits: list[str]) -> list[str]:
                 f"alerts per 10,000 {unit}s",
             ],
             [
-                [s, *(fmt(metrics.get(f"{s}/{unit}/{k}")) for k in (*keys, "alerts_per_10k"))]
+                [
+                    s,
+                    *(fmt(metrics.get(f"{s}/{unit}/{k}")) for k in keys),
+                    rate_text(metrics.get(f"{s}/{unit}/alerts_per_10k")),
+                ]
                 for s in splits
             ],
         ),
@@ -74,7 +85,7 @@ def _operating_points(metrics: dict, unit: str, splits: list[str]) -> list[str]:
 
 
 def _calibration(
-    metrics: dict, unit: str, splits: list[str], evaluation_dir: Path, ece_bins: int | str
+    metrics: dict, unit: str, splits: list[str], figures: str, ece_bins: int | str
 ) -> list[str]:
     """Calibration before and after the calibrator, with the reliability diagrams."""
     return [
@@ -87,7 +98,7 @@ def _calibration(
         "",
         f"ECE uses {ece_bins} equal-width bins (L1); reliability diagrams use quantile bins.",
         "",
-        *(f"![Reliability, {s}]({evaluation_dir / f'{s}-reliability.png'})" for s in splits),
+        *(f"![Reliability, {s}]({figures}/{s}-reliability.png)" for s in splits),
     ]
 
 
@@ -114,7 +125,7 @@ def _other_levels(metrics: dict, unit: str, splits: list[str]) -> list[str]:
 
 
 def _false_positives(
-    unit: str, splits: list[str], evaluation_dir: Path, show_text: bool
+    unit: str, splits: list[str], evaluation_dir: Path, figures: str, show_text: bool
 ) -> list[str]:
     """The top five false positives of each split, with why they scored, and the slices."""
     sections = ["", "## False positives", ""]
@@ -132,11 +143,12 @@ def _false_positives(
             for row in table[columns].itertuples(index=False)
         ]
         sections += [
-            f"Highest-scoring non-positive {unit}s, {split} (top 5 of `{path.name}`):",
+            f"Highest-scoring non-positive {unit}s, {split} (top 5 of "
+            f"`../evaluation/{path.name}`):",
             "",
             _table(columns, rows),
             "",
-            f"![False-positive rate by slice]({evaluation_dir / f'{split}-fp-slices.png'})",
+            f"![False-positive rate by slice]({figures}/{split}-fp-slices.png)",
             "",
         ]
     return sections
@@ -154,9 +166,9 @@ def _details(
     return "\n".join(
         [
             *_operating_points(metrics, unit, splits),
-            *_calibration(metrics, unit, splits, evaluation_dir, ece_bins),
+            *_calibration(metrics, unit, splits, FIGURES, ece_bins),
             *_other_levels(metrics, unit, splits),
-            *_false_positives(unit, splits, evaluation_dir, show_text),
+            *_false_positives(unit, splits, evaluation_dir, FIGURES, show_text),
         ]
     )
 
@@ -186,7 +198,7 @@ def render_report(
     )
     if unit == "author":
         submissions = ", ".join(
-            f"`{evaluation_dir / f'{split}-problem1-predators.txt'}`" for split in splits
+            f"`../evaluation/{split}-problem1-predators.txt`" for split in splits
         )
         results_heading = "Author-level results (PAN-2012 Problem 1)"
     else:
@@ -205,7 +217,10 @@ def render_report(
         threshold=f"{summary['threshold']:.4f}",
         fitted_on=f"`{summary.get('threshold_fitted_on', 'validation')}`",
         summary_table=results_markdown(
-            metrics, summary["threshold"], str(summary.get("threshold_fitted_on", "validation"))
+            metrics,
+            summary["threshold"],
+            str(summary.get("threshold_fitted_on", "validation")),
+            int(summary.get("min_positives", MIN_POSITIVES)),
         ),
         confidence=percent_text(summary.get("bootstrap", {}).get("confidence")),
         objective=summary["threshold_objective"].replace("_", "."),
@@ -222,16 +237,13 @@ def render_report(
             show_text,
             summary.get("ece_bins", "the configured number of"),
         ),
-        early_detection=early_detection_section(
-            summary.get("early") or {}, metrics, evaluation_dir.as_posix()
-        ),
-        pr_curve=evaluation_dir / f"pr_curve_{unit}.png",
+        early_detection=early_detection_section(summary.get("early") or {}, metrics, FIGURES),
+        pr_curve=f"{FIGURES}/pr_curve_{unit}.png",
         count_rows=count_rows,
         split_method=manifest["split_method"],
-        evaluation_json=evaluation_dir / "evaluation.json",
         submissions=submissions,
         manifest=manifest_path,
-        model_card=(report_dir or evaluation_dir.parent / "report") / "MODEL_CARD.md",
+        caveats=pan12_caveats(manifest, short=True),
     )
 
 
@@ -256,6 +268,19 @@ def model_card_inputs(
     }
 
 
+def copy_figures(evaluation_dir: Path, target: Path) -> Path:
+    """Copy every figure of the evaluation (PNG) and the table it is drawn from (CSV, beside
+    it) into `target`, keeping sub-folders; return `target`."""
+    for figure in sorted(evaluation_dir.rglob("*.png")):
+        for path in (figure, figure.with_suffix(".csv")):
+            if not path.is_file():
+                continue
+            copy = target / path.relative_to(evaluation_dir)
+            copy.parent.mkdir(parents=True, exist_ok=True)
+            write_with(copy, partial(shutil.copyfile, path))
+    return target
+
+
 def rewrite_model_card(
     cfg: DictConfig,
     ctx: StageContext,
@@ -267,9 +292,10 @@ def rewrite_model_card(
     inputs = model_card_inputs(cfg, ctx, seeds)
     if manifest is not None:
         inputs["manifest"] = manifest
+    figures_dir = copy_figures(ctx.evaluation_dir, ctx.report_dir / FIGURES)
     return write_text(
         ctx.report_dir / "MODEL_CARD.md",
-        render_model_card(**inputs, card_dir=ctx.report_dir, figures_dir=ctx.evaluation_dir),
+        render_model_card(**inputs, card_dir=ctx.report_dir, figures_dir=figures_dir),
     )
 
 
@@ -293,12 +319,15 @@ def run_report(cfg: DictConfig, ctx: StageContext) -> StageResult:
         manifest_path=ctx.manifest_path,
         show_text=bool(cfg.evaluate.show_text),
     )
+    # The report and the card link their figures inside the report folder, which the report
+    # stage's MLflow run logs whole: the links work on disk, moved, and in MLflow's viewer.
+    figures_dir = copy_figures(ctx.evaluation_dir, ctx.report_dir / FIGURES)
     report_path = write_text(ctx.report_dir / "report.md", text)
     outputs = {"report": report_path}
     card_inputs = model_card_inputs(cfg, ctx)
     outputs["model_card"] = write_text(
         ctx.report_dir / "MODEL_CARD.md",
-        render_model_card(**card_inputs, card_dir=ctx.report_dir, figures_dir=ctx.evaluation_dir),
+        render_model_card(**card_inputs, card_dir=ctx.report_dir, figures_dir=figures_dir),
     )
     if cfg.report.publish_dir:
         outputs["published_card"] = publish_card(card_inputs, Path(str(cfg.report.publish_dir)))
@@ -345,12 +374,9 @@ def register(cfg: DictConfig, meta: dict, summary: dict, card: str) -> str:
 
 def publish_card(card_inputs: dict, publish_dir: Path) -> Path:
     """Write MODEL_CARD.md into `publish_dir`, its figures under ``docs/model-card/``."""
-    figures_dir = publish_dir / "docs" / "model-card"
-    evaluation_dir = Path(card_inputs["evaluation_dir"])
-    for figure in sorted(evaluation_dir.rglob("*.png")):
-        target = figures_dir / figure.relative_to(evaluation_dir)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        write_with(target, partial(shutil.copyfile, figure))
+    figures_dir = copy_figures(
+        Path(card_inputs["evaluation_dir"]), publish_dir / "docs" / "model-card"
+    )
     path = write_text(
         publish_dir / "MODEL_CARD.md",
         render_model_card(**card_inputs, card_dir=publish_dir, figures_dir=figures_dir),

@@ -13,7 +13,24 @@ from collections.abc import Mapping
 
 SPLIT_ORDER = ("train", "cv", "validation", "test")
 LEVEL_ORDER = ("author", "conversation", "line")
-HEADER = ("split", "unit", "precision", "recall", "F0.5 [95% CI]", "PR-AUC", "ECE", "alerts/10k")
+HEADER = (
+    "split",
+    "unit",
+    "positives",
+    "precision",
+    "recall",
+    "F0.5 [95% CI]",
+    "F3",
+    "PR-AUC",
+    "ECE",
+    "alerts/10k",
+)
+#: Default of ``evaluate.min_positives``: under it, a split's numbers are said to rest on few.
+MIN_POSITIVES = 10
+
+
+def _count_text(value: float | None) -> str:
+    return "-" if value is None or value != value else f"{value:,.0f}"
 
 
 def _number(value: float | None, digits: int = 3) -> str:
@@ -22,7 +39,7 @@ def _number(value: float | None, digits: int = 3) -> str:
     return f"{value:.{digits}f}"
 
 
-def _rows(metrics: Mapping[str, float]) -> list[tuple[str, str, str, str, str, str, str, str]]:
+def _rows(metrics: Mapping[str, float]) -> list[tuple[str, ...]]:
     # Under crossfit the evaluate stage logs cv (out-of-fold) rows and no validation rows.
     pairs = {
         tuple(key.split("/")[:2])
@@ -33,7 +50,7 @@ def _rows(metrics: Mapping[str, float]) -> list[tuple[str, str, str, str, str, s
         (p for p in pairs if p[0] in SPLIT_ORDER and p[1] in LEVEL_ORDER),
         key=lambda p: (SPLIT_ORDER.index(p[0]), LEVEL_ORDER.index(p[1])),
     )
-    rows = []
+    rows: list[tuple[str, ...]] = []
     for split, level in ordered:
         prefix = f"{split}/{level}"
 
@@ -43,17 +60,16 @@ def _rows(metrics: Mapping[str, float]) -> list[tuple[str, str, str, str, str, s
         f05 = get("f0_5")
         low, high = get("f0_5_ci_low"), get("f0_5_ci_high")
         interval = f" [{_number(low)}, {_number(high)}]" if low is not None else ""
-        if f05 is None and get("f3") is not None:  # Problem 2 (lines) is scored by F3
-            f05_text = f"F3 {_number(get('f3'))}"
-        else:
-            f05_text = _number(f05) + interval
         rows.append(
             (
                 split,
                 level + "s",
+                _count_text(get("n_positive")),
                 _number(get("precision")),
                 _number(get("recall")),
-                f05_text,
+                _number(f05) + (interval if f05 is not None else ""),
+                # Problem 2 (lines) is scored by F3, as PAN-2012 scored it.
+                _number(get("f3")),
                 _number(get("pr_auc")),
                 _number(get("ece")),
                 _number(get("alerts_per_10k"), 1),
@@ -73,10 +89,34 @@ def threshold_note(threshold: float, fitted_on: str) -> str:
     return f"threshold {threshold:.4f} (tuned on validation; validation rows are in-sample)"
 
 
+def few_positives(metrics: Mapping[str, float], min_positives: int = MIN_POSITIVES) -> str:
+    """A warning, before any number, when an evaluated split holds fewer than `min_positives`
+    positives (``evaluate.min_positives``): with 1 positive, every measure reads 1.000 or 0.000
+    and its interval collapses. Empty otherwise."""
+    thin = []
+    for split in SPLIT_ORDER:
+        for level in LEVEL_ORDER[:2]:
+            n_positive = metrics.get(f"{split}/{level}/n_positive")
+            if n_positive is not None and n_positive == n_positive and n_positive < min_positives:
+                thin.append(f"{split} on {n_positive:,.0f} positive {level}(s)")
+    if not thin:
+        return ""
+    return (
+        "FEW POSITIVES: the numbers below rest on "
+        + "; ".join(thin)
+        + f" (fewer than evaluate.min_positives = {min_positives}). One positive more or less "
+        "moves every measure; read them as anecdotes, not estimates."
+    )
+
+
 def results_table(
-    metrics: Mapping[str, float], threshold: float | None = None, fitted_on: str = "validation"
+    metrics: Mapping[str, float],
+    threshold: float | None = None,
+    fitted_on: str = "validation",
+    min_positives: int = MIN_POSITIVES,
 ) -> str:
-    """A plain-text table of the run's headline measures (empty when nothing was evaluated)."""
+    """A plain-text table of the run's headline measures (empty when nothing was evaluated),
+    after the few-positives warning where it applies."""
     rows = _rows(metrics)
     if not rows:
         return ""
@@ -86,6 +126,9 @@ def results_table(
         for row in [HEADER, *rows]
     ]
     lines.insert(1, "  ".join("-" * width for width in widths))
+    warning = few_positives(metrics, min_positives)
+    if warning:
+        lines.insert(0, warning)
     lines.extend(_pan_lines(metrics))
     if threshold is not None:
         lines.append(threshold_note(threshold, fitted_on))
@@ -108,13 +151,18 @@ def _pan_lines(metrics: Mapping[str, float]) -> list[str]:
 
 
 def results_markdown(
-    metrics: Mapping[str, float], threshold: float | None = None, fitted_on: str = "validation"
+    metrics: Mapping[str, float],
+    threshold: float | None = None,
+    fitted_on: str = "validation",
+    min_positives: int = MIN_POSITIVES,
 ) -> str:
     """The same table in Markdown, for the head of the run report."""
     rows = _rows(metrics)
     if not rows:
         return ""
+    warning = few_positives(metrics, min_positives)
     lines = [
+        *([f"> **{warning}**", ""] if warning else []),
         "| " + " | ".join(HEADER) + " |",
         "| " + " | ".join("---" for _ in HEADER) + " |",
         *("| " + " | ".join(row) + " |" for row in rows),
