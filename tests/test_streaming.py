@@ -3,21 +3,26 @@ curves, warnings follow the policy, bad input names its line, and state stays bo
 
 from __future__ import annotations
 
+import functools
 import io
 import json
 import re
+import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from grooming_detect import scoring
 from grooming_detect.data.chatlog import ChatlogFormatError
 from grooming_detect.evaluation.early import EarlySettings, first_warning, risk_curves
 from grooming_detect.models.baselines import make_tfidf_logreg, make_tfidf_svm
 from grooming_detect.models.persistence import save_model
-from grooming_detect.streaming import Message, RiskStream, stdin_messages
+from grooming_detect.streaming import Message, RiskStream, stdin_messages, stream_file
 
 LINES = {
     True: ["hi", "how old are you", "don't tell your parents", "add me on snap", "ok"],
@@ -145,6 +150,14 @@ def test_lines_must_follow_each_other_within_a_conversation() -> None:
     unnumbered = [Message("c", None, "a", "hi"), Message("c", None, "b", "yo")]
     assert [r["line"] for r in RiskStream(model, META, {}, "\n", 0.6).run(unnumbered, 1)] == [1, 2]
 
+    # A batch writes the records before a refused line too, as one message at a time does.
+    for batch in (1, 10):
+        written = []
+        with pytest.raises(ChatlogFormatError, match=r"<stdin>:3: line=5"):
+            for record in RiskStream(model, META, {}, "\n", 0.6).run(messages, batch):
+                written.append(record)
+        assert [r["conversation_id"] for r in written] == ["c", "d"]
+
 
 def test_a_reopened_conversation_keeps_its_count_and_its_warning() -> None:
     model = _fit(make_tfidf_logreg)
@@ -205,3 +218,114 @@ def test_stream_command_writes_one_line_per_message(tmp_path: Path, capsys) -> N
     assert np.all([0.0 <= r["score"] <= 1.0 for r in lines])
     assert scoring.main([str(path), "--model", str(folder), "--stream", "--window", "0"]) == 2
     assert "--window 0" in capsys.readouterr().err
+
+
+@functools.cache
+def _model(factory) -> object:
+    """`_fit(factory)`, fitted once for the tests that run many streams."""
+    return _fit(factory)
+
+
+@pytest.mark.parametrize("max_open", [100_000, 2])
+@pytest.mark.parametrize(("factory", "step"), [(make_tfidf_logreg, 1), (make_tfidf_svm, 2)])
+def test_a_file_streams_as_its_lines_on_standard_input(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, factory, step: int, max_open: int
+) -> None:
+    """A file is read in batches and standard input one message at a time: the same
+    messages give the same lines, byte for byte, and the same counts (one warning per
+    conversation warned), also when --max-open is below the batch."""
+    log = _log(4)  # c0 and c2 groom, c1 and c3 do not; their lines interleaved
+    path = tmp_path / "log.jsonl"
+    path.write_text(
+        "".join(
+            json.dumps(
+                {"conversation_id": r.conversation_id, "line": r.line, "author": r.author}
+                | {"text": r.text}
+            )
+            + "\n"
+            for r in log.itertuples()
+        )
+    )
+    outputs, counts = [], []
+    for source in (str(path), "-"):
+        monkeypatch.setattr(sys, "stdin", io.StringIO(path.read_text()))
+        stream = RiskStream(
+            _model(factory), META, {}, "\n", 0.6, window=3, step=step, max_open=max_open
+        )
+        out = io.StringIO()
+        counts.append(stream_file(stream, source, out))
+        outputs.append(out.getvalue())
+    assert outputs[0] == outputs[1]
+    assert counts[0] == counts[1]
+    records = [json.loads(line) for line in outputs[1].splitlines()]
+    assert [r["k"] for r in records] == log["line"].tolist()
+    warned = {r["conversation_id"] for r in records if r["warning"]}
+    assert counts[0]["warnings"] == len(warned) == sum(r["new_warning"] for r in records)
+    if max_open > len(log):
+        assert warned == {"c0", "c2"}
+    else:
+        assert counts[0]["reopened"] > 0
+
+
+class _CheapWindows(RiskStream):
+    """A stream whose window method scores a window by its share of grooming lines: the
+    property tests run many streams and the model takes ~0.25 s a call; what they check is the
+    stream's bookkeeping (the real model's windows: the tests above and the slow tier)."""
+
+    def _window_scores(self, windows: list[list[Message]]) -> list[float]:
+        grooming = set(LINES[True]) - set(LINES[False])
+        return [sum(m.text in grooming for m in window) / len(window) for window in windows]
+
+
+@st.composite
+def _stream_cases(draw: st.DrawFn) -> tuple[list[Message], dict[str, Any], int]:
+    """Interleaved conversations (grooming or not), numbered or not, with a batch of 2 to all
+    the messages and a random --max-open, window, step, patience and threshold."""
+    n = draw(st.integers(1, 5))
+    lengths = draw(st.lists(st.integers(1, 6), min_size=n, max_size=n))
+    order = draw(st.permutations([c for c in range(n) for _ in range(lengths[c])]))
+    numbered = draw(st.booleans())
+    counted = [0] * n
+    messages = []
+    for c in order:
+        counted[c] += 1
+        text = draw(st.sampled_from(LINES[c % 2 == 0]))
+        author = f"a{c}" if counted[c] % 2 else f"b{c}"
+        messages.append(Message(f"c{c}", counted[c] if numbered else None, author, text))
+    options = {
+        "threshold": draw(st.sampled_from([0.3, 0.5, 0.6, 0.9])),
+        "window": draw(st.integers(1, 4)),
+        "step": draw(st.integers(1, 3)),
+        "patience": draw(st.integers(1, 3)),
+        "max_open": draw(st.integers(1, n + 1)),
+    }
+    return messages, options, draw(st.integers(2, len(messages) + 1))
+
+
+def _check_batches_change_nothing(
+    case: tuple[list[Message], dict[str, Any], int], model_windows: bool
+) -> None:
+    """The records and counts of a batch equal those of one message at a time, for both
+    methods."""
+    messages, options, batch = case
+    for factory in (make_tfidf_logreg, make_tfidf_svm):
+        runs = []
+        for size in (1, batch):
+            kind = RiskStream if model_windows else _CheapWindows
+            stream = kind(_model(factory), META, {}, "\n", **options)
+            records = list(stream.run(messages, size))
+            runs.append((records, stream.closed, stream.reopened))
+        assert runs[1] == runs[0], factory.__name__
+
+
+@settings(max_examples=25, deadline=None)
+@given(case=_stream_cases())
+def test_records_do_not_depend_on_the_batch(case) -> None:
+    _check_batches_change_nothing(case, model_windows=False)
+
+
+@pytest.mark.slow
+@settings(max_examples=100, deadline=None)
+@given(case=_stream_cases())
+def test_records_do_not_depend_on_the_batch_with_the_model_scoring_windows(case) -> None:
+    _check_batches_change_nothing(case, model_windows=True)

@@ -24,7 +24,7 @@ import math
 import sys
 from collections import OrderedDict, deque
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
@@ -152,17 +152,35 @@ def file_messages(path: Path) -> Iterator[Message]:
         yield Message(cid, int(line), author, text, time, f"{path}: row {row + 1}")
 
 
-@dataclass
-class _Open:
-    """A conversation's warning state (and, for the window method, its last messages)."""
+@dataclass(slots=True)
+class _Conversation:
+    """A conversation's count and warning state (and, for the window method, its last messages).
+
+    The same object serves the conversation from its first message until it is forgotten:
+    closing it drops only what the model had read (`recent`), so a warning raised by records
+    still to be written in the batch is there when it reopens."""
 
     k: int = 0
     run: int = 0
     warned_at: int | None = None
     score: float | None = None
     last_line: int | None = None
-    reopened: bool = False
-    recent: deque = field(default_factory=deque)
+    # The window method's last messages while open (None while closed, and for the incremental
+    # method, whose model state is held by `ConversationStreams`).
+    recent: deque[Message] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class _Step:
+    """A message as it was read: its conversation's count, whether it reopened it, and the
+    window to score at it. Read for a whole batch before any of its records is written, so a
+    record takes these, not the state, which later messages of the batch have moved on."""
+
+    message: Message
+    state: _Conversation
+    k: int
+    reopened: bool
+    window: list[Message] | None  # the window method at a step; None otherwise
 
 
 class RiskStream:
@@ -171,7 +189,11 @@ class RiskStream:
     A conversation closed to stay within `max_open` and seen again is *reopened*: its message
     count and any warning it raised are kept (a raised warning stays raised), but what the
     model had read is gone, so its risk starts again from that message; the first record after
-    it says ``"reopened": true``."""
+    it says ``"reopened": true``.
+
+    Records are the same whatever the batch (`run`): a batch is read first (counts, windows,
+    opening and closing), then scored, then its records are written in input order, each from
+    what was read at its own message and the warning state its earlier records left."""
 
     def __init__(
         self,
@@ -204,33 +226,37 @@ class RiskStream:
         unit = str(meta.get("unit", "author"))
         self.streams = None if scorer is None else ConversationStreams(scorer, unit, max_open)
         self.method = "window" if scorer is None else "incremental"
-        self._open: OrderedDict[str, _Open] = OrderedDict()
-        # What closed conversations had counted and warned (up to CLOSED_MEMORY_FACTOR x max_open).
-        self._closed: OrderedDict[str, tuple[int, int | None, int | None]] = OrderedDict()
+        self._open: OrderedDict[str, _Conversation] = OrderedDict()
+        # Closed conversations, kept for their count and warning should they reopen (up to
+        # CLOSED_MEMORY_FACTOR x max_open, the oldest forgotten first).
+        self._closed: OrderedDict[str, _Conversation] = OrderedDict()
         self.closed = 0
         self.reopened = 0
 
-    def _state(self, message: Message) -> _Open:
-        """The message's conversation state, opened (or reopened) when needed, with the
-        message counted; refuses a line number that does not follow the last one."""
+    def _read(self, message: Message) -> _Step:
+        """Count the message in its conversation, opened (or reopened) when needed, and take
+        its window when the window method scores at it; refuses a line number that does not
+        follow the last one."""
         conversation_id = message.conversation_id
         state = self._open.get(conversation_id)
+        reopened = False
         if state is None:
-            remembered = self._closed.pop(conversation_id, None)
+            state = self._closed.pop(conversation_id, None)
             if len(self._open) >= self.max_open:
                 closed_id, closed = self._open.popitem(last=False)
-                self._closed[closed_id] = (closed.k, closed.warned_at, closed.last_line)
+                closed.recent = None
+                self._closed[closed_id] = closed
                 if len(self._closed) > CLOSED_MEMORY_FACTOR * self.max_open:
                     self._closed.popitem(last=False)
                 self.closed += 1
-            state = self._open[conversation_id] = _Open(recent=deque(maxlen=self.window))
-            if remembered is not None:
-                state.k, state.warned_at, state.last_line = remembered
-                state.reopened = True
+            if state is None:
+                state = _Conversation()
+            else:
+                reopened = True
                 self.reopened += 1
+            self._open[conversation_id] = state
         else:
             self._open.move_to_end(conversation_id)
-            state.reopened = False
         if message.line is not None:
             if state.last_line is not None and message.line <= state.last_line:
                 raise chatlog.ChatlogFormatError(
@@ -240,11 +266,19 @@ class RiskStream:
                 )
             state.last_line = message.line
         state.k += 1
-        return state
+        window = None
+        if self.streams is None:
+            if state.recent is None:
+                state.recent = deque(maxlen=self.window)
+            state.recent.append(message)
+            if state.k % self.step == 0:
+                window = list(state.recent)
+        return _Step(message, state, state.k, reopened, window)
 
     def run(self, messages: Iterable[Message], batch: int) -> Iterator[dict[str, Any]]:
         """One output record per message, in input order; `batch` messages are read before
-        the window method scores their windows together (1: each message at once)."""
+        the window method scores their windows together (1: each message at once). The
+        records do not depend on `batch`."""
         pending: list[Message] = []
         for message in messages:
             pending.append(message)
@@ -255,24 +289,31 @@ class RiskStream:
             yield from self._score(pending)
 
     def _score(self, messages: list[Message]) -> Iterator[dict[str, Any]]:
-        states = [self._state(message) for message in messages]
-        if self.streams is not None:
-            raw = [self.streams.add(m.conversation_id, m.author, m.text) for m in messages]
-            scores = self.calibrator.transform(np.asarray(raw, dtype=float))
-            for message, state, score in zip(messages, states, scores, strict=True):
-                yield self._emit(message, state, float(score), scored=True)
-            return
-        windows, due = [], []
-        for message, state in zip(messages, states, strict=True):
-            state.recent.append(message)
-            scored = state.k % self.step == 0
-            if scored:
-                windows.append(list(state.recent))
-            due.append(scored)
-        window_scores = iter(self._window_scores(windows))
-        for message, state, scored in zip(messages, states, due, strict=True):
-            score = next(window_scores) if scored else state.score
-            yield self._emit(message, state, score, scored)
+        steps: list[_Step] = []
+        error = None
+        for message in messages:
+            try:
+                steps.append(self._read(message))
+            except chatlog.ChatlogFormatError as refused:
+                # The messages before it get their records first, as one at a time they would.
+                error = refused
+                break
+        for step, score in zip(steps, self._scores(steps), strict=True):
+            yield self._emit(step, score)
+        if error is not None:
+            raise error
+
+    def _scores(self, steps: list[_Step]) -> list[float | None]:
+        """The risk at each message: the incremental method's after every one, the window
+        method's at its steps (their windows scored in one call) and None between them."""
+        if self.streams is None:
+            scored = iter(self._window_scores([s.window for s in steps if s.window is not None]))
+            return [None if s.window is None else next(scored) for s in steps]
+        raw = [
+            self.streams.add(s.message.conversation_id, s.message.author, s.message.text)
+            for s in steps
+        ]
+        return [float(p) for p in self.calibrator.transform(np.asarray(raw, dtype=float))]
 
     def _window_scores(self, windows: list[list[Message]]) -> list[float]:
         if not windows:
@@ -303,24 +344,31 @@ class RiskStream:
         by_window = conversations.set_index("conversation_id")["score"]
         return [float(by_window[f"w{index}"]) for index in range(len(windows))]
 
-    def _emit(
-        self, message: Message, state: _Open, score: float | None, scored: bool
-    ) -> dict[str, Any]:
-        if scored and score is not None:
+    def _emit(self, step: _Step, score: float | None) -> dict[str, Any]:
+        """The record of one message, `score` None when it is not scored (the window method
+        between steps: the last risk stands). Records are written in input order, so the
+        warning state here is the one left by the conversation's earlier messages."""
+        state = step.state
+        if step.reopened:
+            # What the model had read is gone: the run and the last risk start again (the
+            # count and a raised warning are kept).
+            state.run, state.score = 0, None
+        if score is not None:
             state.score = score
             state.run = state.run + 1 if score >= self.threshold else 0
             if state.warned_at is None and state.run >= self.patience:
-                state.warned_at = state.k
+                state.warned_at = step.k
+        message = step.message
         record = {
             "conversation_id": message.conversation_id,
-            "line": state.k if message.line is None else message.line,
+            "line": step.k if message.line is None else message.line,
             "author": message.author,
-            "k": state.k,
+            "k": step.k,
             "score": None if state.score is None else round(state.score, 6),
             "warning": state.warned_at is not None,
-            "new_warning": state.warned_at == state.k,
+            "new_warning": state.warned_at == step.k,
         }
-        if state.reopened:
+        if step.reopened:
             record["reopened"] = True
         return record
 
