@@ -3,6 +3,8 @@ the split shares and the train/test author overlap."""
 
 from __future__ import annotations
 
+import re
+
 from grooming_detect.reporting.model_card import headline_rows, split_shares
 from grooming_detect.reporting.summary import results_table
 
@@ -89,3 +91,42 @@ def test_split_shares_and_author_overlap_are_stated() -> None:
     )
     assert "Authors in both the training and the test files: 7 (2 predators; 0.050" in text
     assert split_shares({}) == ""
+
+
+def test_the_closing_table_keeps_each_measure_in_its_column() -> None:
+    """Lines are scored by F3: it sits in the F3 column, never under F0.5; positives lead."""
+    metrics = {
+        **TEST,
+        "test/author/f0_5_ci_low": 0.7,
+        "test/author/f0_5_ci_high": 0.9,
+        "test/author/f3": 0.79,
+        "test/author/alerts_per_10k": 157.2131,
+        "test/line/precision": 0.6,
+        "test/line/recall": 0.9,
+        "test/line/f3": 0.883,
+    }
+    lines = results_table(metrics, min_positives=1).splitlines()
+    # Columns as a reader sees them: the spans of the dashes under the header.
+    spans = [m.span() for m in re.finditer(r"-+", lines[1])]
+
+    def row(unit: str) -> dict[str, str]:
+        line = next(x for x in lines if x.startswith("test") and unit in x).ljust(len(lines[1]))
+        return {lines[0][a:b].strip(): line[a:b].strip() for a, b in spans}
+
+    assert [lines[0][a:b].strip() for a, b in spans][:4] == [
+        "split",
+        "unit",
+        "positives",
+        "precision",
+    ]
+    assert row("lines")["F3"] == "0.883" and row("lines")["F0.5 [95% CI]"] == "-"
+    assert row("authors")["F0.5 [95% CI]"] == "0.800 [0.700, 0.900]"
+    assert row("authors")["alerts/10k"] == "157.2" and row("authors")["positives"] == "10"
+
+
+def test_few_positives_are_said_before_the_numbers() -> None:
+    one = {**TEST, "test/author/n_positive": 1.0, "test/author/pr_auc": 1.0}
+    printed = results_table(one, 0.5, "validation", min_positives=10)
+    assert printed.startswith("FEW POSITIVES (under evaluate.min_positives = 10): the numbers")
+    assert "rest on validation 5 positive authors, test 1 positive author." in printed
+    assert not results_table(one, 0.5, "validation", min_positives=1).startswith("FEW")

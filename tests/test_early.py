@@ -341,5 +341,16 @@ def test_early_experiment_logs_measures_figures_and_card(compose_cfg) -> None:
     assert list(warnings.columns) == ["conversation_id", "label", "n_messages", "warned_at"]
     for figure in ("warned-by-messages.png", "latency-histogram.png", "risk-curves.png"):
         assert (evaluation / "early" / figure).stat().st_size > 0
+        assert len(pd.read_csv((evaluation / "early" / figure).with_suffix(".csv"))) > 0
+    # The figure's table recomputes the logged measures: its last positive share is the recall.
+    warned_by = pd.read_csv(evaluation / "early" / "warned-by-messages.csv")
+    for split in ("validation", "test"):
+        part = warned_by[(warned_by["split"] == split) & (warned_by["class"] == "positive")]
+        assert part["share_warned"].iloc[-1] == pytest.approx(metrics[f"{split}/early/recall"])
+        assert part["conversations"].iloc[0] == metrics[f"{split}/early/n_positive"]
+    latency = pd.read_csv(evaluation / "early" / "latency-histogram.csv")
+    assert latency["conversations"].sum() == round(
+        metrics["test/early/recall"] * metrics["test/early/n_positive"]
+    )
     card = (latest_dir(cfg.paths.run_dir, "report") / "MODEL_CARD.md").read_text()
     assert "## Early detection" in card and "| test |" in card

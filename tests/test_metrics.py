@@ -126,3 +126,39 @@ def test_vectorised_bootstrap_ranking_measures_equal_scikit_learn() -> None:
     )
     low, high = bootstrap_intervals(y_true, scores, 0.5, n_resamples=1, seed=11)["roc_auc"]
     assert low == high == pytest.approx(roc_auc_score(y_true, scores, sample_weight=weights))
+
+
+def test_the_evaluate_stage_bootstraps_with_the_configured_seed_and_resamples(
+    compose_cfg, monkeypatch
+) -> None:
+    """``evaluate.bootstrap.seed`` and ``n_resamples`` reach the bootstrap: two seeds give two
+    sets of intervals (they were ignored: seeds 3 and 4 printed identical intervals)."""
+    from grooming_detect.evaluation import stage
+
+    rng = np.random.default_rng(0)
+    y_true = rng.random(300) < 0.1
+    scores = np.clip(0.5 * y_true + rng.random(300) * 0.6, 0, 1)
+
+    def intervals(*overrides: str) -> dict[str, float]:
+        metrics = stage.unit_metrics(
+            y_true, scores, scores, 0.5, compose_cfg(*overrides), "test/author"
+        )
+        return {k: v for k, v in metrics.items() if "_ci_" in k}
+
+    base = ("evaluate.bootstrap.n_resamples=200",)
+    assert intervals(*base, "evaluate.bootstrap.seed=3") == intervals(
+        *base, "evaluate.bootstrap.seed=3"
+    )
+    assert intervals(*base, "evaluate.bootstrap.seed=3") != intervals(
+        *base, "evaluate.bootstrap.seed=4"
+    )
+    seen: dict[str, object] = {}
+    real = stage.bootstrap_intervals
+
+    def spy(*args, **kwargs):
+        seen.update(kwargs)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(stage, "bootstrap_intervals", spy)
+    intervals("evaluate.bootstrap.n_resamples=37", "evaluate.bootstrap.seed=11")
+    assert seen["n_resamples"] == 37 and seen["seed"] == 11

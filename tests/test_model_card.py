@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import re
+import shutil
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from conftest import ComposeFn
@@ -76,19 +78,33 @@ def test_card_numbers_equal_the_named_mlflow_run(default_run, card: str) -> None
     assert threshold == pytest.approx(train.data.metrics["train/threshold"], abs=5e-5)
 
 
-def test_card_is_logged_and_links_resolve(default_run, card: str) -> None:
+def test_card_is_logged_and_links_resolve(default_run, card: str, tmp_path: Path) -> None:
+    """The report and the card link their figures relatively, inside the report folder: the
+    links work on disk, in a moved copy of the folder, and in the MLflow run that logs it."""
     _, result, client = default_run
     report_run = next(
         r
         for r in client.search_runs([result.experiment_id])
         if r.data.tags.get("stage") == "report"
     )
-    assert "report/MODEL_CARD.md" in {
-        a.path for a in client.list_artifacts(report_run.info.run_id, "report")
+    report_dir = result.stages["report"].outputs["model_card"].parent
+    report = (report_dir / "report.md").read_text()
+    logged = {
+        a.path
+        for folder in ("report", "report/figures")
+        for a in client.list_artifacts(report_run.info.run_id, folder)
     }
-    card_dir = result.stages["report"].outputs["model_card"].parent
-    for link in re.findall(r"\]\(([^)]+\.png)\)", card):
-        assert (card_dir / link).is_file(), link
+    assert "report/MODEL_CARD.md" in logged
+    moved = Path(shutil.copytree(report_dir, tmp_path / "moved"))
+    for text in (card, report):
+        links = re.findall(r"\]\(([^)]+\.png)\)", text)
+        assert links
+        for link in links:
+            assert not Path(link).is_absolute() and ".." not in link, link
+            assert (report_dir / link).is_file() and (moved / link).is_file(), link
+            assert f"report/{link}" in logged, link
+            assert (report_dir / link).with_suffix(".csv").is_file(), link
+    assert str(report_dir.parent) not in report
 
 
 def test_publish_writes_a_card_with_its_figures(compose_cfg: ComposeFn, tmp_path: Path) -> None:
@@ -105,21 +121,34 @@ def test_publish_writes_a_card_with_its_figures(compose_cfg: ComposeFn, tmp_path
 
 @pytest.mark.slow
 def test_prose_reads_the_interval_level_and_ece_bins_from_config(compose_cfg: ComposeFn) -> None:
+    """Every setting the card or report names is the one used: a change of each changes them
+    (and the bootstrap's seed and resample count change the intervals themselves)."""
     cfg = compose_cfg(
         "scale=tiny",
         "evaluate.ece_bins=10",
+        "evaluate.reliability_bins=4",
         "evaluate.bootstrap.confidence=0.9",
         "evaluate.bootstrap.n_resamples=50",
+        "evaluate.bootstrap.seed=7",
+        "evaluate.min_positives=100000",
         "progress=false",
     )
     result = pipeline.run(cfg)
     card = result.stages["report"].outputs["model_card"].read_text()
     report = (result.stages["report"].outputs["model_card"].parent / "report.md").read_text()
     assert "Brackets hold 90 % percentile-bootstrap intervals" in card
+    assert "50 resamples of authors (seed 7)" in card
     assert "ECE: 10 equal-width bins" in card
     assert "Brackets hold 90 % bootstrap intervals" in report
     assert "ECE uses 10 equal-width bins" in report
     assert "95 %" not in card + report and "15 equal-width" not in card + report
+    assert "FEW POSITIVES" in card and "FEW POSITIVES" in report
+    assert card.index("FEW POSITIVES") < card.index("| split |")
+    evaluation_dir = result.stages["evaluate"].outputs["summary"].parent
+    reliability = pd.read_csv(evaluation_dir / "test-reliability.csv")
+    drawn = reliability[reliability["binning"] == "quantile"]
+    assert drawn.groupby("curve").size().max() <= 4
+    assert reliability[reliability["binning"] == "equal_width"]["bin"].max() < 10
 
 
 def test_card_sets_the_model_beside_the_metadata_only_baseline(default_run, card: str) -> None:

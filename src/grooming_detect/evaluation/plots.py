@@ -327,21 +327,48 @@ def slice_figure(rates: pd.DataFrame, title: str, path: Path) -> Path:
     return _save_drawn_from(figure, path, rates)
 
 
-def warned_by_figure(warnings: dict[str, pd.DataFrame], title: str, path: Path) -> Path:
-    """Early detection: share of positive conversations warned (recall) and of negatives falsely
-    warned, against messages read, one line pair per split. `warnings` holds per split the
-    ``label`` and ``warned_at`` (NaN: never) of each conversation."""
-    figure, axis = plt.subplots(figsize=(6, 4))
+def warned_by_table(warnings: dict[str, pd.DataFrame]) -> pd.DataFrame:
+    """Early detection: per split and class, the share of conversations warned after each
+    number of messages read (``label`` and ``warned_at``, NaN: never, of each conversation).
+    The positive class's last share is the split's early recall; the negative class's, its
+    share of negatives ever falsely warned."""
     longest = max((float(t["n_messages"].max()) for t in warnings.values() if len(t)), default=1)
     ks = np.arange(1, int(longest) + 1)
+    parts = []
     for split, table in warnings.items():
-        for label, style, name in ((True, "-", "recall"), (False, ":", "false warnings")):
+        for label, name in ((True, "positive"), (False, "negative")):
             part = table.loc[table["label"] == label, "warned_at"].to_numpy(dtype=float)
             if not len(part):
                 continue
             warned = np.sort(part[~np.isnan(part)])
-            share = np.searchsorted(warned, ks, side="right") / len(part)
-            axis.plot(ks, share, style, label=f"{split} {name} (n={len(part)})")
+            parts.append(
+                pd.DataFrame(
+                    {
+                        "split": split,
+                        "class": name,
+                        "conversations": len(part),
+                        "messages_read": ks,
+                        "share_warned": np.searchsorted(warned, ks, side="right") / len(part),
+                    }
+                )
+            )
+    columns = ["split", "class", "conversations", "messages_read", "share_warned"]
+    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=columns)
+
+
+def warned_by_figure(warnings: dict[str, pd.DataFrame], title: str, path: Path) -> Path:
+    """Early detection: share of positive conversations warned (recall) and of negatives falsely
+    warned, against messages read, one line pair per split; drawn from `warned_by_table`."""
+    table = warned_by_table(warnings)
+    figure, axis = plt.subplots(figsize=(6, 4))
+    for (split, name), curve in table.groupby(["split", "class"], sort=False):
+        style, what = ("-", "recall") if name == "positive" else (":", "false warnings")
+        axis.plot(
+            curve["messages_read"],
+            curve["share_warned"],
+            style,
+            label=f"{split} {what} (n={int(curve['conversations'].iloc[0])})",
+        )
     axis.set(
         title=title,
         xlabel="Messages read",
@@ -350,31 +377,43 @@ def warned_by_figure(warnings: dict[str, pd.DataFrame], title: str, path: Path) 
     )
     axis.set_xscale("log")
     axis.legend(fontsize=8)
-    return _save(figure, path)
+    return _save_drawn_from(figure, path, table)
 
 
 def latency_histogram_figure(latencies: np.ndarray, title: str, path: Path) -> Path:
-    """Messages read before the first warning, over the warned positive conversations."""
-    figure, axis = plt.subplots(figsize=(6, 4))
+    """Messages read before the first warning, over the warned positive conversations; drawn
+    from a table of conversations per latency."""
     values = np.asarray(latencies, dtype=float)
+    counts = pd.Series(values).value_counts().sort_index()
+    table = pd.DataFrame({"messages_read": counts.index, "conversations": counts.to_numpy()})
+    figure, axis = plt.subplots(figsize=(6, 4))
     if len(values):
-        axis.hist(values, bins=min(40, max(5, len(np.unique(values)))))
+        axis.bar(table["messages_read"], table["conversations"], width=0.8)
         median = float(np.median(values))
         axis.axvline(median, color="black", linestyle="--", label=f"median {median:g}")
         axis.legend()
     axis.set(title=title, xlabel="Messages read at the first warning", ylabel="Conversations")
-    return _save(figure, path)
+    return _save_drawn_from(figure, path, table)
 
 
 def risk_curve_figure(
     examples: dict[str, pd.DataFrame], threshold: float, title: str, path: Path
 ) -> Path:
     """Risk after each message of example conversations (``k``, ``score``), with the warning
-    threshold. No message text."""
+    threshold; drawn from the examples' table (ids of the examples, no message text)."""
+    columns = ["example", "k", "score"]
+    table = (
+        pd.concat(
+            [curve[["k", "score"]].assign(example=label) for label, curve in examples.items()],
+            ignore_index=True,
+        )[columns]
+        if examples
+        else pd.DataFrame(columns=columns)
+    )
     figure, axis = plt.subplots(figsize=(6, 4))
-    for label, curve in examples.items():
+    for label, curve in table.groupby("example", sort=False):
         axis.plot(curve["k"], curve["score"], marker=".", label=label)
     axis.axhline(threshold, color="black", linestyle="--", label=f"threshold {threshold:.3f}")
     axis.set(title=title, xlabel="Messages read", ylabel="Calibrated risk", ylim=(0, 1.02))
     axis.legend(fontsize=8)
-    return _save(figure, path)
+    return _save_drawn_from(figure, path, table)

@@ -98,14 +98,14 @@ def few_positives(metrics: Mapping[str, float], min_positives: int = MIN_POSITIV
         for level in LEVEL_ORDER[:2]:
             n_positive = metrics.get(f"{split}/{level}/n_positive")
             if n_positive is not None and n_positive == n_positive and n_positive < min_positives:
-                thin.append(f"{split} on {n_positive:,.0f} positive {level}(s)")
+                plural = "" if n_positive == 1 else "s"
+                thin.append(f"{split} {n_positive:,.0f} positive {level}{plural}")
     if not thin:
         return ""
     return (
-        "FEW POSITIVES: the numbers below rest on "
-        + "; ".join(thin)
-        + f" (fewer than evaluate.min_positives = {min_positives}). One positive more or less "
-        "moves every measure; read them as anecdotes, not estimates."
+        f"FEW POSITIVES (under evaluate.min_positives = {min_positives}): the numbers below "
+        f"rest on {', '.join(thin)}. One positive more or less moves every measure; read them "
+        "as anecdotes, not estimates."
     )
 
 
