@@ -37,7 +37,7 @@ from grooming_detect.data.export import write_chatlog
 from grooming_detect.io import write_json
 from grooming_detect.models.persistence import load_model
 from grooming_detect.models.units import INPUTS, features_of
-from grooming_detect.stage import latest_dir
+from grooming_detect.stage import latest_dataset_dir, latest_dir
 
 EXECUTABLE = str(Path(sys.executable).with_name("grooming-detect"))
 MODELS = ("tfidf_logreg", "transformer")
@@ -161,14 +161,20 @@ def main() -> None:
                 "test_ece": evaluation[f"test/{unit}/ece"],
                 "fit_seconds": meta["fit_seconds"],
                 "wall_seconds": wall,
-                **_score_test_rows(run_dir, root / "data" / "processed" / dataset, args.score_rows),
+                **_score_test_rows(
+                    run_dir,
+                    latest_dataset_dir(root / "data" / "processed", dataset),
+                    args.score_rows,
+                ),
             }
             results.append(row)
             print(json.dumps(row), flush=True)
         if name == "pan_author":
             # The same messages as a chat log labelled per conversation, for the second corpus.
             log = write_chatlog(
-                "log_conversation", root / "data" / "processed" / dataset, root / "data" / "logs"
+                "log_conversation",
+                latest_dataset_dir(root / "data" / "processed", dataset),
+                root / "data" / "logs",
             )
             corpora.append(
                 (

@@ -32,6 +32,7 @@ import pandas as pd
 from grooming_detect.config import project_root
 from grooming_detect.io import write_json
 from grooming_detect.serving import local_server
+from grooming_detect.stage import latest_dataset_dir
 
 BIN = Path(sys.executable).parent
 
@@ -92,7 +93,9 @@ def main() -> None:
     )
     name = f"grooming-detect-synthetic-{args.model}"
     model_uri = f"models:/{name}@candidate"
-    requests = _conversations(root / "data" / "processed" / "synthetic", args.messages, 64)
+    requests = _conversations(
+        latest_dataset_dir(root / "data" / "processed", "synthetic"), args.messages, 64
+    )
     bodies = [json.dumps({"dataframe_records": r.to_dict("records")}).encode() for r in requests]
     mlflow.set_tracking_uri(env["MLFLOW_TRACKING_URI"])
     pyfunc = mlflow.pyfunc.load_model(model_uri)

@@ -26,6 +26,7 @@ from grooming_detect.io import write_json
 from grooming_detect.models.transformer import TransformerClassifier
 from grooming_detect.models.units import INPUTS, features_of
 from grooming_detect.profiling import peak_rss_mib
+from grooming_detect.stage import dataset_dir
 
 
 def main() -> None:
@@ -104,12 +105,7 @@ def tiny_corpus_rows() -> pd.DataFrame:
         with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
             cfg = compose(config_name="config", overrides=overrides)
         pipeline.run(cfg)
-        return pd.read_parquet(
-            Path(cfg.paths.processed)
-            / "synthetic-tiny"
-            / "features"
-            / "author_conversation_texts.parquet"
-        )
+        return pd.read_parquet(dataset_dir(cfg) / "features" / "author_conversation_texts.parquet")
 
 
 if __name__ == "__main__":

@@ -19,7 +19,7 @@ from grooming_detect.evaluation.audit import (
     mask_cues,
     parse_benign_sets,
 )
-from grooming_detect.stage import latest_dir
+from grooming_detect.stage import dataset_dir, latest_dir
 from grooming_detect.validation import validate_config
 
 
@@ -140,7 +140,7 @@ def test_a_chat_log_benign_set_that_is_the_dataset_is_refused(compose_cfg, tmp_p
 
     cfg = compose_cfg("scale=tiny", "stages=[data]")
     pipeline.run(cfg)
-    processed = Path(cfg.paths.processed) / str(cfg.data.name)
+    processed = dataset_dir(cfg)
     log = write_chatlog("log_no_times", processed, tmp_path / "logs")
     benign = load_benign_messages(BenignSet("mine", "chatlog", log), None)
     with pytest.raises(BenignSetError, match=r"benign set 'mine': \d+ of its conversations are in"):

@@ -45,11 +45,16 @@ def test_smoke_run_says_where_the_results_are(tmp_path: Path) -> None:
     env.pop("MLFLOW_TRACKING_URI", None)
     # Run from another directory: nothing may depend on the current directory.
     out = _run("debug=smoke", env=env, cwd=tmp_path.parent)
-    last = out.strip().splitlines()[-3:]
+    last = out.strip().splitlines()[-5:]
     run_id = re.match(r"MLflow run:\s+([0-9a-f]{32})", last[0]).group(1)
     report = Path(re.match(r"Report:\s+(\S+)", last[1]).group(1))
     assert report.is_file() and report.is_relative_to(tmp_path)
-    assert last[2] == f"MLflow UI:   mlflow ui --backend-store-uri sqlite:///{tmp_path}/mlflow.db"
+    latest = Path(re.match(r"Latest:\s+(\S+) is now this run's model", last[2]).group(1))
+    assert latest.resolve() == (report.parent.parent / "model").resolve()
+    mlflow_ui = re.match(r"MLflow UI:\s+(\S+) ui --backend-store-uri (\S+)$", last[3])
+    assert Path(mlflow_ui.group(1)).is_file()  # the venv's mlflow, not a bare `mlflow`
+    assert mlflow_ui.group(2) == f"sqlite:///{tmp_path}/mlflow.db"
+    assert last[4].startswith("Runs table:  http://127.0.0.1:5000/#/experiments/")
     run = MlflowClient(tracking_uri=f"sqlite:///{tmp_path}/mlflow.db").get_run(run_id)
     assert run.data.tags["synthetic"] == "true"
     assert not list(tmp_path.parent.glob("outputs")), "no output beside the current directory"

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from mlflow import MlflowClient
 
-from grooming_detect.stage import latest_dir, latest_run, runs_dir
+from grooming_detect.stage import dataset_dir, latest_dir, latest_run, runs_dir
 
 BIN = Path(sys.executable).parent
 SMALL = [
@@ -176,14 +176,29 @@ def test_killed_training_is_never_read(tmp_path: Path, reference: dict[str, floa
 
 @pytest.mark.slow
 def test_model_is_never_scored_on_other_data(tmp_path: Path) -> None:
+    """Tables of other data settings live in their own folder: building them leaves the
+    model's tables alone, and scoring the model on them is refused."""
     trained = _grooming_detect(tmp_path, "stages=[data,features,train]")
     assert trained.wait() == 0, trained.stdout.read()
     rebuilt = _grooming_detect(tmp_path, "stages=[data,features]", "seed=3")
     assert rebuilt.wait() == 0, rebuilt.stdout.read()
-    evaluated = _grooming_detect(tmp_path, "stages=[evaluate]")
+    evaluated = _grooming_detect(tmp_path, "stages=[evaluate]", "seed=3")
     out, _ = evaluated.communicate(timeout=600)
     assert evaluated.returncode == 2, out
     assert "was trained on data" in out and "Traceback" not in out
+    own = _grooming_detect(tmp_path, "stages=[evaluate]")
+    out, _ = own.communicate(timeout=600)
+    assert own.returncode == 0, out
+
+
+def test_data_settings_key_the_processed_tables(compose_cfg) -> None:
+    """Two runs on one data.name with different data seeds never share (or rewrite) tables;
+    the same settings share them."""
+    base = dataset_dir(compose_cfg("scale=tiny"))
+    assert dataset_dir(compose_cfg("scale=tiny")) == base
+    assert dataset_dir(compose_cfg("scale=tiny", "seed=3")) != base
+    assert dataset_dir(compose_cfg("scale=tiny", "data.validation_fraction=0.3")) != base
+    assert base.parent.name == "synthetic-tiny"
 
 
 @pytest.mark.slow

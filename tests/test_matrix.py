@@ -23,7 +23,7 @@ from data_shapes import SHAPES, write_shape
 from grooming_detect import pipeline
 from grooming_detect.config import ConfigError, config_dir
 from grooming_detect.models.units import supports
-from grooming_detect.stage import latest_dir
+from grooming_detect.stage import dataset_dir, latest_dir
 from grooming_detect.validation import validate_config
 
 FIXTURE_LOG = Path(__file__).parent / "fixtures" / "chatlog" / "author_labels.csv"
@@ -62,7 +62,7 @@ def shape_files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("matrix")
     cfg = compose_config(root, "scale=tiny", "stages=[data]")
     pipeline.run(cfg)
-    processed = Path(cfg.paths.processed) / str(cfg.data.name)
+    processed = dataset_dir(cfg)
     files = {"root": root}
     for shape in SHAPES:
         if shape != "pan_author":
@@ -224,7 +224,7 @@ def test_features_without_values_are_dropped_and_recorded(shape_files) -> None:
             overrides=_overrides("behaviour_gbm", "log_no_times", shape_files, None),
         )
     pipeline.run(cfg)
-    features = Path(cfg.paths.processed) / "log_no_times" / "features"
+    features = dataset_dir(cfg) / "features"
     dropped = json.loads((features / "manifest.json").read_text())["dropped_features"]
     assert {"f_mean_gap_min", "f_hour_sin", "f_hour_cos"} <= set(dropped["author_texts"])
     model_dir = latest_dir(cfg.paths.run_dir, "model")

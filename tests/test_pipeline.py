@@ -14,7 +14,7 @@ from conftest import ComposeFn
 from grooming_detect import pipeline
 from grooming_detect.config import STAGES
 from grooming_detect.models.persistence import load_model
-from grooming_detect.stage import MissingInputError, latest_dir
+from grooming_detect.stage import MissingInputError, dataset_dir, latest_dir
 
 
 def test_one_parent_run_with_one_child_per_stage(default_run) -> None:
@@ -178,9 +178,7 @@ def test_logged_estimator_loads_and_scores(default_run) -> None:
     loaded = mlflow.pyfunc.load_model(estimator_uri)
     from grooming_detect.models.units import UNITS, features_of
 
-    view = pd.read_parquet(
-        Path(cfg.paths.processed) / "synthetic" / "features" / "author_texts.parquet"
-    )
+    view = pd.read_parquet(dataset_dir(cfg) / "features" / "author_texts.parquet")
     examples = features_of(view.head(2), UNITS["author"])
     scores = loaded.predict(examples)
     scores = getattr(scores, "to_numpy", lambda: scores)()
@@ -207,7 +205,7 @@ def test_report_opens_with_the_synthetic_warning(default_run) -> None:
 def test_data_is_cached_and_stages_run_alone(compose_cfg: ComposeFn) -> None:
     cfg = compose_cfg("scale=tiny")
     pipeline.run(cfg)
-    manifest = Path(cfg.paths.processed) / "synthetic-tiny" / "manifest.json"
+    manifest = dataset_dir(cfg) / "manifest.json"
     first = manifest.stat().st_mtime_ns
     again = pipeline.run(compose_cfg("scale=tiny", "stages=[data,evaluate]"))
     assert manifest.stat().st_mtime_ns == first, "unchanged inputs reuse the tables"

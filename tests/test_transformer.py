@@ -21,7 +21,7 @@ from grooming_detect.models.transformer import (  # noqa: E402
     aggregate_windows,
     dialogue_texts,
 )
-from grooming_detect.stage import latest_dir  # noqa: E402
+from grooming_detect.stage import dataset_dir, latest_dir  # noqa: E402
 
 
 @pytest.fixture(autouse=True)
@@ -191,9 +191,7 @@ def test_packaged_minilm_fine_tunes_offline(default_run, tmp_path: Path) -> None
     from grooming_detect.models.units import INPUTS, features_of
 
     cfg, _, _ = default_run
-    view = pd.read_parquet(
-        Path(cfg.paths.processed) / "synthetic" / "features" / "author_conversation_texts.parquet"
-    )
+    view = pd.read_parquet(dataset_dir(cfg) / "features" / "author_conversation_texts.parquet")
 
     def sample(split: str, n: int) -> tuple[pd.DataFrame, np.ndarray]:
         rows = view[view["split"] == split]

@@ -8,6 +8,7 @@ import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from omegaconf import DictConfig, open_dict
 
@@ -19,6 +20,7 @@ from grooming_detect.features.stage import run_features
 from grooming_detect.io import read_json
 from grooming_detect.models.stage import run_train
 from grooming_detect.reporting.stage import run_report
+from grooming_detect.reporting.summary import MIN_POSITIVES, results_markdown
 from grooming_detect.stage import (
     ARTEFACTS,
     StageContext,
@@ -39,6 +41,21 @@ STAGE_FUNCTIONS: dict[str, StageFunction] = {
     "report": run_report,
 }
 
+#: The measures of the model's unit that the parent run carries beside its children, under the
+#: evaluate run's own names (``test/author/f0_5`` …), so that MLflow's runs list compares
+#: pipeline runs without opening their stage runs.
+HEADLINE_SPLITS = ("test", "cv", "validation")
+HEADLINE_MEASURES = ("f0_5", "precision", "recall", "pr_auc", "ece", "n_positive")
+#: The decision threshold, as the train run logs it.
+THRESHOLD_METRIC = "train/threshold"
+#: Params the runs table's saved view shows beside the headline measures.
+HEADLINE_PARAMS = ["model.name", "data.name"]
+
+
+def headline_view_id(unit: str) -> str:
+    """Id of the experiment's saved runs-table view of the headline measures of `unit`."""
+    return f"grooming-detect-headline-{unit}"
+
 
 @dataclass
 class PipelineResult:
@@ -48,6 +65,10 @@ class PipelineResult:
     experiment_id: str
     tracking_uri: str
     stages: dict[str, StageResult] = field(default_factory=dict)
+    #: The stage metrics copied to the parent run (`headline_metrics`).
+    headline: dict[str, float] = field(default_factory=dict)
+    #: The experiment's runs table showing those measures, once evaluated (MLflow UI address).
+    runs_view_url: str | None = None
 
     @property
     def report_path(self) -> Path | None:
@@ -110,4 +131,100 @@ def run(cfg: DictConfig, overrides: list[str] | None = None) -> PipelineResult:
             if stage_result.parent_tags:
                 tracking.set_tags(stage_result.parent_tags)
             result.stages[stage] = stage_result
+            _summarise_on_parent(cfg, result)
+    if result.runs_view_url:
+        log.info("Runs compared on their headline measures: %s", result.runs_view_url)
     return result
+
+
+def _evaluation_summary(result: PipelineResult) -> dict[str, Any] | None:
+    """The evaluate stage's ``evaluation.json`` when it ran in this invocation."""
+    evaluated = result.stages.get("evaluate")
+    if evaluated is None or not evaluated.metrics or "summary" not in evaluated.outputs:
+        return None
+    return dict(read_json(evaluated.outputs["summary"]))
+
+
+def headline_metrics(result: PipelineResult) -> dict[str, float]:
+    """What the parent run carries of its stages' metrics: the threshold and, once evaluated,
+    the headline measures of the model's unit on test and cv (or validation)."""
+    headline: dict[str, float] = {}
+    trained = result.stages.get("train")
+    if trained is not None and THRESHOLD_METRIC in trained.metrics:
+        headline[THRESHOLD_METRIC] = trained.metrics[THRESHOLD_METRIC]
+    summary = _evaluation_summary(result)
+    if summary is None:
+        return headline
+    metrics = result.stages["evaluate"].metrics
+    unit = str(summary.get("unit", "author"))
+    for split in HEADLINE_SPLITS:
+        for measure in HEADLINE_MEASURES:
+            key = f"{split}/{unit}/{measure}"
+            if key in metrics:
+                headline[key] = metrics[key]
+    if THRESHOLD_METRIC not in headline and summary.get("threshold") is not None:
+        # Evaluated without training here: the model's threshold, which its train run fitted.
+        headline[THRESHOLD_METRIC] = float(summary["threshold"])
+    return headline
+
+
+def run_description(cfg: DictConfig, result: PipelineResult) -> str:
+    """The parent run's description in MLflow (Markdown): a first line that the runs table shows
+    (model, data, test F0.5 and PR-AUC once evaluated, the stages completed), then, once
+    evaluated, the closing results table."""
+    synthetic = " (synthetic)" if bool(cfg.data.synthetic) else ""
+    stages = f"stages {', '.join(result.stages)} completed"
+    pending = [str(stage) for stage in cfg.stages if stage not in result.stages]
+    if pending:
+        stages += f" ({', '.join(pending)} not completed)"
+    who = f"{cfg.model.name} on {cfg.data.name}{synthetic}"
+    summary = _evaluation_summary(result)
+    if summary is None:
+        return f"{who}: {stages}; no evaluation in this run."
+    metrics = result.stages["evaluate"].metrics
+    unit = str(summary.get("unit", "author"))
+    measures = ", ".join(
+        f"{label} {metrics[f'test/{unit}/{name}']:.3f}"
+        for label, name in (("F0.5", "f0_5"), ("PR-AUC", "pr_auc"))
+        if f"test/{unit}/{name}" in metrics
+    )
+    line = f"{who}, {unit}s: " + (f"test {measures}; " if measures else "") + f"{stages}."
+    table = results_markdown(
+        metrics,
+        summary.get("threshold"),
+        str(summary.get("threshold_fitted_on", "validation")),
+        int(summary.get("min_positives", MIN_POSITIVES)),
+    )
+    return f"{line}\n\n{table}" if table else line
+
+
+def _summarise_on_parent(cfg: DictConfig, result: PipelineResult) -> None:
+    """After each stage: the headline metrics, the unit and the description on the parent run,
+    so the runs list shows and compares them (a failed run keeps those of its finished stages)."""
+    headline = headline_metrics(result)
+    # Each metric once: logging it again after every stage would add points to its history.
+    tracking.log_metrics(
+        {k: v for k, v in headline.items() if k not in result.headline}, run_id=result.run_id
+    )
+    result.headline = headline
+    summary = _evaluation_summary(result)
+    if summary is not None and summary.get("unit"):
+        unit = str(summary["unit"])
+        tracking.set_tags({"unit": unit}, run_id=result.run_id)
+        columns = [
+            f"{split}/{unit}/{measure}"
+            for split in HEADLINE_SPLITS
+            for measure in HEADLINE_MEASURES
+        ]
+        view = headline_view_id(unit)
+        tracking.save_runs_view(
+            result.experiment_id,
+            view,
+            f"Headline measures ({unit}s)",
+            [*columns, THRESHOLD_METRIC],
+            HEADLINE_PARAMS,
+        )
+        result.runs_view_url = tracking.runs_view_url(
+            result.tracking_uri, result.experiment_id, view
+        )
+    tracking.set_description(run_description(cfg, result), run_id=result.run_id)

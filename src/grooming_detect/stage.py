@@ -16,12 +16,44 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
-from grooming_detect.io import write_text
+from grooming_detect.io import json_digest, write_text
 
 #: The artefacts a run writes, each a folder of its run directory, and the stage that writes it.
 ARTEFACTS = {"model": "train", "evaluation": "evaluate", "report": "report"}
+
+
+def data_settings(cfg: DictConfig) -> dict:
+    """Every setting that shapes a dataset's tables: the ``data`` group and the seed."""
+    settings = OmegaConf.to_container(cfg.data, resolve=True)
+    assert isinstance(settings, dict)
+    return {**settings, "seed": int(cfg.seed)}
+
+
+#: Pointer file in ``<paths.processed>/<data.name>/`` naming the settings folder last built.
+LATEST_DATA = "LATEST"
+
+
+def dataset_dir(cfg: DictConfig) -> Path:
+    """``<paths.processed>/<data.name>/<settings key>/``: the tables of one set of data settings.
+
+    Runs with other data settings (another seed, fraction or generator setting) never share or
+    rewrite each other's tables, even when they run at once on one ``data.name``; runs with the
+    same settings share them (the data stage builds them under a lock). A changed input file
+    under the same settings changes the manifest's fingerprint, so the data stage rebuilds."""
+    key = json_digest(data_settings(cfg))[:16]
+    return Path(str(cfg.paths.processed)) / str(cfg.data.name) / key
+
+
+def latest_dataset_dir(processed: str | Path, name: str) -> Path:
+    """The settings folder of `name` that the data stage built last (for notebooks and
+    scripts that read the tables of "the" dataset)."""
+    base = Path(processed) / name
+    pointer = base / LATEST_DATA
+    if not pointer.is_file():
+        raise FileNotFoundError(f"{pointer}: no data stage has built dataset {name!r} here yet")
+    return base / pointer.read_text(encoding="utf-8").strip()
 
 
 def runs_dir(series_dir: Path) -> Path:
@@ -79,7 +111,7 @@ class StageContext:
 
     @classmethod
     def from_config(cls, cfg: DictConfig, parent_run_id: str | None = None) -> StageContext:
-        dataset_dir = Path(cfg.paths.processed) / str(cfg.data.name)
+        tables_dir = dataset_dir(cfg)
         series_dir = Path(cfg.paths.run_dir)
         run_id = parent_run_id or "local"
         run_dir = runs_dir(series_dir) / run_id
@@ -98,8 +130,8 @@ class StageContext:
             if recorded:
                 folders["model"] = Path(recorded)
         return cls(
-            dataset_dir=dataset_dir,
-            features_dir=dataset_dir / "features",
+            dataset_dir=tables_dir,
+            features_dir=tables_dir / "features",
             run_dir=run_dir,
             model_dir=folders["model"],
             evaluation_dir=folders["evaluation"],

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import fcntl
 import importlib.metadata
+import json
 import logging
 import subprocess
+import sys
+import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
@@ -18,6 +21,24 @@ from omegaconf import DictConfig, OmegaConf
 log = logging.getLogger(__name__)
 
 LOCAL_SCHEMES = ("sqlite", "file", "")
+
+#: The experiment tag MLflow 3's UI reads to choose an experiment's view, and its value for
+#: traditional machine learning: the experiment opens on its runs table, not on the empty GenAI
+#: overview (the UI's `ExperimentKind` enum).
+EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
+EXPERIMENT_KIND = "custom_model_development"
+
+#: The run tag MLflow shows as a run's description (Markdown), in the runs table and on the run.
+DESCRIPTION_TAG = "mlflow.note.content"
+
+#: The longest tag value MLflow's stores keep (`mlflow.utils.validation.MAX_TAG_VAL_LENGTH`).
+MAX_TAG_CHARS = 8_000
+
+#: Prefix of the experiment tags that MLflow 3's UI lists as the runs table's saved views (its
+#: "Views" menu); ``viewStateShareKey=<id>`` in the runs page's address opens view ``<id>``.
+SAVED_VIEW_TAG_PREFIX = "mlflow.sharedViewState."
+#: Where `mlflow ui` serves by default.
+DEFAULT_UI_URL = "http://127.0.0.1:5000"
 
 
 def is_local_backend(uri: str) -> bool:
@@ -64,16 +85,39 @@ def _experiment_id(tracking_cfg: DictConfig, uri: str) -> str:
             artifact_root.mkdir(parents=True, exist_ok=True)
             location = artifact_root.as_uri()
         try:
-            experiment_id = mlflow.create_experiment(name, artifact_location=location)
+            experiment_id = mlflow.create_experiment(
+                name, artifact_location=location, tags={EXPERIMENT_KIND_TAG: EXPERIMENT_KIND}
+            )
         except mlflow.exceptions.MlflowException:
             # A parallel job (multirun) created it first: use theirs.
             experiment = mlflow.get_experiment_by_name(name)
             if experiment is None:
                 raise
+            _ensure_experiment_kind(experiment)
             return experiment.experiment_id
         log.info("Created MLflow experiment %r (id %s) at %s", name, experiment_id, uri)
         return experiment_id
+    _ensure_experiment_kind(experiment)
     return experiment.experiment_id
+
+
+def _ensure_experiment_kind(experiment: Any) -> None:
+    """Mark an experiment made before this tag existed (or by someone else) as traditional ML,
+    so MLflow's UI opens it on the runs table; a kind already chosen (in the UI) is left alone."""
+    if EXPERIMENT_KIND_TAG in (experiment.tags or {}):
+        return
+    try:
+        mlflow.MlflowClient().set_experiment_tag(
+            experiment.experiment_id, EXPERIMENT_KIND_TAG, EXPERIMENT_KIND
+        )
+    except mlflow.exceptions.MlflowException as error:  # e.g. a server that refuses the write
+        log.warning(
+            "Could not tag experiment %s as %s=%s: %s",
+            experiment.experiment_id,
+            EXPERIMENT_KIND_TAG,
+            EXPERIMENT_KIND,
+            error,
+        )
 
 
 @contextmanager
@@ -138,8 +182,11 @@ def log_config(cfg: DictConfig, overrides: list[str]) -> None:
 TrackingError = mlflow.exceptions.MlflowException
 
 
-def log_metrics(metrics: Mapping[str, float], step: int | None = None) -> None:
-    """Log metrics to the active run (at `step`), skipping values that are not finite."""
+def log_metrics(
+    metrics: Mapping[str, float], step: int | None = None, run_id: str | None = None
+) -> None:
+    """Log metrics to the active run, or to `run_id` (the parent run), at `step`, skipping
+    values that are not finite."""
     import math
 
     finite = {k: float(v) for k, v in metrics.items() if v is not None and math.isfinite(float(v))}
@@ -147,7 +194,7 @@ def log_metrics(metrics: Mapping[str, float], step: int | None = None) -> None:
     if skipped:
         log.info("Not logging undefined metrics: %s", ", ".join(skipped))
     if finite:
-        mlflow.log_metrics(finite, step=step)
+        mlflow.log_metrics(finite, step=step, run_id=run_id)
 
 
 def log_params(params: Mapping[str, Any]) -> None:
@@ -163,6 +210,63 @@ def set_tags(tags: Mapping[str, Any], run_id: str | None = None) -> None:
     client = mlflow.MlflowClient()
     for key, value in tags.items():
         client.set_tag(run_id, key, str(value))
+
+
+def set_description(text: str, run_id: str | None = None) -> None:
+    """Set the run's description (Markdown, shown by MLflow's UI) on the active run or `run_id`;
+    cut to what the stores keep."""
+    if len(text) > MAX_TAG_CHARS:
+        note = "\n\n… (truncated)"
+        text = text[: MAX_TAG_CHARS - len(note)] + note
+    set_tags({DESCRIPTION_TAG: text}, run_id=run_id)
+
+
+def save_runs_view(
+    experiment_id: str,
+    view_id: str,
+    name: str,
+    metrics: list[str],
+    params: list[str],
+) -> None:
+    """Add a saved view of the runs table to the experiment (MLflow 3's UI, "Views" menu): the
+    runs' descriptions, `metrics` and `params` as columns, since the table shows none of them
+    by default. A view already there (perhaps edited in the UI) is left alone."""
+    client = mlflow.MlflowClient()
+    key = SAVED_VIEW_TAG_PREFIX + view_id
+    if key in (client.get_experiment(experiment_id).tags or {}):
+        return
+    columns = [
+        "attributes.`Description`",
+        *(f"metrics.`{metric}`" for metric in metrics),
+        *(f"params.`{param}`" for param in params),
+    ]
+    now = int(time.time() * 1000)
+    # The UI's envelope: name, times in ms and the table's state as a JSON string.
+    envelope = {
+        "name": name,
+        "createdAt": now,
+        "updatedAt": now,
+        "state": json.dumps({"selectedColumns": columns}),
+    }
+    try:
+        client.set_experiment_tag(experiment_id, key, json.dumps(envelope))
+    except mlflow.exceptions.MlflowException as error:  # e.g. a server that refuses the write
+        log.warning("Could not save the runs-table view %r: %s", name, error)
+
+
+def runs_view_url(uri: str, experiment_id: str, view_id: str) -> str | None:
+    """The address of the experiment's runs table in saved view `view_id`: on the tracking
+    server, or where `mlflow ui` serves a local store by default; None for other backends."""
+    if urlparse(uri).scheme in ("http", "https"):
+        base = uri.rstrip("/")
+    elif is_local_backend(uri) and not uri.startswith("databricks"):
+        base = DEFAULT_UI_URL
+    else:
+        return None
+    return (
+        f"{base}/#/experiments/{experiment_id}/runs"
+        f"?viewStateShareKey={view_id}&workflowType=machine_learning"
+    )
 
 
 def log_artifact(path: str | Path, artifact_path: str | None = None) -> None:
@@ -338,5 +442,6 @@ def git_commit(root: Path) -> str:
 def ui_command(uri: str) -> str:
     """The shell command that opens the MLflow UI on `uri`."""
     if is_local_backend(uri):
-        return f"mlflow ui --backend-store-uri {uri}"
+        # The venv's own mlflow: a bare `mlflow` fails outside the activated venv.
+        return f"{Path(sys.executable).with_name('mlflow')} ui --backend-store-uri {uri}"
     return f"open {uri} in a browser"

@@ -4,7 +4,6 @@ fault and what was expected (Hydra already rejects keys that do not exist)."""
 from __future__ import annotations
 
 from collections.abc import Iterable
-from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
@@ -146,6 +145,21 @@ def _check_data(cfg: DictConfig) -> None:
         raise ConfigError("data=pan12 needs data.root=/path/to/the/PAN-2012/download")
     if cfg.data.source == "chatlog" and OmegaConf.is_missing(cfg.data, "path"):
         raise ConfigError("data=chatlog needs data.path=/path/to/messages.csv (or .jsonl)")
+    # A path that exists must be of the right kind before anything opens it: a FIFO or a device
+    # (/dev/zero) would be read without end. (A missing one is the data stage's to report.)
+    from pathlib import Path
+
+    expected_kinds = {"path": "file", "predator_ids": "file", "root": "directory"}
+    for key, kind in expected_kinds.items():
+        value = cfg.data.get(key) if not OmegaConf.is_missing(cfg.data, key) else None
+        if value in (None, ""):
+            continue
+        path = Path(str(value)).expanduser()
+        if path.exists() and not (path.is_dir() if kind == "directory" else path.is_file()):
+            raise ConfigError(
+                f"data.{key}: {path} is not a {'regular file' if kind == 'file' else kind}; "
+                f"expected a {kind} (a device or a pipe cannot be read as one)"
+            )
     for key in ("validation_fraction", "test_fraction"):
         if key in cfg.data and not 0.0 < float(cfg.data[key]) < 1.0:
             raise ConfigError(f"data.{key}: {cfg.data[key]} must lie strictly between 0 and 1")
@@ -235,7 +249,9 @@ def _check_early(cfg: DictConfig) -> None:
 def expected_label_level(cfg: DictConfig) -> str | None:
     """The label level the configured data will have (None: not known before reading it).
     Without the data stage, the tables already on disk decide (their manifest)."""
-    manifest = Path(str(cfg.paths.processed)) / str(cfg.data.name) / "manifest.json"
+    from grooming_detect.stage import dataset_dir
+
+    manifest = dataset_dir(cfg) / "manifest.json"
     if "data" not in cfg.stages and manifest.is_file():
         import json
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import logging
 import os
 import shutil
@@ -11,7 +12,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
 from grooming_detect import __version__, tracking
 from grooming_detect.config import ConfigError
@@ -26,8 +27,9 @@ from grooming_detect.io import (
     read_json,
     sha256_file,
     write_json,
+    write_text,
 )
-from grooming_detect.stage import StageContext, StageResult
+from grooming_detect.stage import LATEST_DATA, StageContext, StageResult, data_settings
 
 log = logging.getLogger(__name__)
 
@@ -74,12 +76,6 @@ def _remove_abandoned_staging(root: Path) -> None:
             shutil.rmtree(staging, ignore_errors=True)
         except PermissionError:  # another user's live process
             continue
-
-
-def _data_settings(cfg: DictConfig) -> dict[str, Any]:
-    settings = OmegaConf.to_container(cfg.data, resolve=True)
-    assert isinstance(settings, dict)
-    return {**settings, "seed": int(cfg.seed)}
 
 
 def fingerprint(sources: dict[str, dict[str, Any]], settings: dict[str, Any]) -> str:
@@ -243,7 +239,19 @@ def _verification(
 
 
 def run_data(cfg: DictConfig, ctx: StageContext) -> StageResult:
-    """Build (or reuse) the canonical tables and their manifest for `cfg.data`."""
+    """Build (or reuse) the canonical tables and their manifest for `cfg.data`: one run at a
+    time per settings folder (a second run with the same settings waits, then reuses them)."""
+    ctx.dataset_dir.mkdir(parents=True, exist_ok=True)
+    with open(ctx.dataset_dir / ".lock", "w") as lock:
+        log.debug("waiting for the lock on %s", ctx.dataset_dir)
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            return _build_or_reuse(cfg, ctx)
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def _build_or_reuse(cfg: DictConfig, ctx: StageContext) -> StageResult:
     sources = {
         name: {
             "path": str(path),
@@ -252,7 +260,7 @@ def run_data(cfg: DictConfig, ctx: StageContext) -> StageResult:
         }
         for name, path in source_files(cfg).items()
     }
-    settings = _data_settings(cfg)
+    settings = data_settings(cfg)
     digest = fingerprint(sources, settings)
     manifest = _cached_manifest(ctx.manifest_path, digest)
     if manifest is not None:
@@ -280,6 +288,7 @@ def run_data(cfg: DictConfig, ctx: StageContext) -> StageResult:
         manifest["verification"] = _verification(cfg, sources, manifest["counts"])
         write_json(ctx.manifest_path, manifest)
         log.info("Wrote %s tables to %s", ", ".join(written), ctx.dataset_dir)
+    write_text(ctx.dataset_dir.parent / LATEST_DATA, f"{ctx.dataset_dir.name}\n")
     if manifest["verification"]["status"].startswith("mismatch"):
         log.warning(
             "THIS IS NOT THE OFFICIAL PAN-2012 CORPUS (%s); numbers are not comparable with "

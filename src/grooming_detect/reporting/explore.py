@@ -15,6 +15,7 @@ from grooming_detect import tracking
 from grooming_detect.config import project_root
 from grooming_detect.data.schema import read_table
 from grooming_detect.evaluation.calibration import reliability_curve
+from grooming_detect.stage import latest_dataset_dir
 
 
 def notebook_settings() -> dict[str, str]:
@@ -30,8 +31,8 @@ def notebook_settings() -> dict[str, str]:
 
 
 def load_tables(dataset: str, root: str | Path) -> dict[str, pd.DataFrame]:
-    """The canonical tables of a processed dataset."""
-    directory = Path(root) / "data" / "processed" / dataset
+    """The canonical tables of a processed dataset (the settings the data stage built last)."""
+    directory = latest_dataset_dir(Path(root) / "data" / "processed", dataset)
     return {name: read_table(directory, name) for name in ("messages", "conversations", "authors")}
 
 
