@@ -94,3 +94,36 @@ def test_compare_baselines_multirun_lands_in_one_experiment(tmp_path: Path) -> N
     evaluations = [r for r in runs if r.data.tags.get("stage") == "evaluate"]
     assert len(evaluations) == 5
     assert all(0 <= r.data.metrics["test/author/pr_auc"] <= 1 for r in evaluations)
+
+
+def test_an_unreachable_tracking_server_is_one_line_after_a_bounded_wait(tmp_path: Path) -> None:
+    """MLflow's client retried silently for 254 s, then printed a traceback."""
+    import socket
+    import time
+
+    with socket.socket() as probe:  # a port with nobody listening
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    env = {**os.environ, "GROOMING_DETECT_ROOT": str(tmp_path)}
+    env.pop("MLFLOW_TRACKING_URI", None)
+    started = time.monotonic()
+    completed = subprocess.run(
+        [
+            EXECUTABLE,
+            f"tracking.uri=http://127.0.0.1:{port}",
+            "tracking.connect_timeout_s=3",
+            "stages=[data]",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
+    assert completed.returncode == 2, completed.stderr[-2000:]
+    assert f"Connecting to the MLflow tracking server at http://127.0.0.1:{port}" in (
+        completed.stdout + completed.stderr
+    )
+    error = completed.stderr.strip().splitlines()[-1]
+    assert error.startswith(f"grooming-detect: error: tracking.uri=http://127.0.0.1:{port}: no")
+    assert "Traceback" not in completed.stderr
+    assert time.monotonic() - started < 60

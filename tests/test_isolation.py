@@ -202,15 +202,17 @@ def test_data_settings_key_the_processed_tables(compose_cfg) -> None:
 
 
 @pytest.mark.slow
-def test_ctrl_c_marks_the_runs_killed(tmp_path: Path) -> None:
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_ctrl_c_marks_the_runs_killed(tmp_path: Path, signum: int) -> None:
+    """Ctrl-C, and SIGTERM as SLURM pre-emption or `kill` sends it, end the runs KILLED."""
     process = _grooming_detect(tmp_path)
     assert process.stdout is not None
     for line in process.stdout:
         if "== stage features ==" in line:
             break
-    # Ctrl-C as a user presses it, again every 2 s until the run stops.
+    # The signal as a user (or a scheduler) sends it, again every 2 s until the run stops.
     for _ in range(10):
-        process.send_signal(signal.SIGINT)
+        process.send_signal(signum)
         try:
             process.wait(timeout=2)  # room to mark the runs KILLED before any second press
             break
@@ -244,3 +246,47 @@ def test_a_stage_alone_without_any_earlier_run_names_its_missing_input(compose_c
     ctx = StageContext.from_config(cfg, parent_run_id="r1")
     assert ctx.model_dir == runs_dir(Path(cfg.paths.run_dir)) / "r1" / "model"
     assert latest_run(Path(cfg.paths.run_dir), "model") is None
+
+
+@pytest.mark.slow
+def test_a_run_killed_with_minus_9_is_marked_killed_by_the_next(tmp_path: Path) -> None:
+    """kill -9 leaves no chance to end a run: the next run on this host finds its process
+    gone and marks the runs KILLED (they stayed RUNNING forever, even after a good rerun)."""
+    process = _grooming_detect(tmp_path)
+    assert process.stdout is not None
+    for line in process.stdout:
+        if "== stage features ==" in line:
+            break
+    process.kill()
+    process.wait(timeout=60)
+    client = MlflowClient(tracking_uri=f"sqlite:///{tmp_path}/mlflow.db")
+    experiment = client.get_experiment_by_name("isolation")
+    left = client.search_runs([experiment.experiment_id])
+    assert "RUNNING" in {run.info.status for run in left}
+    rerun = _grooming_detect(tmp_path, "stages=[data]")
+    out, _ = rerun.communicate(timeout=600)
+    assert rerun.returncode == 0, out
+    running = sum(run.info.status == "RUNNING" for run in left)
+    assert f"Marked {running} run(s) KILLED" in out, out
+    for run in left:
+        after = client.get_run(run.info.run_id)
+        assert after.info.status != "RUNNING", after.data.tags
+        if run.info.status == "RUNNING":
+            assert after.info.status == "KILLED" and "kill -9" in after.data.tags["killed_reason"]
+
+
+def test_a_live_run_is_never_marked_killed(tmp_path: Path) -> None:
+    """Runs whose process is alive (this one) or on another host are left RUNNING."""
+    import mlflow
+
+    from grooming_detect import tracking
+
+    mlflow.set_tracking_uri(f"sqlite:///{tmp_path}/mlflow.db")
+    experiment = mlflow.create_experiment("live")
+    with tracking.parent_run(experiment, "alive", {}) as run_id:
+        other = mlflow.MlflowClient().create_run(
+            experiment, tags={tracking.HOST_TAG: "elsewhere", tracking.PID_TAG: "1"}
+        )
+        assert tracking.mark_abandoned_runs(experiment) == []
+        assert mlflow.get_run(run_id).info.status == "RUNNING"
+        assert mlflow.get_run(other.info.run_id).info.status == "RUNNING"

@@ -37,6 +37,7 @@ EXPECTED_ERRORS = (
     InputMismatchError,
     SplitError,
     CrossfitError,
+    tracking.TrackingUnreachableError,
 )
 
 # Libraries whose INFO chatter hides what the pipeline itself says.

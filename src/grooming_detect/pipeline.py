@@ -113,7 +113,10 @@ def run(cfg: DictConfig, overrides: list[str] | None = None) -> PipelineResult:
         "model": str(cfg.model.name),
         "stages": ",".join(cfg.stages),
     }
-    with tracking.parent_run(experiment_id, str(cfg.tracking.run_name), tags) as parent_id:
+    with (
+        tracking.terminate_as_interrupt(),
+        tracking.parent_run(experiment_id, str(cfg.tracking.run_name), tags) as parent_id,
+    ):
         tracking.log_config(cfg, list(overrides or []))
         ctx = StageContext.from_config(cfg, parent_run_id=parent_id)
         link_sources(ctx)

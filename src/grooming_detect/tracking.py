@@ -6,6 +6,8 @@ import fcntl
 import importlib.metadata
 import json
 import logging
+import os
+import socket
 import subprocess
 import sys
 import time
@@ -46,16 +48,129 @@ def is_local_backend(uri: str) -> bool:
     return urlparse(uri).scheme in LOCAL_SCHEMES
 
 
+class TrackingUnreachableError(ConnectionError):
+    """No MLflow tracking server answered at ``tracking.uri`` within the configured wait."""
+
+
+#: Default of ``tracking.connect_timeout_s``: how long to wait for a tracking server to answer.
+CONNECT_TIMEOUT_S = 30.0
+
+
+def wait_for_server(uri: str, timeout_s: float = CONNECT_TIMEOUT_S) -> None:
+    """Wait, visibly and for at most `timeout_s`, until the MLflow server at `uri` answers its
+    health check; a local store needs no wait. MLflow's own client would retry silently for
+    minutes, then fail with a traceback."""
+    import urllib.error
+    import urllib.request
+
+    if is_local_backend(uri) or urlparse(uri).scheme not in ("http", "https"):
+        return
+    health = uri.rstrip("/") + "/health"
+    log.info("Connecting to the MLflow tracking server at %s (waiting up to %g s)", uri, timeout_s)
+    deadline = time.monotonic() + timeout_s
+    last_error = "no answer"
+    while True:
+        remaining = deadline - time.monotonic()
+        try:
+            with urllib.request.urlopen(health, timeout=max(0.5, min(5.0, remaining))):
+                return
+        except urllib.error.HTTPError:
+            return  # a server answered (its health page may be elsewhere or need a login)
+        except (OSError, ValueError) as error:
+            last_error = str(getattr(error, "reason", error))
+        if time.monotonic() + 1.0 > deadline:
+            raise TrackingUnreachableError(
+                f"tracking.uri={uri}: no MLflow tracking server answered within {timeout_s:g} s "
+                f"({last_error}); start it, or set tracking.uri (or MLFLOW_TRACKING_URI) to a "
+                "reachable server or a local sqlite:/// file"
+            )
+        time.sleep(1.0)
+
+
 def setup(tracking_cfg: DictConfig) -> str:
     """Point MLflow at `tracking.uri` and return the id of `tracking.experiment_name`.
 
     A new experiment on a local backend gets `tracking.artifact_location` as its artifact root,
-    so artifacts land under the project root whatever the current directory is.
+    so artifacts land under the project root whatever the current directory is. A server is
+    waited for at most ``tracking.connect_timeout_s``. Runs that a killed process (kill -9, a
+    lost node) left RUNNING on this host are marked KILLED (`mark_abandoned_runs`).
     """
     uri = str(tracking_cfg.uri)
+    wait_for_server(uri, float(tracking_cfg.get("connect_timeout_s", CONNECT_TIMEOUT_S)))
     mlflow.set_tracking_uri(uri)
     with _sqlite_setup_lock(uri):
-        return _experiment_id(tracking_cfg, uri)
+        experiment_id = _experiment_id(tracking_cfg, uri)
+    mark_abandoned_runs(experiment_id)
+    return experiment_id
+
+
+#: Run tags that say which process owns a run, so a later run can tell a live run from one
+#: whose process was killed without a chance to end it.
+HOST_TAG, PID_TAG, STARTED_TAG = (
+    "grooming_detect.host",
+    "grooming_detect.pid",
+    "grooming_detect.pid_start",
+)
+
+
+def _process_start(pid: int) -> str | None:
+    """The start time of process `pid` in clock ticks since boot (Linux), which tells a live
+    process from a later one that reuses its pid; None where /proc cannot say."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return stat.rsplit(")", 1)[1].split()[19]
+
+
+def _owner_tags() -> dict[str, str]:
+    pid = os.getpid()
+    return {
+        HOST_TAG: socket.gethostname(),
+        PID_TAG: str(pid),
+        STARTED_TAG: _process_start(pid) or "",
+    }
+
+
+def _process_alive(pid: int, started: str) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # another user's live process
+    return not started or _process_start(pid) in (None, started)
+
+
+def mark_abandoned_runs(experiment_id: str) -> list[str]:
+    """Mark KILLED every run of the experiment still RUNNING whose owning process, on this
+    host, is gone (killed with -9, or its machine restarted); return their ids. Runs of other
+    hosts are left alone: their processes cannot be seen from here."""
+    client = mlflow.MlflowClient()
+    host = socket.gethostname()
+    marked = []
+    for run in client.search_runs(
+        [experiment_id], filter_string="attributes.status = 'RUNNING'", max_results=1000
+    ):
+        tags = run.data.tags
+        if tags.get(HOST_TAG) != host or not tags.get(PID_TAG, "").isdigit():
+            continue
+        if _process_alive(int(tags[PID_TAG]), tags.get(STARTED_TAG, "")):
+            continue
+        client.set_tag(
+            run.info.run_id,
+            "killed_reason",
+            f"its process {tags[PID_TAG]} on {host} ended without ending the run (kill -9?)",
+        )
+        client.set_terminated(run.info.run_id, status="KILLED")
+        marked.append(run.info.run_id)
+    if marked:
+        log.warning(
+            "Marked %d run(s) KILLED that a killed process had left RUNNING: %s",
+            len(marked),
+            ", ".join(marked),
+        )
+    return marked
 
 
 @contextmanager
@@ -123,7 +238,10 @@ def _ensure_experiment_kind(experiment: Any) -> None:
 @contextmanager
 def _tracked_run(**start_kwargs: Any) -> Iterator[str]:
     """A run that ends FINISHED, FAILED on an error, or KILLED when the user interrupts
-    (Ctrl-C); MLflow's own context manager marks an interrupted run FAILED."""
+    (Ctrl-C, or SIGTERM: see `terminate_as_interrupt`); MLflow's own context manager marks an
+    interrupted run FAILED. The run records its host and process, so a run whose process is
+    killed outright (-9) is marked KILLED by the next run (`mark_abandoned_runs`)."""
+    start_kwargs["tags"] = {**(start_kwargs.get("tags") or {}), **_owner_tags()}
     run = mlflow.start_run(**start_kwargs)
     try:
         yield run.info.run_id
@@ -134,6 +252,28 @@ def _tracked_run(**start_kwargs: Any) -> Iterator[str]:
         mlflow.end_run(status="FAILED")
         raise
     mlflow.end_run(status="FINISHED")
+
+
+@contextmanager
+def terminate_as_interrupt() -> Iterator[None]:
+    """Treat SIGTERM (SLURM pre-emption, `kill`, a container stop) like Ctrl-C inside the
+    block, so open runs end KILLED instead of staying RUNNING; the previous handler returns
+    after. Only the main thread can set signal handlers: elsewhere this does nothing."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt(f"signal {signum} (SIGTERM)")
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 @contextmanager
