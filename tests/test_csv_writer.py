@@ -15,7 +15,8 @@ from grooming_detect.io import FORMULA_PREFIXES, spreadsheet_safe, write_csv
 #: Characters that break a naive CSV writer or a spreadsheet: delimiters, quotes, CR, LF, tabs,
 #: formula starts, and a few non-ASCII ones.
 HOSTILE = st.text(
-    alphabet=st.sampled_from(list(",\"\r\n\t;=+-@| 'abc0é\u2028")) | st.characters(),
+    alphabet=st.sampled_from(list(",\"\r\n\t;=+-@| 'abc0é\u2028"))
+    | st.characters(exclude_categories=("Cs",)),  # lone surrogates: refused on reading
     min_size=1,
     max_size=12,
 ).filter(lambda s: "\x00" not in s)
@@ -71,3 +72,28 @@ def test_a_chat_log_export_keeps_its_text(tmp_path: Path) -> None:
     frame = pd.DataFrame({"text": ["- yes", "=)", 'say "hi",\nok']})
     read, _ = _read_both(write_csv(tmp_path / "log.csv", frame, neutralise_formulas=False))
     assert read["text"].tolist() == frame["text"].tolist()
+
+
+def test_user_data_in_markdown_is_shown_never_run() -> None:
+    """Every report and card writes ids and texts through one escaping function."""
+    from grooming_detect.reporting.model_card import markdown_text
+
+    hostile = "<script>alert(1)</script> [click](http://x) *a*|b\nnext"
+    shown = markdown_text(hostile)
+    assert "<script>" not in shown and "&lt;script&gt;" in shown
+    assert "\\[click\\]\\(http://x\\)" in shown and "\\*a\\*\\|b" in shown
+    assert "\n" not in shown
+
+
+def test_an_id_that_would_split_a_submission_line_is_refused() -> None:
+    import pytest
+
+    from grooming_detect.evaluation.lines import one_line_id, submission_text
+    from grooming_detect.evaluation.stage import submission_text as problem1_text
+
+    assert one_line_id("a1b2", "author") == "a1b2"
+    frame = pd.DataFrame({"id": ["ok", "x\nbob"], "predicted": [True, True]})
+    with pytest.raises(ValueError, match=r"author id 'x\\nbob' holds a line break"):
+        problem1_text(frame)
+    with pytest.raises(ValueError, match=r"conversation id 'c\\r1'"):
+        submission_text(pd.DataFrame({"conversation_id": ["c\r1"], "line": [1]}))

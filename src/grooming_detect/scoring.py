@@ -23,6 +23,7 @@ import argparse
 import logging
 import os
 import sys
+import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -30,7 +31,7 @@ from typing import Any
 import pandas as pd
 
 from grooming_detect import progress
-from grooming_detect.io import read_json, unwritable_reason, write_csv, write_with
+from grooming_detect.io import atomic_path, read_json, unwritable_reason, write_csv, write_text
 from grooming_detect.models.apply import (
     SPLIT,
     _message_batches,
@@ -108,9 +109,19 @@ def score_file(
         threshold,
     )
     out_dir.mkdir(parents=True, exist_ok=True)
-    author_path = write_csv(out_dir / "author_scores.csv", authors)
-    conversation_path = write_csv(out_dir / "conversation_scores.csv", conversations)
-    return author_path, conversation_path
+    # Both files are written in full before either replaces the previous run's: a failed write
+    # (a full disk) leaves the previous pair, never a new author file beside an old one.
+    with tempfile.TemporaryDirectory(prefix=".scores-", dir=out_dir) as staging:
+        staged = {
+            name: write_csv(Path(staging) / name, frame)
+            for name, frame in (
+                ("author_scores.csv", authors),
+                ("conversation_scores.csv", conversations),
+            )
+        }
+        for name, path in staged.items():
+            os.replace(path, out_dir / name)
+    return out_dir / "author_scores.csv", out_dir / "conversation_scores.csv"
 
 
 def _count(value: str) -> int:
@@ -197,6 +208,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (FileNotFoundError, ValueError, TrackingError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
+    except OSError as error:  # a full disk, a folder that became unwritable while scoring
+        print(
+            f"error: --out {args.out}: {error.strerror or error}; the previous score files, if "
+            "any, are unchanged",
+            file=sys.stderr,
+        )
+        return 1
     print(f"author scores:       {author_path}\nconversation scores: {conversation_path}")
     return 0
 
@@ -223,6 +241,39 @@ def warning_policy(
             f"--threshold {threshold!r}: expected a number, 'model' or 'early'"
         ) from None
     return value, 1 if patience is None else patience
+
+
+PARTIAL_STREAM = "stream.partial.jsonl"
+
+
+def _stream_to_folder(risk: Any, source: str, out: Path) -> dict[str, int]:
+    """Stream into ``<out>/stream.jsonl``, complete or not at all. When the input turns bad
+    midway, the records scored before the bad line are kept in ``stream.partial.jsonl`` (as
+    standard output would have shown them), and the error says so."""
+    from grooming_detect.streaming import stream_file
+
+    out.mkdir(parents=True, exist_ok=True)
+    (out / PARTIAL_STREAM).unlink(missing_ok=True)
+    with atomic_path(out / "stream.jsonl") as tmp, open(tmp, "w", encoding="utf-8") as handle:
+        try:
+            return stream_file(risk, source, handle)
+        except ValueError as error:
+            handle.flush()
+            if tmp.stat().st_size == 0:  # nothing scored (a file is checked whole first)
+                raise
+            kept = _keep_partial(tmp, out / PARTIAL_STREAM)
+            raise ValueError(
+                f"{error}; the {kept:,} records scored before it are in "
+                f"{out / PARTIAL_STREAM} (stream.jsonl is written only for a whole input)"
+            ) from None
+
+
+def _keep_partial(tmp: Path, target: Path) -> int:
+    """Copy the records written so far to `target`; how many there are."""
+    with open(tmp, encoding="utf-8") as handle:
+        records = handle.read()
+    write_text(target, records)
+    return records.count("\n")
 
 
 def _stream_main(args: argparse.Namespace) -> int:
@@ -256,18 +307,13 @@ def _stream_main(args: argparse.Namespace) -> int:
         if args.out is None:
             counts = stream_file(risk, args.input, sys.stdout)
         else:
-            args.out.mkdir(parents=True, exist_ok=True)
-            counted: dict[str, int] = {}
-
-            def write(tmp: Path) -> None:
-                with open(tmp, "w", encoding="utf-8") as handle:
-                    counted.update(stream_file(risk, args.input, handle))
-
-            write_with(args.out / "stream.jsonl", write)
-            counts = counted
+            counts = _stream_to_folder(risk, args.input, args.out)
     except (FileNotFoundError, ValueError, TrackingError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
+    except OSError as error:  # a full disk while writing stream.jsonl
+        print(f"error: --out {args.out}: {error.strerror or error}", file=sys.stderr)
+        return 1
     except BrokenPipeError:
         # The reader went away (`| head`): stop quietly, as other command-line filters do.
         devnull = os.open(os.devnull, os.O_WRONLY)

@@ -38,6 +38,7 @@ __all__ = [
     "as_lines",
     "candidate_messages",
     "line_scores",
+    "one_line_id",
     "parse_line_threshold",
     "predicted_lines",
     "submission_text",
@@ -121,6 +122,21 @@ def line_scores(predicted: pd.DataFrame, truth: pd.DataFrame) -> dict[str, float
     return {name: scores[name] for name in LINE_MEASURES}
 
 
+def one_line_id(value: object, kind: str) -> str:
+    """`value` as it goes on one line of a PAN-format submission; a control character in it
+    (a line break, a tab) is refused with the id named."""
+    text = str(value)
+    if any(ord(c) < 32 or c in "\x7f\x85\u2028\u2029" for c in text):
+        raise ValueError(
+            f"{kind} id {text!r} holds a line break or other control character: it cannot be "
+            "written on one line of a PAN-2012 submission; clean the ids in the input"
+        )
+    return text
+
+
 def submission_text(lines: pd.DataFrame) -> str:
-    """Problem-2 submission: ``conversation_id<TAB>line``, one pair a line."""
-    return "".join(f"{c}\t{line}\n" for c, line in lines.itertuples(index=False))
+    """Problem-2 submission: ``conversation_id<TAB>line``, one pair a line (an id that would
+    split its line is refused, see `one_line_id`)."""
+    return "".join(
+        f"{one_line_id(c, 'conversation')}\t{line}\n" for c, line in lines.itertuples(index=False)
+    )

@@ -63,10 +63,11 @@ AUTHOR_SKIP_REASON = (
 
 
 def submission_text(predictions: pd.DataFrame) -> str:
-    """PAN-2012 Problem 1 submission: the ids named as predators, one a line."""
-    return "".join(
-        f"{author}\n" for author in sorted(predictions.loc[predictions["predicted"], "id"])
-    )
+    """PAN-2012 Problem 1 submission: the ids named as predators, one a line. An id that would
+    split its line (a line break or other control character in it) is refused: the file would
+    name someone else."""
+    named = sorted(predictions.loc[predictions["predicted"], "id"])
+    return "".join(f"{lines.one_line_id(author, 'author')}\n" for author in named)
 
 
 def unit_metrics(

@@ -8,6 +8,7 @@ that its numbers say nothing about real-world performance.
 
 from __future__ import annotations
 
+import html
 import json
 import os
 from datetime import UTC, datetime
@@ -41,6 +42,19 @@ SECTIONS = (
     "Ethical considerations",
     "Caveats and recommendations",
 )
+
+
+#: Characters that Markdown reads as formatting or links: escaped with a backslash.
+_MARKDOWN_SPECIAL = str.maketrans({c: "\\" + c for c in "\\`*_[]()!#|~"})
+
+
+def markdown_text(value: object) -> str:
+    """User data (an id, a message, a term, a dataset name) as inert Markdown inline text: HTML
+    escaped (a ``<script>`` in an id is shown, never run, wherever the Markdown is rendered),
+    Markdown's formatting and link characters escaped, line breaks flattened. Every report and
+    card writes user data through this one function."""
+    text = html.escape(str(value), quote=False).translate(_MARKDOWN_SPECIAL)
+    return " ".join(text.splitlines()) if ("\n" in text or "\r" in text) else text
 
 
 def percent_text(confidence: float | None) -> str:

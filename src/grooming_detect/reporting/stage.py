@@ -19,6 +19,7 @@ from grooming_detect.reporting.model_card import (
     calibration_rows,
     early_detection_section,
     fmt,
+    markdown_text,
     metric_rows,
     pan12_caveats,
     percent_text,
@@ -47,8 +48,8 @@ WHY_COLUMNS = ("top_terms", "top_changes", "top_conversation")
 
 
 def _cell(value: str) -> str:
-    """A Markdown table cell: pipes escaped, line breaks flattened."""
-    return value.replace("|", "\\|").replace("\r", " ").replace("\n", " ")
+    """A Markdown table cell of user data (ids, texts, terms): see `markdown_text`."""
+    return markdown_text(value)
 
 
 def _table(header: list[str], rows: list[list[str]]) -> str:
