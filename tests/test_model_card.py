@@ -105,6 +105,28 @@ def test_card_is_logged_and_links_resolve(default_run, card: str, tmp_path: Path
             assert f"report/{link}" in logged, link
             assert (report_dir / link).with_suffix(".csv").is_file(), link
     assert str(report_dir.parent) not in report
+    # MLflow's viewer shows a relative image of a Markdown file as the text "[alt](src)": the
+    # report folder holds each Markdown file's self-contained HTML twin, figures inside, byte
+    # for byte the files on disk, and the run logs it.
+    import base64
+
+    import mlflow
+
+    for name, text in (("MODEL_CARD", card), ("report", report)):
+        assert f"report/{name}.html" in logged
+        page = Path(
+            mlflow.artifacts.download_artifacts(
+                run_id=report_run.info.run_id,
+                artifact_path=f"report/{name}.html",
+                tracking_uri=client.tracking_uri,
+            )
+        ).read_text()
+        embedded = re.findall(r'<img src="data:image/png;base64,([^"]+)" alt="([^"]*)"', page)
+        links = re.findall(r"!\[([^\]]*)\]\(([^)]+\.png)\)", text)
+        assert [alt for _, alt in embedded] == [alt for alt, _ in links], name
+        for (data, _), (_, link) in zip(embedded, links, strict=True):
+            assert base64.b64decode(data) == (report_dir / link).read_bytes(), link
+        assert "<script" not in page and 'src="figures/' not in page, name
 
 
 def test_publish_writes_a_card_with_its_figures(compose_cfg: ComposeFn, tmp_path: Path) -> None:

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import base64
+import html
 import logging
+import re
 import shutil
 from functools import partial
 from pathlib import Path
@@ -269,6 +272,52 @@ def model_card_inputs(
     }
 
 
+#: An HTML image with a relative source (no scheme), as markdown-it renders ``![alt](src)``.
+_RELATIVE_IMAGE = re.compile(r'<img src="(?P<src>(?![a-z][a-z0-9+.-]*:)[^"]+\.png)"')
+
+HTML_PAGE = """<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>{title}</title>
+<style>body{{font-family:system-ui,sans-serif;max-width:70em;margin:2em auto;padding:0 1em;
+line-height:1.45}}table{{border-collapse:collapse}}td,th{{border:1px solid #ccc;padding:.25em .5em}}
+img{{max-width:100%}}code{{background:#f4f4f4}}blockquote{{border-left:4px solid #c33;margin:0;
+padding:.25em 1em;background:#fff4f4}}</style></head>
+<body>
+{body}</body></html>
+"""
+
+
+def self_contained_html(markdown: str, folder: Path, title: str) -> str:
+    """`markdown` (a report or card of `folder`) as one HTML page with its figures inside as
+    ``data:`` URIs: MLflow's artifact viewer shows an HTML artifact whole, while it shows a
+    relative image of a Markdown file as the text ``[alt](src)`` (and a Markdown file over
+    100 KB as plain text). Raw HTML in the Markdown is escaped, never passed through."""
+    from markdown_it import MarkdownIt
+
+    body = MarkdownIt("commonmark", {"html": False}).enable("table").render(markdown)
+
+    def embed(match: re.Match[str]) -> str:
+        path = folder / html.unescape(match["src"])
+        if not path.is_file():
+            return match[0]
+        data = base64.b64encode(path.read_bytes()).decode("ascii")
+        return f'<img src="data:image/png;base64,{data}"'
+
+    return HTML_PAGE.format(title=html.escape(title), body=_RELATIVE_IMAGE.sub(embed, body))
+
+
+def write_html_twins(report_dir: Path) -> dict[str, Path]:
+    """Beside each Markdown file of the report folder, its self-contained HTML page."""
+    return {
+        markdown.stem: write_text(
+            markdown.with_suffix(".html"),
+            self_contained_html(
+                markdown.read_text(encoding="utf-8"), report_dir, markdown.stem.replace("_", " ")
+            ),
+        )
+        for markdown in sorted(report_dir.glob("*.md"))
+    }
+
+
 def copy_figures(evaluation_dir: Path, target: Path) -> Path:
     """Copy every figure of the evaluation (PNG) and the table it is drawn from (CSV, beside
     it) into `target`, keeping sub-folders; return `target`."""
@@ -294,10 +343,12 @@ def rewrite_model_card(
     if manifest is not None:
         inputs["manifest"] = manifest
     figures_dir = copy_figures(ctx.evaluation_dir, ctx.report_dir / FIGURES)
-    return write_text(
+    card = write_text(
         ctx.report_dir / "MODEL_CARD.md",
         render_model_card(**inputs, card_dir=ctx.report_dir, figures_dir=figures_dir),
     )
+    write_html_twins(ctx.report_dir)
+    return card
 
 
 def run_report(cfg: DictConfig, ctx: StageContext) -> StageResult:
@@ -332,6 +383,7 @@ def run_report(cfg: DictConfig, ctx: StageContext) -> StageResult:
     )
     if cfg.report.publish_dir:
         outputs["published_card"] = publish_card(card_inputs, Path(str(cfg.report.publish_dir)))
+    write_html_twins(ctx.report_dir)
     tracking.log_artifact(ctx.report_dir, "report")
     log.info("Wrote the run report and model card to %s", ctx.report_dir)
     parent_tags = {}
