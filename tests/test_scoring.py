@@ -11,7 +11,7 @@ import pytest
 from conftest import FIXTURES
 from grooming_detect.data import pan12
 from grooming_detect.scoring import main, score_file
-from grooming_detect.stage import latest_dir
+from grooming_detect.stage import dataset_dir, latest_dir
 
 
 @pytest.fixture(scope="module")
@@ -74,9 +74,7 @@ def test_mlflow_model_uri_and_batches(
     assert joined["score"].corr(joined["evaluated"], method="spearman") > 0.8
     assert (
         joined["n_messages"].sum()
-        == pd.read_parquet(Path(cfg.paths.processed) / "synthetic" / "messages.parquet")
-        .query("split == 'test'")
-        .shape[0]
+        == pd.read_parquet(dataset_dir(cfg) / "messages.parquet").query("split == 'test'").shape[0]
     )
 
 

@@ -25,8 +25,10 @@ from grooming_detect.models.decision import ScoreCalibrator
 from grooming_detect.models.persistence import (
     ARTIFACT,
     UntrustedModelError,
+    check_metadata,
     load_model,
     load_skops,
+    load_transformer,
 )
 from grooming_detect.models.units import (
     INPUTS,
@@ -55,6 +57,8 @@ def load_scoring_model(location: str) -> tuple[Any, dict[str, Any]]:
     info = tracking.model_info(location)
     if not info.metadata or "threshold" not in info.metadata:
         raise ValueError(f"{location}: MLflow model without grooming-detect metadata")
+    # The logged copy of model.json's settings, checked as the file is.
+    metadata = check_metadata(dict(info.metadata), f"{location} (its MLmodel metadata)")
     pyfunc_artifacts = (info.flavors.get("python_function") or {}).get("artifacts") or {}
     if ARTIFACT in pyfunc_artifacts:
         # The whole-scorer pyfunc: its artifact is the train stage's model folder, loaded as
@@ -68,15 +72,19 @@ def load_scoring_model(location: str) -> tuple[Any, dict[str, Any]]:
             raise UntrustedModelError(f"{location}: model folder {folder} is not inside the model")
         return load_model(folder)
     if "transformers" in info.flavors:
-        from grooming_detect.models.transformer import TransformerClassifier
-
+        params = metadata.get("estimator_params")
+        if not isinstance(params, dict):
+            raise UntrustedModelError(
+                f"{location} (its MLmodel metadata): estimator_params={params!r:.80}; expected "
+                "the transformer classifier's parameters"
+            )
         local = tracking.download_artifacts(location)
-        model = TransformerClassifier.load(
+        model = load_transformer(
             local / "model",
-            params=info.metadata["estimator_params"],
+            params=params,
             tokenizer_directory=local / "components" / "tokenizer",
         )
-        return model, dict(info.metadata)
+        return model, metadata
     # Never mlflow.sklearn.load_model: it would trust the types listed in the model's own
     # (editable) MLmodel file. The skops file is checked against the project's allow-list.
     local = tracking.download_artifacts(location).resolve()
@@ -89,7 +97,7 @@ def load_scoring_model(location: str) -> tuple[Any, dict[str, Any]]:
     skops_file = (local / str(flavor.get("pickled_model", "model.skops"))).resolve()
     if local not in skops_file.parents or not skops_file.is_file():
         raise UntrustedModelError(f"{location}: model file {skops_file} is not inside the model")
-    return load_skops(skops_file), dict(info.metadata)
+    return load_skops(skops_file), metadata
 
 
 def set_quantize(model: Any, quantize: str, location: str) -> None:

@@ -1,17 +1,34 @@
-"""Saving and loading trained models in a safe format (skops: no pickle execution)."""
+"""Saving and loading trained models in a safe format (skops: no pickle execution).
+
+Loading checks a model folder before it builds anything from it, and refuses with one line that
+names the file and what was expected: a file linked from outside the folder, a ``model.skops``
+that is not a skops archive or unpacks to more than `MAX_UNPACKED_BYTES`, types outside the
+allow-list, an object that is not a fitted classifier, and a ``model.json`` whose settings
+(threshold, calibration, unit, input, aggregation) a scorer could not use.
+"""
 
 from __future__ import annotations
 
+import itertools
+import math
 import os
+import reprlib
 import shutil
 import tempfile
 import zipfile
+import zlib
+from numbers import Real
 from pathlib import Path
 from typing import Any
 
 import skops.io as sio
+from sklearn.exceptions import NotFittedError
+from sklearn.utils.validation import check_is_fitted
 
+from grooming_detect.config import ConfigError
 from grooming_detect.io import read_json, write_json, write_with
+from grooming_detect.models.decision import METHODS
+from grooming_detect.models.units import AGGREGATES, INPUTS, UNITS
 
 MODEL_FILE = "model.skops"
 META_FILE = "model.json"
@@ -39,8 +56,28 @@ TRUSTED_TYPES = frozenset(
 ARTIFACT = "grooming_model"
 
 
+#: The most a ``model.skops`` may unpack to, summed over its zip members as its directory
+#: declares them (zipfile stops reading a member at its declared size). The project's models
+#: unpack to tens of MiB (16-56 MiB in the test runs; the 400k-term vocabulary model of
+#: ``make bench-persist`` is 6.9 MiB packed); loading takes about twice the unpacked size.
+MAX_UNPACKED_BYTES = 1 << 30
+_MIB = 1 << 20
+
+
 class UntrustedModelError(ValueError):
     """A model file asks for types outside the project's exact allow-list."""
+
+
+class ModelFileError(UntrustedModelError):
+    """A model folder's file is not what `save_model` writes: linked from outside the folder,
+    not a skops archive (cut short, damaged, another kind of file), unpacking to more than
+    `MAX_UNPACKED_BYTES`, holding an object that is not a fitted classifier, or a
+    ``model.json`` with settings a scorer cannot use. A kind of `UntrustedModelError`, so every
+    command reports it in one line, as it does a refused type."""
+
+
+class MissingExtraError(ConfigError):
+    """A model needs an optional extra of the package that is not installed."""
 
 
 def trusted_types(path: Path) -> list[str]:
@@ -57,9 +94,77 @@ def trusted_types(path: Path) -> list[str]:
     return types
 
 
+def check_archive(path: Path) -> None:
+    """Refuse a file that is not a zip archive, or whose members unpack to more than
+    `MAX_UNPACKED_BYTES`; only the zip's directory is read."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            members = archive.infolist()
+    except OSError as error:
+        raise ModelFileError(f"{path}: cannot be read ({error.strerror or error})") from error
+    except (zipfile.BadZipFile, zlib.error, EOFError, ValueError) as error:
+        raise ModelFileError(
+            f"{path}: not a skops model archive ({error}); expected the model.skops that "
+            "save_model writes (a zip archive): train the model again or restore the file"
+        ) from error
+    unpacked = sum(member.file_size for member in members)
+    if unpacked > MAX_UNPACKED_BYTES:
+        raise ModelFileError(
+            f"{path}: unpacks to {unpacked / _MIB:,.1f} MiB ({path.stat().st_size / _MIB:,.1f} "
+            f"MiB on disk); refusing more than {MAX_UNPACKED_BYTES / _MIB:,.0f} MiB "
+            "(MAX_UNPACKED_BYTES in grooming_detect.models.persistence; this project's models "
+            "unpack to tens of MiB)"
+        )
+
+
+def check_scorer(model: Any, path: Path) -> Any:
+    """`model` when it can score (a fitted classifier with ``predict_proba``, which every
+    scorer calls); else an error naming the file and what it holds."""
+    if callable(getattr(model, "predict_proba", None)):
+        try:
+            check_is_fitted(model)
+            return model
+        except (NotFittedError, TypeError):
+            held = f"an unfitted {type(model).__name__}"
+    else:
+        held = f"a {type(model).__name__}"
+    raise ModelFileError(
+        f"{path}: holds {held}; expected a fitted classifier with predict_proba (the pipeline "
+        "the train stage saves)"
+    )
+
+
+#: What skops raises on a zip whose members are damaged or are not its own schema and arrays.
+_UNREADABLE = (
+    zipfile.BadZipFile,
+    zlib.error,
+    EOFError,
+    OSError,
+    KeyError,
+    IndexError,
+    ValueError,
+    TypeError,
+    AttributeError,
+    RecursionError,
+)
+
+
 def load_skops(path: Path) -> Any:
-    """Load a skops file after the allow-list check (the trust never comes from the file)."""
-    return sio.load(path, trusted=trusted_types(path))
+    """Load a skops file after the size and allow-list checks (the trust never comes from the
+    file), refusing an object that cannot score."""
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no model file here; run the train stage first")
+    check_archive(path)
+    try:
+        model = sio.load(path, trusted=trusted_types(path))
+    except UntrustedModelError:
+        raise
+    except _UNREADABLE as error:
+        raise ModelFileError(
+            f"{path}: damaged skops model archive ({type(error).__name__}: {error}); expected "
+            "the model.skops that save_model writes: train the model again or restore the file"
+        ) from error
+    return check_scorer(model, path)
 
 
 TRANSFORMER_DIR = "transformer"
@@ -93,14 +198,190 @@ def save_model(model: Any, meta: dict[str, Any], directory: Path) -> Path:
     return directory
 
 
-def load_model(directory: Path) -> tuple[Any, dict[str, Any]]:
-    """Load an estimator saved by `save_model`, refusing files that need untrusted types."""
-    meta_path = directory / META_FILE
-    if meta_path.is_file() and read_json(meta_path).get("format") == "transformer":
+def _in_folder(directory: Path, name: str) -> Path:
+    """``directory/name``, refused when it is a link that leads out of `directory` (a link
+    could make a model folder load any file on the machine)."""
+    path = directory / name
+    if os.path.lexists(path):
+        target = path.resolve()
+        if directory.resolve() not in target.parents:
+            raise ModelFileError(
+                f"{path}: a link to {target}, outside the model folder {directory}; expected "
+                "the file itself, as save_model writes it"
+            )
+    return path
+
+
+_SHOWN = reprlib.Repr()
+_SHOWN.maxlevel, _SHOWN.maxstring, _SHOWN.maxother, _SHOWN.maxlong = 3, 60, 60, 40
+
+
+def shown(value: Any) -> str:
+    """A short repr of `value` for an error message, whatever it is (nested many levels deep,
+    an integer of thousands of digits, a long string)."""
+    try:
+        return _SHOWN.repr(value)
+    except ValueError:  # an int over sys.get_int_max_str_digits(), which repr refuses
+        return f"<an integer of {int(value.bit_length() * math.log10(2)) + 1:,} digits>"
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, Real) and not isinstance(value, bool)
+
+
+def _finite(
+    value: Any,
+    field: str,
+    source: str,
+    low: float = -math.inf,
+    high: float = math.inf,
+    above: float | None = None,
+) -> None:
+    """Refuse `value` unless it is a finite number in [`low`, `high`] (and above `above`)."""
+    ok = _number(value) and math.isfinite(value) and low <= value <= high
+    if not (ok and (above is None or value > above)):
+        if above is not None:
+            expected = f"a finite number above {above:g}"
+        elif math.isfinite(low) or math.isfinite(high):
+            expected = f"a finite number in [{low:g}, {high:g}]"
+        else:
+            expected = "a finite number"
+        raise ModelFileError(f"{source}: {field}={shown(value)}; expected {expected}")
+
+
+def _numbers(
+    value: Any, field: str, source: str, unit_interval: bool = False, increasing: bool = False
+) -> list[float]:
+    """`value` when it is a non-empty list of finite numbers (in [0, 1], non-decreasing)."""
+    ok = isinstance(value, list) and bool(value)
+    ok = ok and all(_number(v) and math.isfinite(v) for v in value)
+    ok = ok and (not unit_interval or all(0 <= v <= 1 for v in value))
+    ok = ok and (not increasing or all(a <= b for a, b in itertools.pairwise(value)))
+    if not ok:
+        expected = "a non-empty list of finite numbers"
+        expected += " in [0, 1]" if unit_interval else ""
+        expected += ", increasing" if increasing else ""
+        raise ModelFileError(f"{source}: {field}={shown(value)}; expected {expected}")
+    return value
+
+
+def _one_of(value: Any, field: str, source: str, choices: Any, optional: bool = False) -> None:
+    if (optional and value is None) or (isinstance(value, str) and value in choices):
+        return
+    raise ModelFileError(
+        f"{source}: {field}={shown(value)}; expected one of {list(choices)}"
+        + (" or null" if optional else "")
+    )
+
+
+def check_calibration(calibration: Any, source: str) -> None:
+    """The calibrator's method and learned parameters, as `ScoreCalibrator.transform` uses
+    them: finite numbers (a positive temperature; isotonic steps increasing, in [0, 1])."""
+    if not isinstance(calibration, dict):
+        raise ModelFileError(
+            f"{source}: calibration={shown(calibration)}; expected an object with the "
+            f"calibration method (one of {list(METHODS)}) and its fitted parameters"
+        )
+    method = calibration.get("method")
+    _one_of(method, "calibration.method", source, METHODS)
+    if method == "sigmoid":
+        for name in ("a_", "b_"):
+            _finite(calibration.get(name), f"calibration.{name}", source)
+    elif method == "temperature":
+        _finite(calibration.get("temperature_"), "calibration.temperature_", source, above=0)
+    elif method == "isotonic":
+        x = _numbers(calibration.get("x_"), "calibration.x_", source, increasing=True)
+        y = _numbers(calibration.get("y_"), "calibration.y_", source, unit_interval=True)
+        if len(x) != len(y):
+            raise ModelFileError(
+                f"{source}: calibration.y_={shown(y)}; expected as many values as "
+                f"calibration.x_ ({len(x)})"
+            )
+
+
+def check_metadata(meta: Any, source: str) -> dict[str, Any]:
+    """`meta` when every setting a scorer reads is usable: the threshold (a finite number in
+    [0, 1]), the calibration, the unit, input view and aggregation, the dropped feature
+    columns; else an error naming `source` (the file) and the field."""
+    if not isinstance(meta, dict):
+        raise ModelFileError(
+            f"{source}: a JSON {type(meta).__name__ if meta is not None else 'null'}; expected "
+            "an object of the model's settings (threshold, calibration, unit, ...)"
+        )
+    if "threshold" not in meta:
+        raise ModelFileError(
+            f"{source}: no threshold; expected the tuned decision threshold, a finite number "
+            "in [0, 1]"
+        )
+    _finite(meta["threshold"], "threshold", source, 0, 1)
+    check_calibration(meta.get("calibration", {"method": "none"}), source)
+    _one_of(meta.get("unit", "author"), "unit", source, UNITS)
+    _one_of(meta.get("input"), "input", source, INPUTS, optional=True)
+    _one_of(meta.get("aggregate"), "aggregate", source, AGGREGATES, optional=True)
+    _one_of(meta.get("format"), "format", source, ("skops", "transformer"), optional=True)
+    features = meta.get("features")
+    if features is not None and not isinstance(features, dict):
+        raise ModelFileError(
+            f"{source}: features={shown(features)}; expected an object of feature settings"
+        )
+    dropped = (features or {}).get("dropped", [])
+    if not (isinstance(dropped, list) and all(isinstance(c, str) for c in dropped)):
+        raise ModelFileError(
+            f"{source}: features.dropped={shown(dropped)}; expected a list of column names"
+        )
+    return meta
+
+
+def read_metadata(path: Path) -> dict[str, Any]:
+    """A model folder's ``model.json``, checked by `check_metadata`."""
+    try:
+        meta = read_json(path)
+    except UnicodeDecodeError as error:
+        raise ModelFileError(
+            f"{path}: not UTF-8 text (byte {error.start}); expected the model.json that "
+            "save_model writes"
+        ) from None
+    except RecursionError:
+        raise ModelFileError(
+            f"{path}: JSON nested too deeply; expected the model.json that save_model writes"
+        ) from None
+    except ValueError as error:
+        # read_json names the file and the place of a JSON syntax error; not a number too
+        # long to read.
+        named = str(error) if str(error).startswith(str(path)) else f"{path}: {error}"
+        raise ModelFileError(f"{named}; expected the model.json that save_model writes") from None
+    return check_metadata(meta, str(path))
+
+
+def load_transformer(directory: Path, **kwargs: Any) -> Any:
+    """`TransformerClassifier.load`, or an error saying which extra to install when its
+    libraries (torch, transformers) are missing."""
+    try:
         from grooming_detect.models.transformer import TransformerClassifier
 
-        return TransformerClassifier.load(directory / TRANSFORMER_DIR), read_json(meta_path)
-    path = directory / MODEL_FILE
+        return TransformerClassifier.load(directory, **kwargs)
+    except ImportError as error:
+        raise MissingExtraError(
+            f"{directory}: a transformer model; loading it needs the optional 'transformer' "
+            f"extra ({error}): pip install 'grooming-detect[transformer]'"
+        ) from error
+
+
+def load_model(directory: Path) -> tuple[Any, dict[str, Any]]:
+    """Load an estimator saved by `save_model`, checking its settings first and refusing
+    files that need untrusted types (see the module's docstring for every check)."""
+    meta_path = _in_folder(directory, META_FILE)
+    path = _in_folder(directory, MODEL_FILE)
+    if not meta_path.is_file():
+        if path.is_file():
+            raise FileNotFoundError(
+                f"{meta_path}: missing beside model.skops; expected the model's settings that "
+                "save_model writes (threshold, calibration, ...): train the model again"
+            )
+        raise FileNotFoundError(f"{path}: no trained model here; run the train stage first")
+    meta = read_metadata(meta_path)
+    if meta.get("format") == "transformer":
+        return load_transformer(_in_folder(directory, TRANSFORMER_DIR)), meta
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no trained model here; run the train stage first")
-    return load_skops(path), read_json(directory / META_FILE)
+    return load_skops(path), meta

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import logging
 import math
+from numbers import Integral, Real
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +37,7 @@ from mlflow.pyfunc import PythonModel
 
 from grooming_detect import __version__, tracking
 from grooming_detect.data.chatlog import REQUIRED, ChatlogFormatError, read_records
-from grooming_detect.models.persistence import ARTIFACT, load_model
+from grooming_detect.models.persistence import ARTIFACT, load_model, shown
 
 #: The request's columns: the chat-log reader's required ones, then the optional ones that
 #: describe a message (labels and splits have no place in a request).
@@ -45,12 +46,44 @@ OPTIONAL_COLUMNS = ("line", "time", "timestamp")
 OUTPUT_COLUMNS = ("level", "id", "risk", "flagged", "threshold", "model_version")
 #: The most messages one request may hold (a larger batch belongs in grooming-detect-score).
 MAX_REQUEST_ROWS = 100_000
+#: The largest line number a request may give: the canonical tables store lines as int64.
+MAX_LINE = 2**63 - 1
 
 log = logging.getLogger(__name__)
 
 
 def _missing(value: Any) -> bool:
     return value is None or (isinstance(value, float) and math.isnan(value))
+
+
+def _line_number(value: Any, where: str) -> int | str:
+    """A request's ``line`` as the chat-log reader takes it: an integer in [1, `MAX_LINE`],
+    from a number (JSON) or a string of ASCII digits (JSON, or any CSV cell); a blank string
+    stays blank, for the reader to name. Anything else is an error naming `where` and the
+    value; nothing here lets a value through that int() or the int64 table cannot take."""
+    if isinstance(value, str):
+        digits = value.strip()
+        if not digits:
+            return digits
+        # isdigit() alone passes "²", which int() refuses; int() reads "٣" (Arabic-Indic 3).
+        number = (
+            int(digits)
+            if digits.isascii() and digits.isdecimal() and len(digits) <= len(str(MAX_LINE))
+            else None
+        )
+    elif isinstance(value, bool):
+        number = None  # true is not line 1
+    elif isinstance(value, Integral):
+        number = int(value)  # any size: an int of 5,000 digits has no float
+    elif isinstance(value, Real):
+        number = int(float(value)) if float(value).is_integer() else None  # not nan, not inf
+    else:
+        raise ChatlogFormatError(
+            f"{where}: line={shown(value)} is a {type(value).__name__}; expected a 1-based integer"
+        )
+    if number is None or not 1 <= number <= MAX_LINE:
+        raise ChatlogFormatError(f"{where}: line={shown(value)}; expected a 1-based integer")
+    return number
 
 
 def model_version(meta: dict[str, Any]) -> str:
@@ -88,7 +121,7 @@ def request_messages(frame: pd.DataFrame, source: str = "request") -> pd.DataFra
             row = wrong.index(True) + 1
             value = frame[column].iloc[row - 1]
             raise ChatlogFormatError(
-                f"{source}:{row}: {column}={value!r:.60} is a {type(value).__name__}; "
+                f"{source}:{row}: {column}={shown(value)} is a {type(value).__name__}; "
                 "expected a string"
             )
     keep = [c for c in (*REQUIRED_COLUMNS, *OPTIONAL_COLUMNS) if c in frame.columns]
@@ -97,12 +130,8 @@ def request_messages(frame: pd.DataFrame, source: str = "request") -> pd.DataFra
         for record in frame[keep].astype(object).to_dict("records")
     ]
     for row, record in enumerate(records, start=1):
-        line = record.get("line")
-        if line is None or isinstance(line, str):
-            continue  # the reader names a missing or non-numeric line
-        if isinstance(line, bool) or not float(line).is_integer():
-            raise ChatlogFormatError(f"{source}:{row}: line={line!r}; expected a 1-based integer")
-        record["line"] = int(line)
+        if record.get("line") is not None:
+            record["line"] = _line_number(record["line"], f"{source}:{row}")
     messages, _, _ = read_records(enumerate(records, start=1), source, require_labels=False)
     return messages
 
@@ -169,7 +198,9 @@ def signature() -> Any:
             ColSpec("string", "author"),
             ColSpec("string", "text"),
             # Any type: a typed column would let MLflow cast 1.5 or true to 1 (long) or refuse
-            # integers (double) before our check names the row.
+            # integers (double, and string: an int64 column passed to predict in process). The
+            # price: MLflow's server reads text/csv only when every column has a pandas type,
+            # so it answers every CSV request 400 (tests/test_serving.py records it).
             ColSpec(AnyType(), "line", required=False),
             ColSpec("string", "time", required=False),
             ColSpec("string", "timestamp", required=False),
