@@ -12,7 +12,7 @@ from conftest import FIXTURES, ComposeFn, recomputed_measures
 from grooming_detect import pipeline
 from grooming_detect.data import chatlog
 from grooming_detect.data.chatlog import ChatlogFormatError
-from grooming_detect.stage import latest_dir
+from grooming_detect.stage import dataset_dir, latest_dir
 
 CSV = FIXTURES / "chatlog" / "author_labels.csv"
 JSONL = FIXTURES / "chatlog" / "conversation_labels.jsonl"
@@ -118,7 +118,7 @@ def conversation_labelled_log(compose_cfg: ComposeFn, tmp_path: Path) -> Path:
     """A JSONL chat log with conversation labels only, made from the tiny synthetic corpus."""
     cfg = compose_cfg("scale=tiny", "stages=[data]")
     pipeline.run(cfg)
-    processed = Path(cfg.paths.processed) / "synthetic-tiny"
+    processed = dataset_dir(cfg)
     messages = pd.read_parquet(processed / "messages.parquet")
     labels = pd.read_parquet(processed / "conversations.parquet").set_index("conversation_id")
     records = messages.assign(

@@ -295,9 +295,10 @@ def test_split_settings_are_checked_at_start(compose_cfg, override: str, expecte
     "data", [("data=synthetic",), ("data=pan12", "data.root=/x"), ("data=chatlog", "data.path=/x")]
 )
 def test_split_keys_are_in_every_data_config_and_key_the_cache(compose_cfg, data) -> None:
-    from grooming_detect.data.stage import _data_settings, fingerprint, split_settings
+    from grooming_detect.data.stage import fingerprint, split_settings
+    from grooming_detect.stage import data_settings
 
     cfg = compose_cfg(*data)
     assert split_settings(cfg) == SplitSettings(tolerance=0.1, override=None)
     overridden = compose_cfg(*data, "data.split_override=author")
-    assert fingerprint({}, _data_settings(cfg)) != fingerprint({}, _data_settings(overridden))
+    assert fingerprint({}, data_settings(cfg)) != fingerprint({}, data_settings(overridden))

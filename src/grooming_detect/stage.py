@@ -28,7 +28,8 @@ def data_settings(cfg: DictConfig) -> dict:
     """Every setting that shapes a dataset's tables: the ``data`` group and the seed."""
     settings = OmegaConf.to_container(cfg.data, resolve=True)
     assert isinstance(settings, dict)
-    return {**settings, "seed": int(cfg.seed)}
+    # The seed as given (validation reports a seed that is not an integer, naming it).
+    return {**settings, "seed": cfg.seed}
 
 
 #: Pointer file in ``<paths.processed>/<data.name>/`` naming the settings folder last built.

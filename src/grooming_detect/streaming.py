@@ -60,33 +60,31 @@ class Message:
 def stdin_messages(handle: IO[str], name: str = "<stdin>") -> Iterator[Message]:
     """Messages from JSON lines (``conversation_id``, ``author``, ``text``, optional ``line``,
     ``time`` or ``timestamp``), checked one by one; an error names the input line and what was
-    expected. Nothing is kept from one line to the next (a live stream runs for ever)."""
-    for number, raw in enumerate(handle, start=1):
+    expected. Nothing is kept from one line to the next (a live stream runs for ever), and no
+    line is read past the longest a record can be (`chatlog.max_record_chars`)."""
+    limit = chatlog.max_record_chars(chatlog.MAX_MESSAGE_CHARS) or 0
+    number = 0
+    while raw := handle.readline(limit + 2):  # a line of `limit` and its "\r\n"
+        number += 1
+        where = f"{name}:{number}"
+        if len(raw.rstrip("\r\n")) > limit:
+            raise chatlog.ChatlogFormatError(
+                f"{where}: a line of more than {limit:,} characters, longer than any record "
+                f"with a text of at most {chatlog.MAX_MESSAGE_CHARS:,} characters can be; "
+                "expected one JSON record per line"
+            )
         if number == 1:
             raw = raw.removeprefix("\ufeff")  # a byte-order mark before the first record
         if not raw.strip():
             continue
-        where = f"{name}:{number}"
         yield _stdin_message(raw, where)
 
 
 def _stdin_message(raw: str, where: str) -> Message:
-    """One JSON line as a `Message` (see `stdin_messages`)."""
-    try:
-        record = json.loads(raw)
-    except json.JSONDecodeError as error:
-        raise chatlog.ChatlogFormatError(
-            f"{where}: invalid JSON at column {error.colno} ({error.msg})"
-        ) from None
-    except ValueError as error:  # e.g. an integer of more than 4,300 digits
-        raise chatlog.ChatlogFormatError(f"{where}: invalid JSON ({error})") from None
-    if not isinstance(record, dict):
-        raise chatlog.ChatlogFormatError(f"{where}: expected a JSON object per line")
-    missing = [key for key in chatlog.REQUIRED if key not in record]
-    if missing:
-        raise chatlog.ChatlogFormatError(
-            f"{where}: record lacks key(s) {missing}; expected {list(chatlog.REQUIRED)}"
-        )
+    """One JSON line as a `Message` (see `stdin_messages`): the chat-log reader's checks of a
+    JSON line (`chatlog.parse_json_record`, `chatlog.check_fields`), then stricter types."""
+    record = chatlog.parse_json_record(raw, where)
+    chatlog.check_fields(record, where)
     ids = {}
     for key in ("conversation_id", "author"):
         value = record[key]
@@ -94,7 +92,7 @@ def _stdin_message(raw: str, where: str) -> Message:
             raise chatlog.ChatlogFormatError(
                 f"{where}: {key} {value!r:.80}; expected a non-empty string"
             )
-        ids[key] = _utf8(str(value).strip(), where, key)
+        ids[key] = str(value).strip()
     text = record["text"]
     if text is not None and not isinstance(text, str):
         raise chatlog.ChatlogFormatError(f"{where}: text {text!r:.80}; expected a string")
@@ -103,36 +101,22 @@ def _stdin_message(raw: str, where: str) -> Message:
             f"{where}: text of {len(text):,} characters; at most "
             f"{chatlog.MAX_MESSAGE_CHARS:,} are read"
         )
-    line = record.get("line")
-    if line in (None, ""):
-        line = None
-    elif (
-        isinstance(line, bool)
-        or not str(line).strip().isdecimal()
-        or not str(line).strip().isascii()
-        or len(str(line).strip()) > 12
-        or int(line) < 1
-    ):
-        raise chatlog.ChatlogFormatError(f"{where}: line={line!r:.40}; expected a 1-based integer")
+    raw_line = record.get("line")
+    line = None
+    if raw_line not in (None, ""):
+        line = None if isinstance(raw_line, bool) else chatlog.line_number(str(raw_line).strip())
+        if line is None:
+            raise chatlog.ChatlogFormatError(
+                f"{where}: line={raw_line!r:.40}; expected a 1-based integer"
+            )
     return Message(
         ids["conversation_id"],
-        None if line is None else int(line),
+        line,
         ids["author"],
-        _utf8(text or "", where, "text"),
+        text or "",
         chatlog.time_of(record, where),
         where,
     )
-
-
-def _utf8(value: str, where: str, key: str) -> str:
-    """`value`, refused when it cannot be written as UTF-8 (invalid bytes, lone surrogates)."""
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        raise chatlog.ChatlogFormatError(
-            f"{where}: {key} is not valid UTF-8 (invalid bytes or an unpaired surrogate)"
-        ) from None
-    return value
 
 
 def file_messages(path: Path) -> Iterator[Message]:
@@ -278,9 +262,18 @@ class RiskStream:
     def run(self, messages: Iterable[Message], batch: int) -> Iterator[dict[str, Any]]:
         """One output record per message, in input order; `batch` messages are read before
         the window method scores their windows together (1: each message at once). The
-        records do not depend on `batch`."""
+        records do not depend on `batch`, nor does what is written before a bad input line:
+        the messages read before it are scored and written, then the error is raised."""
         pending: list[Message] = []
-        for message in messages:
+        source = iter(messages)
+        while True:
+            try:
+                message = next(source)
+            except StopIteration:
+                break
+            except ValueError:
+                yield from self._score(pending)
+                raise
             pending.append(message)
             if len(pending) >= max(1, batch):
                 yield from self._score(pending)

@@ -156,9 +156,10 @@ def _check_data(cfg: DictConfig) -> None:
             continue
         path = Path(str(value)).expanduser()
         if path.exists() and not (path.is_dir() if kind == "directory" else path.is_file()):
+            what = "regular file" if kind == "file" else kind
             raise ConfigError(
-                f"data.{key}: {path} is not a {'regular file' if kind == 'file' else kind}; "
-                f"expected a {kind} (a device or a pipe cannot be read as one)"
+                f"data.{key}: {path} is not a {what}; expected a {kind}"
+                + (" (a device or a pipe cannot be read as one)" if kind == "file" else "")
             )
     for key in ("validation_fraction", "test_fraction"):
         if key in cfg.data and not 0.0 < float(cfg.data[key]) < 1.0:

@@ -12,13 +12,16 @@ One record per message. Columns (JSONL keys):
   conversation). Label values: ``1/0``, ``true/false``, ``yes/no`` (any case), JSON booleans.
 
 Every problem is an error naming the file, the row (the line number in the file) and what was
-expected. Nothing is dropped: empty texts are kept as ``""`` and counted in the report.
+expected. Nothing is dropped: empty texts are kept as ``""`` and counted in the report. CSV
+quoting is strict (a quote that opens a field closes it, a ``"`` inside a field is written
+``""``), so that a quote left open cannot merge the rest of the file into one message.
 """
 
 from __future__ import annotations
 
 import csv
 import io
+import itertools
 import json
 import logging
 import re
@@ -30,7 +33,12 @@ from typing import Any
 
 import pandas as pd
 
-from grooming_detect.data.pan12 import CorpusFormatError, read_id_list
+from grooming_detect.data.pan12 import (
+    CorpusFormatError,
+    line_number,
+    read_id_list,
+    shown,
+)
 from grooming_detect.data.schema import SPLITS, Tables, build_tables
 from grooming_detect.data.splits import (
     SplitSettings,
@@ -81,54 +89,260 @@ def _decode(path: Path) -> str:
 
 #: Default longest message text, in characters (``data.max_message_chars``).
 MAX_MESSAGE_CHARS = 65_536
+#: Longest first line of a CSV file, in characters: a header is column names, so a longer first
+#: line means another kind of file (binary data, a file without line breaks).
+MAX_HEADER_CHARS = 1 << 20
+#: JSON characters one text character can take at most (``"\ud83d\ude00"`` is 12 for one).
+JSON_CHARS_PER_CHARACTER = 12
+#: Room in a JSON line for a record's fields besides its text.
+RECORD_OVERHEAD_CHARS = 1 << 20
+#: The fields a record may have, and what each is expected to hold (for the errors).
+EXPECTED = {
+    "conversation_id": "a string or an integer",
+    "author": "a string or an integer",
+    "text": "a string",
+    "line": "a 1-based integer",
+    "time": "HH:MM",
+    "timestamp": "an ISO 8601 date-time",
+    "split": f"one of {list(SPLITS)}",
+    "is_predator": "a label (1/0, true/false or yes/no)",
+    "conversation_label": "a label (1/0, true/false or yes/no)",
+}
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
-def _records(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
-    """(line number, record) pairs of a CSV or JSONL file."""
+def max_record_chars(max_message_chars: int | None) -> int | None:
+    """Longest JSON line a record whose text is within `max_message_chars` can be (None: no
+    bound); a longer line is refused before it is parsed."""
+    if max_message_chars is None:
+        return None
+    return JSON_CHARS_PER_CHARACTER * max_message_chars + RECORD_OVERHEAD_CHARS
+
+
+class _LongNumber(str):
+    """The digits of a JSON integer longer than int() converts, kept so that the error can name
+    its field (`check_fields`)."""
+
+
+def _json_int(digits: str) -> int | _LongNumber:
+    try:
+        return int(digits)
+    except ValueError:  # more than sys.get_int_max_str_digits() digits
+        return _LongNumber(digits)
+
+
+_JSON = json.JSONDecoder(parse_int=_json_int)
+
+
+def parse_json_record(raw: str, where: str) -> dict[str, Any]:
+    """One JSON line as a record holding the required keys, or an error naming `where`
+    (``file:line``): invalid JSON, nesting deeper than the interpreter parses, not an object,
+    a required key missing. The values are checked by `check_fields`."""
+    try:
+        record = _JSON.decode(raw)
+    except json.JSONDecodeError as error:
+        raise ChatlogFormatError(
+            f"{where}: invalid JSON at column {error.colno} ({error.msg})"
+        ) from None
+    except RecursionError:
+        raise ChatlogFormatError(
+            f"{where}: JSON nested too deeply to read; expected one flat JSON object per line"
+        ) from None
+    if not isinstance(record, dict):
+        raise ChatlogFormatError(f"{where}: expected a JSON object per line")
+    missing = [c for c in REQUIRED if c not in record]
+    if missing:
+        raise ChatlogFormatError(
+            f"{where}: record lacks key(s) {missing}; expected {list(REQUIRED)}"
+        )
+    return record
+
+
+def check_fields(record: dict[str, Any], where: str) -> None:
+    """Refuse a documented field (`EXPECTED`) holding what no check after this one can read:
+    a JSON array or object, an integer of more digits than int() converts, or a string that
+    cannot be written as UTF-8 (a lone surrogate, from a JSON escape such as ``"\\ud800"``)."""
+    for key, value in record.items():
+        if type(value) is str:  # the usual case first
+            if not _SURROGATE.search(value) or key not in EXPECTED:
+                continue
+            raise ChatlogFormatError(
+                f"{where}: {key} is not valid UTF-8 (invalid bytes, or an unpaired surrogate "
+                "such as the JSON escape \\ud800); expected text that can be written as UTF-8"
+            )
+        if not isinstance(value, _LongNumber | dict | list) or key not in EXPECTED:
+            continue
+        if isinstance(value, _LongNumber):
+            what = f"a JSON number of {len(value):,} digits"
+        else:
+            what = f"a JSON {'object' if isinstance(value, dict) else 'array'}"
+        raise ChatlogFormatError(f"{where}: {key} is {what}; expected {EXPECTED[key]}")
+
+
+def _records(path: Path, max_line_chars: int | None = None) -> Iterator[tuple[int, dict[str, Any]]]:
+    """(line number, record) pairs of a CSV or JSONL file; a JSONL line longer than
+    `max_line_chars` is refused before it is parsed."""
     text = _decode(path)
     suffix = path.suffix.lower()
     if suffix == ".csv":
-        # The csv module's own 128 KB cell limit fails with no file or row named: lift it, and
-        # check message lengths against data.max_message_chars instead (read_chatlog).
-        csv.field_size_limit(max(csv.field_size_limit(), len(text) + 1))
-        reader = csv.DictReader(io.StringIO(text, newline=""))
-        missing = [c for c in REQUIRED if c not in (reader.fieldnames or [])]
-        if missing:
-            raise ChatlogFormatError(
-                f"{path}:1: header lacks column(s) {missing}; expected at least {list(REQUIRED)}"
-            )
-        start = 2
-        for record in reader:
-            if None in record:
-                raise ChatlogFormatError(
-                    f"{path}:{start}: {len(reader.fieldnames or []) + len(record[None])} fields "
-                    f"where the header has {len(reader.fieldnames or [])}"
-                )
-            yield start, record
-            start = reader.line_num + 1
+        yield from _csv_records(path, text)
     elif suffix in (".jsonl", ".ndjson"):
-        # Records end at "\n" only: str.splitlines would also cut at U+2028, U+2029 and U+0085,
-        # which JSON writers leave raw inside strings (a valid record read as broken JSON).
-        for number, line in enumerate(text.split("\n"), start=1):
-            line = line.removesuffix("\r")
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as error:
-                raise ChatlogFormatError(
-                    f"{path}:{number}: invalid JSON at column {error.colno} ({error.msg})"
-                ) from None
-            if not isinstance(record, dict):
-                raise ChatlogFormatError(f"{path}:{number}: expected a JSON object per line")
-            missing = [c for c in REQUIRED if c not in record]
-            if missing:
-                raise ChatlogFormatError(
-                    f"{path}:{number}: record lacks key(s) {missing}; expected {list(REQUIRED)}"
-                )
-            yield number, record
+        yield from _checked(_jsonl_records(path, text, max_line_chars), path)
     else:
         raise ChatlogFormatError(f"{path}: unknown chat-log format {suffix!r}; use .csv or .jsonl")
+
+
+def _jsonl_records(
+    path: Path, text: str, max_line_chars: int | None
+) -> Iterator[tuple[int, dict[str, Any]]]:
+    """`_records` of a JSONL file, before `check_fields`."""
+    # Records end at "\n" only: str.splitlines would also cut at U+2028, U+2029 and U+0085,
+    # which JSON writers leave raw inside strings (a valid record read as broken JSON).
+    for number, line in enumerate(text.split("\n"), start=1):
+        line = line.removesuffix("\r")
+        if not line.strip():
+            continue
+        where = f"{path}:{number}"
+        if max_line_chars is not None and len(line) > max_line_chars:
+            raise ChatlogFormatError(
+                f"{where}: a line of {len(line):,} characters, longer than any record with "
+                f"a text within data.max_message_chars can be ({max_line_chars:,}); "
+                "expected one JSON record per line"
+            )
+        yield number, parse_json_record(line, where)
+
+
+def _csv_records(path: Path, text: str) -> Iterator[tuple[int, dict[str, Any]]]:
+    """`_records` of a CSV file: the header names each column once, every row has its fields,
+    and every quote that opens a field closes it (`csv` strict mode)."""
+    if len(text) > MAX_HEADER_CHARS and not _LINE_BREAK.search(text, 0, MAX_HEADER_CHARS + 1):
+        raise ChatlogFormatError(
+            f"{path}:1: no line break in the first {MAX_HEADER_CHARS:,} characters; expected a "
+            "header line of column names"
+        )
+    # The csv module's own 128 KB cell limit fails with no file or row named: lift it, and
+    # check message lengths against data.max_message_chars instead (read_chatlog).
+    csv.field_size_limit(max(csv.field_size_limit(), len(text) + 1))
+    reader = csv.reader(io.StringIO(text, newline=""), strict=True)
+    start = 1
+    try:
+        header = next(reader, [])
+        _check_header(path, header)
+        start = reader.line_num + 1
+        for row in reader:
+            if not row:  # a blank line, as csv.DictReader skips it
+                start = reader.line_num + 1
+                continue
+            if len(row) != len(header):
+                raise ChatlogFormatError(
+                    f"{path}:{start}: {len(row)} field{'s' * (len(row) != 1)} where the header "
+                    f"has {len(header)}"
+                )
+            if reader.line_num > start:  # only a record over several lines can hold others
+                _refuse_swallowed_records(path, start, header, row)
+            yield start, dict(zip(header, row, strict=False))  # of equal lengths
+            start = reader.line_num + 1
+    except csv.Error as error:
+        raise _csv_error(path, text, start, reader.line_num, error) from None
+
+
+def _check_header(path: Path, header: list[str]) -> None:
+    """Refuse a header without the required columns, or naming a column twice."""
+    missing = [c for c in REQUIRED if c not in header]
+    if missing:
+        raise ChatlogFormatError(
+            f"{path}:1: header lacks column(s) {missing}; expected at least {list(REQUIRED)}"
+        )
+    seen: dict[str, int] = {}
+    for position, name in enumerate(header, start=1):
+        if name in seen:
+            raise ChatlogFormatError(
+                f"{path}:1: column {name!r} appears twice in the header (columns {seen[name]} "
+                f"and {position}); expected each column once"
+            )
+        seen[name] = position
+
+
+#: Embedded lines a quoted cell must hold, each like a complete record, to be refused as the
+#: rest of the file swallowed by a quote left open (`_refuse_swallowed_records`).
+SWALLOWED_LINES = 2
+_LINE_BREAK = re.compile(r"\r\n|\r|\n")
+_ID_LIKE = re.compile(r"\S+")
+
+
+def _refuse_swallowed_records(path: Path, start: int, header: list[str], row: list[str]) -> None:
+    """Refuse a cell whose inner lines each look like a record of the file: the quote that
+    opened it was left open, and the quote that closed it is another row's.
+
+    A line looks like a record when it has the header's number of fields (as many commas as the
+    header, less one) and an id-like (non-empty, no spaces) ``conversation_id`` and ``author``;
+    the first line (the cell's own start) and the last (the row the closing quote came from)
+    are not counted. A real multi-line message rarely has two such lines in a row."""
+    ids = [header.index("conversation_id"), header.index("author")]
+    commas = len(header) - 1
+    for column, cell in zip(header, row, strict=True):
+        if "\n" not in cell and "\r" not in cell:
+            continue
+        inner = [line for line in _LINE_BREAK.split(cell)[1:-1] if line]
+        if len(inner) < SWALLOWED_LINES:
+            continue
+        for line in inner:
+            fields = line.split(",")
+            if len(fields) - 1 != commas or not all(_ID_LIKE.fullmatch(fields[i]) for i in ids):
+                break
+        else:
+            raise ChatlogFormatError(
+                f"{path}:{start}: the quoted {column} cell of this row runs over "
+                f"{len(inner) + 2} lines, {len(inner)} of them shaped like records of this file "
+                f"({len(header)} fields); a quote left open? expected a closing '\"' at the end "
+                "of the cell (a '\"' inside a cell is written '\"\"')"
+            )
+
+
+def _csv_error(
+    path: Path, text: str, start: int, line: int, error: csv.Error
+) -> ChatlogFormatError:
+    """The error for what the csv module refused in the record starting at line `start`, its
+    reader at line `line`."""
+    if str(error) == "unexpected end of data":
+        opened = _unclosed_quote_line(text, start)
+        return ChatlogFormatError(
+            f"{path}:{opened}: a quoted field opened here is never closed (it runs to the end "
+            f"of the file, line {line:,}); expected a closing '\"' (a '\"' inside a field is "
+            "written '\"\"')"
+        )
+    record = f" (in the record that starts at line {start})" if start != line else ""
+    return ChatlogFormatError(
+        f"{path}:{line}: malformed CSV{record}: {error}; expected a quoted field to end with "
+        "'\"' then ',' or the end of the line (a '\"' inside a field is written '\"\"')"
+    )
+
+
+_CSV_MARK = re.compile(r'[,"\r\n]')
+
+
+def _unclosed_quote_line(text: str, start: int) -> int:
+    """The line of the quote that opens the field left open at the end of `text`, in the
+    record that starts at line `start` (the csv module says only that the data ended)."""
+    offset = 0
+    if start > 1:
+        breaks = itertools.islice(_LINE_BREAK.finditer(text), start - 2, None)
+        offset = next(breaks).end()
+    opened = offset
+    position, at_field_start = offset, True
+    while (mark := _CSV_MARK.search(text, position)) is not None:
+        if mark.group() == '"' and at_field_start and mark.start() == position:
+            opened = mark.start()
+            close = text.find('"', opened + 1)
+            while close >= 0 and text.startswith('""', close):
+                close = text.find('"', close + 2)
+            if close < 0:
+                break
+            position, at_field_start = close + 1, False
+            continue
+        at_field_start = mark.group() != '"'
+        position = mark.end()
+    return start + len(_LINE_BREAK.findall(text, offset, opened))
 
 
 def _label(value: Any, where: str, column: str) -> bool:
@@ -186,9 +400,11 @@ def read_chatlog(
     """
     source = Path(path)
     if not source.is_file():
-        raise FileNotFoundError(f"{source}: chat-log file not found")
-    return read_records(
-        _records(source),
+        what = "is not a regular file" if source.exists() else "not found"
+        raise FileNotFoundError(f"{source}: chat-log file {what}")
+    line_limit = max_record_chars(max_message_chars) if long_messages != "truncate" else None
+    return _read(
+        _records(source, line_limit),
         source,
         predator_ids_path,
         require_labels,
@@ -208,6 +424,45 @@ def read_records(
     """`read_chatlog` on records already read: ``(number, record)`` pairs from `source` (a file,
     or a name such as ``request`` for a served model's input). Every check, message and default
     is the file reader's, so a served model reads its rows exactly as a file would be read."""
+    return _read(
+        _checked(records, source),
+        source,
+        predator_ids_path,
+        require_labels,
+        max_message_chars,
+        long_messages,
+    )
+
+
+def _checked(
+    records: Iterable[tuple[int, dict[str, Any]]], source: str | Path
+) -> Iterator[tuple[int, dict[str, Any]]]:
+    """`records`, each refused where `check_fields` refuses it or where a column name is not
+    valid UTF-8 (CSV records, all strings from a strictly decoded file, need neither)."""
+    names: set[str] = set()
+    for number, record in records:
+        where = f"{source}:{number}"
+        check_fields(record, where)
+        if not names.issuperset(record):
+            for name in record.keys() - names:
+                if isinstance(name, str) and _SURROGATE.search(name):
+                    raise ChatlogFormatError(
+                        f"{where}: a column name {name!r} is not valid UTF-8 (an unpaired "
+                        "surrogate); expected names that can be written as UTF-8"
+                    )
+            names.update(record)
+        yield number, record
+
+
+def _read(
+    records: Iterable[tuple[int, dict[str, Any]]],
+    source: str | Path,
+    predator_ids_path: str | Path | None,
+    require_labels: bool,
+    max_message_chars: int | None,
+    long_messages: str,
+) -> tuple[pd.DataFrame, dict[str, bool] | set[str], ChatlogReport]:
+    """`read_records` on records already checked by `check_fields` (or from a CSV file)."""
     name = source.name if isinstance(source, Path) else str(source)
     checker = _RecordChecker(source, max_message_chars, long_messages)
     for number, record in track(records, f"reading {name}", unit="rows"):
@@ -289,10 +544,12 @@ class _RecordChecker:
         """The message's line: the record's own (a 1-based integer), or the next in file order
         within its conversation when the file has no ``line`` column; never one seen before."""
         if self.has_line:
-            raw = str(record.get("line") or "").strip()
-            if not raw.isdigit() or int(raw) < 1:
-                raise ChatlogFormatError(f"{where}: line={raw!r}; expected a 1-based integer")
-            line = int(raw)
+            value = record.get("line")
+            raw = "" if value is None else str(value).strip()
+            given = line_number(raw)
+            if given is None:
+                raise ChatlogFormatError(f"{where}: line={shown(raw)}; expected a 1-based integer")
+            line = given
         else:
             line = self.next_line.get(conversation_id, 0) + 1
             self.next_line[conversation_id] = line
@@ -403,7 +660,18 @@ class _RecordChecker:
             return {k: v for k, (v, _) in self.conversation_labels.items()}
         if predator_ids_path is not None:
             predators = set(read_id_list(predator_ids_path))
-            self.report.predator_ids_not_in_data = sorted(predators - set(messages["author"]))
+            absent = sorted(predators - set(messages["author"]))
+            self.report.predator_ids_not_in_data = absent
+            if absent:
+                log.warning(
+                    "%s: %d of its %d predator id(s) never speak in %s (e.g. %s; all are listed "
+                    "in the manifest as predator_ids_not_in_data); a wrong id list?",
+                    predator_ids_path,
+                    len(absent),
+                    len(predators),
+                    self.source,
+                    ", ".join(absent[:5]),
+                )
             return predators
         return {author for author, (label, _) in self.author_labels.items() if label}
 
@@ -541,13 +809,17 @@ def label_level_of(path: str | Path | None, predator_ids: str | Path | None = No
         return None
     source = Path(str(path)).expanduser()
     try:
+        if not source.is_file():  # a FIFO or a device (/dev/zero) could be read for ever
+            return None
         with open(source, encoding="utf-8-sig", newline="") as handle:
+            # Lines of bounded length: a file without line breaks is not read whole here.
+            lines = iter(lambda: handle.readline(MAX_HEADER_CHARS), "")
             if source.suffix.lower() in (".jsonl", ".ndjson"):
-                first = next((line for line in handle if line.strip()), "")
+                first = next((line for line in lines if line.strip()), "")
                 keys = set(json.loads(first)) if first else set()
             else:
-                keys = set(next(csv.reader(handle), []))  # as csv.DictReader names them
-    except (OSError, UnicodeDecodeError, ValueError, TypeError):
+                keys = set(next(csv.reader(lines), []))  # as the reader names them
+    except (OSError, UnicodeDecodeError, ValueError, TypeError, RecursionError, csv.Error):
         return None
     kinds = [predator_ids is not None, "is_predator" in keys, "conversation_label" in keys]
     if sum(kinds) != 1:

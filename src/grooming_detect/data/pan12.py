@@ -70,6 +70,25 @@ OFFICIAL_LOCATIONS: dict[str, tuple[str, ...]] = {
 }
 
 _TIME_PATTERN = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
+#: The largest line number: the canonical tables store lines as int64.
+MAX_LINE = 2**63 - 1
+
+
+def line_number(raw: str | None) -> int | None:
+    """`raw` as a line number in [1, `MAX_LINE`], or None: ASCII digits only (``isdigit``
+    would pass ``"\u00b2"``, which int() refuses, and int() would read ``"\u0663"``, an
+    Arabic-Indic digit), never more than `MAX_LINE` has (int() of thousands of digits fails)."""
+    if raw is None or len(raw) > len(str(MAX_LINE)) or not (raw.isascii() and raw.isdecimal()):
+        return None
+    line = int(raw)
+    return line if 1 <= line <= MAX_LINE else None
+
+
+def shown(raw: str | None, limit: int = 40) -> str:
+    """`raw` for an error message: its repr, cut after `limit` characters."""
+    if raw is None or len(raw) <= limit:
+        return repr(raw)
+    return f"{raw[:limit]!r}... ({len(raw):,} characters)"
 
 
 class CorpusFormatError(ValueError):
@@ -246,6 +265,7 @@ def iter_message_batches(
         )
     batch_conversations = batch_conversations or None
     source = Path(path)
+    _require_regular_file(source)
     yielded = 0
     try:
         with open(source, "rb") as handle, _byte_progress(source, show_progress) as bar:
@@ -404,11 +424,11 @@ class _MessageReader:
                 f"{self.source}:{element.sourceline}: <message> outside a <conversation>"
             )
         raw_line = element.get("line")
-        line = int(raw_line) if raw_line is not None and raw_line.isdigit() else 0
-        if line < 1:
+        line = line_number(raw_line)
+        if line is None:
             raise self._error(
                 element,
-                f"<message line={raw_line!r}> in conversation {conversation_id}: "
+                f"<message line={shown(raw_line)}> in conversation {conversation_id}: "
                 "expected a 1-based integer line attribute",
             )
         if line in self.lines:
@@ -449,7 +469,15 @@ class _MessageReader:
         return CorpusFormatError(f"{self.source}:{element.sourceline}: {what}")
 
 
+def _require_regular_file(path: Path) -> None:
+    """Refuse a path that is not a regular file (a FIFO, or a device such as /dev/zero, would
+    be read without end)."""
+    if path.exists() and not path.is_file():
+        raise CorpusFormatError(f"{path}: not a regular file; expected a file")
+
+
 def _read_lines(path: Path) -> list[str]:
+    _require_regular_file(path)
     try:
         content = path.read_bytes().decode("utf-8-sig")
     except UnicodeDecodeError as error:
@@ -492,12 +520,13 @@ def read_line_truth(path: str | Path) -> list[tuple[str, int]]:
         if not raw.strip():
             continue
         fields = raw.split()
-        if len(fields) != 2 or not fields[1].isdigit() or int(fields[1]) < 1:
+        line = line_number(fields[1]) if len(fields) == 2 else None
+        if line is None:
             raise CorpusFormatError(
-                f"{source}:{number}: {raw!r}: "
+                f"{source}:{number}: {shown(raw, 80)}: "
                 "expected 'conversation_id<TAB>line' with a 1-based line"
             )
-        pair = (fields[0], int(fields[1]))
+        pair = (fields[0], line)
         if pair in seen:
             log.warning("%s:%d: pair %s listed twice; counted once", source, number, pair)
             continue
