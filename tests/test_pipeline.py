@@ -210,8 +210,12 @@ def test_data_is_cached_and_stages_run_alone(compose_cfg: ComposeFn) -> None:
     again = pipeline.run(compose_cfg("scale=tiny", "stages=[data,evaluate]"))
     assert manifest.stat().st_mtime_ns == first, "unchanged inputs reuse the tables"
     assert "test/author/f0_5" in again.stages["evaluate"].metrics
-    pipeline.run(compose_cfg("scale=tiny", "data.validation_fraction=0.3", "stages=[data]"))
-    assert manifest.stat().st_mtime_ns != first, "a changed config rebuilds the tables"
+    changed = compose_cfg("scale=tiny", "data.validation_fraction=0.3", "stages=[data]")
+    pipeline.run(changed)
+    # A changed config builds its own tables and leaves the others' alone.
+    assert (dataset_dir(changed) / "manifest.json").is_file()
+    assert dataset_dir(changed) != dataset_dir(cfg)
+    assert manifest.stat().st_mtime_ns == first, "another config's tables are never rewritten"
 
 
 def test_no_message_text_unless_asked(compose_cfg: ComposeFn) -> None:
