@@ -216,3 +216,13 @@ def pretend_official(monkeypatch: pytest.MonkeyPatch, root: Path) -> None:
             "test": {"conversations": 2, "messages": 5, "authors": 4, "predators": 1},
         },
     )
+
+
+def stage_run(client: MlflowClient, result, stage: str):
+    """The child run of `stage` under the pipeline run of `result` (a `PipelineResult`)."""
+    return next(
+        r
+        for r in client.search_runs([result.experiment_id])
+        if r.data.tags.get("stage") == stage
+        and r.data.tags.get("mlflow.parentRunId") == result.run_id
+    )

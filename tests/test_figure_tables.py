@@ -14,8 +14,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from sklearn.metrics import average_precision_score, confusion_matrix, roc_auc_score
+from sklearn.metrics import auc, average_precision_score, confusion_matrix, roc_auc_score
 
+from conftest import stage_run
 from grooming_detect.evaluation import plots
 from grooming_detect.evaluation.calibration import expected_calibration_error
 
@@ -91,8 +92,8 @@ def test_curve_tables_recompute_average_precision_and_roc_auc() -> None:
         assert area == pytest.approx(average_precision_score(table["label"], table["score"]))
         assert curve["positive_rate"].iloc[0] == pytest.approx(table["label"].mean())
         part = roc[roc["split"] == split]
-        auc = np.trapezoid(part["true_positive_rate"], part["false_positive_rate"])
-        assert auc == pytest.approx(roc_auc_score(table["label"], table["score"]))
+        area = auc(part["false_positive_rate"], part["true_positive_rate"])
+        assert area == pytest.approx(roc_auc_score(table["label"], table["score"]))
 
 
 def test_each_figure_is_saved_with_its_table(tmp_path: Path) -> None:
@@ -161,16 +162,9 @@ def test_pipeline_figures_are_drawn_from_the_score_table(default_run) -> None:
         area = (np.diff(curve["recall"], prepend=0.0) * curve["precision"]).sum()
         assert area == pytest.approx(metrics[f"{split}/author/pr_auc"], abs=1e-9)
         part = roc[roc["split"] == split]
-        auc = np.trapezoid(part["true_positive_rate"], part["false_positive_rate"])
-        assert auc == pytest.approx(metrics[f"{split}/author/roc_auc"], abs=1e-9)
-    evaluate_run = client.get_run(
-        next(
-            r.info.run_id
-            for r in client.search_runs([result.experiment_id])
-            if r.data.tags.get("stage") == "evaluate"
-            and r.data.tags.get("mlflow.parentRunId") == result.run_id
-        )
-    )
+        area = auc(part["false_positive_rate"], part["true_positive_rate"])
+        assert area == pytest.approx(metrics[f"{split}/author/roc_auc"], abs=1e-9)
+    evaluate_run = stage_run(client, result, "evaluate")
     logged = {a.path for a in client.list_artifacts(evaluate_run.info.run_id, "evaluation")}
     for name in ("test-confusion", "test-reliability", "test-score-histogram", "pr_curve_author"):
         assert {f"evaluation/{name}.png", f"evaluation/{name}.csv"} <= logged, name

@@ -290,3 +290,25 @@ def test_a_live_run_is_never_marked_killed(tmp_path: Path) -> None:
         assert tracking.mark_abandoned_runs(experiment) == []
         assert mlflow.get_run(run_id).info.status == "RUNNING"
         assert mlflow.get_run(other.info.run_id).info.status == "RUNNING"
+
+
+def test_a_model_is_never_scored_on_views_of_other_feature_settings(tmp_path: Path) -> None:
+    from grooming_detect.stage import InputMismatchError, check_same_features
+
+    meta = {"features_fingerprint": "a" * 64}
+    check_same_features(meta, {"fingerprint": "a" * 64}, tmp_path, "evaluate")
+    check_same_features({}, {"fingerprint": "b" * 64}, tmp_path, "evaluate")  # older models
+    with pytest.raises(InputMismatchError, match="trained on feature views aaaaaaaaaaaa"):
+        check_same_features(meta, {"fingerprint": "b" * 64}, tmp_path, "evaluate")
+
+
+@pytest.mark.slow
+def test_views_rebuilt_with_other_feature_settings_are_refused(tmp_path: Path) -> None:
+    trained = _grooming_detect(tmp_path, "stages=[data,features,train]")
+    assert trained.wait() == 0, trained.stdout.read()
+    rebuilt = _grooming_detect(tmp_path, "stages=[features]", "features.message_separator=' | '")
+    assert rebuilt.wait() == 0, rebuilt.stdout.read()
+    evaluated = _grooming_detect(tmp_path, "stages=[evaluate]")
+    out, _ = evaluated.communicate(timeout=600)
+    assert evaluated.returncode == 2, out
+    assert "trained on feature views" in out and "Traceback" not in out

@@ -127,6 +127,10 @@ def test_card_is_logged_and_links_resolve(default_run, card: str, tmp_path: Path
         for (data, _), (_, link) in zip(embedded, links, strict=True):
             assert base64.b64decode(data) == (report_dir / link).read_bytes(), link
         assert "<script" not in page and 'src="figures/' not in page, name
+    # Every relative link of the card (the ethics card too) works in the moved folder.
+    for link in re.findall(r"\]\(([^)#:]+)\)", card):
+        assert (moved / link).is_file(), link
+    assert "](ETHICS.md)" in card or "](ETHICS.md)" in card.replace("`", "")
 
 
 def test_publish_writes_a_card_with_its_figures(compose_cfg: ComposeFn, tmp_path: Path) -> None:

@@ -8,9 +8,8 @@ from pathlib import Path
 import mlflow
 import pandas as pd
 import pytest
-from mlflow import MlflowClient
 
-from conftest import ComposeFn
+from conftest import ComposeFn, stage_run
 from grooming_detect import pipeline
 from grooming_detect.config import STAGES
 from grooming_detect.models.persistence import load_model
@@ -53,18 +52,9 @@ def test_artifacts_land_under_the_project_root(default_run) -> None:
     assert location == Path(cfg.paths.root, "mlartifacts").as_uri()
 
 
-def _stage_run(client: MlflowClient, result, stage: str):
-    return next(
-        r
-        for r in client.search_runs([result.experiment_id])
-        if r.data.tags.get("stage") == stage
-        and r.data.tags.get("mlflow.parentRunId") == result.run_id
-    )
-
-
 def test_default_baseline_is_good_but_not_perfect(default_run) -> None:
     _, result, client = default_run
-    metrics = _stage_run(client, result, "evaluate").data.metrics
+    metrics = stage_run(client, result, "evaluate").data.metrics
     for split in ("test",):  # validation is training data under the default crossfit
         for name in ("precision", "recall", "f1", "f0_5", "pr_auc", "roc_auc"):
             value = metrics[f"{split}/author/{name}"]
@@ -130,7 +120,7 @@ EXPECTED_ARTIFACTS = [
 
 def test_evaluate_run_holds_every_measure_and_artifact(default_run) -> None:
     cfg, result, client = default_run
-    run = _stage_run(client, result, "evaluate")
+    run = stage_run(client, result, "evaluate")
     missing = [key for key in EXPECTED_METRICS if key not in run.data.metrics]
     assert not missing
     root = Path(
@@ -157,7 +147,7 @@ def test_submission_scored_offline_equals_logged_metrics(default_run) -> None:
     from grooming_detect.evaluation.pan_eval import score_problem1, score_problem2
 
     cfg, result, client = default_run
-    metrics = _stage_run(client, result, "evaluate").data.metrics
+    metrics = stage_run(client, result, "evaluate").data.metrics
     corpus = next(Path(cfg.paths.raw, "synthetic").iterdir())
     files = pan12.find_files(corpus)
     evaluation = latest_dir(cfg.paths.run_dir, "evaluation")

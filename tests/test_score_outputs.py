@@ -100,3 +100,23 @@ def test_a_full_disk_leaves_the_previous_pair_of_score_files(
     )
     assert {name: (out / name).read_bytes() for name in before} == before
     assert sorted(p.name for p in out.iterdir()) == sorted(before)
+
+
+def test_a_reader_that_goes_away_stops_the_stream_quietly(model_folder: Path) -> None:
+    """`grooming-detect-score - --stream | head -1`: exit 0 and no error when head leaves."""
+    import subprocess
+
+    scorer = Path(sys.executable).with_name("grooming-detect-score")
+    head = subprocess.run(
+        f"{scorer} - --model {model_folder} --stream 2>{model_folder.parent / 'err.txt'} "
+        f"| head -1; exit ${{PIPESTATUS[0]}}",
+        shell=True,
+        executable="/bin/bash",
+        input=_jsonl(_log(200)),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert head.returncode == 0, (model_folder.parent / "err.txt").read_text()
+    assert len(head.stdout.splitlines()) == 1
+    assert "error" not in (model_folder.parent / "err.txt").read_text()

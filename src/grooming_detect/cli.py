@@ -85,10 +85,13 @@ def main(cfg: DictConfig) -> dict[str, Any]:
     lines.append(f"MLflow run:  {result.run_id}  (experiment {cfg.tracking.experiment_name})")
     if result.report_path is not None:
         lines.append(f"Report:      {result.report_path}")
-    if "train" in result.stages and "report" in result.stages:
-        # Say which model `latest` now names: the folder the README's scoring command reads.
-        latest = Path(str(cfg.paths.run_dir)) / "latest" / "model"
-        lines.append(f"Latest:      {latest} is now this run's model (grooming-detect-score)")
+    latest = Path(str(cfg.paths.run_dir)) / "latest"
+    if "train" in result.stages and latest.resolve().name == result.run_id:
+        # Say which model `latest` now names: the folder the README's scoring command reads
+        # (unless a later run, or a file system without links, left it elsewhere).
+        lines.append(
+            f"Latest:      {latest / 'model'} is now this run's model (grooming-detect-score)"
+        )
     lines.append(f"MLflow UI:   {tracking.ui_command(result.tracking_uri)}")
     if result.runs_view_url:
         lines.append(f"Runs table:  {result.runs_view_url}")

@@ -58,12 +58,24 @@ def write_parquet(path: str | os.PathLike[str], frame: pd.DataFrame) -> Path:
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 
 
+def _is_number(value: str) -> bool:
+    try:
+        float(value)
+    except ValueError:
+        return False
+    return True
+
+
 def spreadsheet_safe(value: object) -> object:
     """A text cell that a spreadsheet would run as a formula, prefixed with ``'`` (OWASP's
-    advice); anything else unchanged."""
-    if isinstance(value, str) and value.startswith(FORMULA_PREFIXES):
-        return "'" + value
-    return value
+    advice); anything else unchanged. A plain signed number (``-1``, a phone number such as
+    ``+447700900123``) is read as a number, never run, so it is kept as it is and still joins
+    back to the input's ids."""
+    if not isinstance(value, str) or not value.startswith(FORMULA_PREFIXES):
+        return value
+    if value[0] in "+-" and _is_number(value):
+        return value
+    return "'" + value
 
 
 def write_csv(

@@ -311,14 +311,15 @@ def _stream_main(args: argparse.Namespace) -> int:
     except (FileNotFoundError, ValueError, TrackingError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    except OSError as error:  # a full disk while writing stream.jsonl
-        print(f"error: --out {args.out}: {error.strerror or error}", file=sys.stderr)
-        return 1
     except BrokenPipeError:
         # The reader went away (`| head`): stop quietly, as other command-line filters do.
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
         return 0
+    except OSError as error:  # a full disk while writing stream.jsonl
+        where = f"--out {args.out}" if args.out is not None else "standard output"
+        print(f"error: {where}: {error.strerror or error}", file=sys.stderr)
+        return 1
     log.info(
         "streamed %d messages (%s scores, threshold %.4f, patience %d): %d warnings raised, "
         "%d conversations closed to stay within --max-open (%d of them reopened)",

@@ -203,3 +203,20 @@ def check_same_data(model_meta: dict, manifest: dict, model_dir: Path, stage: st
             "settings): rerun the data and features stages with the model's settings, or train "
             "again"
         )
+
+
+def check_same_features(
+    model_meta: dict, features_manifest: dict, model_dir: Path, stage: str
+) -> None:
+    """Refuse to score a model on feature views built with other feature settings than it was
+    trained with (a later run with other ``features.*`` settings rewrote them): the columns
+    would mean something else and the numbers would describe nothing."""
+    trained_on = model_meta.get("features_fingerprint")
+    current = features_manifest.get("fingerprint")
+    if trained_on and current and trained_on != current:
+        raise InputMismatchError(
+            f"{stage} stage: the model in {model_dir} was trained on feature views "
+            f"{trained_on[:12]}, but the views now are {current[:12]} (another run rewrote them "
+            "with other feature settings): rerun the features stage with the model's settings, "
+            "or train again"
+        )

@@ -220,7 +220,9 @@ def _log_summary_run(
         for record in records:
             card = _rewrite_card(record, {**summary, "summary_run_id": run_id})
             if card is not None:
-                tracking.log_artifact(card, f"cards/{record['run_id']}")
+                # The card with its HTML twin (figures inside): MLflow shows no relative image.
+                for page in (card, card.with_suffix(".html")):
+                    tracking.log_artifact(page, f"cards/{record['run_id']}")
     return run_id
 
 

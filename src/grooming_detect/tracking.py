@@ -8,6 +8,7 @@ import json
 import logging
 import os
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -74,10 +75,16 @@ def wait_for_server(uri: str, timeout_s: float = CONNECT_TIMEOUT_S) -> None:
         try:
             with urllib.request.urlopen(health, timeout=max(0.5, min(5.0, remaining))):
                 return
-        except urllib.error.HTTPError:
-            return  # a server answered (its health page may be elsewhere or need a login)
+        except urllib.error.HTTPError as error:
+            if error.code not in (502, 503, 504):
+                return  # a server answered (its health page may be elsewhere or need a login)
+            last_error = f"HTTP {error.code} from a gateway: the server behind it is not up"
+        except urllib.error.URLError as error:
+            if isinstance(error.reason, ssl.SSLError):
+                return  # a server answered; MLflow's own TLS settings decide about its certificate
+            last_error = str(error.reason)
         except (OSError, ValueError) as error:
-            last_error = str(getattr(error, "reason", error))
+            last_error = str(error)
         if time.monotonic() + 1.0 > deadline:
             raise TrackingUnreachableError(
                 f"tracking.uri={uri}: no MLflow tracking server answered within {timeout_s:g} s "
@@ -123,10 +130,21 @@ def _process_start(pid: int) -> str | None:
     return stat.rsplit(")", 1)[1].split()[19]
 
 
+def _machine() -> str:
+    """This host, its boot and its pid namespace: containers that share a host name but not
+    their pids (CI runners, docker --uts=host) must never judge each other's runs."""
+    try:
+        boot = Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+        namespace = str(os.stat("/proc/self/ns/pid").st_ino)
+    except OSError:
+        boot = namespace = ""
+    return f"{socket.gethostname()}/{boot}/{namespace}"
+
+
 def _owner_tags() -> dict[str, str]:
     pid = os.getpid()
     return {
-        HOST_TAG: socket.gethostname(),
+        HOST_TAG: _machine(),
         PID_TAG: str(pid),
         STARTED_TAG: _process_start(pid) or "",
     }
@@ -147,7 +165,7 @@ def mark_abandoned_runs(experiment_id: str) -> list[str]:
     host, is gone (killed with -9, or its machine restarted); return their ids. Runs of other
     hosts are left alone: their processes cannot be seen from here."""
     client = mlflow.MlflowClient()
-    host = socket.gethostname()
+    host = _machine()
     marked = []
     for run in client.search_runs(
         [experiment_id], filter_string="attributes.status = 'RUNNING'", max_results=1000
@@ -160,7 +178,8 @@ def mark_abandoned_runs(experiment_id: str) -> list[str]:
         client.set_tag(
             run.info.run_id,
             "killed_reason",
-            f"its process {tags[PID_TAG]} on {host} ended without ending the run (kill -9?)",
+            f"its process {tags[PID_TAG]} on {host.split('/')[0]} ended without ending the run "
+            "(kill -9?)",
         )
         client.set_terminated(run.info.run_id, status="KILLED")
         marked.append(run.info.run_id)

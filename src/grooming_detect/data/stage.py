@@ -243,8 +243,11 @@ def run_data(cfg: DictConfig, ctx: StageContext) -> StageResult:
     time per settings folder (a second run with the same settings waits, then reuses them)."""
     ctx.dataset_dir.mkdir(parents=True, exist_ok=True)
     with open(ctx.dataset_dir / ".lock", "w") as lock:
-        log.debug("waiting for the lock on %s", ctx.dataset_dir)
-        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            log.info("Waiting for another run that is building %s", ctx.dataset_dir)
+            fcntl.flock(lock, fcntl.LOCK_EX)
         try:
             return _build_or_reuse(cfg, ctx)
         finally:

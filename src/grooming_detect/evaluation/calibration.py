@@ -5,7 +5,6 @@ reliability curve. The calibrators themselves are fitted with the model
 from __future__ import annotations
 
 import numpy as np
-from sklearn.calibration import calibration_curve
 from sklearn.metrics import brier_score_loss, log_loss
 
 # The calibrator is fitted with the model; importable from here as before.
@@ -18,6 +17,7 @@ __all__ = [
     "calibration_scores",
     "equal_width_bins",
     "expected_calibration_error",
+    "quantile_bins",
     "reliability_curve",
 ]
 
@@ -54,14 +54,27 @@ def calibration_scores(
     }
 
 
+def quantile_bins(scores: np.ndarray, n_bins: int) -> tuple[np.ndarray, np.ndarray]:
+    """(bin of each score, bin edges) for `n_bins` quantile bins of `scores`; tied quantiles
+    merge into one bin, and the top edge belongs to the last bin. The reliability diagram, its
+    table and the notebooks share it."""
+    scores = np.asarray(scores, dtype=float)
+    edges = np.unique(np.quantile(scores, np.linspace(0, 1, n_bins + 1)))
+    if len(edges) < 2:
+        edges = np.r_[edges, edges]
+    index = np.clip(np.searchsorted(edges, scores, side="right") - 1, 0, len(edges) - 2)
+    return index, edges
+
+
 def reliability_curve(
     y_true: np.ndarray, scores: np.ndarray, n_bins: int = 10
 ) -> tuple[np.ndarray, np.ndarray]:
-    """(mean predicted, observed positive rate) per quantile bin, for a reliability diagram."""
-    observed, predicted = calibration_curve(
-        np.asarray(y_true, dtype=bool),
-        np.asarray(scores, dtype=float),
-        n_bins=n_bins,
-        strategy="quantile",
-    )
+    """(mean predicted, observed positive rate) per non-empty quantile bin (`quantile_bins`),
+    for a reliability diagram."""
+    y = np.asarray(y_true, dtype=float)
+    scores = np.asarray(scores, dtype=float)
+    index, _ = quantile_bins(scores, n_bins)
+    used = np.unique(index)
+    predicted = np.array([scores[index == b].mean() for b in used])
+    observed = np.array([y[index == b].mean() for b in used])
     return predicted, observed

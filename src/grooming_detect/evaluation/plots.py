@@ -16,9 +16,9 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
-from sklearn.metrics import ConfusionMatrixDisplay, precision_recall_curve, roc_curve
+from sklearn.metrics import ConfusionMatrixDisplay, auc, precision_recall_curve, roc_curve
 
-from grooming_detect.evaluation.calibration import equal_width_bins
+from grooming_detect.evaluation.calibration import equal_width_bins, quantile_bins
 from grooming_detect.io import write_csv, write_with
 
 
@@ -125,7 +125,7 @@ def roc_figure(predictions: dict[str, pd.DataFrame], title: str, path: Path) -> 
     figure, axis = plt.subplots(figsize=(6, 5))
     axis.plot([0, 1], [0, 1], linestyle=":", color="grey", label="chance (AUC = 0.5)")
     for split, curve in table.groupby("split", sort=False):
-        area = float(np.trapezoid(curve["true_positive_rate"], curve["false_positive_rate"]))
+        area = float(auc(curve["false_positive_rate"], curve["true_positive_rate"]))
         axis.plot(
             curve["false_positive_rate"],
             curve["true_positive_rate"],
@@ -170,12 +170,7 @@ def reliability_table(predictions: pd.DataFrame, n_bins: int, ece_bins: int) -> 
     parts = []
     for column, curve in RELIABILITY_CURVES:
         scores = predictions[column].to_numpy(dtype=float)
-        quantiles = np.unique(np.quantile(scores, np.linspace(0, 1, n_bins + 1)))
-        if len(quantiles) < 2:
-            quantiles = np.r_[quantiles, quantiles]
-        in_quantile = np.clip(
-            np.searchsorted(quantiles, scores, side="right") - 1, 0, len(quantiles) - 2
-        )
+        in_quantile, quantiles = quantile_bins(scores, n_bins)
         equal_width = np.linspace(0.0, 1.0, ece_bins + 1)
         for binning, index, edges in (
             ("quantile", in_quantile, quantiles),

@@ -48,7 +48,12 @@ from grooming_detect.models.units import (
     features_of,
     positive_scores,
 )
-from grooming_detect.stage import StageContext, StageResult, check_same_data
+from grooming_detect.stage import (
+    StageContext,
+    StageResult,
+    check_same_data,
+    check_same_features,
+)
 
 log = logging.getLogger(__name__)
 
@@ -266,6 +271,9 @@ def _load_evaluation(cfg: DictConfig, ctx: StageContext) -> _Evaluation:
 
     model, meta = load_model(ctx.model_dir)
     check_same_data(meta, read_json(ctx.manifest_path), ctx.model_dir, "evaluate")
+    features_manifest = ctx.features_dir / "manifest.json"
+    if features_manifest.is_file():
+        check_same_features(meta, read_json(features_manifest), ctx.model_dir, "evaluate")
     unit = UNITS[meta.get("unit", "author")]
     inputs = ModelInput(
         ctx, unit, meta.get("input", unit.name), meta.get("aggregate") or "max", "evaluate"

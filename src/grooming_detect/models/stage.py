@@ -335,6 +335,8 @@ def _metadata(
         "fit_seconds": training["fit_seconds"],
         # What the model learned from: evaluate refuses tables of other data.
         "data_fingerprint": read_json(ctx.manifest_path).get("fingerprint"),
+        # ... and views built with other feature settings.
+        "features_fingerprint": read_json(ctx.features_dir / "manifest.json").get("fingerprint"),
         "peak_rss_mib_after_fit": peak_rss_mib(),
         # The train run: scores carry it as the model's version.
         "run_id": tracking.active_run_id(),

@@ -251,6 +251,19 @@ def render_report(
     )
 
 
+def _ethics_card(root: Path, report_dir: Path) -> Path:
+    """The ethics card the model card links to: a copy in the report folder, so that the link
+    works on disk, moved, and in MLflow (the project's own ETHICS.md when it has none)."""
+    checkout = Path(__file__).resolve().parents[3]  # src/grooming_detect/reporting/ -> root
+    sources = [path for path in (root / "ETHICS.md", checkout / "ETHICS.md") if path.is_file()]
+    if not sources:
+        return root / "ETHICS.md"
+    source = sources[0]
+    copy = report_dir / "ETHICS.md"
+    write_with(copy, partial(shutil.copyfile, source))
+    return copy
+
+
 def model_card_inputs(
     cfg: DictConfig, ctx: StageContext, seeds: dict[str, Any] | None = None
 ) -> dict[str, Any]:
@@ -267,13 +280,16 @@ def model_card_inputs(
         "tracking_uri": str(cfg.tracking.uri),
         "commit": tracking.git_commit(Path(cfg.paths.root)),
         "evaluation_dir": ctx.evaluation_dir,
-        "ethics_path": Path(cfg.paths.root) / "ETHICS.md",
+        "ethics_path": _ethics_card(Path(cfg.paths.root), ctx.report_dir),
         "seeds": seeds,
     }
 
 
 #: An HTML image with a relative source (no scheme), as markdown-it renders ``![alt](src)``.
 _RELATIVE_IMAGE = re.compile(r'<img src="(?P<src>(?![a-z][a-z0-9+.-]*:)[^"]+\.png)"')
+
+#: A link to a Markdown file beside the page: pointed at its HTML twin in the HTML pages.
+_RELATIVE_MARKDOWN_LINK = re.compile(r'href="(?P<href>(?![a-z][a-z0-9+.-]*:)[^"/]+\.md)"')
 
 HTML_PAGE = """<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>{title}</title>
@@ -302,7 +318,14 @@ def self_contained_html(markdown: str, folder: Path, title: str) -> str:
         data = base64.b64encode(path.read_bytes()).decode("ascii")
         return f'<img src="data:image/png;base64,{data}"'
 
-    return HTML_PAGE.format(title=html.escape(title), body=_RELATIVE_IMAGE.sub(embed, body))
+    def twin(match: re.Match[str]) -> str:
+        target = html.unescape(match["href"])
+        if (folder / target).with_suffix(".md").is_file():
+            return f'href="{html.escape(str(Path(target).with_suffix(".html")))}"'
+        return match[0]
+
+    body = _RELATIVE_MARKDOWN_LINK.sub(twin, _RELATIVE_IMAGE.sub(embed, body))
+    return HTML_PAGE.format(title=html.escape(title), body=body)
 
 
 def write_html_twins(report_dir: Path) -> dict[str, Path]:
@@ -430,9 +453,11 @@ def publish_card(card_inputs: dict, publish_dir: Path) -> Path:
     figures_dir = copy_figures(
         Path(card_inputs["evaluation_dir"]), publish_dir / "docs" / "model-card"
     )
+    # The published card links the repository's own ethics card, not the run's copy.
+    inputs = {**card_inputs, "ethics_path": publish_dir / "ETHICS.md"}
     path = write_text(
         publish_dir / "MODEL_CARD.md",
-        render_model_card(**card_inputs, card_dir=publish_dir, figures_dir=figures_dir),
+        render_model_card(**inputs, card_dir=publish_dir, figures_dir=figures_dir),
     )
     log.info("Published the model card to %s", path)
     return path
