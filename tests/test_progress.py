@@ -117,7 +117,8 @@ def test_a_log_sees_lines_and_the_run_ends_with_the_results_table(tmp_path: Path
     for name in ("precision", "recall", "f0_5", "pr_auc", "ece"):
         assert f"{logged[f'test/author/{name}']:.3f}" in test_row, name
     report = next(Path(tmp_path, "outputs").glob("**/report/report.md")).read_text()
-    assert f"| test | authors | {logged['test/author/precision']:.3f} |" in report
+    positives = f"{logged['test/author/n_positive']:,.0f}"
+    assert f"| test | authors | {positives} | {logged['test/author/precision']:.3f} |" in report
 
 
 @pytest.mark.parametrize("value", ["off", "no", "0"])

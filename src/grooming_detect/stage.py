@@ -191,18 +191,24 @@ class InputMismatchError(ValueError):
     """A stage's input files were built from other data than the model it reads."""
 
 
+def _refuse_other_inputs(
+    trained_on: str | None, current: str | None, model_dir: Path, stage: str, inputs: str
+) -> None:
+    """Refuse a model whose recorded fingerprint of `inputs` differs from the inputs' now."""
+    if trained_on and current and trained_on != current:
+        raise InputMismatchError(
+            f"{stage} stage: the model in {model_dir} was trained on {inputs} {trained_on[:12]}, "
+            f"but they now are {current[:12]} (another run rewrote them with other settings): "
+            "rerun the earlier stages with the model's settings, or train again"
+        )
+
+
 def check_same_data(model_meta: dict, manifest: dict, model_dir: Path, stage: str) -> None:
     """Refuse to score a model on tables built from other data than it was trained on (a later
     run with other data settings rewrote them): its numbers would describe nothing."""
-    trained_on = model_meta.get("data_fingerprint")
-    current = manifest.get("fingerprint")
-    if trained_on and current and trained_on != current:
-        raise InputMismatchError(
-            f"{stage} stage: the model in {model_dir} was trained on data {trained_on[:12]}, but "
-            f"the tables now hold data {current[:12]} (another run rewrote them with other data "
-            "settings): rerun the data and features stages with the model's settings, or train "
-            "again"
-        )
+    _refuse_other_inputs(
+        model_meta.get("data_fingerprint"), manifest.get("fingerprint"), model_dir, stage, "data"
+    )
 
 
 def check_same_features(
@@ -211,12 +217,10 @@ def check_same_features(
     """Refuse to score a model on feature views built with other feature settings than it was
     trained with (a later run with other ``features.*`` settings rewrote them): the columns
     would mean something else and the numbers would describe nothing."""
-    trained_on = model_meta.get("features_fingerprint")
-    current = features_manifest.get("fingerprint")
-    if trained_on and current and trained_on != current:
-        raise InputMismatchError(
-            f"{stage} stage: the model in {model_dir} was trained on feature views "
-            f"{trained_on[:12]}, but the views now are {current[:12]} (another run rewrote them "
-            "with other feature settings): rerun the features stage with the model's settings, "
-            "or train again"
-        )
+    _refuse_other_inputs(
+        model_meta.get("features_fingerprint"),
+        features_manifest.get("fingerprint"),
+        model_dir,
+        stage,
+        "feature views",
+    )
