@@ -148,14 +148,16 @@ def _evaluation_summary(result: PipelineResult) -> dict[str, Any] | None:
     return dict(read_json(evaluated.outputs["summary"]))
 
 
-def headline_metrics(result: PipelineResult) -> dict[str, float]:
-    """What the parent run carries of its stages' metrics: the threshold and, once evaluated,
-    the headline measures of the model's unit on test and cv (or validation)."""
+def headline_metrics(
+    result: PipelineResult, summary: dict[str, Any] | None = None
+) -> dict[str, float]:
+    """What the parent run carries of its stages' metrics: the threshold and, once evaluated
+    (`summary`, the evaluate stage's ``evaluation.json``), the headline measures of the model's
+    unit on test and cv (or validation)."""
     headline: dict[str, float] = {}
     trained = result.stages.get("train")
     if trained is not None and THRESHOLD_METRIC in trained.metrics:
         headline[THRESHOLD_METRIC] = trained.metrics[THRESHOLD_METRIC]
-    summary = _evaluation_summary(result)
     if summary is None:
         return headline
     metrics = result.stages["evaluate"].metrics
@@ -171,17 +173,18 @@ def headline_metrics(result: PipelineResult) -> dict[str, float]:
     return headline
 
 
-def run_description(cfg: DictConfig, result: PipelineResult) -> str:
+def run_description(
+    cfg: DictConfig, result: PipelineResult, summary: dict[str, Any] | None = None
+) -> str:
     """The parent run's description in MLflow (Markdown): a first line that the runs table shows
     (model, data, test F0.5 and PR-AUC once evaluated, the stages completed), then, once
-    evaluated, the closing results table."""
+    evaluated (`summary`), the closing results table."""
     synthetic = " (synthetic)" if bool(cfg.data.synthetic) else ""
     stages = f"stages {', '.join(result.stages)} completed"
     pending = [str(stage) for stage in cfg.stages if stage not in result.stages]
     if pending:
         stages += f" ({', '.join(pending)} not completed)"
     who = f"{cfg.model.name} on {cfg.data.name}{synthetic}"
-    summary = _evaluation_summary(result)
     if summary is None:
         return f"{who}: {stages}; no evaluation in this run."
     metrics = result.stages["evaluate"].metrics
@@ -204,13 +207,14 @@ def run_description(cfg: DictConfig, result: PipelineResult) -> str:
 def _summarise_on_parent(cfg: DictConfig, result: PipelineResult) -> None:
     """After each stage: the headline metrics, the unit and the description on the parent run,
     so the runs list shows and compares them (a failed run keeps those of its finished stages)."""
-    headline = headline_metrics(result)
+    # evaluation.json is read once here, for the metrics, the unit and the description.
+    summary = _evaluation_summary(result)
+    headline = headline_metrics(result, summary)
     # Each metric once: logging it again after every stage would add points to its history.
     tracking.log_metrics(
         {k: v for k, v in headline.items() if k not in result.headline}, run_id=result.run_id
     )
     result.headline = headline
-    summary = _evaluation_summary(result)
     if summary is not None and summary.get("unit"):
         unit = str(summary["unit"])
         tracking.set_tags({"unit": unit}, run_id=result.run_id)
@@ -230,4 +234,4 @@ def _summarise_on_parent(cfg: DictConfig, result: PipelineResult) -> None:
         result.runs_view_url = tracking.runs_view_url(
             result.tracking_uri, result.experiment_id, view
         )
-    tracking.set_description(run_description(cfg, result), run_id=result.run_id)
+    tracking.set_description(run_description(cfg, result, summary), run_id=result.run_id)

@@ -22,16 +22,18 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import shutil
 import sys
 import tempfile
 from collections.abc import Sequence
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
 from grooming_detect import progress
-from grooming_detect.io import atomic_path, read_json, unwritable_reason, write_csv, write_text
+from grooming_detect.io import atomic_path, read_json, unwritable_reason, write_csv, write_with
 from grooming_detect.models.apply import (
     SPLIT,
     _message_batches,
@@ -270,10 +272,9 @@ def _stream_to_folder(risk: Any, source: str, out: Path) -> dict[str, int]:
 
 def _keep_partial(tmp: Path, target: Path) -> int:
     """Copy the records written so far to `target`; how many there are."""
-    with open(tmp, encoding="utf-8") as handle:
-        records = handle.read()
-    write_text(target, records)
-    return records.count("\n")
+    write_with(target, partial(shutil.copyfile, tmp))
+    with open(tmp, "rb") as handle:
+        return sum(1 for _ in handle)
 
 
 def _stream_main(args: argparse.Namespace) -> int:

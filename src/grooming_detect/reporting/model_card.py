@@ -70,7 +70,7 @@ def fmt(value: float | None) -> str:
 def rate_text(value: float | None) -> str:
     """A rate per 10,000 items for prose and tables: one decimal (``157.2``), ``n/a`` when
     undefined."""
-    return "n/a" if value is None or value != value else f"{value:,.1f}"
+    return _count(value, ",.1f")
 
 
 #: What a reader must know about each kind of data before trusting a number, by manifest source.

@@ -50,14 +50,9 @@ FIGURES = "figures"
 WHY_COLUMNS = ("top_terms", "top_changes", "top_conversation")
 
 
-def _cell(value: str) -> str:
-    """A Markdown table cell of user data (ids, texts, terms): see `markdown_text`."""
-    return markdown_text(value)
-
-
 def _table(header: list[str], rows: list[list[str]]) -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(_cell(value) for value in row) + " |" for row in rows]
+    lines += ["| " + " | ".join(markdown_text(value) for value in row) + " |" for row in rows]
     return "\n".join(lines)
 
 
@@ -88,9 +83,7 @@ def _operating_points(metrics: dict, unit: str, splits: list[str]) -> list[str]:
     ]
 
 
-def _calibration(
-    metrics: dict, unit: str, splits: list[str], figures: str, ece_bins: int | str
-) -> list[str]:
+def _calibration(metrics: dict, unit: str, splits: list[str], ece_bins: int | str) -> list[str]:
     """Calibration before and after the calibrator, with the reliability diagrams."""
     return [
         "## Calibration (fitted with the threshold, see the table above)",
@@ -102,7 +95,7 @@ def _calibration(
         "",
         f"ECE uses {ece_bins} equal-width bins (L1); reliability diagrams use quantile bins.",
         "",
-        *(f"![Reliability, {s}]({figures}/{s}-reliability.png)" for s in splits),
+        *(f"![Reliability, {s}]({FIGURES}/{s}-reliability.png)" for s in splits),
     ]
 
 
@@ -129,7 +122,7 @@ def _other_levels(metrics: dict, unit: str, splits: list[str]) -> list[str]:
 
 
 def _false_positives(
-    unit: str, splits: list[str], evaluation_dir: Path, figures: str, show_text: bool
+    unit: str, splits: list[str], evaluation_dir: Path, show_text: bool
 ) -> list[str]:
     """The top five false positives of each split, with why they scored, and the slices."""
     sections = ["", "## False positives", ""]
@@ -152,7 +145,7 @@ def _false_positives(
             "",
             _table(columns, rows),
             "",
-            f"![False-positive rate by slice]({figures}/{split}-fp-slices.png)",
+            f"![False-positive rate by slice]({FIGURES}/{split}-fp-slices.png)",
             "",
         ]
     return sections
@@ -170,9 +163,9 @@ def _details(
     return "\n".join(
         [
             *_operating_points(metrics, unit, splits),
-            *_calibration(metrics, unit, splits, FIGURES, ece_bins),
+            *_calibration(metrics, unit, splits, ece_bins),
             *_other_levels(metrics, unit, splits),
-            *_false_positives(unit, splits, evaluation_dir, FIGURES, show_text),
+            *_false_positives(unit, splits, evaluation_dir, show_text),
         ]
     )
 
@@ -187,7 +180,6 @@ def render_report(
     evaluation_dir: Path,
     manifest_path: Path,
     show_text: bool = False,
-    report_dir: Path | None = None,
 ) -> str:
     """Fill the report template; synthetic runs open with the synthetic-data warning."""
     metrics = summary["metrics"]
@@ -390,7 +382,6 @@ def run_report(cfg: DictConfig, ctx: StageContext) -> StageResult:
         tracking_uri=str(cfg.tracking.uri),
         commit=tracking.git_commit(Path(cfg.paths.root)),
         evaluation_dir=ctx.evaluation_dir,
-        report_dir=ctx.report_dir,
         manifest_path=ctx.manifest_path,
         show_text=bool(cfg.evaluate.show_text),
     )
