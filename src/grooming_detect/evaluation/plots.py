@@ -7,6 +7,7 @@ be checked against the logged metrics without reading pixels."""
 
 from __future__ import annotations
 
+import textwrap
 from pathlib import Path
 
 import matplotlib
@@ -300,7 +301,8 @@ def confusion_figure(predictions: pd.DataFrame, title: str, path: Path) -> Path:
     ConfusionMatrixDisplay(matrix, display_labels=list(CLASS_NAMES)).plot(
         ax=axis, colorbar=False, values_format="d"
     )
-    axis.set(title=title, xlabel="Predicted", ylabel="True")
+    # The matrix is narrower than its title: wrap the title rather than clip it.
+    axis.set(title=textwrap.fill(title, 48), xlabel="Predicted", ylabel="True")
     return _save_drawn_from(figure, path, table)
 
 
