@@ -29,8 +29,8 @@ from grooming_detect.evaluation.early import (
 )
 from grooming_detect.features.text_views import conversation_texts
 from grooming_detect.models.baselines import make_tfidf_logreg, make_tfidf_svm
-from grooming_detect.models.incremental import LinearPrefixScorer
 from grooming_detect.reporting.model_card import early_detection_section
+from grooming_detect.scoring.incremental import LinearPrefixScorer
 from grooming_detect.stage import latest_dir
 
 

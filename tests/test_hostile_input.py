@@ -89,7 +89,7 @@ def test_jsonl_ids_of_two_types_are_refused(tmp_path: Path) -> None:
 
 
 def test_score_refuses_an_unwritable_out_before_scoring(tmp_path: Path, capsys) -> None:
-    from grooming_detect.scoring import main
+    from grooming_detect.scoring.cli import main
 
     blocker = tmp_path / "a-file"
     blocker.write_text("not a folder", encoding="utf-8")

@@ -131,7 +131,7 @@ def test_model_on_data_shape(model: str, shape: str, shape_files, request) -> No
 def _scores_the_log_with_the_command(cfg, files: dict[str, Path], shape: str) -> None:
     """The fine-tuned model scores its own chat log through ``grooming-detect-score`` (int8
     weights for the conversation-labelled CSV): every author and conversation gets a score."""
-    from grooming_detect.scoring import main as score_main
+    from grooming_detect.scoring.cli import main as score_main
     from grooming_detect.stage import latest_dir
 
     log = files[shape]
@@ -215,7 +215,7 @@ def test_features_without_values_are_dropped_and_recorded(shape_files) -> None:
     the features manifest and the model's metadata, and scoring new files drops them too."""
     import json
 
-    from grooming_detect.scoring import score_file
+    from grooming_detect.scoring.batch import score_file
     from grooming_detect.stage import latest_dir
 
     with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):

@@ -24,7 +24,7 @@ from grooming_detect.models.persistence import (
     load_model,
     save_model,
 )
-from grooming_detect.scoring import load_scoring_model
+from grooming_detect.scoring.messages import load_scoring_model
 
 
 @pytest.fixture
@@ -136,7 +136,7 @@ def _chat_log(tmp_path: Path) -> Path:
 
 def _score_command(model: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> str:
     """Run grooming-detect-score on a two-line chat log; its one error line (exit status 2)."""
-    from grooming_detect.scoring import main
+    from grooming_detect.scoring.cli import main
 
     code = main([str(_chat_log(tmp_path)), "--model", str(model), "--out", str(tmp_path / "o")])
     err = capsys.readouterr().err

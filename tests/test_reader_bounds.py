@@ -24,7 +24,7 @@ from conftest import ComposeFn
 from grooming_detect.data import chatlog, pan12
 from grooming_detect.data.chatlog import ChatlogFormatError
 from grooming_detect.data.pan12 import CorpusFormatError
-from grooming_detect.streaming import file_messages, stdin_messages
+from grooming_detect.scoring.stream import file_messages, stdin_messages
 
 UNLABELLED = "conversation_id,author,text\n"
 LABELLED = "conversation_id,line,author,text,is_predator\n"

@@ -13,9 +13,10 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from grooming_detect import io, scoring
+from grooming_detect import io
 from grooming_detect.models.baselines import make_tfidf_logreg
 from grooming_detect.models.persistence import save_model
+from grooming_detect.scoring import batch, cli
 from test_streaming import META, _fit, _log
 
 
@@ -49,23 +50,23 @@ def test_a_bad_line_midway_keeps_the_records_scored_before_it(
         monkeypatch.setattr(sys, "stdin", io_module.StringIO(text))
 
     stdin(good + "{not json\n" + _jsonl(_log(2)))
-    assert scoring.main([*command, "--out", str(out)]) == 2
+    assert cli.main([*command, "--out", str(out)]) == 2
     error = capsys.readouterr().err
     assert f"<stdin>:{n_good + 1}" in error
     assert f"the {n_good:,} records scored before it are in {out / 'stream.partial.jsonl'}" in error
     assert not (out / "stream.jsonl").exists()
     kept = [json.loads(line) for line in (out / "stream.partial.jsonl").read_text().splitlines()]
     stdin(good + "{not json\n" + _jsonl(_log(2)))
-    assert scoring.main(command) == 2
+    assert cli.main(command) == 2
     shown = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert kept == shown and len(kept) == n_good
     stdin(good)
-    assert scoring.main([*command, "--out", str(out)]) == 0
+    assert cli.main([*command, "--out", str(out)]) == 0
     assert not (out / "stream.partial.jsonl").exists()
     assert len((out / "stream.jsonl").read_text().splitlines()) == n_good
     path = tmp_path / "log.jsonl"
     path.write_text(good + "{not json\n")
-    assert scoring.main([str(path), *command[1:], "--out", str(tmp_path / "from-file")]) == 2
+    assert cli.main([str(path), *command[1:], "--out", str(tmp_path / "from-file")]) == 2
     assert f"log.jsonl:{n_good + 1}" in capsys.readouterr().err
     assert not list((tmp_path / "from-file").glob("stream*.jsonl"))
 
@@ -77,7 +78,7 @@ def test_a_full_disk_leaves_the_previous_pair_of_score_files(
     path = tmp_path / "log.csv"
     log.drop(columns=["time", "split"]).to_csv(path, index=False)
     out = tmp_path / "out"
-    assert scoring.main([str(path), "--model", str(model_folder), "--out", str(out)]) == 0
+    assert cli.main([str(path), "--model", str(model_folder), "--out", str(out)]) == 0
     before = {
         name: (out / name).read_bytes() for name in ("author_scores.csv", "conversation_scores.csv")
     }
@@ -91,8 +92,8 @@ def test_a_full_disk_leaves_the_previous_pair_of_score_files(
             raise OSError(errno.ENOSPC, "No space left on device")
         return real(target, frame, *args, **kwargs)
 
-    monkeypatch.setattr(scoring, "write_csv", second_write_fails)
-    assert scoring.main([str(path), "--model", str(model_folder), "--out", str(out)]) == 1
+    monkeypatch.setattr(batch, "write_csv", second_write_fails)
+    assert cli.main([str(path), "--model", str(model_folder), "--out", str(out)]) == 1
     error = capsys.readouterr().err.strip().splitlines()
     assert error[-1] == (
         f"error: --out {out}: No space left on device; the previous score files, if any, "

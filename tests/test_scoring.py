@@ -10,7 +10,8 @@ import pytest
 
 from conftest import FIXTURES
 from grooming_detect.data import pan12
-from grooming_detect.scoring import main, score_file
+from grooming_detect.scoring.batch import score_file
+from grooming_detect.scoring.cli import main
 from grooming_detect.stage import dataset_dir, latest_dir
 
 
@@ -137,12 +138,12 @@ def test_text_only_models_are_scored_without_behavioural_features() -> None:
 
     from grooming_detect.data.schema import build_tables
     from grooming_detect.features.stage import build_views
-    from grooming_detect.models.apply import SPLIT, read_messages, reads_text_only
     from grooming_detect.models.baselines import (
         make_behaviour_gbm,
         make_tfidf_logreg,
         make_tfidf_plus_behaviour,
     )
+    from grooming_detect.scoring.messages import SPLIT, read_messages, reads_text_only
 
     frame = pd.DataFrame({"text": ["how old r u", "nice park", "hi there", "see u"] * 5})
     frame["f_messages"] = np.arange(20.0)

@@ -22,9 +22,10 @@ from mlflow.exceptions import MlflowException
 from grooming_detect import pipeline
 from grooming_detect.data import pan12
 from grooming_detect.data.stage import corpus_root
-from grooming_detect.scoring import score_file
-from grooming_detect.serving import OUTPUT_COLUMNS, local_server
+from grooming_detect.scoring.batch import score_file
+from grooming_detect.scoring.pyfunc import OUTPUT_COLUMNS
 from grooming_detect.stage import dataset_dir, latest_dir
+from local_server import local_server
 
 
 def _trained(compose_cfg, model: str, *extra: str):
@@ -126,8 +127,8 @@ def test_bad_requests_are_refused_with_the_reason(tmp_path: Path) -> None:
     """Requests are checked before any model work: a fitted toy model is enough here."""
     from sklearn.dummy import DummyClassifier
 
-    from grooming_detect.models.persistence import save_model
-    from grooming_detect.serving import ARTIFACT, INPUT_EXAMPLE, GroomingRiskModel
+    from grooming_detect.models.persistence import ARTIFACT, save_model
+    from grooming_detect.scoring.pyfunc import INPUT_EXAMPLE, GroomingRiskModel
 
     toy = DummyClassifier(strategy="prior").fit(pd.DataFrame({"text": ["a", "b"]}), [0, 1])
     save_model(toy, {"unit": "author", "input": "author", "threshold": 0.5}, tmp_path / "m")
@@ -216,8 +217,8 @@ def toy_pyfunc(tmp_path_factory: pytest.TempPathFactory):
     serves, without the HTTP server."""
     from sklearn.dummy import DummyClassifier
 
-    from grooming_detect.models.persistence import save_model
-    from grooming_detect.serving import ARTIFACT, INPUT_EXAMPLE, signature
+    from grooming_detect.models.persistence import ARTIFACT, save_model
+    from grooming_detect.scoring.pyfunc import INPUT_EXAMPLE, signature
 
     root = tmp_path_factory.mktemp("pyfunc")
     toy = DummyClassifier(strategy="prior").fit(pd.DataFrame({"text": ["a", "b"]}), [0, 1])
@@ -255,7 +256,7 @@ def _invoke(pyfunc, body: str, content_type: str) -> tuple[int, str]:
     "column of an in-process predict (test_in_process_predict_takes_integer_lines)",
 )
 def test_csv_requests_are_scored_like_json(toy_pyfunc) -> None:
-    from grooming_detect.serving import INPUT_EXAMPLE
+    from grooming_detect.scoring.pyfunc import INPUT_EXAMPLE
 
     example = INPUT_EXAMPLE.assign(conversation_id=["7", "7", "7"])
     status, answer = _invoke(
@@ -273,7 +274,7 @@ def test_csv_requests_are_scored_like_json(toy_pyfunc) -> None:
 def test_in_process_predict_takes_integer_lines(toy_pyfunc) -> None:
     """The loaded pyfunc scores a frame whose ``line`` is an int64 column (as read from a
     table), and names a line that is not an integer rather than casting it."""
-    from grooming_detect.serving import INPUT_EXAMPLE
+    from grooming_detect.scoring.pyfunc import INPUT_EXAMPLE
 
     assert INPUT_EXAMPLE["line"].dtype == np.int64
     assert set(toy_pyfunc.predict(INPUT_EXAMPLE)["level"]) == {"author", "conversation"}
@@ -301,7 +302,7 @@ HOSTILE = [
 def test_hostile_json_values_are_400s_naming_the_field(
     toy_pyfunc, field: str, value: object, reason: str
 ) -> None:
-    from grooming_detect.serving import INPUT_EXAMPLE
+    from grooming_detect.scoring.pyfunc import INPUT_EXAMPLE
 
     records = INPUT_EXAMPLE.to_dict("records")
     records[1][field] = value
@@ -317,7 +318,7 @@ def test_values_no_json_parser_passes_are_400s_in_process() -> None:
     """Values MLflow's JSON parser cannot build (nesting past Python's recursion limit, an
     integer over 4,300 digits) still reach a pyfunc called in process: refused the same way."""
     from grooming_detect.data.chatlog import ChatlogFormatError
-    from grooming_detect.serving import INPUT_EXAMPLE, request_messages
+    from grooming_detect.scoring.pyfunc import INPUT_EXAMPLE, request_messages
 
     deep: list = []
     for _ in range(100_000):
@@ -378,7 +379,7 @@ def test_any_json_value_is_read_or_refused_by_name(field: str, value: object) ->
     the canonical tables accept, or refused with the row: never another exception (a 500)."""
     from grooming_detect.data.chatlog import ChatlogFormatError
     from grooming_detect.data.schema import build_tables
-    from grooming_detect.serving import INPUT_EXAMPLE, request_messages
+    from grooming_detect.scoring.pyfunc import INPUT_EXAMPLE, request_messages
 
     frame = INPUT_EXAMPLE.astype(object)
     if field == "timestamp":

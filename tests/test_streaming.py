@@ -17,12 +17,18 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from grooming_detect import scoring
 from grooming_detect.data.chatlog import ChatlogFormatError
 from grooming_detect.evaluation.early import EarlySettings, first_warning, risk_curves
 from grooming_detect.models.baselines import make_tfidf_logreg, make_tfidf_svm
 from grooming_detect.models.persistence import save_model
-from grooming_detect.streaming import Message, RiskStream, stdin_messages, stream_file
+from grooming_detect.scoring import cli
+from grooming_detect.scoring.stream import (
+    Message,
+    RiskStream,
+    stdin_messages,
+    stream_file,
+    warning_policy,
+)
 
 LINES = {
     True: ["hi", "how old are you", "don't tell your parents", "add me on snap", "ok"],
@@ -179,17 +185,17 @@ def test_threshold_early_reads_the_evaluation_beside_the_model(tmp_path: Path) -
     folder = tmp_path / "run" / "model"
     folder.mkdir(parents=True)
     meta = {"threshold": 0.7}
-    assert scoring.warning_policy(None, None, meta, str(folder)) == (0.7, 1)
-    assert scoring.warning_policy("0.25", 3, meta, str(folder)) == (0.25, 3)
+    assert warning_policy(None, None, meta, str(folder)) == (0.7, 1)
+    assert warning_policy("0.25", 3, meta, str(folder)) == (0.25, 3)
     with pytest.raises(ValueError, match="no early-detection evaluation"):
-        scoring.warning_policy("early", None, meta, str(folder))
+        warning_policy("early", None, meta, str(folder))
     (tmp_path / "run" / "evaluation").mkdir()
     summary = {"early": {"threshold": 0.159, "patience": 2}}
     (tmp_path / "run" / "evaluation" / "evaluation.json").write_text(json.dumps(summary))
-    assert scoring.warning_policy("early", None, meta, str(folder)) == (0.159, 2)
-    assert scoring.warning_policy("early", 1, meta, str(folder)) == (0.159, 1)
+    assert warning_policy("early", None, meta, str(folder)) == (0.159, 2)
+    assert warning_policy("early", 1, meta, str(folder)) == (0.159, 1)
     with pytest.raises(ValueError, match="expected a number, 'model' or 'early'"):
-        scoring.warning_policy("high", None, meta, str(folder))
+        warning_policy("high", None, meta, str(folder))
 
 
 def test_stream_command_writes_one_line_per_message(tmp_path: Path, capsys) -> None:
@@ -205,18 +211,16 @@ def test_stream_command_writes_one_line_per_message(tmp_path: Path, capsys) -> N
             for r in log.itertuples()
         )
     )
-    assert scoring.main([str(path), "--model", str(folder), "--stream", "--patience", "1"]) == 0
+    assert cli.main([str(path), "--model", str(folder), "--stream", "--patience", "1"]) == 0
     lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert [(r["conversation_id"], r["line"]) for r in lines] == list(
         zip(log["conversation_id"], log["line"], strict=True)
     )
-    assert (
-        scoring.main([str(path), "--model", str(folder), "--stream", "--out", str(tmp_path)]) == 0
-    )
+    assert cli.main([str(path), "--model", str(folder), "--stream", "--out", str(tmp_path)]) == 0
     written = (tmp_path / "stream.jsonl").read_text().splitlines()
     assert [json.loads(line) for line in written] == lines
     assert np.all([0.0 <= r["score"] <= 1.0 for r in lines])
-    assert scoring.main([str(path), "--model", str(folder), "--stream", "--window", "0"]) == 2
+    assert cli.main([str(path), "--model", str(folder), "--stream", "--window", "0"]) == 2
     assert "--window 0" in capsys.readouterr().err
 
 

@@ -103,7 +103,7 @@ def test_tiny_bert_trains_and_goes_through_evaluate(tiny_bert: Path, compose_cfg
     # The model logged with mlflow.transformers scores new data through the scoring command.
     import mlflow
 
-    from grooming_detect.scoring import score_file
+    from grooming_detect.scoring.batch import score_file
 
     mlflow.set_tracking_uri(cfg.tracking.uri)
     model_uri = client.get_run(result.run_id).data.tags["model_uri"]

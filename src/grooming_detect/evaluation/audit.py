@@ -146,7 +146,7 @@ def chitchat_messages(share: float | None) -> pd.DataFrame:
 def load_benign_messages(benign: BenignSet, holdout_share: float | None) -> pd.DataFrame:
     if benign.source == "chitchat":
         return chitchat_messages(holdout_share)
-    from grooming_detect.models.apply import read_messages
+    from grooming_detect.scoring.messages import read_messages
 
     assert benign.path is not None
     return read_messages(benign.path).drop(columns=["split"], errors="ignore")
@@ -286,7 +286,7 @@ class AuditContext:
 def _score(actx: AuditContext, messages: pd.DataFrame) -> tuple[pd.Series, pd.Series]:
     """Calibrated unit scores and conversation scores of `messages`, as grooming-detect-score
     computes them."""
-    from grooming_detect.models.apply import SPLIT, score_messages
+    from grooming_detect.scoring.messages import SPLIT, score_messages
 
     authors, conversations = score_messages(
         actx.model, actx.meta, messages.assign(split=SPLIT), actx.lexicons, actx.separator
@@ -301,8 +301,8 @@ def _top_items(
     actx: AuditContext, benign: BenignSet, messages: pd.DataFrame, scores: pd.Series
 ) -> pd.DataFrame:
     from grooming_detect.evaluation import errors
-    from grooming_detect.models.apply import SPLIT, model_rows
     from grooming_detect.models.units import INPUTS, UNITS, features_of
+    from grooming_detect.scoring.messages import SPLIT, model_rows
 
     unit = UNITS[actx.meta.get("unit", "author")]
     top = scores.sort_values(ascending=False).head(actx.top_k)

@@ -28,7 +28,7 @@ import numpy as np
 import pandas as pd
 
 from grooming_detect.models.decision import ScoreCalibrator
-from grooming_detect.models.incremental import ConversationStreams, LinearPrefixScorer
+from grooming_detect.scoring.incremental import ConversationStreams, LinearPrefixScorer
 
 #: eSPD's penalty slope: a warning after 90 messages costs half of the F1.
 P_DEFAULT = math.log(3) / 89
@@ -109,7 +109,7 @@ def early_measures(
 # --------------------------------------------------------------------------- risk curves
 
 #: How a model's risk curve is computed: ``incremental`` (exact prefix scores of a linear TF-IDF
-#: model, `grooming_detect.models.incremental`), ``window`` (re-score the last `window`
+#: model, `grooming_detect.scoring.incremental`), ``window`` (re-score the last `window`
 #: messages every `step` messages: any model), or ``auto`` (incremental when the model allows).
 METHODS = ("auto", "incremental", "window")
 #: Pseudo-ids of windows join the original id and the step with this character (never in ids).
@@ -235,7 +235,7 @@ def window_curves(
     """Raw score of each conversation every `settings.step` messages (and at its end), the
     model reading the last `settings.window` messages, with the features the pipeline builds.
     Windows are scored in chunks of about `WINDOW_CHUNK_MESSAGES` messages."""
-    from grooming_detect.models.apply import score_messages
+    from grooming_detect.scoring.messages import score_messages
 
     raw_meta = {**meta, "calibration": {"method": "none"}}
     ordered = ordered_messages(messages)

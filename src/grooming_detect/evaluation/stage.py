@@ -267,7 +267,7 @@ class _Evaluation:
 
 def _load_evaluation(cfg: DictConfig, ctx: StageContext) -> _Evaluation:
     """The trained model (checked to be of this data), its scorer and the tables."""
-    from grooming_detect.models.apply import feature_settings
+    from grooming_detect.scoring.messages import feature_settings
 
     model, meta = load_model(ctx.model_dir)
     check_same_data(meta, read_json(ctx.manifest_path), ctx.model_dir, "evaluate")
@@ -605,7 +605,7 @@ def _audit(
 ) -> dict[str, Any]:
     """Benign sets, cue ablation and source probe (`evaluation.audit`), when configured; adds
     to `metrics` and `outputs` and returns the summary the model card reads."""
-    from grooming_detect.models.apply import feature_settings
+    from grooming_detect.scoring.messages import feature_settings
 
     benign_sets = audit.parse_benign_sets(
         OmegaConf.to_container(cfg.evaluate.benign_sets, resolve=True)
@@ -665,7 +665,7 @@ def _early(
     reads."""
     if not cfg.early.enabled:
         return {}
-    from grooming_detect.models.apply import feature_settings
+    from grooming_detect.scoring.messages import feature_settings
 
     lexicons, separator = feature_settings(meta, None, None)
     early_metrics, summary, early_outputs = early.evaluate_early(

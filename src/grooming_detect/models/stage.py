@@ -29,10 +29,10 @@ from grooming_detect.models.decision import (
     tune_threshold,
 )
 from grooming_detect.models.persistence import MODEL_FILE, save_model, trusted_types
-from grooming_detect.models.serving import log_pyfunc_model
 from grooming_detect.models.units import ModelInput, resolve_input, unit_of
 from grooming_detect.models.vectorizers import reuse_counts
 from grooming_detect.profiling import peak_rss_mib
+from grooming_detect.scoring.pyfunc import log_pyfunc_model
 from grooming_detect.stage import StageContext, StageResult
 
 log = logging.getLogger(__name__)

@@ -1,7 +1,7 @@
 """The whole scorer as an MLflow pyfunc model: messages in, calibrated risk and flags out.
 
 What a service gets from ``mlflow.pyfunc.load_model`` or ``mlflow models serve`` is what
-``grooming-detect-score`` computes, by the same code (`models.apply.score_messages`):
+``grooming-detect-score`` computes, by the same code (`scoring.messages.score_messages`):
 
 * input: one row per message, the columns ``grooming-detect-score`` reads from a chat log:
   ``conversation_id``, ``author``, ``text`` (required), ``line`` and ``time`` (``HH:MM``) or
@@ -18,7 +18,7 @@ What a service gets from ``mlflow.pyfunc.load_model`` or ``mlflow models serve``
 
 The artifact holds the train stage's model folder (``model.json`` and ``model.skops``, or the
 transformer's safetensors weights and tokenizer). The pyfunc is logged from code
-(``serving_model.py``), so loading it unpickles nothing; the skops file is still loaded against
+(``pyfunc_model.py``), so loading it unpickles nothing; the skops file is still loaded against
 the project's allow-list.
 """
 
@@ -138,7 +138,7 @@ def request_messages(frame: pd.DataFrame, source: str = "request") -> pd.DataFra
 
 def score_request(model: Any, meta: dict[str, Any], frame: pd.DataFrame) -> pd.DataFrame:
     """Author and conversation rows for a request (see the module's docstring)."""
-    from grooming_detect.models.apply import SPLIT, feature_settings, score_messages
+    from grooming_detect.scoring.messages import SPLIT, feature_settings, score_messages
 
     messages = request_messages(frame).assign(split=SPLIT)
     lexicons, separator = feature_settings(meta, None, None)
@@ -255,10 +255,10 @@ def requirements(transformer: bool) -> list[str]:
 
 def log_pyfunc_model(model_dir: Path, metadata: dict[str, Any], name: str = "model") -> str:
     """Log the train stage's model folder as the whole-scorer pyfunc; its model URI."""
-    package = Path(__file__).parents[1]
+    package = Path(__file__).parents[1]  # grooming_detect/
     return tracking.log_pyfunc_model(
         name=name,
-        python_model=package / "serving_model.py",
+        python_model=Path(__file__).with_name("pyfunc_model.py"),
         artifacts={ARTIFACT: str(model_dir)},
         # The package travels with the model: any environment manager can load it.
         code_paths=[str(package)],

@@ -110,7 +110,9 @@ def set_quantize(model: Any, quantize: str, location: str) -> None:
     model.set_params(quantize=quantize)
 
 
-def _message_batches(path: Path, batch_conversations: int) -> Iterator[pd.DataFrame]:
+def message_batches(path: Path, batch_conversations: int) -> Iterator[pd.DataFrame]:
+    """The messages of `path` in canonical form: PAN XML in batches of `batch_conversations`
+    whole conversations (0: all at once), a chat log whole."""
     if path.suffix.lower() == ".xml":
         for batch in pan12.iter_message_batches(path, batch_conversations or None):
             if len(batch):
@@ -154,7 +156,7 @@ def model_rows(
 
 def read_messages(path: Path) -> pd.DataFrame:
     """Every message of a PAN-2012 XML file or a chat log, unlabelled, as one frame."""
-    batches = list(_message_batches(path, 0))
+    batches = list(message_batches(path, 0))
     if not batches:
         raise ValueError(f"{path}: no messages; expected at least one conversation")
     return pd.concat(batches, ignore_index=True)

@@ -8,7 +8,7 @@ a warning stays raised). The risk after message ``k`` depends on messages ``1..k
 
 * A TF-IDF + logistic-regression model (the default) is scored exactly and incrementally: a
   conversation holds the term counts of what it has read, and each message costs its own length
-  (`grooming_detect.models.incremental`).
+  (`grooming_detect.scoring.incremental`).
 * Any other model re-reads the conversation's last ``window`` messages every ``step`` messages
   (between steps the last risk stands); state per conversation is those messages.
 
@@ -21,10 +21,12 @@ from __future__ import annotations
 import json
 import logging
 import math
+import shutil
 import sys
 from collections import OrderedDict, deque
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import IO, Any
 
@@ -32,8 +34,9 @@ import numpy as np
 import pandas as pd
 
 from grooming_detect.data import chatlog
+from grooming_detect.io import atomic_path, read_json, write_with
 from grooming_detect.models.decision import ScoreCalibrator
-from grooming_detect.models.incremental import ConversationStreams, LinearPrefixScorer
+from grooming_detect.scoring.incremental import ConversationStreams, LinearPrefixScorer
 
 log = logging.getLogger(__name__)
 
@@ -311,7 +314,7 @@ class RiskStream:
     def _window_scores(self, windows: list[list[Message]]) -> list[float]:
         if not windows:
             return []
-        from grooming_detect.models.apply import SPLIT, score_messages
+        from grooming_detect.scoring.messages import SPLIT, score_messages
 
         frames = []
         for index, window in enumerate(windows):
@@ -384,3 +387,57 @@ def stream_file(stream: RiskStream, source: str, out: IO[str]) -> dict[str, int]
     counts["closed"] = stream.closed
     counts["reopened"] = stream.reopened
     return counts
+
+
+def warning_policy(
+    threshold: str | None, patience: int | None, meta: dict[str, Any], location: str
+) -> tuple[float, int]:
+    """The stream's warning threshold and patience from ``--threshold``/``--patience``."""
+    if threshold in (None, "model"):
+        return float(meta["threshold"]), 1 if patience is None else patience
+    if threshold == "early":
+        summary_path = Path(location).parent / "evaluation" / "evaluation.json"
+        early = read_json(summary_path).get("early") if summary_path.is_file() else None
+        if not early:
+            raise ValueError(
+                f"--threshold early: no early-detection evaluation at {summary_path}; evaluate "
+                "this model with experiment=early (a local model folder), or give a number"
+            )
+        return float(early["threshold"]), int(early["patience"]) if patience is None else patience
+    try:
+        value = float(threshold)
+    except ValueError:
+        raise ValueError(
+            f"--threshold {threshold!r}: expected a number, 'model' or 'early'"
+        ) from None
+    return value, 1 if patience is None else patience
+
+
+PARTIAL_STREAM = "stream.partial.jsonl"
+
+
+def stream_to_folder(risk: Any, source: str, out: Path) -> dict[str, int]:
+    """Stream into ``<out>/stream.jsonl``, complete or not at all. When the input turns bad
+    midway, the records scored before the bad line are kept in ``stream.partial.jsonl`` (as
+    standard output would have shown them), and the error says so."""
+    out.mkdir(parents=True, exist_ok=True)
+    (out / PARTIAL_STREAM).unlink(missing_ok=True)
+    with atomic_path(out / "stream.jsonl") as tmp, open(tmp, "w", encoding="utf-8") as handle:
+        try:
+            return stream_file(risk, source, handle)
+        except ValueError as error:
+            handle.flush()
+            if tmp.stat().st_size == 0:  # nothing scored (a file is checked whole first)
+                raise
+            kept = _keep_partial(tmp, out / PARTIAL_STREAM)
+            raise ValueError(
+                f"{error}; the {kept:,} records scored before it are in "
+                f"{out / PARTIAL_STREAM} (stream.jsonl is written only for a whole input)"
+            ) from None
+
+
+def _keep_partial(tmp: Path, target: Path) -> int:
+    """Copy the records written so far to `target`; how many there are."""
+    write_with(target, partial(shutil.copyfile, tmp))
+    with open(tmp, "rb") as handle:
+        return sum(1 for _ in handle)

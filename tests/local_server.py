@@ -1,45 +1,11 @@
-"""The served model: the whole-scorer MLflow pyfunc (`grooming_detect.models.serving`, re-exported
-here) and `local_server`, which serves a logged model on a loopback port for tests and
-benchmarks."""
+"""`local_server`: a logged model served by ``mlflow models serve`` on a loopback port, for the
+serving tests and `scripts/bench_serve.py`."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-
-from grooming_detect.models.persistence import ARTIFACT
-from grooming_detect.models.serving import (
-    INPUT_EXAMPLE,
-    MAX_REQUEST_ROWS,
-    OPTIONAL_COLUMNS,
-    OUTPUT_COLUMNS,
-    REQUIRED_COLUMNS,
-    GroomingRiskModel,
-    log_pyfunc_model,
-    model_version,
-    request_messages,
-    requirements,
-    score_request,
-    signature,
-)
-
-__all__ = [
-    "ARTIFACT",
-    "INPUT_EXAMPLE",
-    "MAX_REQUEST_ROWS",
-    "OPTIONAL_COLUMNS",
-    "OUTPUT_COLUMNS",
-    "REQUIRED_COLUMNS",
-    "GroomingRiskModel",
-    "local_server",
-    "log_pyfunc_model",
-    "model_version",
-    "request_messages",
-    "requirements",
-    "score_request",
-    "signature",
-]
 
 
 @contextmanager
