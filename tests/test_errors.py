@@ -9,7 +9,7 @@ from sklearn.ensemble import RandomForestClassifier
 from sklearn.feature_extraction.text import CountVectorizer
 from sklearn.pipeline import make_pipeline
 
-from grooming_detect.evaluation import errors, lines
+from grooming_detect.evaluation import error_analysis, lines
 from grooming_detect.evaluation.profiles import profiles, slice_labels
 from grooming_detect.models.baselines import make_tfidf_logreg
 
@@ -21,7 +21,7 @@ LABELS = np.array([1, 0, 1, 0])
 
 def test_linear_explanations_name_the_terms_that_raise_the_score() -> None:
     model = make_tfidf_logreg(min_df=1, C=10.0).fit(TEXTS, LABELS)
-    explanations = errors.linear_explanations(model, pd.DataFrame({"text": ["our secret"]}))
+    explanations = error_analysis.linear_explanations(model, pd.DataFrame({"text": ["our secret"]}))
     assert "word__secret" in explanations[0] or "word__our secret" in explanations[0]
     assert "(+" in explanations[0]
 
@@ -31,7 +31,7 @@ def test_occlusion_finds_the_message_and_feature_that_matter() -> None:
         CountVectorizer(), RandomForestClassifier(n_estimators=50, random_state=0)
     )
     forest.fit(TEXTS["text"], LABELS)
-    assert errors.linear_parts(forest) is None
+    assert error_analysis.linear_parts(forest) is None
 
     def score(frame: pd.DataFrame) -> np.ndarray:
         # Text evidence plus a behavioural feature that raises the score by itself.
@@ -48,7 +48,7 @@ def test_occlusion_finds_the_message_and_feature_that_matter() -> None:
     base = pd.DataFrame(
         {"text": ["gg\nkeep this our secret\nnice shot"], "f_night_share": [1.0]}, index=["a"]
     )
-    explanation = errors.occlusion_explanations(
+    explanation = error_analysis.occlusion_explanations(
         score, base, messages, "\n", medians={"f_night_share": 0.2}, top=2
     )
     parts = explanation["a"].split("; ")
@@ -93,10 +93,12 @@ def test_error_tables_and_slices() -> None:
         }
     )
     profile = profiles(MESSAGES, "author", LEXICONS)
-    false_positives = errors.error_table(predictions, profile, "false_positives", top_k=2)
+    false_positives = error_analysis.error_table(predictions, profile, "false_positives", top_k=2)
     assert false_positives["id"].tolist() == ["v", "n2"]
-    assert errors.error_table(predictions, profile, "false_negatives", 5)["id"].tolist() == ["p"]
-    rates = errors.slice_rates(predictions, profile)
+    assert error_analysis.error_table(predictions, profile, "false_negatives", 5)[
+        "id"
+    ].tolist() == ["p"]
+    rates = error_analysis.slice_rates(predictions, profile)
     cue = rates[rates["slice"] == "lexicon_cue"].set_index("bucket")
     assert cue.loc["no lexicon cue", "negatives"] == 3
     assert cue.loc["no lexicon cue", "false_positive_rate"] == pytest.approx(2 / 3)

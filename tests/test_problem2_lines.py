@@ -19,7 +19,7 @@ from grooming_detect.config import ConfigError
 from grooming_detect.data.pan12 import TEST_PROBLEM2
 from grooming_detect.evaluation import lines
 from grooming_detect.evaluation.calibration import ScoreCalibrator
-from grooming_detect.evaluation.pan_eval import score_problem2
+from grooming_detect.evaluation.pan_eval import pan_all_lines_scores, score_problem2
 from grooming_detect.evaluation.stage import (
     _Evaluation,
     _line_decision,
@@ -27,7 +27,6 @@ from grooming_detect.evaluation.stage import (
     _named_authors,
     _problem2,
     _Scorer,
-    pan_all_lines_scores,
 )
 from grooming_detect.models import units
 from grooming_detect.models.baselines import make_tfidf_logreg

@@ -13,7 +13,7 @@ import pytest
 import skops.io as sio
 from sklearn.feature_extraction.text import TfidfVectorizer
 
-from grooming_detect.evaluation.errors import linear_explanations
+from grooming_detect.evaluation.error_analysis import linear_explanations
 from grooming_detect.models.baselines import make_tfidf_logreg
 from grooming_detect.models.persistence import load_model, save_model
 from grooming_detect.models.vectorizers import CompactTfidfVectorizer, HashingTfidfVectorizer

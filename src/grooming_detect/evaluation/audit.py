@@ -40,11 +40,16 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from omegaconf import DictConfig, OmegaConf
 from scipy.stats import binomtest, ks_2samp
 
+from grooming_detect import tracking
 from grooming_detect.data import chitchat
+from grooming_detect.data.schema import read_table
 from grooming_detect.evaluation.profiles import profiles
 from grooming_detect.features.behaviour import lexicon_pattern
+from grooming_detect.scoring.messages import feature_settings
+from grooming_detect.stage import StageContext
 
 log = logging.getLogger(__name__)
 
@@ -300,7 +305,7 @@ def _score(actx: AuditContext, messages: pd.DataFrame) -> tuple[pd.Series, pd.Se
 def _top_items(
     actx: AuditContext, benign: BenignSet, messages: pd.DataFrame, scores: pd.Series
 ) -> pd.DataFrame:
-    from grooming_detect.evaluation import errors
+    from grooming_detect.evaluation import error_analysis
     from grooming_detect.models.units import INPUTS, UNITS, features_of
     from grooming_detect.scoring.messages import SPLIT, model_rows
 
@@ -317,12 +322,12 @@ def _top_items(
     profile = profile.reset_index().rename(columns={unit.id_column: "id"}).drop(columns="split")
     table = table.merge(profile, on="id", how="left")
     kind = INPUTS[actx.meta.get("input") or unit.name]
-    if kind.name == unit.name and errors.linear_parts(actx.model) is not None:
+    if kind.name == unit.name and error_analysis.linear_parts(actx.model) is not None:
         _, _, reference = model_rows(
             actx.meta, messages.assign(split=SPLIT), actx.lexicons, actx.separator, actx.model
         )
         rows = reference.set_index(unit.id_column).loc[table["id"]].reset_index()
-        table["top_terms"] = errors.linear_explanations(
+        table["top_terms"] = error_analysis.linear_explanations(
             actx.model,
             features_of(rows, kind),
             reference=features_of(reference, kind),
@@ -522,3 +527,54 @@ def run_audit(
         probe_metrics, summary["source_probe"] = source_probe(actx)
         metrics |= probe_metrics
     return metrics, summary, outputs
+
+
+def audit_from_config(
+    cfg: DictConfig,
+    ctx: StageContext,
+    model: Any,
+    meta: dict[str, Any],
+    split_predictions: dict[str, pd.DataFrame],
+    messages: pd.DataFrame,
+    metrics: dict[str, float],
+    outputs: dict[str, Path],
+) -> dict[str, Any]:
+    """Benign sets, cue ablation and source probe (`evaluation.audit`), when configured; adds
+    to `metrics` and `outputs` and returns the summary the model card reads."""
+    benign_sets = parse_benign_sets(OmegaConf.to_container(cfg.evaluate.benign_sets, resolve=True))
+    ablation, probe = bool(cfg.evaluate.audit.cue_ablation), bool(cfg.evaluate.audit.source_probe)
+    if not (benign_sets or ablation or probe):
+        return {}
+    if "test" not in split_predictions:
+        raise ValueError(
+            "evaluate.benign_sets and evaluate.audit compare with the test split; add test to "
+            "evaluate.splits"
+        )
+    lexicons, separator = feature_settings(meta, None, None)
+    actx = AuditContext(
+        model=model,
+        meta=meta,
+        threshold=float(meta["threshold"]),
+        lexicons=lexicons,
+        separator=separator,
+        messages=messages,
+        conversations=read_table(ctx.dataset_dir, "conversations"),
+        test_predictions=split_predictions["test"],
+        out_dir=ctx.evaluation_dir,
+        confidence=float(cfg.evaluate.bootstrap.confidence),
+        top_k=int(cfg.evaluate.top_k),
+        min_term_authors=int(cfg.evaluate.min_term_authors),
+        max_text_chars=int(cfg.evaluate.max_text_chars),
+    )
+    holdout = (
+        float(cfg.data.generator.benign_holdout_share) if cfg.data.source == "synthetic" else None
+    )
+    audit_metrics, summary, audit_outputs = run_audit(actx, benign_sets, holdout, ablation, probe)
+    metrics.update(audit_metrics)
+    outputs.update(audit_outputs)
+    for benign in benign_sets:
+        tracking.log_table(
+            pd.read_parquet(audit_outputs[f"benign_{benign.name}_top"]),
+            f"tables/benign-{benign.name}-top.json",
+        )
+    return summary

@@ -18,6 +18,7 @@ warning. Measures over conversations:
 
 from __future__ import annotations
 
+import logging
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -26,9 +27,14 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from omegaconf import DictConfig
 
 from grooming_detect.models.decision import ScoreCalibrator
 from grooming_detect.scoring.incremental import ConversationStreams, LinearPrefixScorer
+from grooming_detect.scoring.messages import feature_settings
+from grooming_detect.stage import StageContext
+
+log = logging.getLogger(__name__)
 
 #: eSPD's penalty slope: a warning after 90 messages costs half of the F1.
 P_DEFAULT = math.log(3) / 89
@@ -511,3 +517,50 @@ def early_settings(section: Any) -> EarlySettings:
         threshold=str(values.get("threshold", "tuned")),
         penalty_p=P_DEFAULT if p is None else p,
     )
+
+
+def early_from_config(
+    cfg: DictConfig,
+    ctx: StageContext,
+    model: Any,
+    meta: dict[str, Any],
+    messages: pd.DataFrame,
+    conversations: pd.DataFrame,
+    metrics: dict[str, float],
+    outputs: dict[str, Path],
+) -> dict[str, Any]:
+    """Early detection (`evaluation.early`) when ``early.enabled``: adds ``<split>/early/…`` to
+    `metrics`, the curves, warnings and figures to `outputs`; returns the summary the model card
+    reads."""
+    if not cfg.early.enabled:
+        return {}
+    lexicons, separator = feature_settings(meta, None, None)
+    early_metrics, summary, early_outputs = evaluate_early(
+        model,
+        meta,
+        messages,
+        conversations,
+        [str(split) for split in cfg.evaluate.splits],
+        early_settings(cfg.early),
+        lexicons,
+        separator,
+        ctx.evaluation_dir / "early",
+    )
+    metrics.update(early_metrics)
+    outputs.update(early_outputs)
+    for split in summary["splits"]:
+        prefix = f"{split}/early"
+        log.info(
+            "%s early detection (%s): latency-weighted F1 %.3f (F1 %.3f x speed %.3f), median "
+            "latency %s messages, %.1f false warnings per 1,000 negative conversations "
+            "(threshold %.3f)",
+            split,
+            summary["method"],
+            metrics[f"{prefix}/latency_weighted_f1"],
+            metrics[f"{prefix}/f1"],
+            metrics[f"{prefix}/speed"],
+            f"{metrics[f'{prefix}/latency_median']:g}",
+            metrics[f"{prefix}/false_warnings_per_1k_negatives"],
+            summary["threshold"],
+        )
+    return summary

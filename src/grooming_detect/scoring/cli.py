@@ -39,8 +39,8 @@ def _count(value: str) -> int:
     return number
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Command-line entry point."""
+def _parser() -> argparse.ArgumentParser:
+    """The command line of ``grooming-detect-score``."""
     parser = argparse.ArgumentParser(
         prog="grooming-detect-score", description="Score new chat data with a trained model."
     )
@@ -93,6 +93,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--step", type=int, default=1, help="messages between a non-linear model's scores"
     )
     stream.add_argument("--max-open", type=int, default=100_000, help="conversations held at once")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Command-line entry point."""
+    parser = _parser()
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
     if args.stream:
