@@ -344,6 +344,35 @@ def _top_items(
     return table
 
 
+def _benign_metrics(
+    actx: AuditContext,
+    scores: pd.Series,
+    conversation_scores: pd.Series,
+    negatives: np.ndarray,
+    n_messages: int,
+    unit: str,
+) -> dict[str, float]:
+    """A benign set's measures at the model's threshold: counts, the false-positive rate with its
+    interval, alerts per 10k conversations, and its scores against the test negatives'."""
+    flags = scores.to_numpy() >= actx.threshold
+    fpr, low, high = rate_interval(flags, actx.confidence)
+    ks = float(ks_2samp(scores.to_numpy(), negatives).statistic) if len(negatives) else np.nan
+    conversation_flags = conversation_scores.to_numpy() >= actx.threshold
+    return {
+        f"n_{unit}s": float(len(scores)),
+        "n_conversations": float(len(conversation_scores)),
+        "n_messages": float(n_messages),
+        "false_positive_rate": fpr,
+        "false_positive_rate_ci_low": low,
+        "false_positive_rate_ci_high": high,
+        "n_flagged": float(flags.sum()),
+        "alerts_per_10k_conversations": float(conversation_flags.mean() * 10_000),
+        "ks_vs_test_negatives": ks,
+        "median_score": float(np.median(scores)),
+        "test_negatives_median_score": float(np.median(negatives)) if len(negatives) else np.nan,
+    }
+
+
 def benign_set_report(
     actx: AuditContext, benign: BenignSet, messages: pd.DataFrame
 ) -> tuple[dict[str, float], dict[str, Any], dict[str, Path]]:
@@ -354,27 +383,11 @@ def benign_set_report(
     check_no_overlap(benign.name, messages, actx.messages)
     unit = actx.meta.get("unit", "author")
     scores, conversation_scores = _score(actx, messages)
-    flags = scores.to_numpy() >= actx.threshold
-    fpr, low, high = rate_interval(flags, actx.confidence)
     negatives = actx.test_predictions.loc[~actx.test_predictions["label"], "score"].to_numpy()
-    ks = float(ks_2samp(scores.to_numpy(), negatives).statistic) if len(negatives) else np.nan
-    conversation_flags = conversation_scores.to_numpy() >= actx.threshold
     prefix = f"benign/{benign.name}"
-    metrics = {
-        f"{prefix}/n_{unit}s": float(len(scores)),
-        f"{prefix}/n_conversations": float(len(conversation_scores)),
-        f"{prefix}/n_messages": float(len(messages)),
-        f"{prefix}/false_positive_rate": fpr,
-        f"{prefix}/false_positive_rate_ci_low": low,
-        f"{prefix}/false_positive_rate_ci_high": high,
-        f"{prefix}/n_flagged": float(flags.sum()),
-        f"{prefix}/alerts_per_10k_conversations": float(conversation_flags.mean() * 10_000),
-        f"{prefix}/ks_vs_test_negatives": ks,
-        f"{prefix}/median_score": float(np.median(scores)),
-        f"{prefix}/test_negatives_median_score": float(np.median(negatives))
-        if len(negatives)
-        else np.nan,
-    }
+    measures = _benign_metrics(actx, scores, conversation_scores, negatives, len(messages), unit)
+    metrics = {f"{prefix}/{name}": value for name, value in measures.items()}
+    ks = measures["ks_vs_test_negatives"]
     top = _top_items(actx, benign, messages, scores)
     outputs = {
         f"benign_{benign.name}_top": write_parquet(
@@ -394,7 +407,7 @@ def benign_set_report(
         "name": benign.name,
         "source": benign.source,
         "unit": unit,
-        **{key.removeprefix(prefix + "/"): value for key, value in metrics.items()},
+        **measures,
         "ks_reading": interpret_ks(ks) if np.isfinite(ks) else "no test negatives",
         "confidence": actx.confidence,
     }
@@ -404,11 +417,11 @@ def benign_set_report(
         benign.name,
         len(scores),
         unit,
-        int(flags.sum()),
-        fpr,
-        low,
-        high,
-        metrics[f"{prefix}/alerts_per_10k_conversations"],
+        int(measures["n_flagged"]),
+        measures["false_positive_rate"],
+        measures["false_positive_rate_ci_low"],
+        measures["false_positive_rate_ci_high"],
+        measures["alerts_per_10k_conversations"],
         ks,
     )
     return metrics, summary, outputs

@@ -422,7 +422,6 @@ def evaluate_early(
     """Risk curves, the warning threshold (tuned on validation), the eSPD measures per split
     (``<split>/early/…``), the per-conversation warnings and curves (Parquet, no text) and the
     figures, under `out_dir`."""
-    from grooming_detect.evaluation import plots
     from grooming_detect.io import write_parquet
 
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -432,18 +431,7 @@ def evaluate_early(
         part = messages[messages["split"] == split]
         curves[split], method = risk_curves(model, meta, part, settings, lexicons, separator)
     labels = conversations.set_index("conversation_id")["has_predator"]
-    if settings.threshold == "model":
-        threshold, fitted_on = float(meta["threshold"]), "the model's decision threshold"
-    else:
-        if "validation" not in curves:
-            raise ValueError(
-                "early.threshold=tuned tunes the warning threshold on validation; add "
-                "validation to evaluate.splits or set early.threshold=model"
-            )
-        threshold, _ = tune_warning_threshold(
-            curves["validation"], labels, settings.patience, settings.penalty_p
-        )
-        fitted_on = "validation (latency-weighted F1)"
+    threshold, fitted_on = _warning_threshold(meta, curves, labels, settings)
     metrics: dict[str, float] = {"early/threshold": threshold}
     outputs: dict[str, Path] = {}
     warnings: dict[str, pd.DataFrame] = {}
@@ -454,21 +442,8 @@ def evaluate_early(
             out_dir / f"{split}-warnings.parquet", warnings[split]
         )
         outputs[f"early_{split}_curves"] = write_parquet(out_dir / f"{split}-curves.parquet", curve)
-    name = meta.get("model_name", "model")
-    outputs["early_warned_by"] = plots.warned_by_figure(
-        warnings, f"Warnings against messages read ({name})", out_dir / "warned-by-messages.png"
-    )
-    focus = "test" if "test" in warnings else next(iter(warnings))
-    table = warnings[focus]
-    hits = table.loc[table["label"] & table["warned_at"].notna(), "warned_at"].to_numpy()
-    outputs["early_latency"] = plots.latency_histogram_figure(
-        hits, f"{focus}: latency of correct warnings ({name})", out_dir / "latency-histogram.png"
-    )
-    outputs["early_examples"] = plots.risk_curve_figure(
-        _examples(curves[focus], table),
-        threshold,
-        f"{focus}: risk as the conversation unfolds ({name})",
-        out_dir / "risk-curves.png",
+    outputs.update(
+        _early_figures(curves, warnings, threshold, meta.get("model_name", "model"), out_dir)
     )
     summary = {
         "method": method,
@@ -481,6 +456,58 @@ def evaluate_early(
         "splits": list(curves),
     }
     return metrics, summary, outputs
+
+
+def _warning_threshold(
+    meta: dict[str, Any],
+    curves: dict[str, pd.DataFrame],
+    labels: pd.Series,
+    settings: EarlySettings,
+) -> tuple[float, str]:
+    """The warning threshold and what it was fitted on: the model's decision threshold, or the
+    one that maximises latency-weighted F1 on validation's risk curves."""
+    if settings.threshold == "model":
+        return float(meta["threshold"]), "the model's decision threshold"
+    if "validation" not in curves:
+        raise ValueError(
+            "early.threshold=tuned tunes the warning threshold on validation; add "
+            "validation to evaluate.splits or set early.threshold=model"
+        )
+    threshold, _ = tune_warning_threshold(
+        curves["validation"], labels, settings.patience, settings.penalty_p
+    )
+    return threshold, "validation (latency-weighted F1)"
+
+
+def _early_figures(
+    curves: dict[str, pd.DataFrame],
+    warnings: dict[str, pd.DataFrame],
+    threshold: float,
+    name: str,
+    out_dir: Path,
+) -> dict[str, Path]:
+    """Warned share against messages read (every split), and for test (else the first split)
+    the latency of correct warnings and example risk curves."""
+    from grooming_detect.evaluation import plots
+
+    outputs = {
+        "early_warned_by": plots.warned_by_figure(
+            warnings, f"Warnings against messages read ({name})", out_dir / "warned-by-messages.png"
+        )
+    }
+    focus = "test" if "test" in warnings else next(iter(warnings))
+    table = warnings[focus]
+    hits = table.loc[table["label"] & table["warned_at"].notna(), "warned_at"].to_numpy()
+    outputs["early_latency"] = plots.latency_histogram_figure(
+        hits, f"{focus}: latency of correct warnings ({name})", out_dir / "latency-histogram.png"
+    )
+    outputs["early_examples"] = plots.risk_curve_figure(
+        _examples(curves[focus], table),
+        threshold,
+        f"{focus}: risk as the conversation unfolds ({name})",
+        out_dir / "risk-curves.png",
+    )
+    return outputs
 
 
 def _examples(curves: pd.DataFrame, warnings: pd.DataFrame) -> dict[str, pd.DataFrame]:
