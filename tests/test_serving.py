@@ -218,12 +218,13 @@ def toy_pyfunc(tmp_path_factory: pytest.TempPathFactory):
     from sklearn.dummy import DummyClassifier
 
     from grooming_detect.models.persistence import ARTIFACT, save_model
+    from grooming_detect.scoring import pyfunc
     from grooming_detect.scoring.pyfunc import INPUT_EXAMPLE, signature
 
     root = tmp_path_factory.mktemp("pyfunc")
     toy = DummyClassifier(strategy="prior").fit(pd.DataFrame({"text": ["a", "b"]}), [0, 1])
     save_model(toy, {"unit": "author", "input": "author", "threshold": 0.5}, root / "m")
-    code = Path(pipeline.__file__).parent / "serving_model.py"
+    code = Path(pyfunc.__file__).with_name("pyfunc_model.py")
     mlflow.pyfunc.save_model(
         root / "pyfunc",
         python_model=str(code),
