@@ -11,6 +11,10 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 
+from tabulate import tabulate
+
+from grooming_detect.reporting.markdown import markdown_table
+
 SPLIT_ORDER = ("train", "cv", "validation", "test")
 LEVEL_ORDER = ("author", "conversation", "line")
 HEADER = (
@@ -120,15 +124,9 @@ def results_table(
     rows = _rows(metrics)
     if not rows:
         return ""
-    widths = [max(len(r[i]) for r in [HEADER, *rows]) for i in range(len(HEADER))]
-    lines = [
-        "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
-        for row in [HEADER, *rows]
-    ]
-    lines.insert(1, "  ".join("-" * width for width in widths))
     warning = few_positives(metrics, min_positives)
-    if warning:
-        lines.insert(0, warning)
+    lines = [warning] if warning else []
+    lines.append(tabulate(rows, HEADER, tablefmt="simple", disable_numparse=True))
     lines.extend(_pan_lines(metrics))
     if threshold is not None:
         lines.append(threshold_note(threshold, fitted_on))
@@ -163,9 +161,7 @@ def results_markdown(
     warning = few_positives(metrics, min_positives)
     lines = [
         *([f"> **{warning}**", ""] if warning else []),
-        "| " + " | ".join(HEADER) + " |",
-        "| " + " | ".join("---" for _ in HEADER) + " |",
-        *("| " + " | ".join(row) + " |" for row in rows),
+        markdown_table(HEADER, rows),
     ]
     pan = _pan_lines(metrics)
     if pan:
