@@ -11,8 +11,6 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 
-from tabulate import tabulate
-
 from grooming_detect.reporting.markdown import markdown_table
 
 SPLIT_ORDER = ("train", "cv", "validation", "test")
@@ -124,9 +122,17 @@ def results_table(
     rows = _rows(metrics)
     if not rows:
         return ""
+    # Hand-written rather than tabulate's "simple" format, which pads every header by two
+    # more spaces (its module-global MIN_PADDING) and widens this table by ~10 columns.
+    widths = [max(len(r[i]) for r in [HEADER, *rows]) for i in range(len(HEADER))]
+    lines = [
+        "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
+        for row in [HEADER, *rows]
+    ]
+    lines.insert(1, "  ".join("-" * width for width in widths))
     warning = few_positives(metrics, min_positives)
-    lines = [warning] if warning else []
-    lines.append(tabulate(rows, HEADER, tablefmt="simple", disable_numparse=True))
+    if warning:
+        lines.insert(0, warning)
     lines.extend(_pan_lines(metrics))
     if threshold is not None:
         lines.append(threshold_note(threshold, fitted_on))
