@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 
+from grooming_detect.reporting.markdown import markdown_table
 from grooming_detect.reporting.model_card import headline_rows, split_shares
 from grooming_detect.reporting.summary import results_table
 
@@ -24,6 +25,11 @@ TEST = {
 }
 
 
+def _lines(rows: list[list[str]]) -> list[str]:
+    """The table rows as the card writes them (below its header and separator)."""
+    return markdown_table(["split", *("?" * 8)], rows).splitlines()[2:]
+
+
 def test_pan_scorer_row_leads_when_truth_ids_are_missing_from_the_test_table() -> None:
     """Truth has 16 predators, 6 of them never speak in the test table: the PAN scorer's
     recall is 8/16, the table's 8/10; the headline is the PAN scorer's."""
@@ -35,7 +41,7 @@ def test_pan_scorer_row_leads_when_truth_ids_are_missing_from_the_test_table() -
         "test/author/pan_f0_5": 1.25 * 0.8 * 0.5 / (0.25 * 0.8 + 0.5),
     }
     summary = {"metrics": metrics, "unit": "author", "threshold_fitted_on": "validation"}
-    rows = headline_rows(summary, {}).splitlines()
+    rows = _lines(headline_rows(summary, {}))
     assert rows[0].startswith("| **test, PAN-2012 scorer (full truth file)** | n/a | n/a | 0.800")
     assert "| 0.500 | 0.615 | 0.714 | n/a | n/a |" in rows[0]
     assert rows[1].startswith("| test, authors in the test table only | 100 | 10 | 0.800 | 0.800")
@@ -56,7 +62,7 @@ def test_crossfit_shows_the_cross_validated_row_and_hides_validation() -> None:
         "selection": {"method": "crossfit", "folds": 5},
         "at_threshold": {"n": 500.0, "n_positive": 40.0, "precision": 0.9, "recall": 0.7},
     }
-    rows = headline_rows(summary, meta).splitlines()
+    rows = _lines(headline_rows(summary, meta))
     assert len(rows) == 2
     assert rows[0].startswith("| test (equals the PAN-2012 scorer) | 100 | 10 |")
     assert rows[1].startswith(

@@ -2,16 +2,24 @@
 
 from __future__ import annotations
 
+import json
+import os
 import re
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
+import jinja2
 import pandas as pd
 import pytest
 
+import grooming_detect
 from conftest import ComposeFn
 from grooming_detect import pipeline
-from grooming_detect.reporting.model_card import SECTIONS
+from grooming_detect.reporting.markdown import code_span, render
+from grooming_detect.reporting.model_card import COUNT_COLUMNS, SECTIONS
+from grooming_detect.reporting.stage import render_report
 
 
 @pytest.fixture(scope="module")
@@ -188,3 +196,81 @@ def test_card_sets_the_model_beside_the_metadata_only_baseline(default_run, card
         f"{metrics['test/author/positive_rate']:.3f}), against "
         f"{metrics['test/author/pr_auc']:.3f} for this model" in card
     )
+
+
+#: The least a report needs: one evaluated split, the data counts, the decision.
+MINIMAL_SUMMARY = {
+    "metrics": {"test/author/n": 20.0, "test/author/n_positive": 2.0, "test/author/precision": 1.0},
+    "unit": "author",
+    "synthetic": False,
+    "model": "tfidf_logreg",
+    "dataset": "team_<script>x</script>|chat",
+    "threshold": 0.5,
+    "threshold_objective": "f0_5",
+}
+MINIMAL_MANIFEST = {
+    "counts": {split: dict.fromkeys(COUNT_COLUMNS, 1) for split in ("train", "validation", "test")},
+    "fingerprint": "0123456789abcdef0123",
+    "split_method": "grouped",
+    "source": "chatlog",
+}
+
+
+def _minimal_report(evaluation_dir: Path) -> str:
+    return render_report(
+        MINIMAL_SUMMARY,
+        MINIMAL_MANIFEST,
+        run_id="r",
+        experiment="e",
+        tracking_uri="sqlite:///m.db",
+        commit="c",
+        evaluation_dir=evaluation_dir,
+        manifest_path=Path("manifest.json"),
+    )
+
+
+def test_user_data_in_headings_and_code_spans_stays_inert(tmp_path: Path) -> None:
+    report = _minimal_report(tmp_path)
+    assert report.startswith("# Run report: tfidf\\_logreg on team\\_&lt;script&gt;x")
+    assert "<script>" not in report.splitlines()[0]
+    # A backtick in a value shown as code widens the fence instead of ending the span.
+    assert code_span("f`b") == "`` f`b ``" and code_span("plain") == "`plain`"
+
+
+def test_a_value_the_code_forgot_fails_instead_of_rendering_blank() -> None:
+    with pytest.raises(jinja2.UndefinedError, match="is undefined"):
+        render("report.md.j2", synthetic=False, model="m", dataset="d")
+
+
+def test_the_templates_render_from_the_package_alone(tmp_path: Path) -> None:
+    """Rendered from a copy of the package outside the checkout (as installed from the wheel,
+    which ships ``reporting/templates/``), the report is the checkout's own."""
+    source = Path(grooming_detect.__file__).parent
+    site = tmp_path / "site"
+    shutil.copytree(source, site / "grooming_detect", ignore=shutil.ignore_patterns("__pycache__"))
+    script = tmp_path / "render.py"
+    script.write_text(
+        "import json, sys\nfrom pathlib import Path\nimport grooming_detect\n"
+        "from grooming_detect.reporting.stage import render_report\n"
+        "assert grooming_detect.__file__.startswith(sys.argv[1]), grooming_detect.__file__\n"
+        "summary, manifest = json.loads(sys.argv[2]), json.loads(sys.argv[3])\n"
+        "print(render_report(summary, manifest, run_id='r', experiment='e', "
+        "tracking_uri='sqlite:///m.db', commit='c', evaluation_dir=Path(sys.argv[4]), "
+        "manifest_path=Path('manifest.json')), end='')\n"
+    )
+    completed = subprocess.run(
+        [
+            sys.executable,
+            str(script),
+            str(site),
+            json.dumps(MINIMAL_SUMMARY),
+            json.dumps(MINIMAL_MANIFEST),
+            str(tmp_path),
+        ],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(site)},
+        cwd=tmp_path,
+        check=True,
+    )
+    assert completed.stdout == _minimal_report(tmp_path)
