@@ -46,6 +46,8 @@ def write_xml(
     quirk_rate: float,
     rng: random.Random,
 ) -> None:
+    """The conversations as an official PAN-2012 XML file; author ids padded with spaces at
+    `quirk_rate` (drawn from `rng`), as some official ones are."""
     with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8", newline="\n") as handle:
         handle.write('<?xml version="1.0" encoding="UTF-8"?>\n<conversations>\n')
         for conversation_id, conversation in conversations:
@@ -63,6 +65,7 @@ def write_xml(
 
 
 def write_lines(path: Path, lines: Iterable[str], newline: str) -> None:
+    """`lines`, each ended by `newline` (the official id lists end in CRLF)."""
     write_text(path, "".join(f"{line}{newline}" for line in lines), newline="")
 
 
