@@ -57,6 +57,7 @@ from grooming_detect.data.synthetic.vocabulary import (
     HARD_NEGATIVES,
     PREDATOR_MARKERS,
     SMALL_TALK,
+    STAGE_ORDER,
     VICTIM_REPLIES,
 )
 from grooming_detect.data.synthetic.writer import html_escape, xml_escape
@@ -71,6 +72,7 @@ __all__ = [
     "HARD_NEGATIVES",
     "PREDATOR_MARKERS",
     "SMALL_TALK",
+    "STAGE_ORDER",
     "VICTIM_REPLIES",
     "GeneratorSettings",
     "SplitTruth",
