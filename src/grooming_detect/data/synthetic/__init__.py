@@ -35,6 +35,12 @@ Problem-2 line truth is written for both corpora by one rule: the marker lines t
 injected into a predator's own messages, for the predators the truth file lists
 (`SplitTruth.marker_lines`). The test one is the official `pan12.TEST_PROBLEM2`; the training
 one is `pan12.TRAIN_PROBLEM2`, a file the real PAN-2012 release does not have.
+
+Modules, in the order a corpus is made: `settings` (the knobs, defaults from the config file),
+`hosts` (windows cut from real conversations, one split per host), `planner` (who talks to
+whom, for how long, then the labels), `renderer` (each conversation's text: `vocabulary`'s cues
+injected with `surface` variation, format quirks), `writer` (the official files), `corpus`
+(`generate_corpus`, tying them together).
 """
 
 from __future__ import annotations
