@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
 from collections import Counter, defaultdict
 from pathlib import Path
 
@@ -13,11 +15,13 @@ from grooming_detect.data.synthetic import (
     EXCLUDED_CONTENT,
     HARD_NEGATIVES,
     PREDATOR_MARKERS,
+    STAGE_ORDER,
     GeneratorSettings,
     generate_corpus,
     html_escape,
     xml_escape,
 )
+from grooming_detect.data.synthetic.settings import config_defaults
 
 SMALL = GeneratorSettings(
     seed=7,
@@ -233,3 +237,22 @@ def test_every_labelled_predator_speaks(tmp_path: Path) -> None:
         authors = set(pan12.parse_messages(xml, show_progress=False).author)
         assert set(truths[split].labelled_predators) - set(truths[split].predators)
         assert set(truths[split].labelled_predators) <= authors, split
+
+
+def test_every_marker_stage_is_in_the_stage_order() -> None:
+    assert sorted(STAGE_ORDER) == sorted(PREDATOR_MARKERS)
+    assert len(STAGE_ORDER) == len(set(STAGE_ORDER))
+
+
+def test_importing_the_generator_reads_no_config_file() -> None:
+    # Defaults come from conf/data/synthetic.yaml on first use, never at import.
+    code = (
+        "from grooming_detect.data.synthetic import settings; "
+        "print(settings.config_defaults.cache_info().currsize)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "0"
+    assert (
+        GeneratorSettings(seed=1).n_train_conversations
+        == config_defaults()["n_train_conversations"]
+    )
