@@ -12,7 +12,7 @@ from grooming_detect import pipeline
 from grooming_detect.config import ConfigError
 from grooming_detect.data import chitchat
 from grooming_detect.data.export import write_chatlog
-from grooming_detect.data.synthetic import _split_pool
+from grooming_detect.data.synthetic.hosts import split_pool
 from grooming_detect.evaluation.audit import (
     BenignSetError,
     check_no_overlap,
@@ -88,7 +88,7 @@ def test_benign_set_entries_are_checked_at_start(compose_cfg, tmp_path: Path) ->
 
 def test_the_generator_never_uses_held_out_conversations() -> None:
     hosts = chitchat.load_conversations()
-    pools = _split_pool(hosts, seed=42, holdout_share=0.1)
+    pools = split_pool(hosts, seed=42, holdout_share=0.1)
     used = {h.source_id for split in pools.values() for kind in split.values() for h in kind}
     held_out = {h.source_id for h in chitchat.held_out_conversations(0.1)}
     assert held_out and not used & held_out

@@ -153,7 +153,7 @@ def test_killed_data_stage_is_rebuilt(tmp_path: Path, reference: dict[str, float
 @pytest.mark.slow
 def test_killed_generation_is_regenerated(tmp_path: Path, reference: dict[str, float]) -> None:
     # Killed after the training corpus and its truth were written, before the test corpus.
-    _killed_run(tmp_path, "grooming_detect.data.synthetic", "_write_lines", 1)
+    _killed_run(tmp_path, "grooming_detect.data.synthetic.writer", "write_lines", 1)
     assert not any((tmp_path / "data" / "raw" / "synthetic").glob("*/generator.json"))
     rerun = _finished_run(tmp_path)
     assert {k: rerun[k] for k in HEADLINE} == pytest.approx({k: reference[k] for k in HEADLINE})

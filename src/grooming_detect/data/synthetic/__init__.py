@@ -68,9 +68,6 @@ from grooming_detect.data.synthetic.vocabulary import (
 )
 from grooming_detect.data.synthetic.writer import html_escape, xml_escape
 
-#: The name tests/test_audit.py imports (the lead renames it there when the tests move).
-_split_pool = split_pool
-
 __all__ = [
     "COMPLETE_FILE",
     "EXCLUDED_CONTENT",
