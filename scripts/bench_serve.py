@@ -34,8 +34,8 @@ from grooming_detect.io import write_json
 from grooming_detect.stage import latest_dataset_dir
 
 BIN = Path(sys.executable).parent
-# `local_server` is the serving tests' helper (tests/local_server.py).
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+# `local_server` is the serving tests' helper (tests/scoring/local_server.py).
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "scoring"))
 from local_server import local_server  # noqa: E402
 
 

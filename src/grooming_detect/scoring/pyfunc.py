@@ -200,7 +200,7 @@ def signature() -> Any:
             # Any type: a typed column would let MLflow cast 1.5 or true to 1 (long) or refuse
             # integers (double, and string: an int64 column passed to predict in process). The
             # price: MLflow's server reads text/csv only when every column has a pandas type,
-            # so it answers every CSV request 400 (tests/test_serving.py records it).
+            # so it answers every CSV request 400 (tests/scoring/test_serving.py records it).
             ColSpec(AnyType(), "line", required=False),
             ColSpec("string", "time", required=False),
             ColSpec("string", "timestamp", required=False),

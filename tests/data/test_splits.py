@@ -52,6 +52,7 @@ def synthetic_tables(tmp_path_factory: pytest.TempPathFactory):
     return tables
 
 
+@pytest.mark.pipeline
 def test_splits_are_disjoint_by_author_and_conversation(synthetic_tables) -> None:
     messages = synthetic_tables.messages
     train = messages[messages["split"] == "train"]
@@ -66,6 +67,7 @@ def test_splits_are_disjoint_by_author_and_conversation(synthetic_tables) -> Non
     assert 0.1 < share < 0.35
 
 
+@pytest.mark.pipeline
 def test_same_seed_same_split(synthetic_tables, tmp_path: Path) -> None:
     pairs = synthetic_tables.messages.loc[
         synthetic_tables.messages["split"] != "test", ["conversation_id", "author"]

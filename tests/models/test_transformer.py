@@ -50,6 +50,7 @@ def test_dialogue_marks_own_and_partner_lines() -> None:
     ]
 
 
+@pytest.mark.pipeline
 def test_long_texts_are_windowed_not_truncated(tiny_bert: Path) -> None:
     model = TransformerClassifier(
         name_or_path=str(tiny_bert), text_column="text", max_length=16, stride=4
@@ -63,6 +64,7 @@ def test_long_texts_are_windowed_not_truncated(tiny_bert: Path) -> None:
     assert covered >= 40, "every token of the long text is in some window"
 
 
+@pytest.mark.pipeline
 @pytest.mark.slow
 def test_tiny_bert_trains_and_goes_through_evaluate(tiny_bert: Path, compose_cfg) -> None:
     from mlflow import MlflowClient
@@ -132,6 +134,7 @@ def _rows(n: int, seed: int) -> tuple[pd.DataFrame, np.ndarray]:
     return pd.DataFrame({"text": texts}), y
 
 
+@pytest.mark.pipeline
 def test_int8_scoring_is_close_to_float_and_refuses_other_values(tiny_bert: Path) -> None:
     X, y = _rows(24, seed=0)
     model = TransformerClassifier(
@@ -162,6 +165,7 @@ def test_int8_scoring_is_close_to_float_and_refuses_other_values(tiny_bert: Path
         model.predict_proba(X)
 
 
+@pytest.mark.pipeline
 def test_time_budget_stops_training_and_still_selects(
     tiny_bert: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -186,6 +190,7 @@ def test_time_budget_stops_training_and_still_selects(
         TransformerClassifier(name_or_path=str(tiny_bert), max_train_seconds=0).fit(X, y)
 
 
+@pytest.mark.pipeline
 def test_packaged_minilm_fine_tunes_offline(default_run, tmp_path: Path) -> None:
     """A few steps of the packaged all-MiniLM-L6-v2 on synthetic author-in-conversation rows."""
     from grooming_detect.models.units import INPUTS, features_of

@@ -16,6 +16,7 @@ import pandas as pd
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from local_server import local_server
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 
@@ -25,7 +26,6 @@ from grooming_detect.data.stage import corpus_root
 from grooming_detect.scoring.batch import score_file
 from grooming_detect.scoring.pyfunc import OUTPUT_COLUMNS
 from grooming_detect.stage import dataset_dir, latest_dir
-from local_server import local_server
 
 
 def _trained(compose_cfg, model: str, *extra: str):
@@ -76,6 +76,7 @@ def _three_ways(cfg, model_uri: str) -> None:
     assert served["model_version"].str.contains("@").all()
 
 
+@pytest.mark.pipeline
 def test_pyfunc_score_command_and_evaluate_agree_and_register(default_run) -> None:
     """The default run's logged model, its score command and its evaluation agree; registered,
     the version carries the test measures and the card and is loadable by alias."""

@@ -85,6 +85,7 @@ def test_cli_needs_pairs(tmp_path: Path) -> None:
         main(["--predators", str(tmp_path / "x.txt")])
 
 
+@pytest.mark.pipeline
 def test_evaluate_scores_test_submissions_as_the_pan_scorer(compose_cfg, tmp_path: Path) -> None:
     """A truth id that never speaks in the test corpus is a miss for the PAN scorer: the
     evaluate stage's test/author/pan_* equal a hand count over the written submission and the

@@ -54,6 +54,7 @@ def test_folder_model_with_functions_is_refused(
         load_model(tmp_path)
 
 
+@pytest.mark.pipeline
 def test_mlflow_model_with_tampered_trust_is_refused(tmp_path: Path, forbid_construction) -> None:
     # A benign model saved by MLflow, then tampered with: its skops file replaced by one that
     # calls os.system, and os.system added to the trusted types in its own MLmodel file.
@@ -385,6 +386,7 @@ def test_the_score_command_refuses_a_bad_threshold(
     assert "model.json: no threshold" in _score_command(folder, tmp_path, capsys)
 
 
+@pytest.mark.pipeline
 def test_mlflow_model_metadata_is_checked(tmp_path: Path) -> None:
     from sklearn.dummy import DummyClassifier
 

@@ -7,6 +7,8 @@ from mlflow import MlflowClient
 
 from grooming_detect import pipeline
 
+pytestmark = pytest.mark.pipeline
+
 
 @pytest.mark.slow
 def test_metadata_only_stays_near_chance(compose_cfg) -> None:

@@ -399,6 +399,7 @@ NOT_REGULAR = textwrap.dedent(
 )
 
 
+@pytest.mark.pipeline
 @pytest.mark.skipif(not Path("/dev/zero").exists(), reason="needs /dev/zero")
 def test_inputs_that_are_not_regular_files_are_refused(
     compose_cfg: ComposeFn, tmp_path: Path

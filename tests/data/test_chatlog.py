@@ -129,6 +129,7 @@ def conversation_labelled_log(compose_cfg: ComposeFn, tmp_path: Path) -> Path:
     return path
 
 
+@pytest.mark.pipeline
 def test_pipeline_on_conversation_labels_scores_conversations(
     compose_cfg: ComposeFn, conversation_labelled_log: Path
 ) -> None:

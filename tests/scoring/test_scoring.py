@@ -29,6 +29,7 @@ def _evaluated(cfg) -> pd.DataFrame:
     return scores.set_index("id")["score"]
 
 
+@pytest.mark.pipeline
 def test_scores_equal_the_evaluate_stage(default_run, test_xml: Path, tmp_path: Path) -> None:
     cfg, _, _ = default_run
     authors_csv, conversations_csv = score_file(
@@ -47,6 +48,7 @@ def test_scores_equal_the_evaluate_stage(default_run, test_xml: Path, tmp_path: 
     )
 
 
+@pytest.mark.pipeline
 def test_mlflow_model_uri_and_batches(
     default_run, test_xml: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -79,6 +81,7 @@ def test_mlflow_model_uri_and_batches(
     )
 
 
+@pytest.mark.pipeline
 def test_unlabelled_chat_log(default_run, tmp_path: Path) -> None:
     cfg, _, _ = default_run
     unlabelled = tmp_path / "chat.csv"
@@ -108,6 +111,7 @@ def test_a_bad_batch_size_is_a_clear_error(tmp_path: Path, capsys, value: str) -
     )
 
 
+@pytest.mark.pipeline
 def test_scoring_rebuilds_the_features_the_model_was_trained_with(compose_cfg, tmp_path) -> None:
     """A model trained with its own lexicons (other cue columns than the default's) scores new
     files with those lexicons, read from its model.json, and equals the evaluate stage."""

@@ -28,17 +28,20 @@ def card(default_run) -> str:
     return result.stages["report"].outputs["model_card"].read_text()
 
 
+@pytest.mark.pipeline
 def test_card_has_every_section(card: str) -> None:
     headings = re.findall(r"^## (.+)$", card, re.MULTILINE)
     assert headings == list(SECTIONS)
 
 
+@pytest.mark.pipeline
 def test_synthetic_warning_is_the_first_line(card: str) -> None:
     first = card.splitlines()[0]
     assert first.startswith("> **Synthetic data.**")
     assert "says nothing about real-world performance" in first
 
 
+@pytest.mark.pipeline
 def test_card_numbers_equal_the_named_mlflow_run(default_run, card: str) -> None:
     _, result, client = default_run
     run_id = re.search(r"evaluation of MLflow run `([0-9a-f]{32})`", card).group(1)
@@ -86,6 +89,7 @@ def test_card_numbers_equal_the_named_mlflow_run(default_run, card: str) -> None
     assert threshold == pytest.approx(train.data.metrics["train/threshold"], abs=5e-5)
 
 
+@pytest.mark.pipeline
 def test_card_is_logged_and_links_resolve(default_run, card: str, tmp_path: Path) -> None:
     """The report and the card link their figures relatively, inside the report folder: the
     links work on disk, in a moved copy of the folder, and in the MLflow run that logs it."""
@@ -141,6 +145,7 @@ def test_card_is_logged_and_links_resolve(default_run, card: str, tmp_path: Path
     assert "](ETHICS.md)" in card or "](ETHICS.md)" in card.replace("`", "")
 
 
+@pytest.mark.pipeline
 def test_publish_writes_a_card_with_its_figures(compose_cfg: ComposeFn, tmp_path: Path) -> None:
     publish = tmp_path / "repo"
     cfg = compose_cfg(
@@ -153,6 +158,7 @@ def test_publish_writes_a_card_with_its_figures(compose_cfg: ComposeFn, tmp_path
     assert all((publish / link).is_file() for link in links)
 
 
+@pytest.mark.pipeline
 @pytest.mark.slow
 def test_prose_reads_the_interval_level_and_ece_bins_from_config(compose_cfg: ComposeFn) -> None:
     """Every setting the card or report names is the one used: a change of each changes them
@@ -185,6 +191,7 @@ def test_prose_reads_the_interval_level_and_ece_bins_from_config(compose_cfg: Co
     assert reliability[reliability["binning"] == "equal_width"]["bin"].max() < 10
 
 
+@pytest.mark.pipeline
 def test_card_sets_the_model_beside_the_metadata_only_baseline(default_run, card: str) -> None:
     _, result, _ = default_run
     metrics = result.stages["evaluate"].metrics
@@ -242,6 +249,7 @@ def test_a_value_the_code_forgot_fails_instead_of_rendering_blank() -> None:
         render("report.md.j2", synthetic=False, model="m", dataset="d")
 
 
+@pytest.mark.pipeline
 def test_the_templates_render_from_the_package_alone(tmp_path: Path) -> None:
     """Rendered from a copy of the package outside the checkout (as installed from the wheel,
     which ships ``reporting/templates/``), the report is the checkout's own."""

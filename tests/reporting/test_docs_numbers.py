@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 DOCUMENTS = [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md"))]
 MEASURED = re.compile(r"<!-- measured: (?P<source>[^>]*?) -->(?P<body>.*?)<!-- /measured -->", re.S)
 #: A measure's name followed closely by a number with decimals: what a reader takes for a result.

@@ -310,6 +310,7 @@ def test_card_section_names_the_tuning_set_and_reads_the_settings() -> None:
     assert early_detection_section({}, metrics, "figs") == ""
 
 
+@pytest.mark.pipeline
 @pytest.mark.slow
 def test_early_experiment_logs_measures_figures_and_card(compose_cfg) -> None:
     cfg = compose_cfg(

@@ -56,6 +56,7 @@ def _load(root: Path, filters: FilterSettings | None = None) -> tuple[pd.DataFra
 # --- the generator --------------------------------------------------------------------------
 
 
+@pytest.mark.pipeline
 def test_generator_writes_the_injected_marker_lines_of_training_predators(
     corpus: tuple[Path, dict[str, SplitTruth]],
 ) -> None:
@@ -78,6 +79,7 @@ def test_generator_writes_the_injected_marker_lines_of_training_predators(
     assert authors <= set(train.predators) & set(train.labelled_predators)
 
 
+@pytest.mark.pipeline
 def test_data_stage_puts_train_and_validation_lines_with_their_split(
     compose_cfg: ComposeFn,
 ) -> None:
@@ -170,6 +172,7 @@ def test_rows_of_filtered_conversations_are_kept_and_counted(pan12_copy: Path) -
     assert C3 in set(lines["conversation_id"])
 
 
+@pytest.mark.pipeline
 def test_the_file_keys_the_data_cache(compose_cfg: ComposeFn, pan12_copy: Path) -> None:
     cfg = compose_cfg(
         "data=pan12", f"data.root={pan12_copy}", "stages=[data]", "data.validation_fraction=0.4"

@@ -308,6 +308,7 @@ def test_message_scores_are_the_model_on_each_message_alone(
 # --- the default pipeline on the synthetic corpus -----------------------------------------------
 
 
+@pytest.mark.pipeline
 def test_default_run_reports_lines_beside_the_all_lines_baseline(default_run) -> None:
     """The synthetic corpus, unlike PAN-2012, also has (unofficial) training line truth: the
     default (crossfit) run tunes the line threshold out of fold, never on test, and reports the
@@ -339,6 +340,7 @@ def test_default_run_reports_lines_beside_the_all_lines_baseline(default_run) ->
     assert metrics["test/line/f3_all_lines"] == metrics["test/line/pan_f3_all_lines"]
 
 
+@pytest.mark.pipeline
 def test_scored_lines_are_more_precise_than_all_lines(default_run, tmp_path: Path) -> None:
     """The default run's model at a fixed line threshold (0.5, not tuned on test): the synthetic
     truth lines are the predators' grooming-stage lines, whose terms the text model weighs, while

@@ -42,6 +42,7 @@ def test_missing_root_is_a_clear_error(tmp_path: Path, capsys: pytest.CaptureFix
     assert "is not a directory" in capsys.readouterr().err
 
 
+@pytest.mark.pipeline
 def test_data_stage_on_pan12_records_verification(
     compose_cfg: ComposeFn, pan12_copy: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -63,6 +64,7 @@ def test_data_stage_on_pan12_records_verification(
     assert tags["dataset_verification"].startswith("mismatch")
 
 
+@pytest.mark.pipeline
 def test_a_changed_input_file_rebuilds_the_tables(compose_cfg: ComposeFn, pan12_copy: Path) -> None:
     cfg = compose_cfg(
         "data=pan12", f"data.root={pan12_copy}", "stages=[data]", "data.validation_fraction=0.4"

@@ -39,6 +39,7 @@ def corpus(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
     return root, truths
 
 
+@pytest.mark.pipeline
 def test_same_settings_same_bytes(corpus: tuple[Path, dict], tmp_path: Path) -> None:
     root, _ = corpus
     generate_corpus(tmp_path, SMALL)
@@ -46,6 +47,7 @@ def test_same_settings_same_bytes(corpus: tuple[Path, dict], tmp_path: Path) -> 
         assert (tmp_path / path.relative_to(root)).read_bytes() == path.read_bytes(), path.name
 
 
+@pytest.mark.pipeline
 def test_other_seed_other_corpus(corpus: tuple[Path, dict], tmp_path: Path) -> None:
     root, _ = corpus
     other = GeneratorSettings(
@@ -61,6 +63,7 @@ def test_other_seed_other_corpus(corpus: tuple[Path, dict], tmp_path: Path) -> N
     assert other.fingerprint() != SMALL.fingerprint()
 
 
+@pytest.mark.pipeline
 def test_official_layout_and_quirks(corpus: tuple[Path, dict]) -> None:
     root, _ = corpus
     files = pan12.find_files(root)
@@ -75,6 +78,7 @@ def test_official_layout_and_quirks(corpus: tuple[Path, dict]) -> None:
     assert files.train_predators.read_bytes().count(b"\r\n") >= 2, "CRLF id list"
 
 
+@pytest.mark.pipeline
 def test_pan_shape(corpus: tuple[Path, dict]) -> None:
     root, truths = corpus
     columns = pan12.parse_messages(pan12.find_files(root).train_xml, show_progress=False)
@@ -99,6 +103,7 @@ def test_pan_shape(corpus: tuple[Path, dict]) -> None:
     assert sum(1 for n in negative_counts.values() if n >= 2) > 100, "negative authors recur"
 
 
+@pytest.mark.pipeline
 def test_real_host_text_with_injected_markers(corpus: tuple[Path, dict]) -> None:
     root, truths = corpus
     files = pan12.find_files(root)
@@ -121,6 +126,7 @@ def test_real_host_text_with_injected_markers(corpus: tuple[Path, dict]) -> None
     assert {author_of_line[(c, line)] for c, line in marker_lines} <= set(truths["test"].predators)
 
 
+@pytest.mark.pipeline
 def test_predators_share_the_shape_of_other_conversations(corpus: tuple[Path, dict]) -> None:
     """No metadata shortcut by construction: predators' conversations are two-person
     conversations of the same length distribution as the others'."""
@@ -138,6 +144,7 @@ def test_predators_share_the_shape_of_other_conversations(corpus: tuple[Path, di
     assert all(len(a) <= 2 for a in authors_of.values() if a & predators)
 
 
+@pytest.mark.pipeline
 def test_label_noise_on_training_truth_only(corpus: tuple[Path, dict]) -> None:
     _, truths = corpus
     train, test = truths["train"], truths["test"]
@@ -155,6 +162,7 @@ def test_content_filter_refuses_host_windows() -> None:
     assert not EXCLUDED_CONTENT.search("i live in virginia and love anybody's cooking")
 
 
+@pytest.mark.pipeline
 def test_times_wrap_past_midnight(corpus: tuple[Path, dict]) -> None:
     root, _ = corpus
     columns = pan12.parse_messages(pan12.find_files(root).train_xml, show_progress=False)
@@ -171,6 +179,7 @@ def test_times_wrap_past_midnight(corpus: tuple[Path, dict]) -> None:
     assert wrapped
 
 
+@pytest.mark.pipeline
 def test_exact_sizes_when_asked(tmp_path: Path) -> None:
     settings = GeneratorSettings(
         seed=3,
@@ -195,6 +204,7 @@ FORBIDDEN = re.compile(
 )
 
 
+@pytest.mark.pipeline
 def test_no_explicit_content(corpus: tuple[Path, dict]) -> None:
     root, _ = corpus
     vocabulary = [
@@ -219,6 +229,7 @@ def test_escaping_round_trips_through_the_reader(tmp_path: Path) -> None:
     assert pan12.parse_messages(path, show_progress=False).text == [text]
 
 
+@pytest.mark.pipeline
 def test_every_labelled_predator_speaks(tmp_path: Path) -> None:
     # Heavy label noise: many non-predators are added to the truth; all must have spoken.
     noisy = GeneratorSettings(
@@ -244,6 +255,7 @@ def test_every_marker_stage_is_in_the_stage_order() -> None:
     assert len(STAGE_ORDER) == len(set(STAGE_ORDER))
 
 
+@pytest.mark.pipeline
 def test_importing_the_generator_reads_no_config_file() -> None:
     # Defaults come from conf/data/synthetic.yaml on first use, never at import.
     code = (

@@ -109,6 +109,7 @@ def _load(root: Path, filters: FilterSettings = VTPAN):
     )
 
 
+@pytest.mark.pipeline
 def test_only_vtpan_conversations_are_kept_in_each_split(corpus: Path) -> None:
     tables, _ = _load(corpus)
     conversations = tables.conversations.set_index("conversation_id")["split"]
@@ -123,6 +124,7 @@ def test_only_vtpan_conversations_are_kept_in_each_split(corpus: Path) -> None:
     assert P3 not in set(tables.authors["author"])
 
 
+@pytest.mark.pipeline
 def test_labels_are_per_conversation(corpus: Path) -> None:
     tables, report = _load(corpus)
     assert tables.label_level == "conversation"
@@ -137,6 +139,7 @@ def test_labels_are_per_conversation(corpus: Path) -> None:
     assert report.truth_lines_not_in_corpus == 0
 
 
+@pytest.mark.pipeline
 def test_not_found_ids_are_counted_and_reported(
     corpus: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -152,6 +155,7 @@ def test_not_found_ids_are_counted_and_reported(
     assert "15326 of the 15329 VTPAN test conversation ids do not occur" in caplog.text
 
 
+@pytest.mark.pipeline
 def test_filter_off_keeps_everything_with_author_labels(corpus: Path) -> None:
     tables, report = _load(corpus, FilterSettings())
     assert tables.label_level == "author" and report.vtpan == {}
@@ -174,6 +178,7 @@ def test_a_corpus_without_vtpan_ids_is_refused_naming_the_file(tmp_path: Path) -
         _load(root)
 
 
+@pytest.mark.pipeline
 def test_vtpan_with_rule_filters_is_refused(corpus: Path) -> None:
     winners = OmegaConf.load(config_dir() / "data" / "filters" / "winners2012.yaml")
     settings = FilterSettings(**{**OmegaConf.to_container(winners), "vtpan": True})
@@ -196,6 +201,7 @@ def test_vtpan_on_generated_data_is_refused_before_generating(compose_cfg: Compo
     assert not (Path(cfg.paths.raw) / "synthetic").exists()
 
 
+@pytest.mark.pipeline
 def test_data_stage_records_label_level_and_vtpan_account(
     compose_cfg: ComposeFn, corpus: Path
 ) -> None:

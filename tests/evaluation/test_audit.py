@@ -96,6 +96,7 @@ def test_the_generator_never_uses_held_out_conversations() -> None:
     assert held_out == {h.source_id for h in chitchat.held_out_conversations(0.1)}, "stable"
 
 
+@pytest.mark.pipeline
 @pytest.mark.slow
 def test_audit_experiment_logs_benign_rates_ablation_probe_and_card(compose_cfg) -> None:
     cfg = compose_cfg(
@@ -131,6 +132,7 @@ def test_audit_experiment_logs_benign_rates_ablation_probe_and_card(compose_cfg)
     assert "**Cue ablation**" in card and "**Source probe**" in card
 
 
+@pytest.mark.pipeline
 @pytest.mark.slow
 def test_a_chat_log_benign_set_that_is_the_dataset_is_refused(compose_cfg, tmp_path) -> None:
     """A team's export that is (partly) the data the model learned from is refused, read as

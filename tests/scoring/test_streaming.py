@@ -198,6 +198,7 @@ def test_threshold_early_reads_the_evaluation_beside_the_model(tmp_path: Path) -
         warning_policy("high", None, meta, str(folder))
 
 
+@pytest.mark.pipeline
 def test_stream_command_writes_one_line_per_message(tmp_path: Path, capsys) -> None:
     model = _fit(make_tfidf_logreg)
     folder = tmp_path / "model"

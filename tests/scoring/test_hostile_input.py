@@ -63,6 +63,7 @@ FEATURES_OF_ONE_LONG_MESSAGE = textwrap.dedent(
 )
 
 
+@pytest.mark.pipeline
 def test_feature_memory_is_linear_in_message_length() -> None:
     peaks = {}
     for length in (20_000, 300_000):

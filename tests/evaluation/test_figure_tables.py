@@ -124,6 +124,7 @@ def _read_figure_table(evaluation_dir: Path, name: str) -> pd.DataFrame:
     return frame
 
 
+@pytest.mark.pipeline
 def test_pipeline_figures_are_drawn_from_the_score_table(default_run) -> None:
     """On `make run`'s configuration: each figure's table equals what the split's score table
     gives, and agrees with the logged metrics (precision and recall from the confusion

@@ -12,12 +12,14 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from test_streaming import META, _fit, _log
 
 from grooming_detect import io
 from grooming_detect.models.baselines import make_tfidf_logreg
 from grooming_detect.models.persistence import save_model
 from grooming_detect.scoring import batch, cli
-from test_streaming import META, _fit, _log
+
+pytestmark = pytest.mark.pipeline
 
 
 @pytest.fixture(scope="module")
