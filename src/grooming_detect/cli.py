@@ -6,24 +6,28 @@ import logging
 import os
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
-from grooming_detect import pipeline, tracking
-from grooming_detect.config import ConfigError, config_dir
-from grooming_detect.data.chitchat import ChitchatUnavailableError
-from grooming_detect.data.pan12 import CorpusFormatError
-from grooming_detect.data.splits import SplitError
-from grooming_detect.io import read_json
-from grooming_detect.models.crossfit import CrossfitError
-from grooming_detect.models.persistence import UntrustedModelError
-from grooming_detect.reporting.summary import MIN_POSITIVES, results_table
-from grooming_detect.stage import InputMismatchError, StageContext
-from grooming_detect.sweeps import job_record
+if TYPE_CHECKING:
+    from grooming_detect.pipeline import PipelineResult
+
+from grooming_detect.config import config_dir
+from grooming_detect.errors import (
+    ChitchatUnavailableError,
+    ConfigError,
+    CorpusFormatError,
+    CrossfitError,
+    SplitError,
+    TrackingUnreachableError,
+    UntrustedModelError,
+)
+from grooming_detect.stage import InputMismatchError
+from grooming_detect.validation import validate_config
 
 log = logging.getLogger("grooming_detect")
 
@@ -37,7 +41,7 @@ EXPECTED_ERRORS = (
     InputMismatchError,
     SplitError,
     CrossfitError,
-    tracking.TrackingUnreachableError,
+    TrackingUnreachableError,
 )
 
 # Libraries whose INFO chatter hides what the pipeline itself says.
@@ -55,6 +59,11 @@ def main(cfg: DictConfig) -> dict[str, Any]:
     # Jobs of a sweep need no folder of their own: every run writes under runs/<run id>/.
     multirun = hydra_cfg.mode == RunMode.MULTIRUN
     try:
+        # Settings are checked before the pipeline (MLflow, scikit-learn, the stages) is even
+        # imported: a wrong value is answered in about a second.
+        validate_config(cfg)
+        from grooming_detect import pipeline
+
         result = pipeline.run(cfg, overrides)
     except EXPECTED_ERRORS as error:
         # Bad input or bad settings: one line a person can act on, exit status 2. The
@@ -64,13 +73,17 @@ def main(cfg: DictConfig) -> dict[str, Any]:
             raise
         print(f"grooming-detect: error: {error}", file=sys.stderr)
         sys.exit(2)
+    print(_closing_lines(cfg, result))
+    return _job_record(cfg, result)
+
+
+def _closing_lines(cfg: DictConfig, result: PipelineResult) -> str:
+    """The results table and where everything is: the run, the report, the model, the UI."""
+    from grooming_detect import tracking
+    from grooming_detect.io import read_json
+    from grooming_detect.reporting.summary import MIN_POSITIVES, results_table
+
     lines = [""]
-    measures = {
-        k: v
-        for stage in ("train", "evaluate")
-        if stage in result.stages
-        for k, v in result.stages[stage].metrics.items()
-    }
     evaluated = result.stages.get("evaluate")
     if evaluated is not None and evaluated.metrics:
         summary = read_json(evaluated.outputs["summary"])
@@ -95,7 +108,21 @@ def main(cfg: DictConfig) -> dict[str, Any]:
     lines.append(f"MLflow UI:   {tracking.ui_command(result.tracking_uri)}")
     if result.runs_view_url:
         lines.append(f"Runs table:  {result.runs_view_url}")
-    print("\n".join(lines))
+    return "\n".join(lines)
+
+
+def _job_record(cfg: DictConfig, result: PipelineResult) -> dict[str, Any]:
+    """The job's record for sweep callbacks: seed, run, measures and the dataset's manifest."""
+    from grooming_detect.io import read_json
+    from grooming_detect.stage import StageContext
+    from grooming_detect.sweeps import job_record
+
+    measures = {
+        k: v
+        for stage in ("train", "evaluate")
+        if stage in result.stages
+        for k, v in result.stages[stage].metrics.items()
+    }
     manifest_path = StageContext.from_config(cfg).manifest_path
     manifest = read_json(manifest_path) if manifest_path.is_file() else None
     return job_record(cfg, result.run_id, measures, manifest)

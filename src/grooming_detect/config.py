@@ -9,6 +9,8 @@ from typing import Any
 
 from omegaconf import OmegaConf
 
+from grooming_detect.errors import ConfigError
+
 PACKAGE_DIR = Path(__file__).resolve().parent
 _CHECKOUT_ROOT = PACKAGE_DIR.parents[1]
 
@@ -44,10 +46,6 @@ def register_resolvers() -> None:
 
 
 register_resolvers()
-
-
-class ConfigError(ValueError):
-    """A composed configuration that cannot run."""
 
 
 def to_dict(node: Any) -> dict[str, Any]:

@@ -21,6 +21,8 @@ from urllib.parse import urlparse
 import mlflow
 from omegaconf import DictConfig, OmegaConf
 
+from grooming_detect.errors import TrackingUnreachableError
+
 log = logging.getLogger(__name__)
 
 LOCAL_SCHEMES = ("sqlite", "file", "")
@@ -47,10 +49,6 @@ DEFAULT_UI_URL = "http://127.0.0.1:5000"
 def is_local_backend(uri: str) -> bool:
     """True for a SQLite database or a directory store on this machine."""
     return urlparse(uri).scheme in LOCAL_SCHEMES
-
-
-class TrackingUnreachableError(ConnectionError):
-    """No MLflow tracking server answered at ``tracking.uri`` within the configured wait."""
 
 
 #: Default of ``tracking.connect_timeout_s``: how long to wait for a tracking server to answer.

@@ -35,7 +35,7 @@ def forbid_construction(monkeypatch: pytest.MonkeyPatch):
     def refuse(*args: object, **kwargs: object) -> None:
         raise AssertionError("skops.io.load was called: objects would have been constructed")
 
-    return lambda: monkeypatch.setattr(persistence.sio, "load", refuse)
+    return lambda: monkeypatch.setattr(sio, "load", refuse)
 
 
 def _hostile(func: object) -> Pipeline:
@@ -264,7 +264,7 @@ def test_a_zip_bomb_is_refused_before_it_is_unpacked(
     def unread(*args: object, **kwargs: object) -> None:
         raise AssertionError("skops read the archive's schema before its size was checked")
 
-    monkeypatch.setattr(persistence.sio, "get_untrusted_types", unread)
+    monkeypatch.setattr(sio, "get_untrusted_types", unread)
     forbid_construction()
     with pytest.raises(
         persistence.ModelFileError,

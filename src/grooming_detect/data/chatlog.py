@@ -34,7 +34,6 @@ from typing import Any
 import pandas as pd
 
 from grooming_detect.data.pan12 import (
-    CorpusFormatError,
     line_number,
     read_id_list,
     shown,
@@ -45,6 +44,7 @@ from grooming_detect.data.splits import (
     holdout_conversations,
     positive_conversations_of,
 )
+from grooming_detect.errors import ChatlogFormatError
 from grooming_detect.progress import track
 
 REQUIRED = ("conversation_id", "author", "text")
@@ -53,10 +53,6 @@ TRUE_VALUES = {"1", "true", "yes", "y", "t"}
 FALSE_VALUES = {"0", "false", "no", "n", "f"}
 log = logging.getLogger(__name__)
 _TIME = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
-
-
-class ChatlogFormatError(CorpusFormatError):
-    """A chat-log file that does not follow the documented format."""
 
 
 @dataclass

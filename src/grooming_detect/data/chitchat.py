@@ -21,12 +21,10 @@ from datetime import datetime
 from functools import lru_cache
 from pathlib import Path
 
+from grooming_detect.errors import ChitchatUnavailableError
+
 #: What a user runs when the package is missing.
 INSTALL_HINT = "pip install chitchat-dataset  (it is a core dependency of grooming-detect)"
-
-
-class ChitchatUnavailableError(RuntimeError):
-    """The ``chitchat-dataset`` package (the real chat text) is not installed or unreadable."""
 
 
 @dataclass(frozen=True)

@@ -42,6 +42,7 @@ from grooming_detect.data import pan12_scan, vtpan
 from grooming_detect.data.filters import FilterSettings, apply_filters
 from grooming_detect.data.schema import Tables, build_tables
 from grooming_detect.data.splits import SplitSettings, carve_validation
+from grooming_detect.errors import CorpusFormatError
 from grooming_detect.progress import Progress
 
 log = logging.getLogger(__name__)
@@ -89,10 +90,6 @@ def shown(raw: str | None, limit: int = 40) -> str:
     if raw is None or len(raw) <= limit:
         return repr(raw)
     return f"{raw[:limit]!r}... ({len(raw):,} characters)"
-
-
-class CorpusFormatError(ValueError):
-    """Input that does not follow the official format; the message names file, line and column."""
 
 
 @dataclass(frozen=True)

@@ -20,6 +20,8 @@ import pandas as pd
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
+from grooming_detect.errors import SplitError
+
 log = logging.getLogger(__name__)
 
 #: ``data.split_override`` values besides null (whole connected components).
@@ -30,12 +32,6 @@ SPLIT_OVERRIDES = ("author",)
 #: validation share land in [0.1, 0.3]: at least half, at most one and a half times the target,
 #: still a usable validation set; the default synthetic corpora miss by under 0.01.
 DEFAULT_TOLERANCE = 0.1
-
-
-class SplitError(ValueError):
-    """A held-out split that whole components cannot carve near its target shares (or with
-    positives on both sides); the message names the split, the achieved and target shares, the
-    largest component and the override (``data.split_override=author``)."""
 
 
 @dataclass(frozen=True)

@@ -43,12 +43,10 @@ import pandas as pd
 from omegaconf import DictConfig, OmegaConf
 from scipy.stats import binomtest, ks_2samp
 
-from grooming_detect import tracking
 from grooming_detect.data import chitchat
 from grooming_detect.data.schema import read_table
 from grooming_detect.evaluation.profiles import profiles
 from grooming_detect.features.behaviour import lexicon_pattern
-from grooming_detect.scoring.messages import feature_settings
 from grooming_detect.stage import StageContext
 
 log = logging.getLogger(__name__)
@@ -554,6 +552,10 @@ def audit_from_config(
 ) -> dict[str, Any]:
     """Benign sets, cue ablation and source probe (`evaluation.audit`), when configured; adds
     to `metrics` and `outputs` and returns the summary the model card reads."""
+    # Imported here: validation reads this module's benign-set parser before MLflow is loaded.
+    from grooming_detect import tracking
+    from grooming_detect.scoring.messages import feature_settings
+
     benign_sets = parse_benign_sets(OmegaConf.to_container(cfg.evaluate.benign_sets, resolve=True))
     ablation, probe = bool(cfg.evaluate.audit.cue_ablation), bool(cfg.evaluate.audit.source_probe)
     if not (benign_sets or ablation or probe):

@@ -31,7 +31,6 @@ from omegaconf import DictConfig
 
 from grooming_detect.models.decision import ScoreCalibrator
 from grooming_detect.scoring.incremental import ConversationStreams, LinearPrefixScorer
-from grooming_detect.scoring.messages import feature_settings
 from grooming_detect.stage import StageContext
 
 log = logging.getLogger(__name__)
@@ -561,6 +560,9 @@ def early_from_config(
     reads."""
     if not cfg.early.enabled:
         return {}
+    # Imported here: validation reads this module's settings before MLflow is loaded.
+    from grooming_detect.scoring.messages import feature_settings
+
     lexicons, separator = feature_settings(meta, None, None)
     early_metrics, summary, early_outputs = evaluate_early(
         model,

@@ -26,6 +26,7 @@ import pandas as pd
 
 from grooming_detect.data.schema import read_table
 from grooming_detect.data.splits import conversation_components
+from grooming_detect.errors import CrossfitError
 from grooming_detect.models.decision import tune_lines
 from grooming_detect.models.units import ModelInput, features_of
 from grooming_detect.stage import StageContext
@@ -35,10 +36,6 @@ log = logging.getLogger(__name__)
 #: The splits cross-fitting pools; `test` is never among them.
 POOL = ("train", "validation")
 SELECTIONS = ("crossfit", "holdout")
-
-
-class CrossfitError(ValueError):
-    """The pooled data cannot be cut into the requested number of grouped folds."""
 
 
 @dataclass(frozen=True)

@@ -21,11 +21,10 @@ from numbers import Real
 from pathlib import Path
 from typing import Any
 
-import skops.io as sio
 from sklearn.exceptions import NotFittedError
 from sklearn.utils.validation import check_is_fitted
 
-from grooming_detect.config import ConfigError
+from grooming_detect.errors import MissingExtraError, ModelFileError, UntrustedModelError
 from grooming_detect.io import read_json, write_json, write_with
 from grooming_detect.models.decision import METHODS
 from grooming_detect.models.units import AGGREGATES, INPUTS, UNITS
@@ -35,8 +34,9 @@ META_FILE = "model.json"
 
 
 #: The exact types, beyond skops' own safe defaults, that this project's models store: enumerated
-#: from every model config (tests/models/test_persistence_security.py checks the list against freshly
-#: trained models). Never a prefix: a whole module (``sklearn.``) holds functions that run code.
+#: from every model config (tests/models/test_persistence_security.py checks the list against
+#: freshly trained models). Never a prefix: a whole module (``sklearn.``) holds functions that
+#: run code.
 TRUSTED_TYPES = frozenset(
     {
         "grooming_detect.models.baselines.CompactLogisticRegression",
@@ -64,25 +64,10 @@ MAX_UNPACKED_BYTES = 1 << 30
 _MIB = 1 << 20
 
 
-class UntrustedModelError(ValueError):
-    """A model file asks for types outside the project's exact allow-list."""
-
-
-class ModelFileError(UntrustedModelError):
-    """A model folder's file is not what `save_model` writes: linked from outside the folder,
-    not a skops archive (cut short, damaged, another kind of file), unpacking to more than
-    `MAX_UNPACKED_BYTES`, holding an object that is not a fitted classifier, or a
-    ``model.json`` with settings a scorer cannot use. A kind of `UntrustedModelError`, so every
-    command reports it in one line, as it does a refused type."""
-
-
-class MissingExtraError(ConfigError):
-    """A model needs an optional extra of the package that is not installed."""
-
-
 def trusted_types(path: Path) -> list[str]:
     """The non-default types in a skops file, when every one is on the allow-list; else an
     error naming the file and the refused types. Nothing in the file is constructed."""
+    sio = _skops_io()
     types = sio.get_untrusted_types(file=path)
     refused = sorted(t for t in types if t not in TRUSTED_TYPES)
     if refused:
@@ -134,6 +119,15 @@ def check_scorer(model: Any, path: Path) -> Any:
     )
 
 
+def _skops_io() -> Any:
+    """``skops.io``, imported when a model is saved or loaded: its set-up of trusted types
+    imports every scikit-learn estimator (and, through scikit-learn's array API support, torch),
+    seconds that a command which only checks its settings should not pay."""
+    import skops.io
+
+    return skops.io
+
+
 #: What skops raises on a zip whose members are damaged or are not its own schema and arrays.
 _UNREADABLE = (
     zipfile.BadZipFile,
@@ -156,7 +150,7 @@ def load_skops(path: Path) -> Any:
         raise FileNotFoundError(f"{path}: no model file here; run the train stage first")
     check_archive(path)
     try:
-        model = sio.load(path, trusted=trusted_types(path))
+        model = _skops_io().load(path, trusted=trusted_types(path))
     except UntrustedModelError:
         raise
     except _UNREADABLE as error:
@@ -190,7 +184,9 @@ def save_model(model: Any, meta: dict[str, Any], directory: Path) -> Path:
     else:
         write_with(
             directory / MODEL_FILE,
-            lambda tmp: sio.dump(model, tmp, compression=zipfile.ZIP_DEFLATED, compresslevel=1),
+            lambda tmp: _skops_io().dump(
+                model, tmp, compression=zipfile.ZIP_DEFLATED, compresslevel=1
+            ),
         )
         shutil.rmtree(directory / TRANSFORMER_DIR, ignore_errors=True)
         meta = {**meta, "format": "skops"}

@@ -1,0 +1,37 @@
+"""The command line answers without loading what it does not use."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+HEAVY = ("torch", "transformers", "mlflow", "skops")
+
+CHECK = """
+import json, sys
+from hydra import compose, initialize_config_dir
+import grooming_detect.cli
+from grooming_detect.config import config_dir
+from grooming_detect.validation import validate_config
+with initialize_config_dir(version_base="1.3", config_dir=str(config_dir())):
+    cfg = compose(config_name="config", overrides=["paths.root=" + sys.argv[1]])
+validate_config(cfg)
+print(json.dumps([name for name in sys.argv[2:] if name in sys.modules]))
+"""
+
+
+@pytest.mark.pipeline
+def test_importing_the_cli_and_validating_a_default_config_loads_no_heavy_library(tmp_path):
+    """`grooming-detect --help`, a typo or a wrong value is answered before torch,
+    transformers, MLflow or skops is imported (each costs seconds on 2 cores)."""
+    completed = subprocess.run(
+        [sys.executable, "-c", CHECK, str(tmp_path), *HEAVY],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert completed.returncode == 0, completed.stderr
+    assert json.loads(completed.stdout.splitlines()[-1]) == []
