@@ -86,6 +86,10 @@ bench-serve: $(STAMP) ## the served MLflow model: p50/p95 latency and requests/s
 bench-stream: $(STAMP) ## grooming-detect-score --stream on real chat text: messages/s beside a naive re-scorer
 	$(BIN)/python scripts/bench_stream.py $(ARGS)
 
+.PHONY: bench-startup
+bench-startup: $(STAMP) ## how long --help, a config error and scoring 10 messages take to answer (median of 5)
+	$(BIN)/python scripts/bench_startup.py $(ARGS)
+
 .PHONY: bench-transformer
 bench-transformer: $(STAMP) ## transformer training/inference throughput and peak memory (CPU or GPU)
 	$(BIN)/python scripts/bench_transformer.py $(ARGS)
