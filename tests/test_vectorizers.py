@@ -370,24 +370,3 @@ def test_vocabulary_is_saved_packed_and_restored_exactly(tmp_path: Path) -> None
         restored = loaded.named_steps["features"].named_transformers_[name].vocabulary_
         assert restored == vocabulary and all(type(v) is int for v in restored.values())
     np.testing.assert_array_equal(loaded.predict_proba(frame), model.predict_proba(frame))
-
-
-def test_word_tokens_fall_back_to_python_when_the_counts_disagree(monkeypatch) -> None:
-    """ASCII word types are tokenised by one findall and counted by RE2; should the two ever
-    disagree, every word is tokenised one by one (same result)."""
-    import pyarrow as pa
-
-    from grooming_detect.models import vectorizers
-
-    words = ["hello,", "ab-cd", "", "a", "\u00fcber_x", "don't", "x" * 70]
-    expected = [vectorizers._TOKEN.findall(word) for word in words]
-
-    def wrong_counts(array: pa.Array, pattern: str) -> pa.Array:
-        return pa.array([0] * len(array), type=pa.int32())
-
-    for patched in (False, True):
-        if patched:
-            monkeypatch.setattr(vectorizers.pc, "count_substring_regex", wrong_counts)
-        length, ids, types = vectorizers._word_tokens(words)
-        assert length.tolist() == [len(tokens) for tokens in expected]
-        assert [types[i] for i in ids] == [token for tokens in expected for token in tokens]

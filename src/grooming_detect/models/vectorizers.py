@@ -19,13 +19,11 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
 from numbers import Integral
 from typing import Any
 
 import numpy as np
 import pandas as pd
-import pyarrow as pa
 import pyarrow.compute as pc
 from scipy import sparse
 from sklearn.base import BaseEstimator, TransformerMixin
@@ -33,7 +31,6 @@ from sklearn.compose import ColumnTransformer
 from sklearn.feature_extraction import FeatureHasher
 from sklearn.feature_extraction.text import HashingVectorizer, TfidfVectorizer
 from sklearn.preprocessing import normalize
-from sklearn.utils import murmurhash3_32
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
@@ -401,7 +398,7 @@ def _char_wb_per_type(
             values.append(np.ones(len(at), dtype=np.float32))
         whole = np.flatnonzero(length <= high)
         rows.append(ascii_rows[whole])
-        columns.append(_ByteStrings(buffer, start[whole], length[whole]).columns(n_features))
+        columns.append(_string_columns([padded[i] for i in whole], n_features))
         values.append(np.ones(len(whole), dtype=np.float32))
     other = np.flatnonzero(~plain)
     if len(other):
@@ -487,50 +484,12 @@ def _spans(start: np.ndarray, length: np.ndarray) -> np.ndarray:
     return np.repeat(start, length) + offset
 
 
-#: Byte length above which a string is hashed by scikit-learn rather than in NumPy.
-LONG_BYTES = 64
-
-
-@dataclass(frozen=True)
-class _ByteStrings:
-    """Byte strings stored end to end: string i is ``data[start[i] : start[i] + length[i]]``."""
-
-    data: np.ndarray
-    start: np.ndarray
-    length: np.ndarray
-
-    @classmethod
-    def of(cls, strings: list[str]) -> _ByteStrings:
-        encoded = [string.encode("utf-8") for string in strings]
-        length = np.fromiter(map(len, encoded), dtype=np.int64, count=len(encoded))
-        data = np.frombuffer(b"".join(encoded), dtype=np.uint8)
-        return cls(data, np.cumsum(length) - length, length)
-
-    def joined(self, left: np.ndarray, other: _ByteStrings, right: np.ndarray) -> _ByteStrings:
-        """The strings ``self[left[i]] + b" " + other[right[i]]``."""
-        head, tail = self.length[left], other.length[right]
-        length = head + 1 + tail
-        start = np.cumsum(length) - length
-        data = np.full(int(length.sum()), ord(" "), dtype=np.uint8)
-        data[_spans(start, head)] = self.data[_spans(self.start[left], head)]
-        data[_spans(start + head + 1, tail)] = other.data[_spans(other.start[right], tail)]
-        return _ByteStrings(data, start, length)
-
-    def columns(self, n_features: int) -> np.ndarray:
-        """``FeatureHasher``'s column of each string (its hashing of the UTF-8 bytes). Strings
-        longer than `LONG_BYTES` (a pasted blob, a spam run) are hashed one by one by
-        scikit-learn: NumPy's cost grows with the longest length, not the total."""
-        out = np.empty(len(self.length), dtype=np.int64)
-        for i in np.flatnonzero(self.length > LONG_BYTES):
-            start, size = int(self.start[i]), int(self.length[i])
-            out[i] = abs(murmurhash3_32(self.data[start : start + size].tobytes(), seed=0))
-            out[i] %= n_features
-        for size in np.unique(self.length[self.length <= LONG_BYTES]):
-            which = np.flatnonzero(self.length == size)
-            out[which] = _murmur3_columns(
-                self.data[self.start[which, None] + np.arange(size)], n_features
-            )
-        return out
+def _string_columns(strings: list[str], n_features: int) -> np.ndarray:
+    """``FeatureHasher``'s unsigned column of each string (MurmurHash3 of its UTF-8 bytes)."""
+    if not strings:
+        return np.empty(0, dtype=np.int64)
+    hashed = FeatureHasher(n_features=n_features, input_type="string", alternate_sign=False)
+    return hashed.transform([string] for string in strings).indices.astype(np.int64)
 
 
 def _plain_counts(texts: list[str], hasher: HashingVectorizer) -> sparse.csr_matrix:
@@ -539,32 +498,10 @@ def _plain_counts(texts: list[str], hasher: HashingVectorizer) -> sparse.csr_mat
 
 def _word_tokens(words: list[str]) -> tuple[np.ndarray, np.ndarray, list[str]]:
     """The tokens (`_TOKEN` matches) of each word: how many per word, their type ids in word
-    order, and the types (ids are first appearances in that order).
-
-    ASCII words are tokenised together: one ``findall`` over them joined by newlines (a
-    non-word character, so no token crosses two words) and RE2's per-word match counts, equal
-    to Python's on ASCII text (``\\w`` and ``\\b`` differ only beyond it). Other words, or all
-    of them should the two counts ever disagree, are tokenised one by one."""
-    length = np.zeros(len(words), dtype=np.int64)
-    plain = np.zeros(len(words), dtype=bool)
-    tokens: list[str] = []
-    if words:
-        array = pa.array(words, type=pa.large_string())
-        plain = np.array(pc.string_is_ascii(array).to_numpy(zero_copy_only=False), dtype=bool)
-        length = pc.count_substring_regex(array, r"\b\w\w+\b").to_numpy(zero_copy_only=False)
-        length = length.astype(np.int64)
-        tokens = _TOKEN.findall("\n".join([w for w, a in zip(words, plain, strict=True) if a]))
-        if len(tokens) != int(length[plain].sum()):
-            plain[:] = False
-            tokens = []
-    other = np.flatnonzero(~plain)
-    found = [_TOKEN.findall(words[i]) for i in other]
-    length[other] = [len(t) for t in found]
-    flat = np.empty(int(length.sum()), dtype=object)
-    start = np.cumsum(length) - length
-    at = np.flatnonzero(plain)
-    flat[_spans(start[at], length[at])] = tokens
-    flat[_spans(start[other], length[other])] = [t for group in found for t in group]
+    order, and the types (ids are first appearances in that order)."""
+    found = [_TOKEN.findall(word) for word in words]
+    length = np.fromiter(map(len, found), dtype=np.int64, count=len(found))
+    flat = np.array([token for group in found for token in group], dtype=object)
     ids, types = pd.factorize(flat)
     return length, ids.astype(np.int64), list(types)
 
@@ -575,9 +512,9 @@ def _word_counts(texts: list[str], hasher: HashingVectorizer) -> sparse.csr_matr
 
     Tokens never span whitespace, and lower-casing a text lower-cases each of its words alike,
     so a document's tokens are its words' tokens in order: each distinct word is lower-cased
-    and tokenised once, each distinct token and n-gram is hashed once (MurmurHash3 of its UTF-8
-    bytes in NumPy, as scikit-learn's hasher: columns and counts are identical), and n-grams
-    are formed as integer pairs within each document."""
+    and tokenised once, each distinct token and n-gram is hashed once (by scikit-learn's
+    hasher: columns and counts are identical), and n-grams are formed as integer pairs within
+    each document."""
     n_features = int(hasher.n_features)
     low, high = (int(n) for n in hasher.ngram_range)
     document, codes, words = _whitespace_words(texts)
@@ -592,26 +529,27 @@ def _word_counts(texts: list[str], hasher: HashingVectorizer) -> sparse.csr_matr
     length = word_length[codes]
     tokens = word_tokens[_spans(word_start[codes], length)]
     token_document = np.repeat(document, length)
-    # The UTF-8 bytes of each token type, which is what is hashed.
-    token_bytes = _ByteStrings.of(token_types)
     rows, columns = [], []
     if low <= 1:
         rows.append(token_document)
-        columns.append(token_bytes.columns(n_features)[tokens])
-    grams, gram_bytes = tokens, token_bytes
+        columns.append(_string_columns(token_types, n_features)[tokens])
+    grams, gram_types = tokens, token_types
     for n in range(2, high + 1):
         starts = len(tokens) - n + 1
         if starts <= 0:
             break
         # The n-gram at i is (the (n-1)-gram at i, the token at i+n-1), numbered densely; its
-        # bytes are the (n-1)-gram's, a space and the token's.
+        # text is the (n-1)-gram's, a space and the token's.
         grams, pairs = pd.factorize(grams[:starts] * n_types + tokens[n - 1 :])
         previous, last = np.divmod(np.asarray(pairs, dtype=np.int64), n_types)
-        gram_bytes = gram_bytes.joined(previous, token_bytes, last)
+        gram_types = [
+            f"{gram_types[a]} {token_types[b]}"
+            for a, b in zip(previous.tolist(), last.tolist(), strict=True)
+        ]
         if n >= low:
             within = token_document[:starts] == token_document[n - 1 :]
             rows.append(token_document[:starts][within])
-            columns.append(gram_bytes.columns(n_features)[grams[within]])
+            columns.append(_string_columns(gram_types, n_features)[grams[within]])
     if not rows:  # no document is long enough for the shortest n-gram
         return sparse.csr_matrix((len(texts), n_features), dtype=np.float32)
     row = np.concatenate(rows)
