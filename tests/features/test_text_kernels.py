@@ -67,9 +67,9 @@ def test_word_counts_equal_str_split(texts: pd.Series) -> None:
 
 
 def test_word_counts_equal_str_split_on_every_ascii_character_and_a_slice() -> None:
-    """ASCII texts are counted on the byte buffer: every ASCII character (whitespace or not),
-    texts that start or end in whitespace, empty and missing texts, and an Arrow array that
-    is a slice of a larger one (its buffers start before its first text)."""
+    """Every ASCII character (whitespace or not) and Unicode whitespace, texts that start or
+    end in whitespace, empty and missing texts, and an Arrow array that is a slice of a larger
+    one (its buffers start before its first text)."""
     import pyarrow as pa
 
     rng = np.random.default_rng(3)

@@ -114,3 +114,29 @@ def test_row_scores_aggregate_to_units() -> None:
     )
     with pytest.raises(ValueError, match=r"model\.aggregate"):
         aggregate_scores(scores, "median")
+
+
+def test_positive_scores_are_predict_proba_and_independent_of_the_batch() -> None:
+    """Every scorer's `positive_scores` is the estimator's own ``predict_proba``, and a row's
+    score does not depend on the rows scored with it (alone, in another order, or in a batch
+    that numbers its word types differently), to the last bit."""
+    from grooming_detect.models.baselines import make_tfidf_plus_behaviour
+    from grooming_detect.models.units import positive_scores
+
+    words = ["how", "old", "r", "u", "nice", "park", "hi", "there", "see", "school", "secret"]
+    rng = np.random.default_rng(0)
+    # A larger vocabulary than the row count makes each batch number its word types differently.
+    words += ["".join(rng.choice(list("abcdefghij"), size=rng.integers(2, 9))) for _ in range(400)]
+    texts = [" ".join(rng.choice(words, size=rng.integers(1, 30))) for _ in range(1_000)]
+    frame = pd.DataFrame({"text": texts, "f_messages": rng.random(len(texts))})
+    labels = np.array(["secret" in t for t in texts])
+    for model in (
+        make_tfidf_logreg(min_df=1, max_iter=200).fit(frame, labels),
+        make_tfidf_plus_behaviour(min_df=1, max_iter=200).fit(frame, labels),
+    ):
+        many = positive_scores(model, frame)
+        assert np.array_equal(many, model.predict_proba(frame)[:, 1])
+        assert np.array_equal(positive_scores(model, frame.head(7)), many[:7])
+        alone = [positive_scores(model, frame.iloc[[i]])[0] for i in range(0, len(frame), 97)]
+        assert np.array_equal(alone, many[::97])
+        assert np.array_equal(positive_scores(model, frame.iloc[::-1]), many[::-1])

@@ -189,28 +189,35 @@ def test_char_wb_on_blank_documents_gives_empty_rows() -> None:
     assert vectorizer.transform(["", "   "]).shape == (2, vectorizer.n_features)
 
 
-def test_reused_counts_hash_each_text_once_and_change_no_result(
-    monkeypatch: pytest.MonkeyPatch,
+def test_shared_counts_hash_each_text_once_and_change_no_result(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    """Cross-fitting fits fold models on subsets of the same documents inside `reuse_counts`:
-    the matrices equal those computed without it, and each distinct text is hashed once per
-    block setting, although every fit and transform weights its counts in place."""
-    from grooming_detect.models.vectorizers import reuse_counts
+    """Cross-fitting fits fold models on subsets of the same documents, handing each the
+    counts hashed once (`HashedCounts`, `with_counts`): the matrices and scores equal those
+    computed without them, each distinct text is hashed once per block setting (although every
+    fit and transform weights its counts in place), texts outside the counts are hashed as
+    usual, and the counts are neither cloned nor saved with the model."""
+    from sklearn.base import clone
+
+    from grooming_detect.models.vectorizers import HashedCounts, with_counts
 
     documents = _random_documents(500, 60, seed=3) + DOCS
     frame = pd.DataFrame({"text": documents})
     labels = np.arange(len(documents)) % 4 == 0
     subsets = [np.arange(len(documents)) % 3 != k for k in range(3)]
+    unseen = pd.DataFrame({"text": ["never seen before", documents[0], "nor this one"]})
 
-    def fits() -> list[np.ndarray]:
+    def fits(counts: HashedCounts | None) -> list[np.ndarray]:
         out = []
         for rows in subsets:
-            model = make_tfidf_logreg(min_df=1, max_iter=50).fit(frame[rows], labels[rows])
+            model = with_counts(make_tfidf_logreg(min_df=1, max_iter=50), counts)
+            model.fit(frame[rows], labels[rows])
             out.append(model.named_steps["features"].transform(frame[~rows]).toarray())
             out.append(model.predict_proba(frame)[:, 1])
+            out.append(model.predict_proba(unseen)[:, 1])
         return out
 
-    expected = fits()
+    expected = fits(None)
     hashed: list[str] = []
     original = HashingTfidfVectorizer._hashed_counts
 
@@ -219,15 +226,26 @@ def test_reused_counts_hash_each_text_once_and_change_no_result(
         return original(self, texts)
 
     monkeypatch.setattr(HashingTfidfVectorizer, "_hashed_counts", spy)
-    with reuse_counts():
-        got = fits()
-    for ours, theirs in zip(got, expected, strict=True):
-        np.testing.assert_array_equal(ours, theirs)
+    counts = HashedCounts.for_estimator(make_tfidf_logreg(), frame)
     # Two blocks (word and char), each hashing every distinct text once.
     assert sorted(hashed) == sorted(list(dict.fromkeys(documents)) * 2)
     hashed.clear()
-    fits()  # outside the block nothing is kept: every fit hashes again
-    assert len(hashed) > 2 * len(documents)
+    got = fits(counts)
+    for ours, theirs in zip(got, expected, strict=True):
+        np.testing.assert_array_equal(ours, theirs)
+    # Only the texts the counts do not hold, once per block and scoring.
+    assert set(hashed) == {"never seen before", "nor this one"}
+
+    model = with_counts(make_tfidf_logreg(min_df=1, max_iter=50), counts).fit(frame, labels)
+    assert clone(model).get_params()["features__word__counts"] is counts  # shared, not copied
+    save_model(model, {"threshold": 0.5}, tmp_path)
+    loaded, _ = load_model(tmp_path)
+    blocks = loaded.named_steps["features"].named_transformers_
+    assert blocks["word"].counts is None and blocks["char"].counts is None
+    np.testing.assert_array_equal(loaded.predict_proba(frame), model.predict_proba(frame))
+    with_counts(model, None)
+    fitted = model.named_steps["features"].named_transformers_
+    assert fitted["word"].counts is None and fitted["char"].counts is None
 
 
 @pytest.mark.parametrize(
@@ -352,24 +370,3 @@ def test_vocabulary_is_saved_packed_and_restored_exactly(tmp_path: Path) -> None
         restored = loaded.named_steps["features"].named_transformers_[name].vocabulary_
         assert restored == vocabulary and all(type(v) is int for v in restored.values())
     np.testing.assert_array_equal(loaded.predict_proba(frame), model.predict_proba(frame))
-
-
-def test_word_tokens_fall_back_to_python_when_the_counts_disagree(monkeypatch) -> None:
-    """ASCII word types are tokenised by one findall and counted by RE2; should the two ever
-    disagree, every word is tokenised one by one (same result)."""
-    import pyarrow as pa
-
-    from grooming_detect.models import vectorizers
-
-    words = ["hello,", "ab-cd", "", "a", "\u00fcber_x", "don't", "x" * 70]
-    expected = [vectorizers._TOKEN.findall(word) for word in words]
-
-    def wrong_counts(array: pa.Array, pattern: str) -> pa.Array:
-        return pa.array([0] * len(array), type=pa.int32())
-
-    for patched in (False, True):
-        if patched:
-            monkeypatch.setattr(vectorizers.pc, "count_substring_regex", wrong_counts)
-        length, ids, types = vectorizers._word_tokens(words)
-        assert length.tolist() == [len(tokens) for tokens in expected]
-        assert [types[i] for i in ids] == [token for tokens in expected for token in tokens]

@@ -6,8 +6,7 @@ Done one Python call per message and pattern, that was most of the stage's time 
 bulk, and Python's ``re`` only sees the few messages that can match:
 
 * words: ``utf8_split_whitespace`` splits on exactly the characters ``str.split()`` does
-  (checked over every code point); word counts of ASCII texts are read off the UTF-8 buffer in
-  NumPy, the rest are ``len(text.split())``;
+  (checked over every code point), so word counts are identical;
 * pattern counts: an RE2 pattern that matches whenever the Python pattern can (a *prefilter*)
   rules messages out in C++; Python's ``re`` then counts the survivors, so every count equals
   ``len(pattern.findall(text))``. RE2's word boundaries and case folding are ASCII-exact only,
@@ -84,33 +83,9 @@ class MessageText:
         return pa.array(texts, type=pa.large_string())
 
     def word_counts(self) -> np.ndarray:
-        """Whitespace-separated words per message (``len(text.split())``).
-
-        ASCII texts are counted on the UTF-8 buffer in NumPy (a word starts at a byte that is
-        not whitespace, first in its text or after whitespace), without splitting; texts with
-        any other character (whose whitespace may be several bytes) go through ``str.split``."""
-        array = self.array
-        counts = np.zeros(len(array), dtype=np.int64)
-        if not len(array):
-            return counts
-        offsets = np.frombuffer(array.buffers()[1], dtype=np.int64)
-        offsets = offsets[array.offset : array.offset + len(array) + 1]
-        data = np.frombuffer(array.buffers()[2], dtype=np.uint8)[offsets[0] : offsets[-1]]
-        offsets = offsets - offsets[0]
-        filled = np.flatnonzero(offsets[1:] > offsets[:-1])
-        if len(filled):
-            # The ASCII characters str.split() splits on: \t \n \v \f \r, \x1c-\x1f, space.
-            space = (data == 32) | ((data - np.uint8(9)) <= 4) | ((data - np.uint8(28)) <= 3)
-            starts = ~space
-            starts[1:] &= space[:-1]
-            first = offsets[filled]
-            starts[first] = ~space[first]  # a text's first byte follows no other text's
-            counts[filled] = np.add.reduceat(starts, first, dtype=np.int64)
-        rows = np.flatnonzero(~self.ascii)
-        if len(rows):
-            texts = array.take(pa.array(rows)).to_pylist()
-            counts[rows] = [len(text.split()) for text in texts]
-        return counts
+        """Whitespace-separated words per message (``len(text.split())``)."""
+        _, owner = self._words()
+        return np.bincount(owner, minlength=len(self))
 
     def count(
         self, pattern: re.Pattern[str], prefilter: str | None, ignore_case: bool = False

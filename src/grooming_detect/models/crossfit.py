@@ -29,6 +29,7 @@ from grooming_detect.data.splits import conversation_components
 from grooming_detect.errors import CrossfitError
 from grooming_detect.models.decision import tune_lines
 from grooming_detect.models.units import ModelInput, features_of
+from grooming_detect.models.vectorizers import HashedCounts
 from grooming_detect.stage import StageContext
 
 log = logging.getLogger(__name__)
@@ -151,6 +152,15 @@ def out_of_fold_scores(
 def pooled_units(inputs: ModelInput) -> pd.DataFrame:
     """The unit rows of train + validation, each split checked to hold both classes."""
     return pd.concat([inputs.unit_rows(split) for split in POOL], ignore_index=True)
+
+
+def pooled_counts(inputs: ModelInput, estimator: Any, *extra: pd.DataFrame) -> HashedCounts:
+    """The hashed counts of every train + validation text that `estimator`'s hashing blocks
+    read, and of the `extra` rows' (the refit's prefix rows): computed once and handed to each
+    fold model and to the refit (`vectorizers.with_counts`), so that a cross-fit hashes each
+    text once; each fit still learns its own idf."""
+    rows = features_of(inputs.input_rows_of(pooled_units(inputs)), inputs.kind)
+    return HashedCounts.for_estimator(estimator, pd.concat([rows, *extra], ignore_index=True))
 
 
 def check_fold_shares(folds: np.ndarray, components: np.ndarray, tolerance: float) -> None:

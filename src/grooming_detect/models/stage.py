@@ -21,7 +21,7 @@ from omegaconf import DictConfig, OmegaConf
 from grooming_detect import tracking
 from grooming_detect.config import to_dict
 from grooming_detect.io import read_json
-from grooming_detect.models.crossfit import POOL, crossfit, line_threshold
+from grooming_detect.models.crossfit import POOL, crossfit, line_threshold, pooled_counts
 from grooming_detect.models.decision import (
     ScoreCalibrator,
     ranking_scores,
@@ -30,7 +30,7 @@ from grooming_detect.models.decision import (
 )
 from grooming_detect.models.persistence import MODEL_FILE, save_model, trusted_types
 from grooming_detect.models.units import ModelInput, resolve_input, unit_of
-from grooming_detect.models.vectorizers import reuse_counts
+from grooming_detect.models.vectorizers import HashedCounts, with_counts
 from grooming_detect.profiling import peak_rss_mib
 from grooming_detect.scoring.pyfunc import log_pyfunc_model
 from grooming_detect.stage import StageContext, StageResult
@@ -196,10 +196,17 @@ def selection_of(cfg: DictConfig) -> str:
     return str(cfg.model.get("selection") or "holdout")
 
 
-def _fit(cfg: DictConfig, inputs: ModelInput, X: pd.DataFrame, y: np.ndarray) -> tuple[Any, float]:
+def _fit(
+    cfg: DictConfig,
+    inputs: ModelInput,
+    X: pd.DataFrame,
+    y: np.ndarray,
+    counts: HashedCounts | None = None,
+) -> tuple[Any, float]:
     """The configured estimator fitted on (X, y), and the seconds it took. Estimators that
-    select and stop on validation themselves (the transformer) get the validation rows."""
-    model = instantiate(cfg.model.estimator)
+    select and stop on validation themselves (the transformer) get the validation rows;
+    `counts` are precomputed hashed counts of X's texts (cross-fitting's)."""
+    model = with_counts(instantiate(cfg.model.estimator), counts)
     log.info(
         "Training %s on %d %s rows (%d positive)", cfg.model.name, len(X), inputs.kind.name, y.sum()
     )
@@ -213,7 +220,7 @@ def _fit(cfg: DictConfig, inputs: ModelInput, X: pd.DataFrame, y: np.ndarray) ->
         fit_kwargs["validation"] = inputs.training("validation")
     started = time.perf_counter()
     model.fit(X, y, **fit_kwargs)
-    return model, time.perf_counter() - started
+    return with_counts(model, None), time.perf_counter() - started
 
 
 @dataclass(frozen=True)
@@ -265,13 +272,16 @@ def _decide(cfg: DictConfig, inputs: ModelInput, model: Any) -> Decisions:
     return _decisions(cfg, raw_validation, y_validation, "validation", {"method": "holdout"})
 
 
-def _decide_crossfit(cfg: DictConfig, ctx: StageContext, inputs: ModelInput) -> Decisions:
-    """Crossfit: calibrator and threshold fitted on out-of-fold scores of train + validation."""
+def _decide_crossfit(
+    cfg: DictConfig, ctx: StageContext, inputs: ModelInput, counts: HashedCounts | None = None
+) -> Decisions:
+    """Crossfit: calibrator and threshold fitted on out-of-fold scores of train + validation
+    (`counts`: precomputed hashed counts of their texts, shared by the fold models)."""
     n_folds, seed = int(cfg.model.cv.folds), int(cfg.seed)
 
     def fit(X: pd.DataFrame, y: np.ndarray, fold: int) -> Any:
         X, y, _ = subsample_negatives(X, y, _negatives_per_positive(cfg), seed + 1 + fold)
-        return instantiate(cfg.model.estimator).fit(X, y)
+        return with_counts(instantiate(cfg.model.estimator), counts).fit(X, y)
 
     tolerance = float(cfg.data.get("split_tolerance", 0.1))
     oof = crossfit(ctx, inputs, n_folds, seed, fit, tolerance)
@@ -407,10 +417,11 @@ def run_train(cfg: DictConfig, ctx: StageContext) -> StageResult:
     if selection_of(cfg) == "crossfit":
         # The K fold models and the refit read subsets of the same documents: each text is
         # hashed once (each fit still learns its own idf).
-        with reuse_counts():
-            decisions = _decide_crossfit(cfg, ctx, inputs)
-            X, y, prefixes, sampling = _training_rows(cfg, ctx, inputs, POOL)
-            model, fit_seconds = _fit(cfg, inputs, X, y)
+        X, y, prefixes, sampling = _training_rows(cfg, ctx, inputs, POOL)
+        counts = pooled_counts(inputs, instantiate(cfg.model.estimator), X)
+        decisions = _decide_crossfit(cfg, ctx, inputs, counts)
+        model, fit_seconds = _fit(cfg, inputs, X, y, counts)
+        del counts
     else:
         X, y, prefixes, sampling = _training_rows(cfg, ctx, inputs, ("train",))
         model, fit_seconds = _fit(cfg, inputs, X, y)

@@ -9,15 +9,12 @@ conversation scores its highest-scoring author (the evaluate stage and the scori
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy.special import expit
 from sklearn.compose import ColumnTransformer
-from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
 
 from grooming_detect.features.schema import (
@@ -146,43 +143,10 @@ def reads_text_only(model: Any) -> bool:
     return True
 
 
-#: Rows from which `positive_scores` transforms a linear text model's blocks in threads.
-THREADED_ROWS = 1_000
-
-
 def positive_scores(model: Any, rows: pd.DataFrame) -> np.ndarray:
-    """``model.predict_proba(rows)[:, 1]``, every scorer's call.
-
-    A text-only pipeline ending in a binary logistic regression (``tfidf_logreg``) is scored
-    block by block: each TF-IDF block is transformed (in its own thread for larger inputs: the
-    hashing and sparse products release the GIL) and multiplied by its slice of the
-    coefficients, so the blocks are never stacked into one matrix. Equal to ``predict_proba``
-    to float32 rounding (the blocks are summed in float64), and the same arithmetic whatever
-    the number of rows, so a row's score does not depend on its batch."""
-    steps = model.steps if isinstance(model, Pipeline) else []
-    classifier = steps[-1][1] if len(steps) == 2 else None
-    if not (
-        isinstance(classifier, LogisticRegression)
-        and classifier.coef_.shape[0] == 1
-        and reads_text_only(model)
-    ):
-        return model.predict_proba(rows)[:, 1]
-    features: ColumnTransformer = steps[0][1]
-    weights = features.transformer_weights or {}
-    blocks = _used_blocks(features)
-
-    def block_decision(block: tuple[str, Any, Any]) -> np.ndarray:
-        name, transformer, columns = block
-        matrix = transformer.transform(rows[columns])
-        coef = classifier.coef_[0, features.output_indices_[name]] * weights.get(name, 1.0)
-        return np.asarray(matrix @ coef, dtype=np.float64).ravel()
-
-    if len(rows) >= THREADED_ROWS and len(blocks) > 1:
-        with ThreadPoolExecutor(max_workers=len(blocks)) as pool:
-            parts = list(pool.map(block_decision, blocks))
-    else:
-        parts = [block_decision(block) for block in blocks]
-    return expit(np.sum(parts, axis=0) + classifier.intercept_[0])
+    """``model.predict_proba(rows)[:, 1]``, every scorer's call (the estimator's own
+    arithmetic: a row's score does not depend on the rows scored with it)."""
+    return model.predict_proba(rows)[:, 1]
 
 
 def features_of(rows: pd.DataFrame, unit: Unit) -> pd.DataFrame:

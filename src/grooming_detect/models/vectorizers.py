@@ -18,22 +18,19 @@ never finished saving). Two choices, selected by ``vectorizer`` in the model con
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from contextlib import contextmanager
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Sequence
 from numbers import Integral
 from typing import Any
 
 import numpy as np
 import pandas as pd
-import pyarrow as pa
 import pyarrow.compute as pc
 from scipy import sparse
 from sklearn.base import BaseEstimator, TransformerMixin
+from sklearn.compose import ColumnTransformer
 from sklearn.feature_extraction import FeatureHasher
 from sklearn.feature_extraction.text import HashingVectorizer, TfidfVectorizer
 from sklearn.preprocessing import normalize
-from sklearn.utils import murmurhash3_32
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
@@ -91,12 +88,77 @@ class CompactTfidfVectorizer(TfidfVectorizer):
             self.vocabulary_ = dict(zip(terms, columns, strict=True))
 
 
+class HashedCounts:
+    """The hashed n-gram counts of a fixed set of texts, one matrix per hashing setting,
+    computed once and read-only afterwards.
+
+    Cross-fitting fits K fold models and a final one on subsets of the same documents; each fit
+    learns its own idf, and only the stateless hashing is shared: `for_estimator` hashes every
+    text of the pooled rows once, and `with_counts` hands the result to each model's
+    `HashingTfidfVectorizer` blocks. Memory: the counts of the distinct texts, as long as a
+    model holds them."""
+
+    def __init__(self, texts: Iterable[str], matrices: dict[tuple, sparse.csr_matrix]) -> None:
+        self.row_of = {text: row for row, text in enumerate(texts)}
+        self.matrices = matrices
+
+    @classmethod
+    def for_estimator(cls, estimator: Any, X: pd.DataFrame) -> HashedCounts:
+        """The counts of every distinct text that `estimator`'s hashing blocks read from `X`,
+        per hashing setting (none for an estimator without such blocks)."""
+        readers = [
+            (vectorizer, column)
+            for vectorizer, column in _hashing_blocks(estimator)
+            if isinstance(column, str) and column in X
+        ]
+        texts = list(dict.fromkeys(text for _, column in readers for text in X[column].tolist()))
+        matrices: dict[tuple, sparse.csr_matrix] = {}
+        for vectorizer, _ in readers:
+            settings = vectorizer.hashing_settings()
+            if settings not in matrices:
+                matrices[settings] = vectorizer.count(texts)
+        return cls(texts, matrices)
+
+    def counts_of(
+        self,
+        texts: list[str],
+        settings: tuple,
+        compute: Callable[[list[str]], sparse.csr_matrix],
+    ) -> sparse.csr_matrix:
+        """The counts of `texts` under `settings` (a new matrix: callers weight it in place);
+        texts it does not hold are counted by `compute`."""
+        matrix = self.matrices.get(settings)
+        if matrix is None or not texts:
+            return compute(texts)
+        rows = np.fromiter((self.row_of.get(t, -1) for t in texts), np.int64, count=len(texts))
+        known = rows >= 0
+        if known.all():
+            return matrix[rows]
+        new = list(dict.fromkeys(t for t, k in zip(texts, known, strict=True) if not k))
+        new_row = {text: row for row, text in enumerate(new)}
+        stacked = sparse.vstack([matrix[rows[known]], compute(new)], format="csr", dtype=np.float32)
+        position = np.empty(len(texts), dtype=np.int64)
+        position[known] = np.arange(int(known.sum()))
+        position[~known] = int(known.sum()) + np.array(
+            [new_row[t] for t, k in zip(texts, known, strict=True) if not k], dtype=np.int64
+        )
+        return stacked[position]
+
+    def __deepcopy__(self, memo: dict) -> HashedCounts:
+        """Itself: read-only, so shared (``sklearn.base.clone`` deep-copies parameters)."""
+        return self
+
+
 class HashingTfidfVectorizer(TransformerMixin, BaseEstimator):
     """TF-IDF over hashed n-grams: ``HashingVectorizer`` counts, then smooth idf learned on
     the training documents, sublinear tf (1 + log tf) and L2-normalised rows, in ``float32``.
 
     Parameters mirror ``TfidfVectorizer`` where they exist; `n_features` is the number of hash
     columns and `batch_size` the documents hashed at a time (bounds the temporary memory).
+    `counts` is an optional `HashedCounts` of documents this vectorizer will read: their counts
+    are taken from it instead of being hashed again (cross-fitting passes one to every fold
+    model and to the refit, see `with_counts`). Hashing is a pure function of the text and the
+    settings, so the result is the same with or without it; it is never saved with the model.
     """
 
     _parameter_constraints: dict = {  # noqa: RUF012 (scikit-learn's convention)
@@ -107,6 +169,7 @@ class HashingTfidfVectorizer(TransformerMixin, BaseEstimator):
         "sublinear_tf": ["boolean"],
         "lowercase": ["boolean"],
         "batch_size": [Interval(Integral, 1, None, closed="left")],
+        "counts": [None, HashedCounts],
     }
 
     def __init__(
@@ -118,6 +181,7 @@ class HashingTfidfVectorizer(TransformerMixin, BaseEstimator):
         sublinear_tf: bool = True,
         lowercase: bool = True,
         batch_size: int = 4096,
+        counts: HashedCounts | None = None,
     ) -> None:
         self.analyzer = analyzer
         self.ngram_range = ngram_range
@@ -126,6 +190,15 @@ class HashingTfidfVectorizer(TransformerMixin, BaseEstimator):
         self.sublinear_tf = sublinear_tf
         self.lowercase = lowercase
         self.batch_size = batch_size
+        self.counts = counts
+
+    def __getstate__(self) -> dict[str, Any]:
+        """The state to save or copy, without `counts` (precomputed input, not learned state)."""
+        return {**super().__getstate__(), "counts": None}
+
+    def hashing_settings(self) -> tuple:
+        """What the hashed counts of a text depend on (besides the text)."""
+        return (self.analyzer, tuple(self.ngram_range), int(self.n_features), bool(self.lowercase))
 
     def _hasher(self) -> HashingVectorizer:
         return HashingVectorizer(
@@ -142,7 +215,9 @@ class HashingTfidfVectorizer(TransformerMixin, BaseEstimator):
         """The callable that turns a document into its n-grams (as ``TfidfVectorizer``)."""
         return self._hasher().build_analyzer()
 
-    def _counts(self, documents: Iterable[str]) -> sparse.csr_matrix:
+    def count(self, documents: Iterable[str]) -> sparse.csr_matrix:
+        """The hashed n-gram counts of `documents` (``float32``, one row each): the stateless
+        half of the transform, read from `counts` where it holds them."""
         texts = list(documents)
         low, high = self.ngram_range
         if not 1 <= low <= high:
@@ -153,11 +228,9 @@ class HashingTfidfVectorizer(TransformerMixin, BaseEstimator):
             # scikit-learn's own path, which names the bad value (a missing text is an error,
             # never an empty document).
             return self._hasher().transform(texts)
-        if _MEMOS is None:
+        if self.counts is None:
             return self._hashed_counts(texts)
-        key = (self.analyzer, tuple(self.ngram_range), int(self.n_features), bool(self.lowercase))
-        memo = _MEMOS.setdefault(key, _CountsMemo())
-        return memo.counts(texts, self._hashed_counts)
+        return self.counts.counts_of(texts, self.hashing_settings(), self._hashed_counts)
 
     def _hashed_counts(self, texts: list[str]) -> sparse.csr_matrix:
         """The counts of `texts` (strings; `_counts` checks them and the n-gram range)."""
@@ -195,7 +268,7 @@ class HashingTfidfVectorizer(TransformerMixin, BaseEstimator):
 
     def fit_transform(self, raw_documents: Iterable[str], y: Any = None) -> sparse.csr_matrix:
         self._validate_params()
-        counts = self._counts(raw_documents)
+        counts = self.count(raw_documents)
         n_documents = counts.shape[0]
         document_frequency = np.bincount(counts.indices, minlength=int(self.n_features))
         idf = np.log((1.0 + n_documents) / (1.0 + document_frequency)) + 1.0
@@ -206,7 +279,7 @@ class HashingTfidfVectorizer(TransformerMixin, BaseEstimator):
 
     def transform(self, raw_documents: Iterable[str]) -> sparse.csr_matrix:
         check_is_fitted(self, "idf_")
-        return self._weight(self._counts(raw_documents))
+        return self._weight(self.count(raw_documents))
 
     def _weight(self, counts: sparse.csr_matrix) -> sparse.csr_matrix:
         if self.sublinear_tf:
@@ -234,55 +307,37 @@ class HashingTfidfVectorizer(TransformerMixin, BaseEstimator):
         return {column: "|".join(group) for column, group in names.items()}
 
 
-class _CountsMemo:
-    """Hashed counts of the documents one `reuse_counts` block has seen, one row per distinct
-    text (hashing is a pure function of the text and the block's settings)."""
-
-    def __init__(self) -> None:
-        self.row_of: dict[str, int] = {}
-        self.matrix: sparse.csr_matrix | None = None
-
-    def counts(
-        self, texts: list[str], compute: Callable[[list[str]], sparse.csr_matrix]
-    ) -> sparse.csr_matrix:
-        """The counts of `texts` (a new matrix: callers weight it in place), hashing only the
-        texts not seen before."""
-        if not texts:
-            return compute([])
-        new = [text for text in dict.fromkeys(texts) if text not in self.row_of]
-        if new:
-            block = compute(new).tocsr()
-            start = 0 if self.matrix is None else self.matrix.shape[0]
-            self.row_of.update((text, start + i) for i, text in enumerate(new))
-            self.matrix = (
-                block
-                if self.matrix is None
-                else sparse.vstack([self.matrix, block], format="csr", dtype=np.float32)
-            )
-        assert self.matrix is not None
-        rows = np.fromiter((self.row_of[text] for text in texts), dtype=np.int64, count=len(texts))
-        return self.matrix[rows]
+def _hashing_blocks(
+    estimator: Any, fitted: bool = False
+) -> list[tuple[HashingTfidfVectorizer, str | Any]]:
+    """The `HashingTfidfVectorizer` blocks of `estimator` (a ``Pipeline`` or
+    ``ColumnTransformer``, nested or not), with the columns each reads; `fitted` adds the
+    fitted copies a ``ColumnTransformer`` keeps (``transformers_``)."""
+    steps = [estimator, *estimator.get_params(deep=True).values()]
+    found = []
+    for step in steps:
+        if isinstance(step, ColumnTransformer):
+            lists = [step.transformers, *([getattr(step, "transformers_", [])] if fitted else [])]
+            found += [
+                (transformer, columns)
+                for blocks in lists
+                for _, transformer, columns in blocks
+                if isinstance(transformer, HashingTfidfVectorizer)
+            ]
+    return found
 
 
-#: The memos of the innermost `reuse_counts` block, keyed by the hashing settings (None outside).
-_MEMOS: dict[tuple, _CountsMemo] | None = None
-
-
-@contextmanager
-def reuse_counts() -> Iterator[None]:
-    """Within the block, every `HashingTfidfVectorizer` hashes a given text once: the hashed
-    counts are kept (per hashing setting) and reused by later fits and transforms.
-
-    Cross-fitting fits K fold models and a final one on subsets of the same documents; each
-    fit learns its own idf, and only the stateless hashing is shared. Memory: the counts of the
-    distinct texts seen, released when the block ends."""
-    global _MEMOS
-    outer = _MEMOS
-    _MEMOS = {} if outer is None else outer
-    try:
-        yield
-    finally:
-        _MEMOS = outer
+def with_counts(estimator: Any, counts: HashedCounts | None) -> Any:
+    """`estimator` (fitted or not) with `counts` set on each of its `HashingTfidfVectorizer`
+    blocks (None takes them away again); returned for chaining."""
+    vectorizers = (
+        [estimator]
+        if isinstance(estimator, HashingTfidfVectorizer)
+        else [v for v, _ in _hashing_blocks(estimator, fitted=True)]
+    )
+    for vectorizer in vectorizers:
+        vectorizer.set_params(counts=counts)
+    return estimator
 
 
 #: Documents below which hashing shows no progress (a few seconds of work at most; explanations
@@ -343,7 +398,7 @@ def _char_wb_per_type(
             values.append(np.ones(len(at), dtype=np.float32))
         whole = np.flatnonzero(length <= high)
         rows.append(ascii_rows[whole])
-        columns.append(_ByteStrings(buffer, start[whole], length[whole]).columns(n_features))
+        columns.append(_string_columns([padded[i] for i in whole], n_features))
         values.append(np.ones(len(whole), dtype=np.float32))
     other = np.flatnonzero(~plain)
     if len(other):
@@ -429,50 +484,12 @@ def _spans(start: np.ndarray, length: np.ndarray) -> np.ndarray:
     return np.repeat(start, length) + offset
 
 
-#: Byte length above which a string is hashed by scikit-learn rather than in NumPy.
-LONG_BYTES = 64
-
-
-@dataclass(frozen=True)
-class _ByteStrings:
-    """Byte strings stored end to end: string i is ``data[start[i] : start[i] + length[i]]``."""
-
-    data: np.ndarray
-    start: np.ndarray
-    length: np.ndarray
-
-    @classmethod
-    def of(cls, strings: list[str]) -> _ByteStrings:
-        encoded = [string.encode("utf-8") for string in strings]
-        length = np.fromiter(map(len, encoded), dtype=np.int64, count=len(encoded))
-        data = np.frombuffer(b"".join(encoded), dtype=np.uint8)
-        return cls(data, np.cumsum(length) - length, length)
-
-    def joined(self, left: np.ndarray, other: _ByteStrings, right: np.ndarray) -> _ByteStrings:
-        """The strings ``self[left[i]] + b" " + other[right[i]]``."""
-        head, tail = self.length[left], other.length[right]
-        length = head + 1 + tail
-        start = np.cumsum(length) - length
-        data = np.full(int(length.sum()), ord(" "), dtype=np.uint8)
-        data[_spans(start, head)] = self.data[_spans(self.start[left], head)]
-        data[_spans(start + head + 1, tail)] = other.data[_spans(other.start[right], tail)]
-        return _ByteStrings(data, start, length)
-
-    def columns(self, n_features: int) -> np.ndarray:
-        """``FeatureHasher``'s column of each string (its hashing of the UTF-8 bytes). Strings
-        longer than `LONG_BYTES` (a pasted blob, a spam run) are hashed one by one by
-        scikit-learn: NumPy's cost grows with the longest length, not the total."""
-        out = np.empty(len(self.length), dtype=np.int64)
-        for i in np.flatnonzero(self.length > LONG_BYTES):
-            start, size = int(self.start[i]), int(self.length[i])
-            out[i] = abs(murmurhash3_32(self.data[start : start + size].tobytes(), seed=0))
-            out[i] %= n_features
-        for size in np.unique(self.length[self.length <= LONG_BYTES]):
-            which = np.flatnonzero(self.length == size)
-            out[which] = _murmur3_columns(
-                self.data[self.start[which, None] + np.arange(size)], n_features
-            )
-        return out
+def _string_columns(strings: list[str], n_features: int) -> np.ndarray:
+    """``FeatureHasher``'s unsigned column of each string (MurmurHash3 of its UTF-8 bytes)."""
+    if not strings:
+        return np.empty(0, dtype=np.int64)
+    hashed = FeatureHasher(n_features=n_features, input_type="string", alternate_sign=False)
+    return hashed.transform([string] for string in strings).indices.astype(np.int64)
 
 
 def _plain_counts(texts: list[str], hasher: HashingVectorizer) -> sparse.csr_matrix:
@@ -481,32 +498,10 @@ def _plain_counts(texts: list[str], hasher: HashingVectorizer) -> sparse.csr_mat
 
 def _word_tokens(words: list[str]) -> tuple[np.ndarray, np.ndarray, list[str]]:
     """The tokens (`_TOKEN` matches) of each word: how many per word, their type ids in word
-    order, and the types (ids are first appearances in that order).
-
-    ASCII words are tokenised together: one ``findall`` over them joined by newlines (a
-    non-word character, so no token crosses two words) and RE2's per-word match counts, equal
-    to Python's on ASCII text (``\\w`` and ``\\b`` differ only beyond it). Other words, or all
-    of them should the two counts ever disagree, are tokenised one by one."""
-    length = np.zeros(len(words), dtype=np.int64)
-    plain = np.zeros(len(words), dtype=bool)
-    tokens: list[str] = []
-    if words:
-        array = pa.array(words, type=pa.large_string())
-        plain = np.array(pc.string_is_ascii(array).to_numpy(zero_copy_only=False), dtype=bool)
-        length = pc.count_substring_regex(array, r"\b\w\w+\b").to_numpy(zero_copy_only=False)
-        length = length.astype(np.int64)
-        tokens = _TOKEN.findall("\n".join([w for w, a in zip(words, plain, strict=True) if a]))
-        if len(tokens) != int(length[plain].sum()):
-            plain[:] = False
-            tokens = []
-    other = np.flatnonzero(~plain)
-    found = [_TOKEN.findall(words[i]) for i in other]
-    length[other] = [len(t) for t in found]
-    flat = np.empty(int(length.sum()), dtype=object)
-    start = np.cumsum(length) - length
-    at = np.flatnonzero(plain)
-    flat[_spans(start[at], length[at])] = tokens
-    flat[_spans(start[other], length[other])] = [t for group in found for t in group]
+    order, and the types (ids are first appearances in that order)."""
+    found = [_TOKEN.findall(word) for word in words]
+    length = np.fromiter(map(len, found), dtype=np.int64, count=len(found))
+    flat = np.array([token for group in found for token in group], dtype=object)
     ids, types = pd.factorize(flat)
     return length, ids.astype(np.int64), list(types)
 
@@ -517,9 +512,9 @@ def _word_counts(texts: list[str], hasher: HashingVectorizer) -> sparse.csr_matr
 
     Tokens never span whitespace, and lower-casing a text lower-cases each of its words alike,
     so a document's tokens are its words' tokens in order: each distinct word is lower-cased
-    and tokenised once, each distinct token and n-gram is hashed once (MurmurHash3 of its UTF-8
-    bytes in NumPy, as scikit-learn's hasher: columns and counts are identical), and n-grams
-    are formed as integer pairs within each document."""
+    and tokenised once, each distinct token and n-gram is hashed once (by scikit-learn's
+    hasher: columns and counts are identical), and n-grams are formed as integer pairs within
+    each document."""
     n_features = int(hasher.n_features)
     low, high = (int(n) for n in hasher.ngram_range)
     document, codes, words = _whitespace_words(texts)
@@ -534,26 +529,27 @@ def _word_counts(texts: list[str], hasher: HashingVectorizer) -> sparse.csr_matr
     length = word_length[codes]
     tokens = word_tokens[_spans(word_start[codes], length)]
     token_document = np.repeat(document, length)
-    # The UTF-8 bytes of each token type, which is what is hashed.
-    token_bytes = _ByteStrings.of(token_types)
     rows, columns = [], []
     if low <= 1:
         rows.append(token_document)
-        columns.append(token_bytes.columns(n_features)[tokens])
-    grams, gram_bytes = tokens, token_bytes
+        columns.append(_string_columns(token_types, n_features)[tokens])
+    grams, gram_types = tokens, token_types
     for n in range(2, high + 1):
         starts = len(tokens) - n + 1
         if starts <= 0:
             break
         # The n-gram at i is (the (n-1)-gram at i, the token at i+n-1), numbered densely; its
-        # bytes are the (n-1)-gram's, a space and the token's.
+        # text is the (n-1)-gram's, a space and the token's.
         grams, pairs = pd.factorize(grams[:starts] * n_types + tokens[n - 1 :])
         previous, last = np.divmod(np.asarray(pairs, dtype=np.int64), n_types)
-        gram_bytes = gram_bytes.joined(previous, token_bytes, last)
+        gram_types = [
+            f"{gram_types[a]} {token_types[b]}"
+            for a, b in zip(previous.tolist(), last.tolist(), strict=True)
+        ]
         if n >= low:
             within = token_document[:starts] == token_document[n - 1 :]
             rows.append(token_document[:starts][within])
-            columns.append(gram_bytes.columns(n_features)[grams[within]])
+            columns.append(_string_columns(gram_types, n_features)[grams[within]])
     if not rows:  # no document is long enough for the shortest n-gram
         return sparse.csr_matrix((len(texts), n_features), dtype=np.float32)
     row = np.concatenate(rows)
@@ -593,7 +589,8 @@ def make_text_vectorizer(
 
 __all__ = [
     "CompactTfidfVectorizer",
+    "HashedCounts",
     "HashingTfidfVectorizer",
     "make_text_vectorizer",
-    "reuse_counts",
+    "with_counts",
 ]
