@@ -167,33 +167,3 @@ def test_text_only_models_are_scored_without_behavioural_features() -> None:
         assert not [c for c in view.columns if c.startswith(("f_", "cue_"))]
         shared = list(view.columns)
         pd.testing.assert_frame_equal(view, full[name][shared])
-
-
-def test_linear_text_models_are_scored_block_by_block_as_predict_proba() -> None:
-    """`positive_scores` skips stacking the TF-IDF blocks (and transforms them in threads for
-    larger inputs) for a text-only logistic regression; its scores equal ``predict_proba``, and
-    a row's score does not depend on how many rows are scored with it."""
-    import numpy as np
-
-    from grooming_detect.models.baselines import make_tfidf_logreg, make_tfidf_plus_behaviour
-    from grooming_detect.models.units import THREADED_ROWS, positive_scores
-
-    words = ["how", "old", "r", "u", "nice", "park", "hi", "there", "see", "school", "secret"]
-    rng = np.random.default_rng(0)
-    # A larger vocabulary than the row count makes each batch number its word types differently.
-    words += ["".join(rng.choice(list("abcdefghij"), size=rng.integers(2, 9))) for _ in range(400)]
-    texts = [" ".join(rng.choice(words, size=rng.integers(1, 30))) for _ in range(THREADED_ROWS)]
-    frame = pd.DataFrame({"text": texts, "f_messages": rng.random(len(texts))})
-    labels = np.array(["secret" in t for t in texts])
-    text_only = make_tfidf_logreg(min_df=1, max_iter=200).fit(frame, labels)
-    many = positive_scores(text_only, frame)
-    # predict_proba works in float32 (the matrix's and the coefficients' dtype); this sums the
-    # blocks in float64, so they agree to float32 rounding.
-    np.testing.assert_allclose(many, text_only.predict_proba(frame)[:, 1], rtol=1e-5, atol=1e-7)
-    assert np.array_equal(positive_scores(text_only, frame.head(7)), many[:7])
-    # The same to the last bit alone, and in another order among the others.
-    alone = [positive_scores(text_only, frame.iloc[[i]])[0] for i in range(0, len(frame), 97)]
-    assert np.array_equal(alone, many[::97])
-    assert np.array_equal(positive_scores(text_only, frame.iloc[::-1]), many[::-1])
-    both = make_tfidf_plus_behaviour(min_df=1, max_iter=200).fit(frame, labels)
-    assert np.array_equal(positive_scores(both, frame), both.predict_proba(frame)[:, 1])
