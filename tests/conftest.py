@@ -158,21 +158,32 @@ PIPELINE_CALLS = (
 )
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Refuse an end-to-end test without the `pipeline` marker."""
+def _runs_whole_commands(function: object) -> bool:
     import inspect
 
+    try:
+        source = inspect.getsource(function)  # type: ignore[arg-type]
+    except (OSError, TypeError):
+        return False
+    return any(call in source for call in PIPELINE_CALLS)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Refuse an end-to-end test without the `pipeline` marker: one that uses a pipeline
+    fixture, or whose own source or any of its fixtures' sources makes a whole-command call."""
     unmarked = []
     for item in items:
         function = getattr(item, "function", None)
         if function is None or item.get_closest_marker("pipeline") is not None:
             continue
-        try:
-            source = inspect.getsource(function)
-        except (OSError, TypeError):
-            source = ""
-        uses_fixture = PIPELINE_FIXTURES & set(getattr(item, "fixturenames", ()))
-        if uses_fixture or any(call in source for call in PIPELINE_CALLS):
+        fixture_info = getattr(item, "_fixtureinfo", None)
+        definitions = fixture_info.name2fixturedefs.values() if fixture_info else ()
+        fixture_functions = [d.func for defs in definitions for d in defs]
+        if (
+            PIPELINE_FIXTURES & set(getattr(item, "fixturenames", ()))
+            or _runs_whole_commands(function)
+            or any(_runs_whole_commands(f) for f in fixture_functions)
+        ):
             unmarked.append(item.nodeid)
     if unmarked:
         raise pytest.UsageError(

@@ -76,6 +76,7 @@ def spy_training_authors(inputs) -> list[set[str]]:
     return trained_on
 
 
+@pytest.mark.pipeline
 def test_no_fold_model_sees_its_fold_or_anyone_who_shares_a_conversation(tiny_features) -> None:
     """Crossfit never lets an author's own fold see it: the rows each fold model is fitted on
     share no author and no conversation with the units it scores."""
@@ -106,6 +107,7 @@ def test_no_fold_model_sees_its_fold_or_anyone_who_shares_a_conversation(tiny_fe
     assert fitted_rows == [len(trained_on[k]) for k in range(3)]
 
 
+@pytest.mark.pipeline
 def test_components_of_authors_follow_their_conversations(tiny_features) -> None:
     cfg, ctx = tiny_features
     inputs = model_input(cfg, ctx, "train")
@@ -123,6 +125,7 @@ def test_components_of_authors_follow_their_conversations(tiny_features) -> None
     )
 
 
+@pytest.mark.pipeline
 def test_line_threshold_is_tuned_on_messages_scored_by_models_that_never_saw_the_author(
     tiny_features,
 ) -> None:
