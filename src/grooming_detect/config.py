@@ -9,6 +9,8 @@ from typing import Any
 
 from omegaconf import OmegaConf
 
+from grooming_detect.conf_schema import register_schemas
+
 PACKAGE_DIR = Path(__file__).resolve().parent
 _CHECKOUT_ROOT = PACKAGE_DIR.parents[1]
 
@@ -44,6 +46,9 @@ def register_resolvers() -> None:
 
 
 register_resolvers()
+# The schema (typed configs) before any composition: every composition (``@hydra.main``, tests
+# and scripts using ``compose``) imports this module for `config_dir`.
+register_schemas()
 
 
 class ConfigError(ValueError):
