@@ -49,6 +49,7 @@ def test_every_group_has_options() -> None:
         "debug",
         "scale",
         "data/filters",
+        "decision",
     } <= set(GROUPS)
 
 
@@ -162,18 +163,26 @@ def _bad_option_cases() -> list[tuple[list[str], str, list[str]]]:
 
     views, levels = list(INPUTS), list(UNITS)
     return [
-        (["model.calibration=platt"], "model.calibration: 'platt'", list(METHODS)),
+        (["decision.calibration=platt"], "decision.calibration: 'platt'", list(METHODS)),
         (["model.aggregate=median"], "model.aggregate: 'median'", list(AGGREGATES)),
         (["model.input=authors"], "model.input: 'authors'", views),
         (["model.input={author:author_convo}"], "model.input.author: 'author_convo'", views),
         (["model.input={speaker:author}"], "'speaker' is not a label level", levels),
         (
-            ["model.threshold_objective=f2"],
-            "model.threshold_objective: 'f2'",
+            ["decision.threshold_objective=f2"],
+            "decision.threshold_objective: 'f2'",
             list(THRESHOLD_OBJECTIVES),
         ),
-        (["model.threshold_min_precision=1.5"], "model.threshold_min_precision: 1.5", ["[0, 1]"]),
-        (["model.threshold_min_precision=-0.1"], "model.threshold_min_precision: -0.1", ["[0, 1]"]),
+        (
+            ["decision.threshold_min_precision=1.5"],
+            "decision.threshold_min_precision: 1.5",
+            ["[0, 1]"],
+        ),
+        (
+            ["decision.threshold_min_precision=-0.1"],
+            "decision.threshold_min_precision: -0.1",
+            ["[0, 1]"],
+        ),
         (
             ["model.imbalance.negatives_per_positive=0"],
             "model.imbalance.negatives_per_positive: 0",
@@ -184,7 +193,7 @@ def _bad_option_cases() -> list[tuple[list[str], str, list[str]]]:
             "model.imbalance.negatives_per_positive: -2.5",
             ["null or a number > 0"],
         ),
-        (["model.selection=cv"], "model.selection: 'cv'", ["crossfit", "holdout"]),
+        (["decision.name=cv"], "decision.name: 'cv'", ["crossfit", "holdout"]),
         (["data.split_override=components"], "data.split_override: 'components'", ["null"]),
         (["evaluate.line_rule=every_line"], "evaluate.line_rule: 'every_line'", list(LINE_RULES)),
     ]
@@ -211,8 +220,8 @@ def test_every_enumerated_option_is_checked_at_start(
     "overrides",
     [
         # model.* is the train stage's, evaluate.* the evaluate stage's: others do not read them.
-        ["stages=[data,features]", "model.calibration=platt", "model.aggregate=median"],
-        ["stages=[evaluate,report]", "model.threshold_objective=f2"],
+        ["stages=[data,features]", "decision.calibration=platt", "model.aggregate=median"],
+        ["stages=[evaluate,report]", "decision.threshold_objective=f2"],
         ["stages=[data,features,train]", "evaluate.line_rule=every_line"],
     ],
 )
@@ -228,15 +237,15 @@ def test_every_choice_of_the_shared_model_options_passes(compose_cfg: ComposeFn)
     from grooming_detect.models.units import AGGREGATES
 
     for key, values in (
-        ("model.calibration", METHODS),
+        ("decision.calibration", METHODS),
         ("model.aggregate", AGGREGATES),
-        ("model.threshold_objective", THRESHOLD_OBJECTIVES),
+        ("decision.threshold_objective", THRESHOLD_OBJECTIVES),
         ("evaluate.line_rule", LINE_RULES),
     ):
         for value in values:
             validate_config(compose_cfg(f"{key}={value}"))
     validate_config(compose_cfg("model.imbalance.negatives_per_positive=5"))
-    validate_config(compose_cfg("model.threshold_min_precision=1"))
+    validate_config(compose_cfg("decision.threshold_min_precision=1"))
 
 
 MODELS = sorted(path.stem for path in (config_dir() / "model").glob("*.yaml"))
@@ -343,9 +352,10 @@ def _composition_error(compose_cfg: ComposeFn, *overrides: str) -> str:
         ("data.generator.difficulty=hard", "data.generator.difficulty"),
         ("data.split_tolerance=[0.1]", "data.split_tolerance"),
         ("early.window=wide", "early.window"),
-        ("model.threshold_min_precision=high", "model.threshold_min_precision"),
+        ("decision.threshold_min_precision=high", "decision.threshold_min_precision"),
         ("model.imbalance.negatives_per_positive=many", "model.imbalance.negatives_per_positive"),
-        ("model.calibration=null", "model.calibration"),
+        ("decision.calibration=null", "decision.calibration"),
+        ("decision.folds=many", "decision.folds"),
         ("tracking.connect_timeout_s=soon", "tracking.connect_timeout_s"),
         ("report.publish_dir=[a,b]", "report.publish_dir"),
     ],
@@ -426,6 +436,7 @@ def _bounded_keys() -> list[tuple[str, str, str]]:
         ("evaluate", RootConfig),
         ("early", RootConfig),
         ("tracking", RootConfig),
+        ("decision", RootConfig),
         ("model", ModelConfig),
         ("data", SyntheticDataConfig),
         ("data", ChatlogDataConfig),
@@ -456,18 +467,18 @@ def test_every_ranged_key_is_checked_at_start_naming_the_key(
     ("overrides", "message"),
     [
         (["stages=[train,report]"], r"^stages: .*add evaluate"),
-        (["model.cv.folds=1"], r"^model\.cv\.folds: 1; expected a whole number >= 2"),
-        (["early.enabled=true"], r"model\.selection=crossfit .* early\.enabled"),
-        (["early.train_on_prefixes=2"], r"model\.selection=crossfit .* early\.train_on_prefixes"),
+        (["decision.folds=null"], r"^decision\.folds: None; decision=crossfit needs"),
+        (["early.enabled=true"], r"^decision=crossfit .* early\.enabled"),
+        (["early.train_on_prefixes=2"], r"^decision=crossfit .* early\.train_on_prefixes"),
         (
-            ["model.selection=holdout", "early.enabled=true", "evaluate.splits=[test]"],
+            ["decision=holdout", "early.enabled=true", "evaluate.splits=[test]"],
             r"^early\.threshold=tuned .* add validation to evaluate\.splits",
         ),
         (
             ["evaluate.audit.cue_ablation=true", "evaluate.splits=[validation]"],
             r"^evaluate\.benign_sets and evaluate\.audit .* add test to evaluate\.splits",
         ),
-        (["model=transformer", "model.selection=crossfit"], r"model\.selection=crossfit"),
+        (["model=transformer", "decision=crossfit"], r"^decision=crossfit .* validation itself"),
     ],
 )
 def test_every_cross_field_rule_fails_naming_the_keys(
@@ -493,3 +504,22 @@ def test_factory_defaults_are_the_config_files() -> None:
     raw = OmegaConf.load(config_dir() / "model" / "boosting" / "default.yaml")
     boosting = {k: v for k, v in OmegaConf.to_container(raw).items() if k != "_target_"}
     assert {**asdict(BoostingSettings()), "random_state": "${seed}"} == boosting
+
+
+def test_decision_is_its_own_group_that_a_model_or_experiment_may_pick(
+    compose_cfg: ComposeFn,
+) -> None:
+    """The estimator (model/) and how its calibrator and threshold are fitted (decision/) are
+    separate choices; the transformer and experiment=early pick holdout, the command line wins."""
+    assert compose_cfg().decision.name == "crossfit"
+    assert compose_cfg().decision.folds == 5
+    assert "calibration" not in compose_cfg().model and "selection" not in compose_cfg().model
+    transformer = compose_cfg("model=transformer").decision
+    assert (transformer.name, transformer.calibration) == ("holdout", "temperature")
+    assert compose_cfg("experiment=early").decision.name == "holdout"
+    assert compose_cfg("decision=holdout").decision.folds is None
+    chosen = compose_cfg("model=transformer", "decision=crossfit").decision
+    assert (chosen.name, chosen.calibration) == ("crossfit", "sigmoid")
+    assert compose_cfg(
+        "model=transformer", "decision.calibration=isotonic"
+    ).decision.calibration == ("isotonic")

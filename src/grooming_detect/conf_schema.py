@@ -153,26 +153,29 @@ class ImbalanceConfig:
 
 
 @dataclass
-class CrossValidationConfig:
-    folds: int = MISSING
-
-
-@dataclass
 class ModelConfig:
     """``model``: the keys every model shares; ``estimator`` is the `_target_` tree that
-    `hydra.utils.instantiate` builds (scikit-learn checks its parameters)."""
+    `hydra.utils.instantiate` builds (scikit-learn checks its parameters). What is fitted after
+    the model (calibrator, threshold) is `DecisionConfig`'s."""
 
     name: str = MISSING
     description: str = MISSING
     input: Any = MISSING
     aggregate: str = MISSING
+    imbalance: ImbalanceConfig = MISSING
+    estimator: Any = MISSING
+
+
+@dataclass
+class DecisionConfig:
+    """``decision`` (conf/decision/*.yaml): how the calibrator and the threshold are fitted
+    after the model; `name` is the option (holdout or crossfit), `folds` crossfit's."""
+
+    name: str = MISSING
     calibration: str = MISSING
     threshold_objective: str = MISSING
     threshold_min_precision: float = share()
-    imbalance: ImbalanceConfig = MISSING
-    estimator: Any = MISSING
-    selection: str = MISSING
-    cv: CrossValidationConfig = MISSING
+    folds: int | None = ranged(2)
 
 
 # --- groups with one shape ---------------------------------------------------------------------
@@ -268,6 +271,7 @@ class RootConfig:
     paths: PathsConfig = MISSING
     data: Any = MISSING
     features: FeaturesConfig = MISSING
+    decision: DecisionConfig = MISSING
     model: Any = MISSING
     evaluate: EvaluateConfig = MISSING
     early: EarlyConfig = MISSING

@@ -18,7 +18,7 @@ from grooming_detect.config import DATA_SOURCES, STAGES, ConfigError, config_dir
 from grooming_detect.io import unwritable_reason
 
 #: The stage whose options a group holds: its keys are checked only when that stage runs.
-GROUP_STAGE = {"model": "train", "evaluate": "evaluate"}
+GROUP_STAGE = {"model": "train", "decision": "train", "evaluate": "evaluate"}
 
 
 def validate_config(cfg: DictConfig) -> None:
@@ -33,7 +33,7 @@ def validate_config(cfg: DictConfig) -> None:
         )
     _check_unknown_keys(cfg)
     _check_data(cfg)
-    for group in ("data", "early", "model", "evaluate", "tracking"):
+    for group in ("data", "early", "model", "decision", "evaluate", "tracking"):
         stage = GROUP_STAGE.get(group)
         if group in cfg and (stage is None or stage in stages):
             check_ranges(cfg[group], group)
@@ -66,10 +66,10 @@ def _choices() -> list[tuple[str, tuple[str | None, ...], str | None]]:
         ("data.long_messages", (None, "error", "truncate"), None),
         ("evaluate.splits", ("validation", "test"), "evaluate"),
         ("evaluate.line_rule", LINE_RULES, "evaluate"),
-        ("model.calibration", METHODS, "train"),
         ("model.aggregate", AGGREGATES, "train"),
-        ("model.threshold_objective", THRESHOLD_OBJECTIVES, "train"),
-        ("model.selection", SELECTIONS, "train"),
+        ("decision.name", SELECTIONS, "train"),
+        ("decision.calibration", METHODS, "train"),
+        ("decision.threshold_objective", THRESHOLD_OBJECTIVES, "train"),
     ]
 
 
@@ -296,14 +296,13 @@ def _check_line_threshold(cfg: DictConfig) -> None:
 
 
 def _check_selection(cfg: DictConfig) -> None:
-    """``model.cv.folds`` under crossfit, which trains on validation, so nothing that tunes on
-    validation's out-of-sample scores (the transformer's own model selection, early detection,
-    prefix training) may use it."""
-    if cfg.model.get("selection") != "crossfit":
+    """``decision=crossfit`` needs ``decision.folds`` and trains on validation, so nothing that
+    tunes on validation's out-of-sample scores (the transformer's own model selection, early
+    detection, prefix training) may use it."""
+    if cfg.decision.name != "crossfit":
         return
-    folds = cfg.model.cv.folds
-    if folds < 2:
-        raise ConfigError(f"model.cv.folds: {folds!r}; expected a whole number >= 2")
+    if cfg.decision.folds is None:
+        raise ConfigError("decision.folds: None; decision=crossfit needs a whole number >= 2")
     early = cfg.get("early") or {}
     reasons = {
         "the estimator selects and stops on validation itself": "transformer"
@@ -314,8 +313,8 @@ def _check_selection(cfg: DictConfig) -> None:
     for reason, applies in reasons.items():
         if applies:
             raise ConfigError(
-                f"model.selection=crossfit trains the final model on train + validation, but "
-                f"{reason}; set model.selection=holdout"
+                f"decision=crossfit trains the final model on train + validation, but "
+                f"{reason}; set decision=holdout"
             )
 
 
