@@ -10,7 +10,7 @@ that relate keys to each other are `grooming_detect.validation`'s.
 How a YAML file names its schema (Hydra's "schema for config files" pattern): the root schema
 types ``conf/config.yaml`` and every group with one shape (paths, features, evaluate, early,
 report, tracking); a group whose options differ names its schema first in its defaults list,
-e.g. ``conf/data/pan12.yaml``: ``defaults: [pan12_schema, ...]``.
+e.g. ``conf/data/pan12.yaml``: ``defaults: [/schema/data/pan12@_here_, ...]``.
 """
 
 from __future__ import annotations
@@ -279,14 +279,14 @@ class RootConfig:
     tracking: TrackingConfig = MISSING
 
 
-#: (group, name, schema): what `register_schemas` stores; a YAML file names `name` in its
-#: defaults list (the root schema: conf/config.yaml).
-SCHEMAS: tuple[tuple[str | None, str, type], ...] = (
-    (None, "root_schema", RootConfig),
-    ("data", "synthetic_schema", SyntheticDataConfig),
-    ("data", "pan12_schema", Pan12DataConfig),
-    ("data", "chatlog_schema", ChatlogDataConfig),
-    ("model/common", "schema", ModelConfig),
+#: (group, name, schema): what `register_schemas` stores, apart from the config groups a user
+#: picks from; a YAML file names ``/<group>/<name>@_here_`` first in its defaults list.
+SCHEMAS: tuple[tuple[str, str, type], ...] = (
+    ("schema", "root", RootConfig),
+    ("schema/data", "synthetic", SyntheticDataConfig),
+    ("schema/data", "pan12", Pan12DataConfig),
+    ("schema/data", "chatlog", ChatlogDataConfig),
+    ("schema/model", "common", ModelConfig),
 )
 
 
