@@ -523,3 +523,24 @@ def test_decision_is_its_own_group_that_a_model_or_experiment_may_pick(
     assert compose_cfg(
         "model=transformer", "decision.calibration=isotonic"
     ).decision.calibration == ("isotonic")
+
+
+def test_a_typo_in_a_config_file_fails_at_composition(tmp_path: Path) -> None:
+    """The schema checks the YAML files too, not only the command line."""
+    import shutil
+
+    from hydra import compose, initialize_config_dir
+    from hydra.errors import ConfigCompositionException
+
+    conf = tmp_path / "conf"
+    shutil.copytree(config_dir(), conf)
+    (conf / "experiment" / "typo.yaml").write_text(
+        "# @package _global_\nevaluate:\n  bootstrap:\n    n_resample: 10\n", encoding="utf-8"
+    )
+    with (
+        initialize_config_dir(config_dir=str(conf), version_base="1.3"),
+        pytest.raises(ConfigCompositionException) as caught,
+    ):
+        compose(config_name="config", overrides=["experiment=typo"])
+    message = f"{caught.value} {caught.value.__cause__}"
+    assert "n_resample" in message and "BootstrapConfig" in message, message
