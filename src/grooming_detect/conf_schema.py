@@ -2,15 +2,17 @@
 
 The values live in ``conf/*.yaml`` only; every field here is ``MISSING`` and says the type (and,
 where it has one, the range) of a key. Hydra merges each YAML file onto its schema at
-composition, so a value of the wrong type, a key that is not in the schema (a typo, in a file or
-in an override, ``+`` or not) or a key left unset fails at start with Hydra's message naming the
-key. Ranges are field metadata, checked by `grooming_detect.validation.check_ranges`; the rules
-that relate keys to each other are `grooming_detect.validation`'s.
+composition, so a value of the wrong type or a key that is not in the schema (a typo, in a file
+or in an override) fails at start with Hydra's message naming the key; a key that ``+key=value``
+adds (Hydra allows it on any node) is refused by `grooming_detect.validation`, which also checks
+the ranges (field metadata, `check_ranges`) and the rules that relate keys to each other.
 
 How a YAML file names its schema (Hydra's "schema for config files" pattern): the root schema
-types ``conf/config.yaml`` and every group with one shape (paths, features, evaluate, early,
-report, tracking); a group whose options differ names its schema first in its defaults list,
-e.g. ``conf/data/pan12.yaml``: ``defaults: [/schema/data/pan12@_here_, ...]``.
+(``schema/root``, first in conf/config.yaml's defaults list) types the run's own keys and every
+group with one shape (paths, features, decision, evaluate, early, report, tracking); a group
+whose options differ names its schema first in each option's defaults list, e.g.
+``conf/data/pan12.yaml``: ``defaults: [/schema/data/pan12@_here_, ...]``. The schemas sit in
+the ConfigStore's ``schema/`` groups, apart from the groups a user picks from.
 """
 
 from __future__ import annotations
