@@ -90,15 +90,15 @@ print(json.dumps({"seconds": seconds, "peak_rss_mib": peak_rss_mib(),
 SCORE = """
 import json, sys, tempfile, time
 from pathlib import Path
-from grooming_detect import scoring
+from grooming_detect.scoring import batch, messages
 from grooming_detect.data import pan12
 from grooming_detect.profiling import peak_rss_mib
 started = time.perf_counter()
-scoring.load_scoring_model(sys.argv[1])
+messages.load_scoring_model(sys.argv[1])
 load = time.perf_counter() - started
 with tempfile.TemporaryDirectory() as out:
     started = time.perf_counter()
-    scoring.score_file(sys.argv[1], Path(sys.argv[2]), Path(out))
+    batch.score_file(sys.argv[1], Path(sys.argv[2]), Path(out))
     total = time.perf_counter() - started
 started = time.perf_counter()
 messages = len(pan12.parse_messages(sys.argv[2], show_progress=False))

@@ -31,10 +31,12 @@ import pandas as pd
 
 from grooming_detect.config import project_root
 from grooming_detect.io import write_json
-from grooming_detect.serving import local_server
 from grooming_detect.stage import latest_dataset_dir
 
 BIN = Path(sys.executable).parent
+# `local_server` is the serving tests' helper (tests/scoring/local_server.py).
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "scoring"))
+from local_server import local_server  # noqa: E402
 
 
 def _post(url: str, body: bytes) -> tuple[int, bytes, float]:

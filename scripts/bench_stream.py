@@ -35,8 +35,8 @@ from grooming_detect.data import chitchat
 from grooming_detect.io import write_json
 from grooming_detect.models.persistence import load_model
 from grooming_detect.profiling import peak_rss_mib
-from grooming_detect.scoring import feature_settings
-from grooming_detect.streaming import RiskStream, file_messages
+from grooming_detect.scoring.messages import feature_settings
+from grooming_detect.scoring.stream import RiskStream, file_messages
 
 BIN = Path(sys.executable).parent
 

@@ -139,9 +139,11 @@ def tiny_bert(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return folder
 
 
-#: What makes a test an end-to-end one (the `pipeline` marker, left out by `make test-fast`):
-#: a fixture that runs the pipeline or trains a network, a call that runs a whole command,
-#: generates a corpus or saves an MLflow model.
+#: What makes a test an end-to-end one, which must carry the `pipeline` marker (left out by
+#: `make test-fast`): a fixture that runs the pipeline or trains a network, a call that runs a
+#: whole command, generates a corpus or saves an MLflow model. Tests are marked explicitly
+#: (`@pytest.mark.pipeline` or a module's `pytestmark`); collection fails for one that does this
+#: unmarked, so the fast tier cannot grow an end-to-end run by accident.
 PIPELINE_FIXTURES = frozenset(
     {"default_run", "tiny_bert", "shape_files", "synthetic_tables", "corpus"}
 )
@@ -157,12 +159,13 @@ PIPELINE_CALLS = (
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Mark end-to-end tests `pipeline`, from their fixtures and their source."""
+    """Refuse an end-to-end test without the `pipeline` marker."""
     import inspect
 
+    unmarked = []
     for item in items:
         function = getattr(item, "function", None)
-        if function is None:
+        if function is None or item.get_closest_marker("pipeline") is not None:
             continue
         try:
             source = inspect.getsource(function)
@@ -170,7 +173,12 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             source = ""
         uses_fixture = PIPELINE_FIXTURES & set(getattr(item, "fixturenames", ()))
         if uses_fixture or any(call in source for call in PIPELINE_CALLS):
-            item.add_marker(pytest.mark.pipeline)
+            unmarked.append(item.nodeid)
+    if unmarked:
+        raise pytest.UsageError(
+            "end-to-end tests (a pipeline fixture or whole-command call, see conftest.py) need "
+            "@pytest.mark.pipeline: " + ", ".join(unmarked)
+        )
 
 
 def recomputed_measures(evaluation_dir: Path, split: str, unit: str) -> dict[str, float]:

@@ -12,6 +12,9 @@ from pathlib import Path
 import pytest
 from mlflow import MlflowClient
 
+pytestmark = pytest.mark.pipeline
+
+
 REPO = Path(__file__).resolve().parents[1]
 EXECUTABLE = shutil.which("grooming-detect") or str(
     Path(sys.executable).with_name("grooming-detect")

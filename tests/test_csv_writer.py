@@ -7,6 +7,7 @@ import csv
 from pathlib import Path
 
 import pandas as pd
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -74,6 +75,7 @@ def test_a_chat_log_export_keeps_its_text(tmp_path: Path) -> None:
     assert read["text"].tolist() == frame["text"].tolist()
 
 
+@pytest.mark.pipeline
 def test_user_data_in_markdown_is_shown_never_run() -> None:
     """Every report and card writes ids and texts through one escaping function."""
     from grooming_detect.reporting.model_card import markdown_text

@@ -140,6 +140,7 @@ def reference(tmp_path_factory: pytest.TempPathFactory) -> dict[str, float]:
 HEADLINE = ("test/author/f0_5", "test/author/pr_auc", "test/author/n")
 
 
+@pytest.mark.pipeline
 @pytest.mark.slow
 def test_killed_data_stage_is_rebuilt(tmp_path: Path, reference: dict[str, float]) -> None:
     # A finished run, then a run of another corpus under the same data name killed between two
@@ -150,15 +151,17 @@ def test_killed_data_stage_is_rebuilt(tmp_path: Path, reference: dict[str, float
     assert {k: rerun[k] for k in HEADLINE} == pytest.approx({k: reference[k] for k in HEADLINE})
 
 
+@pytest.mark.pipeline
 @pytest.mark.slow
 def test_killed_generation_is_regenerated(tmp_path: Path, reference: dict[str, float]) -> None:
     # Killed after the training corpus and its truth were written, before the test corpus.
-    _killed_run(tmp_path, "grooming_detect.data.synthetic", "_write_lines", 1)
+    _killed_run(tmp_path, "grooming_detect.data.synthetic.writer", "write_lines", 1)
     assert not any((tmp_path / "data" / "raw" / "synthetic").glob("*/generator.json"))
     rerun = _finished_run(tmp_path)
     assert {k: rerun[k] for k in HEADLINE} == pytest.approx({k: reference[k] for k in HEADLINE})
 
 
+@pytest.mark.pipeline
 @pytest.mark.slow
 def test_killed_training_is_never_read(tmp_path: Path, reference: dict[str, float]) -> None:
     _finished_run(tmp_path)
@@ -201,6 +204,7 @@ def test_data_settings_key_the_processed_tables(compose_cfg) -> None:
     assert base.parent.name == "synthetic-tiny"
 
 
+@pytest.mark.pipeline
 @pytest.mark.slow
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
 def test_ctrl_c_marks_the_runs_killed(tmp_path: Path, signum: int) -> None:
@@ -237,6 +241,7 @@ def test_ctrl_c_marks_the_runs_killed(tmp_path: Path, signum: int) -> None:
     }, statuses
 
 
+@pytest.mark.pipeline
 def test_a_stage_alone_without_any_earlier_run_names_its_missing_input(compose_cfg) -> None:
     """No LATEST pointer yet: the context still builds, and evaluate reports the missing model
     (it used to fail reading the absent pointer file)."""
@@ -248,6 +253,7 @@ def test_a_stage_alone_without_any_earlier_run_names_its_missing_input(compose_c
     assert latest_run(Path(cfg.paths.run_dir), "model") is None
 
 
+@pytest.mark.pipeline
 @pytest.mark.slow
 def test_a_run_killed_with_minus_9_is_marked_killed_by_the_next(tmp_path: Path) -> None:
     """kill -9 leaves no chance to end a run: the next run on this host finds its process
@@ -275,6 +281,7 @@ def test_a_run_killed_with_minus_9_is_marked_killed_by_the_next(tmp_path: Path) 
             assert after.info.status == "KILLED" and "kill -9" in after.data.tags["killed_reason"]
 
 
+@pytest.mark.pipeline
 def test_a_live_run_is_never_marked_killed(tmp_path: Path) -> None:
     """Runs whose process is alive (this one) or on another host are left RUNNING."""
     import mlflow

@@ -40,6 +40,7 @@ def test_slurm_launcher_composes_and_instantiates(tmp_path: Path) -> None:
     assert type(instantiate(launcher)).__name__ == "SlurmLauncher"
 
 
+@pytest.mark.pipeline
 @pytest.mark.slow
 def test_one_job_through_submitit_local(tmp_path: Path) -> None:
     _run(
@@ -54,6 +55,7 @@ def test_one_job_through_submitit_local(tmp_path: Path) -> None:
     assert list((tmp_path / "logs").rglob("*_submitted.pkl")), "submitit ran the job"
 
 
+@pytest.mark.pipeline
 @pytest.mark.slow
 def test_joblib_sweep_runs_in_parallel_into_one_experiment(tmp_path: Path) -> None:
     _run(

@@ -106,6 +106,7 @@ def _overrides(model: str, shape: str, files: dict[str, Path], tiny_bert: Path |
     return overrides
 
 
+@pytest.mark.pipeline
 @pytest.mark.parametrize(("model", "shape"), _cells())
 def test_model_on_data_shape(model: str, shape: str, shape_files, request) -> None:
     tiny_bert = request.getfixturevalue("tiny_bert") if model == "transformer" else None
@@ -131,7 +132,7 @@ def test_model_on_data_shape(model: str, shape: str, shape_files, request) -> No
 def _scores_the_log_with_the_command(cfg, files: dict[str, Path], shape: str) -> None:
     """The fine-tuned model scores its own chat log through ``grooming-detect-score`` (int8
     weights for the conversation-labelled CSV): every author and conversation gets a score."""
-    from grooming_detect.scoring import main as score_main
+    from grooming_detect.scoring.cli import main as score_main
     from grooming_detect.stage import latest_dir
 
     log = files[shape]
@@ -171,6 +172,7 @@ if __name__ == "__main__":
     print(matrix_table())
 
 
+@pytest.mark.pipeline
 def test_a_refusal_names_the_models_that_would_work(shape_files) -> None:
     with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
         cfg = compose(
@@ -210,12 +212,13 @@ def test_label_level_is_read_from_the_header(tmp_path: Path) -> None:
     assert label_level_of(FIXTURE_LOG, predator_ids="ids.txt") is None  # ids and a column
 
 
+@pytest.mark.pipeline
 def test_features_without_values_are_dropped_and_recorded(shape_files) -> None:
     """A log without times has no reply gaps or hours: those columns are dropped, recorded in
     the features manifest and the model's metadata, and scoring new files drops them too."""
     import json
 
-    from grooming_detect.scoring import score_file
+    from grooming_detect.scoring.batch import score_file
     from grooming_detect.stage import latest_dir
 
     with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):

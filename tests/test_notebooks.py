@@ -20,6 +20,7 @@ def test_notebooks_are_stored_without_outputs() -> None:
                 assert cell["outputs"] == [] and cell["execution_count"] is None, path.name
 
 
+@pytest.mark.pipeline
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
 def test_notebook_executes(default_run, path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     cfg, _, _ = default_run

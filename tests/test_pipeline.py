@@ -15,6 +15,8 @@ from grooming_detect.config import STAGES
 from grooming_detect.models.persistence import load_model
 from grooming_detect.stage import MissingInputError, dataset_dir, latest_dir
 
+pytestmark = pytest.mark.pipeline
+
 
 def test_one_parent_run_with_one_child_per_stage(default_run) -> None:
     _, result, client = default_run

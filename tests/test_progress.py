@@ -50,6 +50,7 @@ def _env(root: Path) -> dict[str, str]:
     return {**env, "COLUMNS": "120", "GROOMING_DETECT_ROOT": str(root)}
 
 
+@pytest.mark.pipeline
 @pytest.mark.slow
 def test_a_terminal_sees_bars(tmp_path: Path) -> None:
     """Under a pseudo-terminal, generating and reading the corpus draw tqdm bars on stderr."""
@@ -81,6 +82,7 @@ def test_a_terminal_sees_bars(tmp_path: Path) -> None:
     assert "conv/s" in drawn and "reading pan12-" in drawn
 
 
+@pytest.mark.pipeline
 @pytest.mark.slow
 def test_a_log_sees_lines_and_the_run_ends_with_the_results_table(tmp_path: Path) -> None:
     """Without a terminal: plain progress lines, then a closing table whose numbers are the

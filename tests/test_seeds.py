@@ -57,6 +57,7 @@ def test_card_section_sets_the_spread_beside_the_bootstrap_interval() -> None:
     assert seeds_section(None, metrics, "author") == ""
 
 
+@pytest.mark.pipeline
 @pytest.mark.slow
 def test_seeds_experiment_summarises_two_seeds(tmp_path: Path) -> None:
     command = [

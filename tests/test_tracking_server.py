@@ -15,6 +15,8 @@ from mlflow import MlflowClient
 from conftest import ComposeFn
 from grooming_detect import pipeline
 
+pytestmark = pytest.mark.pipeline
+
 
 def _free_port() -> int:
     with socket.socket() as sock:

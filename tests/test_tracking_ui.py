@@ -33,12 +33,14 @@ def _runs(default_run):
     return parent, stages
 
 
+@pytest.mark.pipeline
 def test_the_experiment_opens_on_the_runs_table(default_run) -> None:
     _, result, client = default_run
     tags = client.get_experiment(result.experiment_id).tags
     assert tags[tracking.EXPERIMENT_KIND_TAG] == "custom_model_development"
 
 
+@pytest.mark.pipeline
 def test_the_parent_run_carries_the_evaluate_runs_headline_measures(default_run) -> None:
     parent, stages = _runs(default_run)
     evaluated, trained = stages["evaluate"].data.metrics, stages["train"].data.metrics
@@ -52,6 +54,7 @@ def test_the_parent_run_carries_the_evaluate_runs_headline_measures(default_run)
     assert parent.data.tags["unit"] == "author"
 
 
+@pytest.mark.pipeline
 def test_the_parent_runs_description_is_the_results_table(default_run) -> None:
     parent, stages = _runs(default_run)
     description = parent.data.tags[tracking.DESCRIPTION_TAG]
@@ -67,6 +70,7 @@ def test_the_parent_runs_description_is_the_results_table(default_run) -> None:
     assert f"{f05:.3f}" in test_row
 
 
+@pytest.mark.pipeline
 def test_the_experiment_has_a_runs_table_view_of_the_headline_measures(default_run) -> None:
     _, result, client = default_run
     view = pipeline.headline_view_id("author")

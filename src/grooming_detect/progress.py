@@ -7,6 +7,10 @@ the same count, rate and ETA) and when it ends. ``progress=false`` in the config
 are written above a running bar (``logging_redirect_tqdm``), so Hydra's logging and the bars
 do not garble each other.
 
+tqdm draws the bars and formats their durations; the log lines are this module's own because
+tqdm and rich write to a stream (carriage-return refreshes), never through `logging`, where
+Hydra files each run's records.
+
 Usage::
 
     with Progress("features", total=6, unit="step") as bar:
@@ -73,13 +77,6 @@ def _fallback_size() -> tuple[int, int] | None:
     return number("COLUMNS", 80), number("LINES", 24)
 
 
-def _duration(seconds: float) -> str:
-    seconds = round(seconds)
-    hours, rest = divmod(seconds, 3600)
-    minutes, seconds = divmod(rest, 60)
-    return f"{hours}:{minutes:02d}:{seconds:02d}" if hours else f"{minutes:02d}:{seconds:02d}"
-
-
 class Progress:
     """One step's progress: a bar in a terminal, periodic log lines elsewhere, or nothing."""
 
@@ -141,9 +138,9 @@ class Progress:
         text = f"{self.desc}: {self._count(self.n)}"
         if self.total:
             text += f"/{self._count(self.total)} ({100 * self.n / self.total:.0f} %)"
-        text += f", {shown_rate:,.1f} {shown_unit}/s, {_duration(elapsed)} elapsed"
+        text += f", {shown_rate:,.1f} {shown_unit}/s, {tqdm.format_interval(elapsed)} elapsed"
         if self.total and rate > 0:
-            text += f", ETA {_duration(max(self.total - self.n, 0) / rate)}"
+            text += f", ETA {tqdm.format_interval(max(self.total - self.n, 0) / rate)}"
         return text
 
     def update(self, n: float = 1) -> None:

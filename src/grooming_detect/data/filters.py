@@ -6,7 +6,7 @@ conversations remains), so a filter that removes a predator says so.
 
 ``vtpan`` is of another kind: it keeps exactly the conversations of the eSPD benchmark split
 (`grooming_detect.data.vtpan`), in training and test files alike, and labels conversations, not
-authors. The PAN-2012 loader applies it (before the validation carve) and accounts for it; it
+authors. `pan12.load_vtpan_corpus` applies it (before the validation carve) and accounts for it; it
 defines the corpus by ids, so it is never combined with the rule filters above.
 """
 

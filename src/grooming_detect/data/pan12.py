@@ -685,71 +685,171 @@ def load_corpus(
 
     The diff file (the organisers' anonymisation edits) is metadata only, never a label source.
     Optional `filters` (off by default) remove conversations after the split; the report
-    accounts for every removal. With ``filters.vtpan``, only the VTPAN conversations of each
-    file are kept (training ones before the validation carve) and labelled per conversation:
-    positive when an author of it is in that file's predator list; problem-2 line truth (an
-    author task) is not read. `split_settings` (tolerance, override) shape the validation carve
+    accounts for every removal. `split_settings` (tolerance, override) shape the validation carve
     (`carve_validation`); its report and the train/test author overlap go into the report.
     ``predator_lines`` holds the test line truth (split ``test``) and, when `files` has the
     unofficial training line truth, its rows with their conversation's split
-    (`read_training_lines`; accounted for in `LoadReport.training_line_truth`).
+    (`read_training_lines`; accounted for in `LoadReport.training_line_truth`). With
+    ``filters.vtpan`` the corpus is the VTPAN benchmark's instead (`load_vtpan_corpus`).
 
     Raises:
         ValueError: ``filters.vtpan`` combined with a rule filter.
         SplitError: (a ValueError) a validation split that misses its target shares.
         CorpusFormatError: malformed input, or (VTPAN) a file holding none of its split's ids.
     """
-    use_vtpan = filters is not None and filters.vtpan
-    if use_vtpan and filters is not None and filters.active:
+    if filters is not None and filters.vtpan:
+        return load_vtpan_corpus(
+            files, validation_fraction, seed, show_progress, filters, split_settings
+        )
+    report = LoadReport()
+    train, train_predators = _read_training(files, show_progress, report)
+    train_ids = set(train["conversation_id"].unique())
+    assignment = _carve(train, train_predators, validation_fraction, seed, split_settings, report)
+    frames = [train]
+    predators = {"train": train_predators, "validation": train_predators}
+    line_frames: list[pd.DataFrame] = []
+    if files.train_problem2 is not None:
+        rows, report.training_line_truth = read_training_lines(
+            files.train_problem2, train, assignment
+        )
+        line_frames.append(rows)
+    if files.test_xml is not None and files.test_problem1 is not None:
+        test, predators["test"] = _read_test(
+            files.test_xml, files.test_problem1, files.train_xml, train_ids, show_progress, report
+        )
+        frames.append(test)
+        if files.test_problem2 is not None:
+            line_frames.append(_test_line_truth(files.test_problem2, test, report))
+    _read_diff_and_warn(files, report)
+    messages = pd.concat(frames, ignore_index=True)
+    if filters is not None:
+        messages, report.filtered = apply_filters(
+            messages, set().union(*predators.values()), filters
+        )
+    predator_lines = pd.concat(line_frames, ignore_index=True) if line_frames else None
+    if report.training_line_truth and predator_lines is not None:
+        report.training_line_truth["rows_in_filtered_conversations"] = _rows_filtered_out(
+            predator_lines, messages
+        )
+    report.author_overlap = train_test_author_overlap(messages, set().union(*predators.values()))
+    return build_tables(messages, predators, predator_lines), report
+
+
+def load_vtpan_corpus(
+    files: Pan12Files,
+    validation_fraction: float,
+    seed: int,
+    show_progress: bool = True,
+    filters: FilterSettings | None = None,
+    split_settings: SplitSettings | None = None,
+) -> tuple[Tables, LoadReport]:
+    """The VTPAN benchmark's corpus (``filters.vtpan``): `load_corpus` with only the VTPAN
+    conversations of each file kept (`keep_vtpan`; training ones before the validation carve),
+    labelled per conversation: positive when an author of it is in that file's predator list.
+    Problem-2 line truth (an author task) is not read; no rule filter applies.
+
+    Raises:
+        ValueError: `filters` with a rule filter on.
+        SplitError: (a ValueError) a validation split that misses its target shares.
+        CorpusFormatError: malformed input, or a file holding none of its split's ids.
+    """
+    if filters is not None and filters.active:
         raise ValueError(
             "data.filters: vtpan defines the corpus by its conversation ids; combined with "
             "drop_single_author, drop_multi_party or min_messages_per_author it would change the "
             "benchmark; turn those off (data/filters=vtpan does)"
         )
     report = LoadReport()
-    train = messages_frame(parse_messages(files.train_xml, show_progress), "train")
-    train_predators = set(read_id_list(files.train_predators))
-    report.truth_ids_not_in_corpus["train"] = sorted(train_predators - set(train["author"]))
+    train, train_predators = _read_training(files, show_progress, report)
     train_ids = set(train["conversation_id"].unique())
-    if use_vtpan:
-        train = keep_vtpan(train, "train", files.train_xml, report)
+    train = keep_vtpan(train, "train", files.train_xml, report)
+    _carve(train, train_predators, validation_fraction, seed, split_settings, report)
+    frames = [train]
+    predators = {"train": train_predators, "validation": train_predators}
+    labels = conversation_labels_of(train, train_predators)
+    if files.test_xml is not None and files.test_problem1 is not None:
+        test, predators["test"] = _read_test(
+            files.test_xml, files.test_problem1, files.train_xml, train_ids, show_progress, report
+        )
+        test = keep_vtpan(test, "test", files.test_xml, report)
+        labels.update(conversation_labels_of(test, predators["test"]))
+        frames.append(test)
+    _read_diff_and_warn(files, report)
+    messages = pd.concat(frames, ignore_index=True)
+    report.author_overlap = train_test_author_overlap(messages, set().union(*predators.values()))
+    return build_tables(messages, conversation_labels=labels), report
+
+
+def _read_training(
+    files: Pan12Files, show_progress: bool, report: LoadReport
+) -> tuple[pd.DataFrame, set[str]]:
+    """The training messages (split ``train``) and predator ids; ids that never speak go into
+    `report`."""
+    train = messages_frame(parse_messages(files.train_xml, show_progress), "train")
+    predators = set(read_id_list(files.train_predators))
+    report.truth_ids_not_in_corpus["train"] = sorted(predators - set(train["author"]))
+    return train, predators
+
+
+def _read_test(
+    test_xml: Path,
+    test_problem1: Path,
+    train_xml: Path,
+    train_ids: set[str],
+    show_progress: bool,
+    report: LoadReport,
+) -> tuple[pd.DataFrame, set[str]]:
+    """The test messages (split ``test``) and predator ids; ids that never speak go into
+    `report`.
+
+    Raises:
+        CorpusFormatError: a conversation id in both the test file and the training file
+            (`train_xml`, whose conversation ids are `train_ids`).
+    """
+    test = messages_frame(parse_messages(test_xml, show_progress), "test")
+    shared = sorted(train_ids & set(test["conversation_id"]))
+    if shared:
+        raise CorpusFormatError(
+            f"{train_xml} and {test_xml}: {len(shared)} conversation id(s) occur "
+            f"in both, e.g. {shared[:3]}; expected disjoint training and test corpora"
+        )
+    predators = set(read_id_list(test_problem1))
+    report.truth_ids_not_in_corpus["test"] = sorted(predators - set(test["author"]))
+    return test, predators
+
+
+def _carve(
+    train: pd.DataFrame,
+    predators: set[str],
+    validation_fraction: float,
+    seed: int,
+    split_settings: SplitSettings | None,
+    report: LoadReport,
+) -> dict[str, str]:
+    """Carve validation from `train` (its ``split`` column set in place; the split's report
+    into `report`); the assignment, conversation id -> ``train`` or ``validation``."""
     pairs = train[["conversation_id", "author"]].drop_duplicates()
     assignment, split_report = carve_validation(
-        pairs, train_predators, validation_fraction, seed, split_settings
+        pairs, predators, validation_fraction, seed, split_settings
     )
     report.split = {"validation": split_report.to_dict()}
     train["split"] = train["conversation_id"].map(assignment)
-    frames = [train]
-    predators = {"train": train_predators, "validation": train_predators}
-    labels = conversation_labels_of(train, train_predators) if use_vtpan else {}
-    line_frames: list[pd.DataFrame] = []
-    if files.train_problem2 is not None and not use_vtpan:  # line truth is per author
-        rows, report.training_line_truth = read_training_lines(
-            files.train_problem2, train, assignment
-        )
-        line_frames.append(rows)
-    if files.test_xml is not None and files.test_problem1 is not None:
-        test = messages_frame(parse_messages(files.test_xml, show_progress), "test")
-        shared = sorted(train_ids & set(test["conversation_id"]))
-        if shared:
-            raise CorpusFormatError(
-                f"{files.train_xml} and {files.test_xml}: {len(shared)} conversation id(s) occur "
-                f"in both, e.g. {shared[:3]}; expected disjoint training and test corpora"
-            )
-        test_predators = set(read_id_list(files.test_problem1))
-        predators["test"] = test_predators
-        report.truth_ids_not_in_corpus["test"] = sorted(test_predators - set(test["author"]))
-        if use_vtpan:
-            test = keep_vtpan(test, "test", files.test_xml, report)
-            labels.update(conversation_labels_of(test, test_predators))
-        frames.append(test)
-        if files.test_problem2 is not None and not use_vtpan:  # line truth is per author
-            test_lines = pd.DataFrame(read_line_truth(files.test_problem2), columns=LINE_KEYS)
-            known = test.set_index(LINE_KEYS).index
-            report.truth_lines_not_in_corpus = int(
-                (~pd.MultiIndex.from_frame(test_lines).isin(known)).sum()
-            )
-            line_frames.append(test_lines.assign(split="test"))
+    return assignment
+
+
+def _test_line_truth(path: Path, test: pd.DataFrame, report: LoadReport) -> pd.DataFrame:
+    """The official test line truth (split ``test``); rows not in `test` are counted in
+    `report`."""
+    test_lines = pd.DataFrame(read_line_truth(path), columns=LINE_KEYS)
+    known = test.set_index(LINE_KEYS).index
+    report.truth_lines_not_in_corpus = int(
+        (~pd.MultiIndex.from_frame(test_lines).isin(known)).sum()
+    )
+    return test_lines.assign(split="test")
+
+
+def _read_diff_and_warn(files: Pan12Files, report: LoadReport) -> None:
+    """Count the diff file's lines (metadata only) and warn about truth ids that never speak."""
     if files.diff is not None:
         report.diff_lines = sum(1 for line in _read_lines(files.diff) if line.strip())
     for split, missing in report.truth_ids_not_in_corpus.items():
@@ -760,20 +860,6 @@ def load_corpus(
                 len(missing),
                 split,
             )
-    messages = pd.concat(frames, ignore_index=True)
-    if filters is not None and not use_vtpan:
-        messages, report.filtered = apply_filters(
-            messages, set().union(*predators.values()), filters
-        )
-    predator_lines = pd.concat(line_frames, ignore_index=True) if line_frames else None
-    if report.training_line_truth and predator_lines is not None:
-        report.training_line_truth["rows_in_filtered_conversations"] = _rows_filtered_out(
-            predator_lines, messages
-        )
-    report.author_overlap = train_test_author_overlap(messages, set().union(*predators.values()))
-    if use_vtpan:
-        return build_tables(messages, conversation_labels=labels), report
-    return build_tables(messages, predators, predator_lines), report
 
 
 def _rows_filtered_out(predator_lines: pd.DataFrame, messages: pd.DataFrame) -> int:

@@ -6,7 +6,9 @@ elements holding ``<message line="…">`` elements whose children are ``<author>
 message (an element and its children reach Python, then ``clear()``); this module cuts each chunk
 at ``</conversation>``, reads each conversation's messages with one regular expression, and moves
 the fields into columns a chunk at a time, in about half that (271,082 real-text messages: 1.3–1.5 s
-against 2.6–3.1 s).
+against 2.6–3.1 s). Kept because that is well outside run-to-run noise at the data stage's scale:
+on the 1x real-text corpus (903,607 messages; 2 shared cores, 5 interleaved pairs) the data stage
+took 29.7 s with the scan and 36.2 s with lxml alone (medians; every pair slower without it).
 
 It accepts only a strict subset of well-formed XML, and produces exactly what the lxml reader in
 `grooming_detect.data.pan12` produces for it (the same values in the columns, and the same batch

@@ -269,28 +269,7 @@ def _build_or_reuse(cfg: DictConfig, ctx: StageContext) -> StageResult:
     if manifest is not None:
         log.info("Inputs unchanged (fingerprint %s): reusing %s", digest[:12], ctx.dataset_dir)
     else:
-        tables, details = load_tables(cfg)
-        # No manifest while tables are rewritten: a kill in between leaves nothing reusable.
-        ctx.manifest_path.unlink(missing_ok=True)
-        written = write_tables(tables, ctx.dataset_dir)
-        manifest = {
-            "dataset": str(cfg.data.name),
-            "source": str(cfg.data.source),
-            "synthetic": bool(cfg.data.synthetic),
-            "label_level": tables.label_level,
-            "fingerprint": digest,
-            "schema_version": SCHEMA_VERSION,
-            "code_version": __version__,
-            "sources": sources,
-            "config": settings,
-            "counts": tables.counts(),
-            **details,
-            "tables": {name: path.name for name, path in written.items()},
-            "table_sha256": file_digests(ctx.dataset_dir, [p.name for p in written.values()]),
-        }
-        manifest["verification"] = _verification(cfg, sources, manifest["counts"])
-        write_json(ctx.manifest_path, manifest)
-        log.info("Wrote %s tables to %s", ", ".join(written), ctx.dataset_dir)
+        manifest = _build(cfg, ctx, sources, settings, digest)
     write_text(ctx.dataset_dir.parent / LATEST_DATA, f"{ctx.dataset_dir.name}\n")
     if manifest["verification"]["status"].startswith("mismatch"):
         log.warning(
@@ -322,6 +301,40 @@ def _build_or_reuse(cfg: DictConfig, ctx: StageContext) -> StageResult:
         metrics=metrics,
         parent_tags=tags,
     )
+
+
+def _build(
+    cfg: DictConfig,
+    ctx: StageContext,
+    sources: dict[str, dict[str, Any]],
+    settings: dict[str, Any],
+    digest: str,
+) -> dict[str, Any]:
+    """Load the tables, write them and their manifest (with the official-corpus verification)
+    into `ctx.dataset_dir`; the manifest."""
+    tables, details = load_tables(cfg)
+    # No manifest while tables are rewritten: a kill in between leaves nothing reusable.
+    ctx.manifest_path.unlink(missing_ok=True)
+    written = write_tables(tables, ctx.dataset_dir)
+    manifest = {
+        "dataset": str(cfg.data.name),
+        "source": str(cfg.data.source),
+        "synthetic": bool(cfg.data.synthetic),
+        "label_level": tables.label_level,
+        "fingerprint": digest,
+        "schema_version": SCHEMA_VERSION,
+        "code_version": __version__,
+        "sources": sources,
+        "config": settings,
+        "counts": tables.counts(),
+        **details,
+        "tables": {name: path.name for name, path in written.items()},
+        "table_sha256": file_digests(ctx.dataset_dir, [p.name for p in written.values()]),
+    }
+    manifest["verification"] = _verification(cfg, sources, manifest["counts"])
+    write_json(ctx.manifest_path, manifest)
+    log.info("Wrote %s tables to %s", ", ".join(written), ctx.dataset_dir)
+    return manifest
 
 
 def split_metrics(manifest: dict[str, Any]) -> dict[str, float]:

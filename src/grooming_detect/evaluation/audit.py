@@ -40,11 +40,16 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from omegaconf import DictConfig, OmegaConf
 from scipy.stats import binomtest, ks_2samp
 
+from grooming_detect import tracking
 from grooming_detect.data import chitchat
+from grooming_detect.data.schema import read_table
 from grooming_detect.evaluation.profiles import profiles
 from grooming_detect.features.behaviour import lexicon_pattern
+from grooming_detect.scoring.messages import feature_settings
+from grooming_detect.stage import StageContext
 
 log = logging.getLogger(__name__)
 
@@ -146,7 +151,7 @@ def chitchat_messages(share: float | None) -> pd.DataFrame:
 def load_benign_messages(benign: BenignSet, holdout_share: float | None) -> pd.DataFrame:
     if benign.source == "chitchat":
         return chitchat_messages(holdout_share)
-    from grooming_detect.models.apply import read_messages
+    from grooming_detect.scoring.messages import read_messages
 
     assert benign.path is not None
     return read_messages(benign.path).drop(columns=["split"], errors="ignore")
@@ -286,7 +291,7 @@ class AuditContext:
 def _score(actx: AuditContext, messages: pd.DataFrame) -> tuple[pd.Series, pd.Series]:
     """Calibrated unit scores and conversation scores of `messages`, as grooming-detect-score
     computes them."""
-    from grooming_detect.models.apply import SPLIT, score_messages
+    from grooming_detect.scoring.messages import SPLIT, score_messages
 
     authors, conversations = score_messages(
         actx.model, actx.meta, messages.assign(split=SPLIT), actx.lexicons, actx.separator
@@ -300,9 +305,9 @@ def _score(actx: AuditContext, messages: pd.DataFrame) -> tuple[pd.Series, pd.Se
 def _top_items(
     actx: AuditContext, benign: BenignSet, messages: pd.DataFrame, scores: pd.Series
 ) -> pd.DataFrame:
-    from grooming_detect.evaluation import errors
-    from grooming_detect.models.apply import SPLIT, model_rows
+    from grooming_detect.evaluation import error_analysis
     from grooming_detect.models.units import INPUTS, UNITS, features_of
+    from grooming_detect.scoring.messages import SPLIT, model_rows
 
     unit = UNITS[actx.meta.get("unit", "author")]
     top = scores.sort_values(ascending=False).head(actx.top_k)
@@ -317,12 +322,12 @@ def _top_items(
     profile = profile.reset_index().rename(columns={unit.id_column: "id"}).drop(columns="split")
     table = table.merge(profile, on="id", how="left")
     kind = INPUTS[actx.meta.get("input") or unit.name]
-    if kind.name == unit.name and errors.linear_parts(actx.model) is not None:
+    if kind.name == unit.name and error_analysis.linear_parts(actx.model) is not None:
         _, _, reference = model_rows(
             actx.meta, messages.assign(split=SPLIT), actx.lexicons, actx.separator, actx.model
         )
         rows = reference.set_index(unit.id_column).loc[table["id"]].reset_index()
-        table["top_terms"] = errors.linear_explanations(
+        table["top_terms"] = error_analysis.linear_explanations(
             actx.model,
             features_of(rows, kind),
             reference=features_of(reference, kind),
@@ -339,6 +344,35 @@ def _top_items(
     return table
 
 
+def _benign_metrics(
+    actx: AuditContext,
+    scores: pd.Series,
+    conversation_scores: pd.Series,
+    negatives: np.ndarray,
+    n_messages: int,
+    unit: str,
+) -> dict[str, float]:
+    """A benign set's measures at the model's threshold: counts, the false-positive rate with its
+    interval, alerts per 10k conversations, and its scores against the test negatives'."""
+    flags = scores.to_numpy() >= actx.threshold
+    fpr, low, high = rate_interval(flags, actx.confidence)
+    ks = float(ks_2samp(scores.to_numpy(), negatives).statistic) if len(negatives) else np.nan
+    conversation_flags = conversation_scores.to_numpy() >= actx.threshold
+    return {
+        f"n_{unit}s": float(len(scores)),
+        "n_conversations": float(len(conversation_scores)),
+        "n_messages": float(n_messages),
+        "false_positive_rate": fpr,
+        "false_positive_rate_ci_low": low,
+        "false_positive_rate_ci_high": high,
+        "n_flagged": float(flags.sum()),
+        "alerts_per_10k_conversations": float(conversation_flags.mean() * 10_000),
+        "ks_vs_test_negatives": ks,
+        "median_score": float(np.median(scores)),
+        "test_negatives_median_score": float(np.median(negatives)) if len(negatives) else np.nan,
+    }
+
+
 def benign_set_report(
     actx: AuditContext, benign: BenignSet, messages: pd.DataFrame
 ) -> tuple[dict[str, float], dict[str, Any], dict[str, Path]]:
@@ -349,27 +383,11 @@ def benign_set_report(
     check_no_overlap(benign.name, messages, actx.messages)
     unit = actx.meta.get("unit", "author")
     scores, conversation_scores = _score(actx, messages)
-    flags = scores.to_numpy() >= actx.threshold
-    fpr, low, high = rate_interval(flags, actx.confidence)
     negatives = actx.test_predictions.loc[~actx.test_predictions["label"], "score"].to_numpy()
-    ks = float(ks_2samp(scores.to_numpy(), negatives).statistic) if len(negatives) else np.nan
-    conversation_flags = conversation_scores.to_numpy() >= actx.threshold
     prefix = f"benign/{benign.name}"
-    metrics = {
-        f"{prefix}/n_{unit}s": float(len(scores)),
-        f"{prefix}/n_conversations": float(len(conversation_scores)),
-        f"{prefix}/n_messages": float(len(messages)),
-        f"{prefix}/false_positive_rate": fpr,
-        f"{prefix}/false_positive_rate_ci_low": low,
-        f"{prefix}/false_positive_rate_ci_high": high,
-        f"{prefix}/n_flagged": float(flags.sum()),
-        f"{prefix}/alerts_per_10k_conversations": float(conversation_flags.mean() * 10_000),
-        f"{prefix}/ks_vs_test_negatives": ks,
-        f"{prefix}/median_score": float(np.median(scores)),
-        f"{prefix}/test_negatives_median_score": float(np.median(negatives))
-        if len(negatives)
-        else np.nan,
-    }
+    measures = _benign_metrics(actx, scores, conversation_scores, negatives, len(messages), unit)
+    metrics = {f"{prefix}/{name}": value for name, value in measures.items()}
+    ks = measures["ks_vs_test_negatives"]
     top = _top_items(actx, benign, messages, scores)
     outputs = {
         f"benign_{benign.name}_top": write_parquet(
@@ -389,7 +407,7 @@ def benign_set_report(
         "name": benign.name,
         "source": benign.source,
         "unit": unit,
-        **{key.removeprefix(prefix + "/"): value for key, value in metrics.items()},
+        **measures,
         "ks_reading": interpret_ks(ks) if np.isfinite(ks) else "no test negatives",
         "confidence": actx.confidence,
     }
@@ -399,11 +417,11 @@ def benign_set_report(
         benign.name,
         len(scores),
         unit,
-        int(flags.sum()),
-        fpr,
-        low,
-        high,
-        metrics[f"{prefix}/alerts_per_10k_conversations"],
+        int(measures["n_flagged"]),
+        measures["false_positive_rate"],
+        measures["false_positive_rate_ci_low"],
+        measures["false_positive_rate_ci_high"],
+        measures["alerts_per_10k_conversations"],
         ks,
     )
     return metrics, summary, outputs
@@ -522,3 +540,54 @@ def run_audit(
         probe_metrics, summary["source_probe"] = source_probe(actx)
         metrics |= probe_metrics
     return metrics, summary, outputs
+
+
+def audit_from_config(
+    cfg: DictConfig,
+    ctx: StageContext,
+    model: Any,
+    meta: dict[str, Any],
+    split_predictions: dict[str, pd.DataFrame],
+    messages: pd.DataFrame,
+    metrics: dict[str, float],
+    outputs: dict[str, Path],
+) -> dict[str, Any]:
+    """Benign sets, cue ablation and source probe (`evaluation.audit`), when configured; adds
+    to `metrics` and `outputs` and returns the summary the model card reads."""
+    benign_sets = parse_benign_sets(OmegaConf.to_container(cfg.evaluate.benign_sets, resolve=True))
+    ablation, probe = bool(cfg.evaluate.audit.cue_ablation), bool(cfg.evaluate.audit.source_probe)
+    if not (benign_sets or ablation or probe):
+        return {}
+    if "test" not in split_predictions:
+        raise ValueError(
+            "evaluate.benign_sets and evaluate.audit compare with the test split; add test to "
+            "evaluate.splits"
+        )
+    lexicons, separator = feature_settings(meta, None, None)
+    actx = AuditContext(
+        model=model,
+        meta=meta,
+        threshold=float(meta["threshold"]),
+        lexicons=lexicons,
+        separator=separator,
+        messages=messages,
+        conversations=read_table(ctx.dataset_dir, "conversations"),
+        test_predictions=split_predictions["test"],
+        out_dir=ctx.evaluation_dir,
+        confidence=float(cfg.evaluate.bootstrap.confidence),
+        top_k=int(cfg.evaluate.top_k),
+        min_term_authors=int(cfg.evaluate.min_term_authors),
+        max_text_chars=int(cfg.evaluate.max_text_chars),
+    )
+    holdout = (
+        float(cfg.data.generator.benign_holdout_share) if cfg.data.source == "synthetic" else None
+    )
+    audit_metrics, summary, audit_outputs = run_audit(actx, benign_sets, holdout, ablation, probe)
+    metrics.update(audit_metrics)
+    outputs.update(audit_outputs)
+    for benign in benign_sets:
+        tracking.log_table(
+            pd.read_parquet(audit_outputs[f"benign_{benign.name}_top"]),
+            f"tables/benign-{benign.name}-top.json",
+        )
+    return summary

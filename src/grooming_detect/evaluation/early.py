@@ -18,6 +18,7 @@ warning. Measures over conversations:
 
 from __future__ import annotations
 
+import logging
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -26,9 +27,14 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from omegaconf import DictConfig
 
 from grooming_detect.models.decision import ScoreCalibrator
-from grooming_detect.models.incremental import ConversationStreams, LinearPrefixScorer
+from grooming_detect.scoring.incremental import ConversationStreams, LinearPrefixScorer
+from grooming_detect.scoring.messages import feature_settings
+from grooming_detect.stage import StageContext
+
+log = logging.getLogger(__name__)
 
 #: eSPD's penalty slope: a warning after 90 messages costs half of the F1.
 P_DEFAULT = math.log(3) / 89
@@ -109,7 +115,7 @@ def early_measures(
 # --------------------------------------------------------------------------- risk curves
 
 #: How a model's risk curve is computed: ``incremental`` (exact prefix scores of a linear TF-IDF
-#: model, `grooming_detect.models.incremental`), ``window`` (re-score the last `window`
+#: model, `grooming_detect.scoring.incremental`), ``window`` (re-score the last `window`
 #: messages every `step` messages: any model), or ``auto`` (incremental when the model allows).
 METHODS = ("auto", "incremental", "window")
 #: Pseudo-ids of windows join the original id and the step with this character (never in ids).
@@ -235,7 +241,7 @@ def window_curves(
     """Raw score of each conversation every `settings.step` messages (and at its end), the
     model reading the last `settings.window` messages, with the features the pipeline builds.
     Windows are scored in chunks of about `WINDOW_CHUNK_MESSAGES` messages."""
-    from grooming_detect.models.apply import score_messages
+    from grooming_detect.scoring.messages import score_messages
 
     raw_meta = {**meta, "calibration": {"method": "none"}}
     ordered = ordered_messages(messages)
@@ -416,7 +422,6 @@ def evaluate_early(
     """Risk curves, the warning threshold (tuned on validation), the eSPD measures per split
     (``<split>/early/…``), the per-conversation warnings and curves (Parquet, no text) and the
     figures, under `out_dir`."""
-    from grooming_detect.evaluation import plots
     from grooming_detect.io import write_parquet
 
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -426,18 +431,7 @@ def evaluate_early(
         part = messages[messages["split"] == split]
         curves[split], method = risk_curves(model, meta, part, settings, lexicons, separator)
     labels = conversations.set_index("conversation_id")["has_predator"]
-    if settings.threshold == "model":
-        threshold, fitted_on = float(meta["threshold"]), "the model's decision threshold"
-    else:
-        if "validation" not in curves:
-            raise ValueError(
-                "early.threshold=tuned tunes the warning threshold on validation; add "
-                "validation to evaluate.splits or set early.threshold=model"
-            )
-        threshold, _ = tune_warning_threshold(
-            curves["validation"], labels, settings.patience, settings.penalty_p
-        )
-        fitted_on = "validation (latency-weighted F1)"
+    threshold, fitted_on = _warning_threshold(meta, curves, labels, settings)
     metrics: dict[str, float] = {"early/threshold": threshold}
     outputs: dict[str, Path] = {}
     warnings: dict[str, pd.DataFrame] = {}
@@ -448,21 +442,8 @@ def evaluate_early(
             out_dir / f"{split}-warnings.parquet", warnings[split]
         )
         outputs[f"early_{split}_curves"] = write_parquet(out_dir / f"{split}-curves.parquet", curve)
-    name = meta.get("model_name", "model")
-    outputs["early_warned_by"] = plots.warned_by_figure(
-        warnings, f"Warnings against messages read ({name})", out_dir / "warned-by-messages.png"
-    )
-    focus = "test" if "test" in warnings else next(iter(warnings))
-    table = warnings[focus]
-    hits = table.loc[table["label"] & table["warned_at"].notna(), "warned_at"].to_numpy()
-    outputs["early_latency"] = plots.latency_histogram_figure(
-        hits, f"{focus}: latency of correct warnings ({name})", out_dir / "latency-histogram.png"
-    )
-    outputs["early_examples"] = plots.risk_curve_figure(
-        _examples(curves[focus], table),
-        threshold,
-        f"{focus}: risk as the conversation unfolds ({name})",
-        out_dir / "risk-curves.png",
+    outputs.update(
+        _early_figures(curves, warnings, threshold, meta.get("model_name", "model"), out_dir)
     )
     summary = {
         "method": method,
@@ -475,6 +456,58 @@ def evaluate_early(
         "splits": list(curves),
     }
     return metrics, summary, outputs
+
+
+def _warning_threshold(
+    meta: dict[str, Any],
+    curves: dict[str, pd.DataFrame],
+    labels: pd.Series,
+    settings: EarlySettings,
+) -> tuple[float, str]:
+    """The warning threshold and what it was fitted on: the model's decision threshold, or the
+    one that maximises latency-weighted F1 on validation's risk curves."""
+    if settings.threshold == "model":
+        return float(meta["threshold"]), "the model's decision threshold"
+    if "validation" not in curves:
+        raise ValueError(
+            "early.threshold=tuned tunes the warning threshold on validation; add "
+            "validation to evaluate.splits or set early.threshold=model"
+        )
+    threshold, _ = tune_warning_threshold(
+        curves["validation"], labels, settings.patience, settings.penalty_p
+    )
+    return threshold, "validation (latency-weighted F1)"
+
+
+def _early_figures(
+    curves: dict[str, pd.DataFrame],
+    warnings: dict[str, pd.DataFrame],
+    threshold: float,
+    name: str,
+    out_dir: Path,
+) -> dict[str, Path]:
+    """Warned share against messages read (every split), and for test (else the first split)
+    the latency of correct warnings and example risk curves."""
+    from grooming_detect.evaluation import plots
+
+    outputs = {
+        "early_warned_by": plots.warned_by_figure(
+            warnings, f"Warnings against messages read ({name})", out_dir / "warned-by-messages.png"
+        )
+    }
+    focus = "test" if "test" in warnings else next(iter(warnings))
+    table = warnings[focus]
+    hits = table.loc[table["label"] & table["warned_at"].notna(), "warned_at"].to_numpy()
+    outputs["early_latency"] = plots.latency_histogram_figure(
+        hits, f"{focus}: latency of correct warnings ({name})", out_dir / "latency-histogram.png"
+    )
+    outputs["early_examples"] = plots.risk_curve_figure(
+        _examples(curves[focus], table),
+        threshold,
+        f"{focus}: risk as the conversation unfolds ({name})",
+        out_dir / "risk-curves.png",
+    )
+    return outputs
 
 
 def _examples(curves: pd.DataFrame, warnings: pd.DataFrame) -> dict[str, pd.DataFrame]:
@@ -511,3 +544,50 @@ def early_settings(section: Any) -> EarlySettings:
         threshold=str(values.get("threshold", "tuned")),
         penalty_p=P_DEFAULT if p is None else p,
     )
+
+
+def early_from_config(
+    cfg: DictConfig,
+    ctx: StageContext,
+    model: Any,
+    meta: dict[str, Any],
+    messages: pd.DataFrame,
+    conversations: pd.DataFrame,
+    metrics: dict[str, float],
+    outputs: dict[str, Path],
+) -> dict[str, Any]:
+    """Early detection (`evaluation.early`) when ``early.enabled``: adds ``<split>/early/…`` to
+    `metrics`, the curves, warnings and figures to `outputs`; returns the summary the model card
+    reads."""
+    if not cfg.early.enabled:
+        return {}
+    lexicons, separator = feature_settings(meta, None, None)
+    early_metrics, summary, early_outputs = evaluate_early(
+        model,
+        meta,
+        messages,
+        conversations,
+        [str(split) for split in cfg.evaluate.splits],
+        early_settings(cfg.early),
+        lexicons,
+        separator,
+        ctx.evaluation_dir / "early",
+    )
+    metrics.update(early_metrics)
+    outputs.update(early_outputs)
+    for split in summary["splits"]:
+        prefix = f"{split}/early"
+        log.info(
+            "%s early detection (%s): latency-weighted F1 %.3f (F1 %.3f x speed %.3f), median "
+            "latency %s messages, %.1f false warnings per 1,000 negative conversations "
+            "(threshold %.3f)",
+            split,
+            summary["method"],
+            metrics[f"{prefix}/latency_weighted_f1"],
+            metrics[f"{prefix}/f1"],
+            metrics[f"{prefix}/speed"],
+            f"{metrics[f'{prefix}/latency_median']:g}",
+            metrics[f"{prefix}/false_warnings_per_1k_negatives"],
+            summary["threshold"],
+        )
+    return summary

@@ -79,6 +79,26 @@ def operating_points(y_true: np.ndarray, scores: np.ndarray, threshold: float) -
 BOOTSTRAP_MEASURES = ("precision", "recall", "f1", "f0_5", "pr_auc", "roc_auc")
 
 
+def _weighted_ranking(
+    ranked: np.ndarray, group_starts: np.ndarray, sorted_positive: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Average precision and ROC-AUC of each resample (a row of item weights, items sorted by
+    score, ties grouped from `group_starts`); resamples holding one class only are left out."""
+    tp = np.cumsum(np.add.reduceat(ranked * sorted_positive, group_starts, axis=1), axis=1)
+    fp = np.cumsum(np.add.reduceat(ranked * ~sorted_positive, group_starts, axis=1), axis=1)
+    both = (tp[:, -1] > 0) & (fp[:, -1] > 0)
+    tp, fp = tp[both], fp[both]
+    n_pos, n_neg = tp[:, -1], fp[:, -1]
+    step_tp = np.diff(tp, axis=1, prepend=0.0)
+    step_fp = np.diff(fp, axis=1, prepend=0.0)
+    flagged = tp + fp
+    curve_precision = np.divide(tp, flagged, out=np.zeros_like(tp), where=flagged > 0)
+    pr_auc = (step_tp * curve_precision).sum(axis=1) / n_pos
+    previous_tp = tp - step_tp
+    roc_auc = (step_fp * (tp + previous_tp) / 2.0).sum(axis=1) / (n_pos * n_neg)
+    return pr_auc, roc_auc
+
+
 def bootstrap_intervals(
     y_true: np.ndarray,
     scores: np.ndarray,
@@ -124,22 +144,9 @@ def bootstrap_intervals(
         values["recall"].append(recall)
         values["f1"].append(_f_beta_array(precision, recall, 1.0))
         values["f0_5"].append(_f_beta_array(precision, recall, 0.5))
-        ranked = weights[:, order]
-        tp = np.cumsum(np.add.reduceat(ranked * sorted_positive, group_starts, axis=1), axis=1)
-        fp = np.cumsum(np.add.reduceat(ranked * ~sorted_positive, group_starts, axis=1), axis=1)
-        negatives = fp[:, -1]
-        both = (positives > 0) & (negatives > 0)
-        if both.any():
-            tp, fp = tp[both], fp[both]
-            n_pos, n_neg = positives[both], negatives[both]
-            step_tp = np.diff(tp, axis=1, prepend=0.0)
-            step_fp = np.diff(fp, axis=1, prepend=0.0)
-            flagged = tp + fp
-            curve_precision = np.divide(tp, flagged, out=np.zeros_like(tp), where=flagged > 0)
-            values["pr_auc"].append((step_tp * curve_precision).sum(axis=1) / n_pos)
-            previous_tp = tp - step_tp
-            area = (step_fp * (tp + previous_tp) / 2.0).sum(axis=1)
-            values["roc_auc"].append(area / (n_pos * n_neg))
+        pr_auc, roc_auc = _weighted_ranking(weights[:, order], group_starts, sorted_positive)
+        values["pr_auc"].append(pr_auc)
+        values["roc_auc"].append(roc_auc)
     alpha = (1 - confidence) / 2
     pooled = {name: np.concatenate(v) if v else np.empty(0) for name, v in values.items()}
     return {

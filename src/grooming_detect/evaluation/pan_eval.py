@@ -18,12 +18,21 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from grooming_detect.data.pan12 import CorpusFormatError, read_id_list, read_line_truth
+from grooming_detect.data.pan12 import (
+    TEST_PROBLEM1,
+    TEST_PROBLEM2,
+    CorpusFormatError,
+    read_id_list,
+    read_line_truth,
+)
 from grooming_detect.evaluation.metrics import set_scores
+
+log = logging.getLogger(__name__)
 
 PROBLEM1_MEASURES = ("precision", "recall", "f1", "f0_5")
 PROBLEM2_MEASURES = ("precision", "recall", "f3")
@@ -78,3 +87,46 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
+
+
+def pan_exact_scores(
+    manifest: dict, problem1: Path, problem2: Path, metrics: dict[str, float]
+) -> dict[str, float]:
+    """PAN-2012's own scores of the written test submissions against the full ground-truth
+    files (``test/author/pan_*``, ``test/line/pan_*``), where the data has them (PAN layout).
+
+    Unlike the table-based measures, a truth id that never speaks in the test table (or was
+    filtered out) counts as a miss here, as in the official scorer; a disagreement is logged."""
+    sources = {name: Path(entry["path"]) for name, entry in manifest.get("sources", {}).items()}
+    out: dict[str, float] = {}
+    for problem, (truth_name, submission, level, scorer, names) in {
+        "problem 1": (TEST_PROBLEM1, problem1, "author", score_problem1, PROBLEM1_MEASURES),
+        "problem 2": (TEST_PROBLEM2, problem2, "line", score_problem2, PROBLEM2_MEASURES),
+    }.items():
+        truth = sources.get(truth_name)
+        if truth is None or not truth.is_file():
+            continue
+        scores = scorer(submission, truth)
+        for name in names:
+            out[f"test/{level}/pan_{name}"] = scores[name]
+        table_recall = metrics.get(f"test/{level}/recall")
+        if table_recall is not None and abs(table_recall - scores["recall"]) > 1e-12:
+            log.info(
+                "test %s: recall %.3f against the full truth file (PAN scorer) vs %.3f over the "
+                "test table: truth ids that never speak there, or were filtered out, are misses",
+                problem,
+                scores["recall"],
+                table_recall,
+            )
+    return out
+
+
+def pan_all_lines_scores(manifest: dict, all_lines: Path) -> dict[str, float]:
+    """The PAN scorer's measures of the all-lines baseline submission against the full test
+    line truth (``test/line/pan_*_all_lines``), where the data has the truth file."""
+    source = manifest.get("sources", {}).get(TEST_PROBLEM2)
+    truth = Path(source["path"]) if source else None
+    if truth is None or not truth.is_file():
+        return {}
+    scores = score_problem2(all_lines, truth)
+    return {f"test/line/pan_{name}_all_lines": scores[name] for name in PROBLEM2_MEASURES}

@@ -14,25 +14,26 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
 from grooming_detect import tracking
 from grooming_detect.config import to_dict
-from grooming_detect.data.pan12 import TEST_PROBLEM1, TEST_PROBLEM2
 from grooming_detect.data.schema import read_table
-from grooming_detect.evaluation import audit, early, errors, lines, plots, shortcut
+from grooming_detect.evaluation import (
+    audit,
+    early,
+    error_analysis,
+    lines,
+    pan_eval,
+    plots,
+    shortcut,
+)
 from grooming_detect.evaluation.calibration import ScoreCalibrator, calibration_scores
 from grooming_detect.evaluation.metrics import (
     bootstrap_intervals,
     operating_points,
     ranking_scores,
     scores_at_threshold,
-)
-from grooming_detect.evaluation.pan_eval import (
-    PROBLEM1_MEASURES,
-    PROBLEM2_MEASURES,
-    score_problem1,
-    score_problem2,
 )
 from grooming_detect.evaluation.profiles import profiles
 from grooming_detect.features.schema import is_feature
@@ -168,11 +169,11 @@ def _explain(
             ]
         return table
     base = scorer.unit_inputs(split)
-    if errors.linear_parts(scorer.model) is not None:
+    if error_analysis.linear_parts(scorer.model) is not None:
         documents = base.loc[table["id"]].reset_index(drop=True)
         # Privacy: on real data, no term used by fewer than min_term_authors authors (rows).
         min_rows = 0 if cfg.data.synthetic else int(cfg.evaluate.min_term_authors)
-        table["top_terms"] = errors.linear_explanations(
+        table["top_terms"] = error_analysis.linear_explanations(
             scorer.model,
             documents,
             reference=base.reset_index(drop=True) if min_rows else None,
@@ -181,7 +182,7 @@ def _explain(
     else:
         medians = base.select_dtypes("number").median().to_dict()
         medians = {k: v for k, v in medians.items() if is_feature(k)}
-        refs = errors.occlusion_explanations(
+        refs = error_analysis.occlusion_explanations(
             scorer.calibrated,
             base.loc[table["id"]],
             own,
@@ -216,7 +217,7 @@ def _error_analysis(
     profile = profiles(messages, unit.name, lexicons)
     outputs: dict[str, Path] = {}
     for which in ("false_positives", "false_negatives"):
-        table = errors.error_table(predictions, profile, which, int(cfg.evaluate.top_k))
+        table = error_analysis.error_table(predictions, profile, which, int(cfg.evaluate.top_k))
         if table.empty:
             continue
         table = _explain(table, split, scorer, messages, cfg)
@@ -224,7 +225,7 @@ def _error_analysis(
             ctx.evaluation_dir / f"{split}-{which}.parquet", table
         )
         tracking.log_table(table, f"tables/{split}-{which}.json")
-    rates = errors.slice_rates(predictions, profile)
+    rates = error_analysis.slice_rates(predictions, profile)
     outputs[f"{split}_slices"] = write_parquet(
         ctx.evaluation_dir / f"{split}-fp-slices.parquet", rates
     )
@@ -267,7 +268,7 @@ class _Evaluation:
 
 def _load_evaluation(cfg: DictConfig, ctx: StageContext) -> _Evaluation:
     """The trained model (checked to be of this data), its scorer and the tables."""
-    from grooming_detect.models.apply import feature_settings
+    from grooming_detect.scoring.messages import feature_settings
 
     model, meta = load_model(ctx.model_dir)
     check_same_data(meta, read_json(ctx.manifest_path), ctx.model_dir, "evaluate")
@@ -333,14 +334,16 @@ def _pan_submissions(ev: _Evaluation, split: str, predictions: pd.DataFrame) -> 
     if split == "test":
         manifest = read_json(ctx.manifest_path)
         ev.metrics.update(
-            pan_exact_scores(
+            pan_eval.pan_exact_scores(
                 manifest,
                 ev.outputs[f"{split}_submission"],
                 ev.outputs[f"{split}_problem2"],
                 ev.metrics,
             )
         )
-        ev.metrics.update(pan_all_lines_scores(manifest, ev.outputs[f"{split}_problem2_all_lines"]))
+        ev.metrics.update(
+            pan_eval.pan_all_lines_scores(manifest, ev.outputs[f"{split}_problem2_all_lines"])
+        )
 
 
 def _problem2(ev: _Evaluation, split: str, messages: pd.DataFrame, named: set[str]) -> None:
@@ -570,10 +573,10 @@ def run_evaluate(cfg: DictConfig, ctx: StageContext) -> StageResult:
         ev.metrics.update(
             shortcut.metadata_baseline(ev.scorer.inputs, splits, int(cfg.seed), trained_on)
         )
-    audit_summary = _audit(
+    audit_summary = audit.audit_from_config(
         cfg, ctx, ev.model, ev.meta, ev.predictions, ev.messages, ev.metrics, ev.outputs
     )
-    early_summary = _early(
+    early_summary = early.early_from_config(
         cfg, ctx, ev.model, ev.meta, ev.messages, ev.conversations, ev.metrics, ev.outputs
     )
     title = f"{unit.name.capitalize()}-level {{}}: {ev.meta['model_name']} on {cfg.data.name}"
@@ -591,155 +594,6 @@ def run_evaluate(cfg: DictConfig, ctx: StageContext) -> StageResult:
     tracking.log_metrics(ev.metrics)
     tracking.log_artifact(ctx.evaluation_dir, "evaluation")
     return StageResult(stage="evaluate", outputs=ev.outputs, metrics=ev.metrics)
-
-
-def _audit(
-    cfg: DictConfig,
-    ctx: StageContext,
-    model: Any,
-    meta: dict[str, Any],
-    split_predictions: dict[str, pd.DataFrame],
-    messages: pd.DataFrame,
-    metrics: dict[str, float],
-    outputs: dict[str, Path],
-) -> dict[str, Any]:
-    """Benign sets, cue ablation and source probe (`evaluation.audit`), when configured; adds
-    to `metrics` and `outputs` and returns the summary the model card reads."""
-    from grooming_detect.models.apply import feature_settings
-
-    benign_sets = audit.parse_benign_sets(
-        OmegaConf.to_container(cfg.evaluate.benign_sets, resolve=True)
-    )
-    ablation, probe = bool(cfg.evaluate.audit.cue_ablation), bool(cfg.evaluate.audit.source_probe)
-    if not (benign_sets or ablation or probe):
-        return {}
-    if "test" not in split_predictions:
-        raise ValueError(
-            "evaluate.benign_sets and evaluate.audit compare with the test split; add test to "
-            "evaluate.splits"
-        )
-    lexicons, separator = feature_settings(meta, None, None)
-    actx = audit.AuditContext(
-        model=model,
-        meta=meta,
-        threshold=float(meta["threshold"]),
-        lexicons=lexicons,
-        separator=separator,
-        messages=messages,
-        conversations=read_table(ctx.dataset_dir, "conversations"),
-        test_predictions=split_predictions["test"],
-        out_dir=ctx.evaluation_dir,
-        confidence=float(cfg.evaluate.bootstrap.confidence),
-        top_k=int(cfg.evaluate.top_k),
-        min_term_authors=int(cfg.evaluate.min_term_authors),
-        max_text_chars=int(cfg.evaluate.max_text_chars),
-    )
-    holdout = (
-        float(cfg.data.generator.benign_holdout_share) if cfg.data.source == "synthetic" else None
-    )
-    audit_metrics, summary, audit_outputs = audit.run_audit(
-        actx, benign_sets, holdout, ablation, probe
-    )
-    metrics.update(audit_metrics)
-    outputs.update(audit_outputs)
-    for benign in benign_sets:
-        tracking.log_table(
-            pd.read_parquet(audit_outputs[f"benign_{benign.name}_top"]),
-            f"tables/benign-{benign.name}-top.json",
-        )
-    return summary
-
-
-def _early(
-    cfg: DictConfig,
-    ctx: StageContext,
-    model: Any,
-    meta: dict[str, Any],
-    messages: pd.DataFrame,
-    conversations: pd.DataFrame,
-    metrics: dict[str, float],
-    outputs: dict[str, Path],
-) -> dict[str, Any]:
-    """Early detection (`evaluation.early`) when ``early.enabled``: adds ``<split>/early/…`` to
-    `metrics`, the curves, warnings and figures to `outputs`; returns the summary the model card
-    reads."""
-    if not cfg.early.enabled:
-        return {}
-    from grooming_detect.models.apply import feature_settings
-
-    lexicons, separator = feature_settings(meta, None, None)
-    early_metrics, summary, early_outputs = early.evaluate_early(
-        model,
-        meta,
-        messages,
-        conversations,
-        [str(split) for split in cfg.evaluate.splits],
-        early.early_settings(cfg.early),
-        lexicons,
-        separator,
-        ctx.evaluation_dir / "early",
-    )
-    metrics.update(early_metrics)
-    outputs.update(early_outputs)
-    for split in summary["splits"]:
-        prefix = f"{split}/early"
-        log.info(
-            "%s early detection (%s): latency-weighted F1 %.3f (F1 %.3f x speed %.3f), median "
-            "latency %s messages, %.1f false warnings per 1,000 negative conversations "
-            "(threshold %.3f)",
-            split,
-            summary["method"],
-            metrics[f"{prefix}/latency_weighted_f1"],
-            metrics[f"{prefix}/f1"],
-            metrics[f"{prefix}/speed"],
-            f"{metrics[f'{prefix}/latency_median']:g}",
-            metrics[f"{prefix}/false_warnings_per_1k_negatives"],
-            summary["threshold"],
-        )
-    return summary
-
-
-def pan_exact_scores(
-    manifest: dict, problem1: Path, problem2: Path, metrics: dict[str, float]
-) -> dict[str, float]:
-    """PAN-2012's own scores of the written test submissions against the full ground-truth
-    files (``test/author/pan_*``, ``test/line/pan_*``), where the data has them (PAN layout).
-
-    Unlike the table-based measures, a truth id that never speaks in the test table (or was
-    filtered out) counts as a miss here, as in the official scorer; a disagreement is logged."""
-    sources = {name: Path(entry["path"]) for name, entry in manifest.get("sources", {}).items()}
-    out: dict[str, float] = {}
-    for problem, (truth_name, submission, level, scorer, names) in {
-        "problem 1": (TEST_PROBLEM1, problem1, "author", score_problem1, PROBLEM1_MEASURES),
-        "problem 2": (TEST_PROBLEM2, problem2, "line", score_problem2, PROBLEM2_MEASURES),
-    }.items():
-        truth = sources.get(truth_name)
-        if truth is None or not truth.is_file():
-            continue
-        scores = scorer(submission, truth)
-        for name in names:
-            out[f"test/{level}/pan_{name}"] = scores[name]
-        table_recall = metrics.get(f"test/{level}/recall")
-        if table_recall is not None and abs(table_recall - scores["recall"]) > 1e-12:
-            log.info(
-                "test %s: recall %.3f against the full truth file (PAN scorer) vs %.3f over the "
-                "test table: truth ids that never speak there, or were filtered out, are misses",
-                problem,
-                scores["recall"],
-                table_recall,
-            )
-    return out
-
-
-def pan_all_lines_scores(manifest: dict, all_lines: Path) -> dict[str, float]:
-    """The PAN scorer's measures of the all-lines baseline submission against the full test
-    line truth (``test/line/pan_*_all_lines``), where the data has the truth file."""
-    source = manifest.get("sources", {}).get(TEST_PROBLEM2)
-    truth = Path(source["path"]) if source else None
-    if truth is None or not truth.is_file():
-        return {}
-    scores = score_problem2(all_lines, truth)
-    return {f"test/line/pan_{name}_all_lines": scores[name] for name in PROBLEM2_MEASURES}
 
 
 def _conversation_level(

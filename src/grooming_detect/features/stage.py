@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Collection
+from pathlib import Path
+from typing import Any
 
 import pandas as pd
 from omegaconf import DictConfig
@@ -157,39 +159,7 @@ def run_features(cfg: DictConfig, ctx: StageContext) -> StageResult:
         rows = read_json(manifest_path)["rows"]
         dropped = read_json(manifest_path).get("dropped_features", {})
     else:
-        views = build_views(
-            read_table(ctx.dataset_dir, "messages"),
-            read_table(ctx.dataset_dir, "authors"),
-            read_table(ctx.dataset_dir, "conversations"),
-            str(cfg.features.message_separator),
-            settings["lexicons"],
-        )
-        views, dropped = drop_uncomputable(views)
-        for name, columns in dropped.items():
-            log.info(
-                "%s: dropped %s (no value for any row of this dataset)", name, ", ".join(columns)
-            )
-        rows = {}
-        manifest_path.unlink(missing_ok=True)
-        for name, view in views.items():
-            write_parquet(outputs[name], view)
-            rows[name] = len(view)
-        write_json(
-            manifest_path,
-            {
-                "fingerprint": key,
-                "data_fingerprint": data_manifest["fingerprint"],
-                "settings": settings,
-                "rows": rows,
-                "dropped_features": dropped,
-                "sha256": file_digests(ctx.features_dir, [p.name for p in outputs.values()]),
-            },
-        )
-        log.info(
-            "Wrote %s to %s",
-            ", ".join(f"{n} ({r} rows)" for n, r in rows.items()),
-            ctx.features_dir,
-        )
+        rows, dropped = _build_and_write(cfg, ctx, settings, key, data_manifest, outputs)
     metrics = {f"features/{name}_rows": float(count) for name, count in rows.items()}
     tracking.log_metrics(metrics)
     if dropped:
@@ -198,3 +168,49 @@ def run_features(cfg: DictConfig, ctx: StageContext) -> StageResult:
         )
     tracking.log_artifact(manifest_path, "features")
     return StageResult(stage="features", outputs=outputs, metrics=metrics)
+
+
+def _build_and_write(
+    cfg: DictConfig,
+    ctx: StageContext,
+    settings: dict[str, Any],
+    key: str,
+    data_manifest: dict[str, Any],
+    outputs: dict[str, Path],
+) -> tuple[dict[str, int], dict[str, list[str]]]:
+    """Build every view from the dataset's tables and write them with their manifest (removed
+    first, so an interrupted write is never taken for a finished one); rows per view and the
+    columns dropped because no row has a value."""
+    manifest_path = ctx.features_dir / "manifest.json"
+    views = build_views(
+        read_table(ctx.dataset_dir, "messages"),
+        read_table(ctx.dataset_dir, "authors"),
+        read_table(ctx.dataset_dir, "conversations"),
+        str(cfg.features.message_separator),
+        settings["lexicons"],
+    )
+    views, dropped = drop_uncomputable(views)
+    for name, columns in dropped.items():
+        log.info("%s: dropped %s (no value for any row of this dataset)", name, ", ".join(columns))
+    rows = {}
+    manifest_path.unlink(missing_ok=True)
+    for name, view in views.items():
+        write_parquet(outputs[name], view)
+        rows[name] = len(view)
+    write_json(
+        manifest_path,
+        {
+            "fingerprint": key,
+            "data_fingerprint": data_manifest["fingerprint"],
+            "settings": settings,
+            "rows": rows,
+            "dropped_features": dropped,
+            "sha256": file_digests(ctx.features_dir, [p.name for p in outputs.values()]),
+        },
+    )
+    log.info(
+        "Wrote %s to %s",
+        ", ".join(f"{n} ({r} rows)" for n, r in rows.items()),
+        ctx.features_dir,
+    )
+    return rows, dropped

@@ -35,8 +35,9 @@ META_FILE = "model.json"
 
 
 #: The exact types, beyond skops' own safe defaults, that this project's models store: enumerated
-#: from every model config (tests/test_persistence_security.py checks the list against freshly
-#: trained models). Never a prefix: a whole module (``sklearn.``) holds functions that run code.
+#: from every model config (tests/models/test_persistence_security.py checks the list against
+#: freshly trained models). Never a prefix: a whole module (``sklearn.``) holds functions that run
+#: code.
 TRUSTED_TYPES = frozenset(
     {
         "grooming_detect.models.baselines.CompactLogisticRegression",

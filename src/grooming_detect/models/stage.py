@@ -29,10 +29,10 @@ from grooming_detect.models.decision import (
     tune_threshold,
 )
 from grooming_detect.models.persistence import MODEL_FILE, save_model, trusted_types
-from grooming_detect.models.serving import log_pyfunc_model
 from grooming_detect.models.units import ModelInput, resolve_input, unit_of
 from grooming_detect.models.vectorizers import reuse_counts
 from grooming_detect.profiling import peak_rss_mib
+from grooming_detect.scoring.pyfunc import log_pyfunc_model
 from grooming_detect.stage import StageContext, StageResult
 
 log = logging.getLogger(__name__)
@@ -65,6 +65,30 @@ def subsample_negatives(
 _PREFIX_JOIN = "\x1f"
 
 
+def _prefix_pieces(
+    messages: pd.DataFrame, per_conversation: int, rng: np.random.Generator
+) -> list[pd.DataFrame]:
+    """Up to `per_conversation` distinct prefixes of each conversation of `messages` (sorted by
+    conversation and line), each renamed as a conversation of its own: ``<id>\x1f<k>``, its
+    authors ``<author>\x1f<id>\x1f<k>``."""
+    position = messages.groupby("conversation_id", sort=False).cumcount().to_numpy() + 1
+    lengths = messages.groupby("conversation_id", sort=False)["line"].transform("size").to_numpy()
+    pieces = []
+    for start in np.flatnonzero(position == 1):
+        n = int(lengths[start])
+        if n < 2:
+            continue
+        for k in rng.choice(np.arange(1, n), size=min(per_conversation, n - 1), replace=False):
+            part = messages.iloc[start : start + int(k)]
+            pseudo = f"{part['conversation_id'].iloc[0]}{_PREFIX_JOIN}{int(k)}"
+            pieces.append(
+                part.assign(
+                    conversation_id=pseudo, author=part["author"] + f"{_PREFIX_JOIN}{pseudo}"
+                )
+            )
+    return pieces
+
+
 def prefix_rows(
     ctx: StageContext,
     inputs: ModelInput,
@@ -84,23 +108,7 @@ def prefix_rows(
     messages = messages[messages["split"] == "train"].sort_values(
         ["conversation_id", "line"], kind="stable", ignore_index=True
     )
-    rng = np.random.default_rng(seed)
-    position = messages.groupby("conversation_id", sort=False).cumcount().to_numpy() + 1
-    lengths = messages.groupby("conversation_id", sort=False)["line"].transform("size").to_numpy()
-    starts = np.flatnonzero(position == 1)
-    pieces = []
-    for start in starts:
-        n = int(lengths[start])
-        if n < 2:
-            continue
-        for k in rng.choice(np.arange(1, n), size=min(per_conversation, n - 1), replace=False):
-            part = messages.iloc[start : start + int(k)]
-            pseudo = f"{part['conversation_id'].iloc[0]}{_PREFIX_JOIN}{int(k)}"
-            pieces.append(
-                part.assign(
-                    conversation_id=pseudo, author=part["author"] + f"{_PREFIX_JOIN}{pseudo}"
-                )
-            )
+    pieces = _prefix_pieces(messages, per_conversation, np.random.default_rng(seed))
     if not pieces:
         return pd.DataFrame(), np.zeros(0, dtype=bool)
     prefixes = pd.concat(pieces, ignore_index=True)

@@ -8,25 +8,28 @@ that its numbers say nothing about real-world performance.
 
 from __future__ import annotations
 
-import html
 import json
 import os
 from datetime import UTC, datetime
 from pathlib import Path
-from string import Template
 from typing import Any
 
 import pandas as pd
 
 from grooming_detect import __version__
 from grooming_detect.data.schema import SPLITS
+from grooming_detect.reporting.markdown import (
+    code_span,
+    count_text,
+    fmt,
+    markdown_table,
+    markdown_text,
+    render,
+)
 from grooming_detect.reporting.summary import MIN_POSITIVES, few_positives
 
-TEMPLATE = Path(__file__).with_name("templates") / "model_card.md"
-SYNTHETIC_CARD_WARNING = (
-    "> **Synthetic data.** Every number in this card comes from the embedded synthetic corpus "
-    "and says nothing about real-world performance.\n\n"
-)
+#: The data tables' count columns, in order (the card shows the first four).
+COUNT_COLUMNS = ("conversations", "messages", "authors", "predators", "predator_conversations")
 #: Section headings the card must hold (checked by the tests).
 SECTIONS = (
     "Model details",
@@ -44,33 +47,9 @@ SECTIONS = (
 )
 
 
-#: Characters that Markdown reads as formatting or links: escaped with a backslash.
-_MARKDOWN_SPECIAL = str.maketrans({c: "\\" + c for c in "\\`*_[]()!#|~"})
-
-
-def markdown_text(value: object) -> str:
-    """User data (an id, a message, a term, a dataset name) as inert Markdown inline text: HTML
-    escaped (a ``<script>`` in an id is shown, never run, wherever the Markdown is rendered),
-    Markdown's formatting and link characters escaped, line breaks flattened. Every report and
-    card writes user data through this one function."""
-    text = html.escape(str(value), quote=False).translate(_MARKDOWN_SPECIAL)
-    return " ".join(text.splitlines()) if ("\n" in text or "\r" in text) else text
-
-
 def percent_text(confidence: float | None) -> str:
     """A confidence level as a percentage for prose (``0.95`` -> ``95``)."""
     return "95" if confidence is None else f"{100 * float(confidence):g}"
-
-
-def fmt(value: float | None) -> str:
-    """Three decimals, or ``n/a`` for a missing or undefined value."""
-    return "n/a" if value is None or value != value else f"{value:.3f}"
-
-
-def rate_text(value: float | None) -> str:
-    """A rate per 10,000 items for prose and tables: one decimal (``157.2``), ``n/a`` when
-    undefined."""
-    return _count(value, ",.1f")
 
 
 #: What a reader must know about each kind of data before trusting a number, by manifest source.
@@ -124,22 +103,21 @@ def with_interval(metrics: dict[str, float], key: str) -> str:
 
 def metric_rows(
     metrics: dict[str, float], unit: str, splits: list[str], labels: dict[str, str] | None = None
-) -> str:
-    """The headline table: counts, set measures at the threshold, ranking measures with CIs
-    (a row per split, named by `labels` where given)."""
-    rows = []
-    for split in splits:
-        cells = [
+) -> list[list[str]]:
+    """The headline table's rows: counts, set measures at the threshold, ranking measures with
+    CIs (a row per split, named by `labels` where given)."""
+    return [
+        [
             (labels or {}).get(split, split),
-            _count(metrics.get(f"{split}/{unit}/n"), ".0f"),
-            _count(metrics.get(f"{split}/{unit}/n_positive"), ".0f"),
+            count_text(metrics.get(f"{split}/{unit}/n"), ".0f"),
+            count_text(metrics.get(f"{split}/{unit}/n_positive"), ".0f"),
             *(
                 with_interval(metrics, f"{split}/{unit}/{name}")
                 for name in ("precision", "recall", "f1", "f0_5", "pr_auc", "roc_auc")
             ),
         ]
-        rows.append("| " + " | ".join(cells) + " |")
-    return "\n".join(rows)
+        for split in splits
+    ]
 
 
 def crossfitted(summary: dict[str, Any]) -> bool:
@@ -154,7 +132,7 @@ def crossfitted(summary: dict[str, Any]) -> bool:
 PAN_MEASURES = ("precision", "recall", "f1", "f0_5")
 
 
-def headline_rows(summary: dict[str, Any], meta: dict[str, Any]) -> str:
+def headline_rows(summary: dict[str, Any], meta: dict[str, Any]) -> list[list[str]]:
     """The card's headline table: test first (the PAN-2012 scorer's numbers where they differ
     from the test table's), then the cross-validated decision measures (crossfit) or the
     validation split (holdout, labelled as the in-sample tuning set)."""
@@ -197,28 +175,29 @@ def seeds_section(seeds: dict[str, Any] | None, metrics: dict[str, float], unit:
     if not seeds:
         return ""
     stats = seeds["measures"]
-    rows = []
-    for name, label in (*SEEDS_MEASURES, *SEEDS_RANKING):
-        key = f"test/{unit}/{name}"
-        if key not in stats:
-            continue
-        spread = stats[key]
-        rows.append(
-            f"| {label} | {fmt(spread['mean'])} ± {fmt(spread['sd'])} "
-            f"| {fmt(spread['min'])}–{fmt(spread['max'])} | {with_interval(metrics, key)} |"
-        )
+    rows = [
+        [
+            label,
+            f"{fmt(stats[key]['mean'])} ± {fmt(stats[key]['sd'])}",
+            f"{fmt(stats[key]['min'])}–{fmt(stats[key]['max'])}",
+            with_interval(metrics, key),
+        ]
+        for name, label in (*SEEDS_MEASURES, *SEEDS_RANKING)
+        if (key := f"test/{unit}/{name}") in stats
+    ]
+    header = ["measure", "mean ± sd over seeds", "min–max", "this run [bootstrap interval]"]
     return (
         f"\nAcross {seeds['n_runs']} runs with seeds {', '.join(map(str, seeds['seeds']))} "
         f"({seeds['varies']}; MLflow run `{seeds.get('summary_run_id', 'n/a')}`), on `test`:\n\n"
-        "| measure | mean ± sd over seeds | min–max | this run [bootstrap interval] |\n"
-        "|---|---|---|---|\n" + "\n".join(rows) + "\n\nThe bootstrap interval resamples the "
+        + markdown_table(header, rows)
+        + "\n\nThe bootstrap interval resamples the "
         "test set for one fitted model; the spread over seeds comes from what a seed moves "
         "(above). Where the spread is wider than the interval, the interval understates how much "
         "the reported number depends on the procedure.\n"
     )
 
 
-def calibration_rows(metrics: dict[str, float], unit: str, splits: list[str]) -> str:
+def calibration_rows(metrics: dict[str, float], unit: str, splits: list[str]) -> list[list[str]]:
     """Calibration table rows: ECE, Brier and log-loss before and after calibration."""
     names = (
         "ece_uncalibrated",
@@ -228,10 +207,7 @@ def calibration_rows(metrics: dict[str, float], unit: str, splits: list[str]) ->
         "log_loss_uncalibrated",
         "log_loss",
     )
-    return "\n".join(
-        "| " + " | ".join([s, *(fmt(metrics.get(f"{s}/{unit}/{n}")) for n in names)]) + " |"
-        for s in splits
-    )
+    return [[s, *(fmt(metrics.get(f"{s}/{unit}/{n}")) for n in names)] for s in splits]
 
 
 def problem2_text(summary: dict[str, Any]) -> str:
@@ -370,22 +346,68 @@ def _filters(manifest: dict[str, Any]) -> str:
     return f"`{json.dumps(settings, sort_keys=True)}`{detail}"
 
 
-def _slice_rows(evaluation_dir: Path) -> tuple[str, int, int]:
+def _slices(evaluation_dir: Path) -> dict[str, Any]:
+    """The test false-positive rates by slice: table rows, and the false positives and
+    negatives of all slices (those of the first slice, which covers every negative)."""
     path = evaluation_dir / "test-fp-slices.parquet"
     if not path.is_file():
-        return "| n/a | | | | |", 0, 0
+        return {"rows": [["n/a", "", "", "", ""]], "false_positives": 0, "negatives": 0}
     rates = pd.read_parquet(path)
-    rows = "\n".join(
-        f"| {r.slice.replace('_', ' ')} | {r.bucket} | {r.negatives} | {r.false_positives} "
-        f"| {fmt(r.false_positive_rate)} |"
+    rows = [
+        [
+            r.slice.replace("_", " "),
+            r.bucket,
+            r.negatives,
+            r.false_positives,
+            fmt(r.false_positive_rate),
+        ]
         for r in rates.itertuples()
-    )
+    ]
     first = rates[rates["slice"] == rates["slice"].iloc[0]]
-    return rows, int(first["false_positives"].sum()), int(first["negatives"].sum())
+    false_positives, negatives = int(first["false_positives"].sum()), int(first["negatives"].sum())
+    return {"rows": rows, "false_positives": false_positives, "negatives": negatives}
 
 
 def _rate(value: float, low: float, high: float) -> str:
     return f"{value:.2%} [{low:.2%}, {high:.2%}]"
+
+
+def _benign_sets(sets: list[dict[str, Any]]) -> list[str]:
+    """The audit's benign-set table and a line per set (nothing without benign sets)."""
+    if not sets:
+        return []
+    header = [
+        "benign set",
+        "source",
+        "units scored",
+        "conversations",
+        f"false-positive rate [{sets[0].get('confidence', 0.95):.0%} exact CI]",
+        "alerts per 10k conversations",
+        "KS vs test negatives",
+    ]
+    rows = [
+        [
+            markdown_text(item["name"]),
+            markdown_text(item["source"]),
+            f"{int(item['n_' + item['unit'] + 's'])} {item['unit']}s",
+            int(item["n_conversations"]),
+            _rate(
+                item["false_positive_rate"],
+                item["false_positive_rate_ci_low"],
+                item["false_positive_rate_ci_high"],
+            ),
+            f"{item['alerts_per_10k_conversations']:.1f}",
+            f"{item['ks_vs_test_negatives']:.3f}",
+        ]
+        for item in sets
+    ]
+    flagged = [
+        f"- **{markdown_text(item['name'])}**: {int(item['n_flagged'])} of "
+        f"{int(item['n_' + item['unit'] + 's'])} benign {item['unit']}s reach the threshold; "
+        f"{item['ks_reading']}."
+        for item in sets
+    ]
+    return [markdown_table(header, rows), "", *flagged, ""]
 
 
 def shortcut_audit_section(audit: dict[str, Any], threshold: float) -> str:
@@ -402,35 +424,7 @@ def shortcut_audit_section(audit: dict[str, Any], threshold: float) -> str:
         f"(threshold {threshold:.4f}; `grooming_detect/evaluation/audit.py`).",
         "",
     ]
-    sets = audit.get("benign_sets") or []
-    if sets:
-        lines += [
-            f"| benign set | source | units scored | conversations | false-positive rate "
-            f"[{sets[0].get('confidence', 0.95):.0%} exact CI] "
-            "| alerts per 10k conversations | KS vs test negatives |",
-            "|---|---|---|---|---|---|---|",
-        ]
-        for item in sets:
-            unit = item["unit"]
-            rate = _rate(
-                item["false_positive_rate"],
-                item["false_positive_rate_ci_low"],
-                item["false_positive_rate_ci_high"],
-            )
-            lines.append(
-                f"| {item['name']} | {item['source']} | {int(item[f'n_{unit}s'])} {unit}s "
-                f"| {int(item['n_conversations'])} | {rate} "
-                f"| {item['alerts_per_10k_conversations']:.1f} "
-                f"| {item['ks_vs_test_negatives']:.3f} |"
-            )
-        lines.append("")
-        for item in sets:
-            scored = int(item[f"n_{item['unit']}s"])
-            lines.append(
-                f"- **{item['name']}**: {int(item['n_flagged'])} of {scored} benign "
-                f"{item['unit']}s reach the threshold; {item['ks_reading']}."
-            )
-        lines.append("")
+    lines += _benign_sets(audit.get("benign_sets") or [])
     ablation = audit.get("cue_ablation") or {}
     if "recall" in ablation:
         lines.append(
@@ -471,9 +465,19 @@ def shortcut_baseline_text(metrics: dict[str, float], unit: str) -> str:
     )
 
 
-def _count(value: float | None, spec: str = "g") -> str:
-    """A count or rate for a table cell, ``n/a`` when undefined (no warning at all)."""
-    return "n/a" if value is None or value != value else format(value, spec)
+#: The early-detection table's columns.
+EARLY_HEADER = (
+    "split",
+    "conversations (positive)",
+    "precision",
+    "recall",
+    "F1",
+    "speed",
+    "latency-weighted F1",
+    "median latency",
+    "latency IQR",
+    "false warnings / 1,000 negatives",
+)
 
 
 def early_detection_section(early: dict[str, Any], metrics: dict[str, float], figures: str) -> str:
@@ -484,13 +488,16 @@ def early_detection_section(early: dict[str, Any], metrics: dict[str, float], fi
     rows = []
     for split in splits:
         m = {k.split("/")[-1]: v for k, v in metrics.items() if k.startswith(f"{split}/early/")}
-        name = f"{split} (tuning set, in-sample)" if split == "validation" else split
         rows.append(
-            f"| {name} | {int(m['n_conversations'])} ({int(m['n_positive'])}) "
-            f"| {fmt(m['precision'])} | {fmt(m['recall'])} | {fmt(m['f1'])} | {fmt(m['speed'])} "
-            f"| {fmt(m['latency_weighted_f1'])} | {_count(m['latency_median'])} "
-            f"| {_count(m['latency_q25'])}–{_count(m['latency_q75'])} "
-            f"| {_count(m['false_warnings_per_1k_negatives'], '.1f')} |"
+            [
+                f"{split} (tuning set, in-sample)" if split == "validation" else split,
+                f"{int(m['n_conversations'])} ({int(m['n_positive'])})",
+                *(fmt(m[name]) for name in ("precision", "recall", "f1", "speed")),
+                fmt(m["latency_weighted_f1"]),
+                count_text(m["latency_median"]),
+                f"{count_text(m['latency_q25'])}–{count_text(m['latency_q75'])}",
+                count_text(m["false_warnings_per_1k_negatives"], ".1f"),
+            ]
         )
     method = (
         "exact scores of the conversation so far (the TF-IDF model updated message by message)"
@@ -512,11 +519,7 @@ def early_detection_section(early: dict[str, Any], metrics: dict[str, float], fi
             f"−1 + 2/(1 + exp(−p(k − 1))), p = {early['penalty_p']:.5f} (a warning after 90 "
             "messages costs half); latency-weighted F1 = F1 × speed.",
             "",
-            "| split | conversations (positive) | precision | recall | F1 | speed "
-            "| latency-weighted F1 | median latency | latency IQR | false warnings / 1,000 "
-            "negatives |",
-            "|---|---|---|---|---|---|---|---|---|---|",
-            *rows,
+            markdown_table(EARLY_HEADER, rows),
             "",
             f"![Warnings against messages read]({figures}/early/warned-by-messages.png)",
             f"![Latency of correct warnings]({figures}/early/latency-histogram.png)",
@@ -527,12 +530,6 @@ def early_detection_section(early: dict[str, Any], metrics: dict[str, float], fi
             "",
         ]
     )
-
-
-def _few_positives_note(summary: dict[str, Any]) -> str:
-    """The few-positives warning as a card paragraph (empty when every split has enough)."""
-    warning = few_positives(summary["metrics"], int(summary.get("min_positives", MIN_POSITIVES)))
-    return f"> **{warning}**\n\n" if warning else ""
 
 
 def _training_data(summary: dict[str, Any], meta: dict[str, Any]) -> str:
@@ -557,6 +554,38 @@ def _training_data(summary: dict[str, Any], meta: dict[str, Any]) -> str:
     )
 
 
+def _data_context(manifest: dict[str, Any]) -> dict[str, Any]:
+    """The card's "Evaluation data" section: description, counts, sources, filters, splits."""
+    return {
+        "data_description": _data_description(manifest),
+        "count_rows": [
+            [split, *(manifest["counts"][split][k] for k in COUNT_COLUMNS[:4])] for split in SPLITS
+        ],
+        "sources": ", ".join(
+            f"{code_span(name)} (sha256 {entry['sha256'][:12]}…)"
+            for name, entry in sorted(manifest["sources"].items())
+        ),
+        "filters": _filters(manifest),
+        "split_shares": split_shares(manifest),
+    }
+
+
+def decision_context(summary: dict[str, Any]) -> dict[str, Any]:
+    """What the report and the card both say about the run's decision procedure: unit,
+    threshold, its objective and tuning data, interval level, calibration and ECE bins."""
+    bootstrap = summary.get("bootstrap", {})
+    return {
+        "unit": summary["unit"],
+        "threshold": f"{summary['threshold']:.4f}",
+        "objective": summary["threshold_objective"].replace("_", "."),
+        "fitted_on": str(summary.get("threshold_fitted_on", "validation")),
+        "calibration": summary.get("calibration", {}).get("method", "none"),
+        "bootstrap": bootstrap,
+        "confidence": percent_text(bootstrap.get("confidence")),
+        "ece_bins": summary.get("ece_bins", "the configured number of"),
+    }
+
+
 def render_model_card(
     summary: dict[str, Any],
     meta: dict[str, Any],
@@ -572,7 +601,8 @@ def render_model_card(
     ethics_path: Path,
     seeds: dict[str, Any] | None = None,
 ) -> str:
-    """The card as Markdown; figure and ethics links are relative to `card_dir`."""
+    """The card as Markdown (``templates/model_card.md.j2``); figure and ethics links are
+    relative to `card_dir`."""
     metrics = summary["metrics"]
     unit = summary["unit"]
     # Under crossfit, validation is training data: no calibration row of its own.
@@ -580,77 +610,36 @@ def render_model_card(
     splits = [
         s for s in ("validation", "test") if f"{s}/{unit}/n" in metrics and s not in in_sample
     ]
-    slice_rows, false_positives, negatives = _slice_rows(evaluation_dir)
-    counts = manifest["counts"]
-    calibration = summary.get("calibration", {"method": "none"})
     settings = meta.get("settings", {})
-    card = Template(TEMPLATE.read_text(encoding="utf-8")).substitute(
-        warning=SYNTHETIC_CARD_WARNING if summary["synthetic"] else "",
-        model=summary["model"],
-        dataset=summary["dataset"],
-        evaluate_run_id=summary.get("evaluate_run_id") or "unknown",
+    figures = Path(os.path.relpath(figures_dir, card_dir)).as_posix()
+    return render(
+        "model_card.md.j2",
+        **decision_context(summary),
+        summary=summary,
+        meta=meta,
+        manifest=manifest,
         run_id=run_id,
         experiment=experiment,
         tracking_uri=tracking_uri,
-        model_description=settings.get("description", "see the configuration"),
-        unit=unit,
-        unit_plural=f"{unit}s",
-        version=__version__,
         commit=commit,
-        threshold=f"{summary['threshold']:.4f}",
-        objective=summary["threshold_objective"].replace("_", "."),
-        calibration=calibration.get("method", "none"),
-        imbalance=meta.get("imbalance_handling", "not recorded"),
-        settings=json.dumps(settings.get("estimator", {}), sort_keys=True),
-        dropped_features=(
-            ", ".join(f"`{c}`" for c in (meta.get("features") or {}).get("dropped", []))
-            + " (no value for any row of this dataset)"
-            if (meta.get("features") or {}).get("dropped")
-            else "none"
-        ),
+        version=__version__,
+        settings=settings,
+        estimator_settings=json.dumps(settings.get("estimator", {}), sort_keys=True),
+        dropped_features=(meta.get("features") or {}).get("dropped", []),
         generated=datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
-        n_resamples=summary.get("bootstrap", {}).get("n_resamples", "n/a"),
-        confidence=percent_text(summary.get("bootstrap", {}).get("confidence")),
-        ece_bins=summary.get("ece_bins", "the configured number of"),
-        bootstrap_seed=summary.get("bootstrap", {}).get("seed", "n/a"),
+        few_positives=few_positives(metrics, int(summary.get("min_positives", MIN_POSITIVES))),
         metric_rows=headline_rows(summary, meta),
-        fitted_on=f"`{summary.get('threshold_fitted_on', 'validation')}`",
-        training_data=_training_data(summary, meta),
+        test={k.split("/")[-1]: v for k, v in metrics.items() if k.startswith(f"test/{unit}/")},
         seeds_section=seeds_section(seeds, metrics, unit),
-        p_at_r80=fmt(metrics.get(f"test/{unit}/precision_at_recall_0_8")),
-        p_at_r90=fmt(metrics.get(f"test/{unit}/precision_at_recall_0_9")),
-        r_at_fpr=fmt(metrics.get(f"test/{unit}/recall_at_fpr_1e-3")),
-        alerts=rate_text(metrics.get(f"test/{unit}/alerts_per_10k")),
-        few_positives=_few_positives_note(summary),
-        caveats=pan12_caveats(manifest),
-        other_levels=_other_levels(metrics, unit, problem2_text(summary)),
         shortcut_baseline=shortcut_baseline_text(metrics, unit),
-        data_description=_data_description(manifest),
-        count_rows="\n".join(
-            f"| {s} | {counts[s]['conversations']} | {counts[s]['messages']} "
-            f"| {counts[s]['authors']} | {counts[s]['predators']} |"
-            for s in SPLITS
-        ),
-        sources=", ".join(
-            f"`{name}` (sha256 {meta_['sha256'][:12]}…)"
-            for name, meta_ in sorted(manifest["sources"].items())
-        ),
-        verification=manifest.get("verification", {}).get("status", "not recorded"),
-        filters=_filters(manifest),
-        split_method=manifest.get("split_method", "not recorded"),
-        split_shares=split_shares(manifest),
-        figures=Path(os.path.relpath(figures_dir, card_dir)).as_posix(),
+        other_levels=_other_levels(metrics, unit, problem2_text(summary)),
+        **_data_context(manifest),
+        training_data=_training_data(summary, meta),
+        figures=figures,
         calibration_rows=calibration_rows(metrics, unit, splits),
-        n_false_positives=false_positives,
-        n_negatives=negatives,
-        fpr=fmt(false_positives / negatives if negatives else None),
-        slice_rows=slice_rows,
+        slices=_slices(evaluation_dir),
         shortcut_audit=shortcut_audit_section(summary.get("audit") or {}, summary["threshold"]),
-        early_detection=early_detection_section(
-            summary.get("early") or {},
-            metrics,
-            Path(os.path.relpath(figures_dir, card_dir)).as_posix(),
-        ),
+        early_detection=early_detection_section(summary.get("early") or {}, metrics, figures),
+        caveats=pan12_caveats(manifest),
+        ethics=Path(os.path.relpath(ethics_path, card_dir)).as_posix(),
     )
-    ethics = Path(os.path.relpath(ethics_path, card_dir)).as_posix()
-    return card.replace("(ETHICS.md)", f"({ethics})")

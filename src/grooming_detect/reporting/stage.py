@@ -9,7 +9,6 @@ import re
 import shutil
 from functools import partial
 from pathlib import Path
-from string import Template
 from typing import Any
 
 import pandas as pd
@@ -18,28 +17,20 @@ from omegaconf import DictConfig
 from grooming_detect import tracking
 from grooming_detect.data.schema import SPLITS
 from grooming_detect.io import read_json, write_text, write_with
+from grooming_detect.reporting.markdown import fmt, markdown_text, rate_text, render
 from grooming_detect.reporting.model_card import (
+    COUNT_COLUMNS,
     calibration_rows,
+    decision_context,
     early_detection_section,
-    fmt,
-    markdown_text,
     metric_rows,
     pan12_caveats,
-    percent_text,
-    rate_text,
     render_model_card,
 )
 from grooming_detect.reporting.summary import MIN_POSITIVES, results_markdown
 from grooming_detect.stage import MissingInputError, StageContext, StageResult
 
 log = logging.getLogger(__name__)
-
-TEMPLATE = Path(__file__).with_name("templates") / "report.md"
-SYNTHETIC_WARNING = (
-    "> **Synthetic data.** Every number below comes from the embedded synthetic corpus. "
-    "It says nothing about real-world performance.\n\n"
-)
-
 
 #: The report folder's copy of the figures (and the tables they are drawn from) that the report
 #: and the card show: links into it work on disk, in a moved folder and in the MLflow run that
@@ -50,82 +41,24 @@ FIGURES = "figures"
 WHY_COLUMNS = ("top_terms", "top_changes", "top_conversation")
 
 
-def _table(header: list[str], rows: list[list[str]]) -> str:
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(markdown_text(value) for value in row) + " |" for row in rows]
-    return "\n".join(lines)
-
-
-def _operating_points(metrics: dict, unit: str, splits: list[str]) -> list[str]:
-    """Precision at fixed recalls, recall at a low false-positive rate, alerts per 10,000."""
-    keys = ("precision_at_recall_0_8", "precision_at_recall_0_9", "recall_at_fpr_1e-3")
-    return [
-        "## Operating points",
-        "",
-        _table(
-            [
-                "split",
-                "precision @ recall 0.8",
-                "precision @ recall 0.9",
-                "recall @ FPR 1e-3",
-                f"alerts per 10,000 {unit}s",
-            ],
-            [
-                [
-                    s,
-                    *(fmt(metrics.get(f"{s}/{unit}/{k}")) for k in keys),
-                    rate_text(metrics.get(f"{s}/{unit}/alerts_per_10k")),
-                ]
-                for s in splits
-            ],
-        ),
-        "",
-    ]
-
-
-def _calibration(metrics: dict, unit: str, splits: list[str], ece_bins: int | str) -> list[str]:
-    """Calibration before and after the calibrator, with the reliability diagrams."""
-    return [
-        "## Calibration (fitted with the threshold, see the table above)",
-        "",
-        "| split | ECE before | ECE after | Brier before | Brier after | log-loss before "
-        "| log-loss after |",
-        "|---|---|---|---|---|---|---|",
-        calibration_rows(metrics, unit, splits),
-        "",
-        f"ECE uses {ece_bins} equal-width bins (L1); reliability diagrams use quantile bins.",
-        "",
-        *(f"![Reliability, {s}]({FIGURES}/{s}-reliability.png)" for s in splits),
-    ]
-
-
-def _other_levels(metrics: dict, unit: str, splits: list[str]) -> list[str]:
-    """An author model's conversation and line (PAN-2012 Problem 2) measures."""
+def _other_levels(metrics: dict, unit: str, splits: list[str]) -> list[list[str]]:
+    """An author model's conversation and line (PAN-2012 Problem 2) measures, a row per split
+    and level."""
     measures = ("precision", "recall", "f1", "f3", "pr_auc")
-    other = [
+    return [
         [s, level, *(fmt(metrics.get(f"{s}/{level}/{k}")) for k in measures)]
         for s in splits
         for level in ("conversation", "line")
         if unit == "author" and f"{s}/{level}/precision" in metrics
     ]
-    if not other:
-        return []
-    return [
-        "",
-        "## Conversation level and lines (PAN-2012 Problem 2)",
-        "",
-        "A conversation scores its highest-scoring author. Lines: see "
-        "`evaluate.line_rule` in the config.",
-        "",
-        _table(["split", "level", "precision", "recall", "F1", "F3", "PR-AUC"], other),
-    ]
 
 
 def _false_positives(
-    unit: str, splits: list[str], evaluation_dir: Path, show_text: bool
-) -> list[str]:
-    """The top five false positives of each split, with why they scored, and the slices."""
-    sections = ["", "## False positives", ""]
+    splits: list[str], evaluation_dir: Path, show_text: bool
+) -> list[dict[str, Any]]:
+    """The top five false positives of each split (its table file, columns and escaped rows),
+    with why they scored."""
+    tables = []
     for split in splits:
         path = evaluation_dir / f"{split}-false_positives.parquet"
         if not path.is_file():
@@ -136,38 +69,11 @@ def _false_positives(
         if show_text and "example_text" in table.columns:
             columns.append("example_text")
         rows = [
-            [str(v) if not isinstance(v, float) else f"{v:.3f}" for v in row]
+            [markdown_text(f"{v:.3f}" if isinstance(v, float) else v) for v in row]
             for row in table[columns].itertuples(index=False)
         ]
-        sections += [
-            f"Highest-scoring non-positive {unit}s, {split} (top 5 of "
-            f"`../evaluation/{path.name}`):",
-            "",
-            _table(columns, rows),
-            "",
-            f"![False-positive rate by slice]({FIGURES}/{split}-fp-slices.png)",
-            "",
-        ]
-    return sections
-
-
-def _details(
-    metrics: dict,
-    unit: str,
-    splits: list[str],
-    evaluation_dir: Path,
-    show_text: bool,
-    ece_bins: int | str = "the configured number of",
-) -> str:
-    """Operating points, calibration, other levels and the top false positives."""
-    return "\n".join(
-        [
-            *_operating_points(metrics, unit, splits),
-            *_calibration(metrics, unit, splits, ece_bins),
-            *_other_levels(metrics, unit, splits),
-            *_false_positives(unit, splits, evaluation_dir, show_text),
-        ]
-    )
+        tables.append({"split": split, "file": path.name, "columns": columns, "rows": rows})
+    return tables
 
 
 def render_report(
@@ -181,28 +87,17 @@ def render_report(
     manifest_path: Path,
     show_text: bool = False,
 ) -> str:
-    """Fill the report template; synthetic runs open with the synthetic-data warning."""
+    """The run report as Markdown (``templates/report.md.j2``); synthetic runs open with the
+    synthetic-data warning."""
     metrics = summary["metrics"]
     unit = summary["unit"]
     # Metrics of other families (benign/…, audit/…) are not splits.
     splits = [s for s in ("validation", "test") if any(k.startswith(f"{s}/") for k in metrics)]
-    table_rows = metric_rows(metrics, unit, splits)
-    count_rows = "\n".join(
-        f"| {split} | {c['conversations']} | {c['messages']} | {c['authors']} | {c['predators']} "
-        f"| {c['predator_conversations']} |"
-        for split, c in ((split, manifest["counts"][split]) for split in SPLITS)
-    )
-    if unit == "author":
-        submissions = ", ".join(
-            f"`../evaluation/{split}-problem1-predators.txt`" for split in splits
-        )
-        results_heading = "Author-level results (PAN-2012 Problem 1)"
-    else:
-        submissions = "none (PAN-2012 submissions name authors; this run scores conversations)"
-        results_heading = "Conversation-level results"
-    skipped = "".join(f"\n> {reason}.\n" for reason in summary.get("skipped", []))
-    return Template(TEMPLATE.read_text(encoding="utf-8")).substitute(
-        warning=SYNTHETIC_WARNING if summary["synthetic"] else "",
+    rates = ("precision_at_recall_0_8", "precision_at_recall_0_9", "recall_at_fpr_1e-3")
+    return render(
+        "report.md.j2",
+        **decision_context(summary),
+        synthetic=summary["synthetic"],
         model=summary["model"],
         dataset=summary["dataset"],
         run_id=run_id,
@@ -210,34 +105,33 @@ def render_report(
         tracking_uri=tracking_uri,
         commit=commit,
         fingerprint=manifest["fingerprint"][:16],
-        threshold=f"{summary['threshold']:.4f}",
-        fitted_on=f"`{summary.get('threshold_fitted_on', 'validation')}`",
         summary_table=results_markdown(
             metrics,
             summary["threshold"],
             str(summary.get("threshold_fitted_on", "validation")),
             int(summary.get("min_positives", MIN_POSITIVES)),
         ),
-        confidence=percent_text(summary.get("bootstrap", {}).get("confidence")),
-        objective=summary["threshold_objective"].replace("_", "."),
-        results_heading=results_heading,
-        skipped=skipped,
-        unit=unit,
-        unit_plural=f"{unit}s",
-        metric_rows=table_rows,
-        details=_details(
-            metrics,
-            unit,
-            splits,
-            evaluation_dir,
-            show_text,
-            summary.get("ece_bins", "the configured number of"),
-        ),
+        skipped=summary.get("skipped", []),
+        splits=splits,
+        metric_rows=metric_rows(metrics, unit, splits),
+        operating_rows=[
+            [
+                s,
+                *(fmt(metrics.get(f"{s}/{unit}/{k}")) for k in rates),
+                rate_text(metrics.get(f"{s}/{unit}/alerts_per_10k")),
+            ]
+            for s in splits
+        ],
+        calibration_rows=calibration_rows(metrics, unit, splits),
+        other_levels=_other_levels(metrics, unit, splits),
+        false_positives=_false_positives(splits, evaluation_dir, show_text),
         early_detection=early_detection_section(summary.get("early") or {}, metrics, FIGURES),
-        pr_curve=f"{FIGURES}/pr_curve_{unit}.png",
-        count_rows=count_rows,
+        figures=FIGURES,
+        count_rows=[
+            [split, *(manifest["counts"][split][k] for k in COUNT_COLUMNS)] for split in SPLITS
+        ],
         split_method=manifest["split_method"],
-        submissions=submissions,
+        submissions=[f"../evaluation/{split}-problem1-predators.txt" for split in splits],
         manifest=manifest_path,
         caveats=pan12_caveats(manifest, short=True),
     )

@@ -11,6 +11,8 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 
+from grooming_detect.reporting.markdown import markdown_table
+
 SPLIT_ORDER = ("train", "cv", "validation", "test")
 LEVEL_ORDER = ("author", "conversation", "line")
 HEADER = (
@@ -120,6 +122,8 @@ def results_table(
     rows = _rows(metrics)
     if not rows:
         return ""
+    # Hand-written rather than tabulate's "simple" format, which pads every header by two
+    # more spaces (its module-global MIN_PADDING) and widens this table by ~10 columns.
     widths = [max(len(r[i]) for r in [HEADER, *rows]) for i in range(len(HEADER))]
     lines = [
         "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
@@ -163,9 +167,7 @@ def results_markdown(
     warning = few_positives(metrics, min_positives)
     lines = [
         *([f"> **{warning}**", ""] if warning else []),
-        "| " + " | ".join(HEADER) + " |",
-        "| " + " | ".join("---" for _ in HEADER) + " |",
-        *("| " + " | ".join(row) + " |" for row in rows),
+        markdown_table(HEADER, rows),
     ]
     pan = _pan_lines(metrics)
     if pan:

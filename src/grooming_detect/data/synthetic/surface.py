@@ -1,0 +1,103 @@
+"""Surface variation: the paraphrase of injected cues, and the changes a reused host window gets
+(typos, abbreviations, casing, elongations, emoticons)."""
+
+from __future__ import annotations
+
+import random
+
+from grooming_detect.data.synthetic.vocabulary import EXCLUDED_CONTENT
+
+_ABBREVIATIONS = {
+    "you": "u",
+    "your": "ur",
+    "you're": "ur",
+    "are": "r",
+    "to": "2",
+    "please": "pls",
+    "because": "cuz",
+    "really": "rly",
+    "okay": "ok",
+    "what": "wat",
+    "tonight": "2nite",
+    "don't": "dont",
+    "i'm": "im",
+    "that's": "thats",
+}
+_PREFIXES = ("btw ", "so ", "hey ", "lol ", "haha ", "oh and ", "also ", "ok ")
+_SUFFIXES = (" :)", " ;)", " :P", " lol", " haha", "!!", " xD", " ^^", " :D", "?")
+_KEYBOARD_NEIGHBOURS = {
+    "a": "qsz", "b": "vgn", "c": "xdv", "d": "sfe", "e": "wrd", "f": "dgr", "g": "fht",
+    "h": "gjy", "i": "uok", "j": "hku", "k": "jli", "l": "kop", "m": "nj", "n": "bmh",
+    "o": "ipl", "p": "ol", "q": "wa", "r": "etf", "s": "adw", "t": "ryg", "u": "yij",
+    "v": "cbf", "w": "qes", "x": "zcs", "y": "tuh", "z": "xa",
+}  # fmt: skip
+
+
+def _typo(word: str, rng: random.Random) -> str:
+    """One keyboard slip in `word`: swap, drop, double or a neighbouring key."""
+    if len(word) < 3:
+        return word
+    index = rng.randrange(1, len(word) - 1)
+    kind = rng.randrange(4)
+    if kind == 0:
+        return word[: index - 1] + word[index] + word[index - 1] + word[index + 1 :]
+    if kind == 1:
+        return word[:index] + word[index + 1 :]
+    if kind == 2:
+        return word[:index] + word[index] + word[index:]
+    neighbours = _KEYBOARD_NEIGHBOURS.get(word[index].lower())
+    return word[:index] + rng.choice(neighbours) + word[index + 1 :] if neighbours else word
+
+
+def _elongate(word: str, rng: random.Random) -> str:
+    vowels = [i for i, char in enumerate(word) if char in "aeiouy"]
+    if not vowels:
+        return word
+    index = rng.choice(vowels)
+    return word[: index + 1] + word[index] * rng.randint(2, 4) + word[index + 1 :]
+
+
+def vary_surface(text: str, rng: random.Random, changes: int = 1) -> str:
+    """Seeded surface variation of one message: typos, abbreviations, casing, elongation,
+    emoticons. Meaning is kept; each call draws `changes` edits. A variation that would create
+    an excluded word (a typo turning "can." into "cam.") is dropped."""
+    varied = _vary_words(text, rng, changes)
+    return text if EXCLUDED_CONTENT.search(varied) else varied
+
+
+def _vary_words(text: str, rng: random.Random, changes: int) -> str:
+    words = text.split(" ")
+    for _ in range(changes):
+        if not words or not text.strip():
+            return text
+        kind = rng.randrange(8)
+        index = rng.randrange(len(words))
+        word = words[index]
+        if kind <= 2:
+            words[index] = _typo(word, rng)
+        elif kind == 3:
+            words[index] = _ABBREVIATIONS.get(word.lower(), word)
+        elif kind == 4:
+            words[index] = _elongate(word, rng)
+        elif kind == 5:
+            words = [w.lower() for w in words] if rng.random() < 0.7 else [w.upper() for w in words]
+        elif kind == 6:
+            words[-1] = words[-1] + rng.choice(_SUFFIXES)
+        else:
+            words[index] = word.replace("'", "")
+    return " ".join(words)
+
+
+def paraphrase(text: str, rng: random.Random) -> str:
+    """A chat-like rendering of a template cue: prefix, abbreviations, suffix, casing, typo."""
+    if rng.random() < 0.3:
+        text = rng.choice(_PREFIXES) + text
+    if rng.random() < 0.35:
+        text = " ".join(_ABBREVIATIONS.get(w, w) for w in text.split(" "))
+    if rng.random() < 0.25:
+        text = text + rng.choice(_SUFFIXES)
+    if rng.random() < 0.15:
+        text = text[:1].upper() + text[1:]
+    if rng.random() < 0.15:
+        text = vary_surface(text, rng)
+    return text

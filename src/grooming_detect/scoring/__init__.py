@@ -1,0 +1,13 @@
+"""Every way of scoring new chat data with a trained model.
+
+* `messages`: the step every scorer shares: load a model (folder or MLflow URI), read messages,
+  rebuild the views and features it was trained with, score, calibrate and aggregate to authors
+  and conversations (`score_messages`).
+* `batch`: a file (PAN-2012 XML or a chat log) to author and conversation score CSVs.
+* `stream`: message by message, each conversation's risk so far and its warnings.
+* `incremental`: the exact incremental state a TF-IDF + logistic-regression model keeps per
+  conversation, so that a message costs its own length.
+* `pyfunc` and `pyfunc_model`: the whole scorer as an MLflow pyfunc model (and its
+  models-from-code file), what ``mlflow models serve`` and Spark jobs load.
+* `cli`: ``grooming-detect-score``, the command line over `batch` and `stream`.
+"""

@@ -1,0 +1,196 @@
+"""``grooming-detect-score``: score new chat data with a trained model, from the command line.
+
+Files (PAN-2012 XML or a chat log) give author and conversation score CSVs
+(`grooming_detect.scoring.batch`); ``--stream`` gives one JSON line per message
+(`grooming_detect.scoring.stream`).
+
+The model is a local model folder written by the train stage
+(``outputs/<data>/<model>/latest/model``, or ``runs/<run id>/model`` beside it)
+or an MLflow model URI (``runs:/<run id>/model``, ``models:/m-…``); either carries its
+calibrator and threshold.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from grooming_detect import progress
+from grooming_detect.io import unwritable_reason
+from grooming_detect.scoring.batch import score_file
+from grooming_detect.scoring.messages import feature_settings, load_scoring_model, set_quantize
+from grooming_detect.tracking import TrackingError
+
+log = logging.getLogger(__name__)
+
+
+def _count(value: str) -> int:
+    """A non-negative integer command-line value."""
+    try:
+        number = int(value)
+    except ValueError:
+        number = -1
+    if number < 0:
+        raise argparse.ArgumentTypeError(f"{value}: expected 0 or a positive integer")
+    return number
+
+
+def _parser() -> argparse.ArgumentParser:
+    """The command line of ``grooming-detect-score``."""
+    parser = argparse.ArgumentParser(
+        prog="grooming-detect-score", description="Score new chat data with a trained model."
+    )
+    parser.add_argument(
+        "input",
+        help="PAN-2012 XML, or chat log (.csv / .jsonl); with --stream, '-' reads JSON lines "
+        "from standard input",
+    )
+    parser.add_argument(
+        "--model",
+        required=True,
+        help="model folder (outputs/<data>/<model>/latest/model) or MLflow model URI",
+    )
+    parser.add_argument(
+        "--out",
+        type=Path,
+        help="folder for the score CSVs (required), or with --stream for stream.jsonl "
+        "(default: standard output)",
+    )
+    parser.add_argument(
+        "--batch-conversations",
+        type=_count,
+        default=20_000,
+        help="PAN XML conversations per batch (0: all at once, exact)",
+    )
+    parser.add_argument(
+        "--quantize",
+        choices=["int8"],
+        default=None,
+        help="transformer models on a CPU: score with dynamic int8 weights (faster, slightly "
+        "different scores; scripts/bench_compare.py measures both)",
+    )
+    stream = parser.add_argument_group(
+        "streaming (--stream): one JSON line per message with the conversation's risk so far"
+    )
+    stream.add_argument("--stream", action="store_true", help="score message by message")
+    stream.add_argument(
+        "--threshold",
+        help="warning threshold: a number, 'model' (the model's decision threshold, the "
+        "default) or 'early' (the warning threshold and patience that experiment=early tuned "
+        "for this model, read from the evaluation beside its folder)",
+    )
+    stream.add_argument(
+        "--patience", type=int, help="consecutive scored steps at or above it (default 1)"
+    )
+    stream.add_argument(
+        "--window", type=int, default=50, help="messages a non-linear model re-reads"
+    )
+    stream.add_argument(
+        "--step", type=int, default=1, help="messages between a non-linear model's scores"
+    )
+    stream.add_argument("--max-open", type=int, default=100_000, help="conversations held at once")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Command-line entry point."""
+    parser = _parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
+    if args.stream:
+        return _stream_main(args)
+    if args.out is None:
+        parser.error("--out is required (a folder for the score CSVs)")
+    args.input = Path(args.input)
+    unwritable = unwritable_reason(args.out)
+    if unwritable:
+        # Checked before any scoring: a long run must not fail at its last step.
+        print(f"error: --out {args.out}: {unwritable}", file=sys.stderr)
+        return 2
+    try:
+        author_path, conversation_path = score_file(
+            args.model, args.input, args.out, args.batch_conversations, quantize=args.quantize
+        )
+    except (FileNotFoundError, ValueError, TrackingError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    except OSError as error:  # a full disk, a folder that became unwritable while scoring
+        print(
+            f"error: --out {args.out}: {error.strerror or error}; the previous score files, if "
+            "any, are unchanged",
+            file=sys.stderr,
+        )
+        return 1
+    print(f"author scores:       {author_path}\nconversation scores: {conversation_path}")
+    return 0
+
+
+def _stream_main(args: argparse.Namespace) -> int:
+    """``--stream``: JSON lines to standard output, or to ``<out>/stream.jsonl`` (atomic)."""
+    from grooming_detect.scoring.stream import (
+        RiskStream,
+        stream_file,
+        stream_to_folder,
+        warning_policy,
+    )
+
+    if args.out is not None:
+        unwritable = unwritable_reason(args.out)
+        if unwritable:
+            print(f"error: --out {args.out}: {unwritable}", file=sys.stderr)
+            return 2
+    try:
+        model, meta = load_scoring_model(args.model)
+        if args.quantize is not None:
+            set_quantize(model, args.quantize, args.model)
+        lexicons, separator = feature_settings(meta, None, None)
+        threshold, patience = warning_policy(args.threshold, args.patience, meta, args.model)
+        # One JSON line per message is the progress: no bars or progress lines besides it.
+        progress.configure(enabled=False)
+        risk = RiskStream(
+            model,
+            meta,
+            lexicons,
+            separator,
+            threshold,
+            window=args.window,
+            step=args.step,
+            patience=patience,
+            max_open=args.max_open,
+        )
+        if args.out is None:
+            counts = stream_file(risk, args.input, sys.stdout)
+        else:
+            counts = stream_to_folder(risk, args.input, args.out)
+    except (FileNotFoundError, ValueError, TrackingError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    except BrokenPipeError:
+        # The reader went away (`| head`): stop quietly, as other command-line filters do.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 0
+    except OSError as error:  # a full disk while writing stream.jsonl
+        where = f"--out {args.out}" if args.out is not None else "standard output"
+        print(f"error: {where}: {error.strerror or error}", file=sys.stderr)
+        return 1
+    log.info(
+        "streamed %d messages (%s scores, threshold %.4f, patience %d): %d warnings raised, "
+        "%d conversations closed to stay within --max-open (%d of them reopened)",
+        counts["messages"],
+        risk.method,
+        threshold,
+        patience,
+        counts["warnings"],
+        counts["closed"],
+        counts["reopened"],
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
