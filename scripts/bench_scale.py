@@ -29,7 +29,7 @@ each in a fresh process:
 
 Results go to ``bench-results/scale.json`` and a table. Usage:
 ``python scripts/bench_scale.py [--sizes 0.1,0.3,1,test] [--json PATH] [--override K=V ...]``
-(``--override`` passes Hydra overrides to the pipeline run only, e.g. ``model.selection=holdout``
+(``--override`` passes Hydra overrides to the pipeline run only, e.g. ``decision=holdout``
 to time it without cross-fitting; the corpus and the naive reference are unchanged).
 """
 
@@ -337,7 +337,7 @@ def main() -> None:
         "--override",
         action="append",
         default=[],
-        help="a Hydra override for the pipeline run (repeatable), e.g. model.selection=holdout",
+        help="a Hydra override for the pipeline run (repeatable), e.g. decision=holdout",
     )
     args = parser.parse_args()
     rows = []

@@ -73,6 +73,26 @@ def test_bad_override_fails_before_any_work(tmp_path: Path) -> None:
     assert not (tmp_path / "data").exists()
 
 
+@pytest.mark.parametrize(
+    ("override", "key"),
+    [
+        ("evaluate.bootstrap.n_resamples=abc", "evaluate.bootstrap.n_resamples"),
+        ("early.windw=5", "windw"),
+    ],
+)
+def test_a_wrong_type_or_a_typo_fails_at_composition(
+    tmp_path: Path, override: str, key: str
+) -> None:
+    """The typed schema (conf_schema.py) stops the command before any work, naming the key."""
+    env = {**os.environ, "GROOMING_DETECT_ROOT": str(tmp_path)}
+    completed = subprocess.run(
+        [EXECUTABLE, override], capture_output=True, text=True, env=env, timeout=120
+    )
+    assert completed.returncode != 0
+    assert key in completed.stderr and "Traceback" not in completed.stderr, completed.stderr
+    assert not (tmp_path / "data").exists()
+
+
 @pytest.mark.skipif(shutil.which("make") is None, reason="make is not installed")
 def test_make_help_lists_every_target() -> None:
     out = subprocess.run(

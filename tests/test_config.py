@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -9,16 +10,25 @@ from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
 from conftest import ComposeFn
+from grooming_detect.conf_schema import (
+    ChatlogDataConfig,
+    ModelConfig,
+    Pan12DataConfig,
+    RootConfig,
+    SyntheticDataConfig,
+)
 from grooming_detect.config import ConfigError, config_dir, project_root
 from grooming_detect.validation import validate_config
 
+DATA_SCHEMAS = (SyntheticDataConfig, Pan12DataConfig, ChatlogDataConfig)
 GROUPS = sorted(
     str(p.relative_to(config_dir()))
     for p in config_dir().rglob("*")
     if p.is_dir() and p.relative_to(config_dir()).parts[0] != "hydra"
 )
-# model/common and model/tfidf hold settings model files include; they are not choices of their own.
-INCLUDED = {"model/common", "model/tfidf"}
+# model/common, model/tfidf, model/boosting and data/split hold settings that model (or data)
+# files include; they are not choices of their own.
+INCLUDED = {"model/common", "model/tfidf", "model/boosting", "data/split"}
 OPTIONS = [
     (group, option.stem)
     for group in GROUPS
@@ -39,6 +49,7 @@ def test_every_group_has_options() -> None:
         "debug",
         "scale",
         "data/filters",
+        "decision",
     } <= set(GROUPS)
 
 
@@ -55,6 +66,11 @@ def test_option_composes_validates_and_instantiates(
     validate_config(cfg)
     model = instantiate(cfg.model.estimator)
     assert hasattr(model, "fit") and hasattr(model, "predict_proba")
+    # Typed by the schema, every key set (`???` only where the user must give a value).
+    assert OmegaConf.get_type(cfg) is RootConfig
+    assert OmegaConf.get_type(cfg.model) is ModelConfig
+    assert OmegaConf.get_type(cfg.data) in DATA_SCHEMAS
+    assert OmegaConf.missing_keys(cfg) == set()
 
 
 def test_paths_derive_from_root_not_cwd(
@@ -89,11 +105,10 @@ def test_default_root_and_tracking(monkeypatch: pytest.MonkeyPatch, tmp_path: Pa
         (["stages=[train,data]"], "out of order"),
         (["stages=[data,data]"], "twice"),
         (["data=pan12"], "needs data.root"),
-        (["data=pan12", "data.root=/x", "scale=tiny"], "only applies to data=synthetic"),
-        (["data.validation_fraction=1.5"], "strictly between"),
+        (["data.validation_fraction=1.5"], r"data\.validation_fraction: 1.5; .*strictly between"),
         (["data=chatlog"], "needs data.path"),
-        (["data.generator.label_noise=2"], r"label_noise: 2.0 must lie in \[0, 1\]"),
-        (["evaluate.splits=[train]"], "evaluate.splits"),
+        (["data.generator.label_noise=2"], r"label_noise: 2; expected a number in \[0, 1\]"),
+        (["evaluate.splits=[train]"], r"evaluate\.splits: \['train'\]; expected one of"),
     ],
 )
 def test_bad_values_fail_at_start(
@@ -113,7 +128,6 @@ def test_typo_in_an_override_key_fails(compose_cfg: ComposeFn) -> None:
 @pytest.mark.parametrize(
     ("overrides", "message"),
     [
-        (["seed=abc"], r"seed: 'abc'; expected an integer"),
         (["+foo=1"], r"unknown top-level key\(s\) \['foo'\]"),
         (["model.estimator.C=abc"], r"model\.estimator.*'C' parameter of \w*LogisticRegression"),
         (["+model.estimator.nonsense=1"], r"model\.estimator: .*nonsense"),
@@ -149,39 +163,38 @@ def _bad_option_cases() -> list[tuple[list[str], str, list[str]]]:
 
     views, levels = list(INPUTS), list(UNITS)
     return [
-        (["model.calibration=platt"], "model.calibration: 'platt'", list(METHODS)),
-        (["model.calibration=null"], "model.calibration: None", list(METHODS)),
+        (["decision.calibration=platt"], "decision.calibration: 'platt'", list(METHODS)),
         (["model.aggregate=median"], "model.aggregate: 'median'", list(AGGREGATES)),
         (["model.input=authors"], "model.input: 'authors'", views),
         (["model.input={author:author_convo}"], "model.input.author: 'author_convo'", views),
         (["model.input={speaker:author}"], "'speaker' is not a label level", levels),
         (
-            ["model.threshold_objective=f2"],
-            "model.threshold_objective: 'f2'",
+            ["decision.threshold_objective=f2"],
+            "decision.threshold_objective: 'f2'",
             list(THRESHOLD_OBJECTIVES),
         ),
-        (["model.threshold_min_precision=1.5"], "model.threshold_min_precision: 1.5", ["[0, 1]"]),
-        (["model.threshold_min_precision=-0.1"], "model.threshold_min_precision: -0.1", ["[0, 1]"]),
         (
-            ["model.threshold_min_precision=high"],
-            "model.threshold_min_precision: 'high'",
+            ["decision.threshold_min_precision=1.5"],
+            "decision.threshold_min_precision: 1.5",
+            ["[0, 1]"],
+        ),
+        (
+            ["decision.threshold_min_precision=-0.1"],
+            "decision.threshold_min_precision: -0.1",
             ["[0, 1]"],
         ),
         (
             ["model.imbalance.negatives_per_positive=0"],
             "model.imbalance.negatives_per_positive: 0",
-            ["null", "positive number"],
+            ["null or a number > 0"],
         ),
         (
             ["model.imbalance.negatives_per_positive=-2.5"],
             "model.imbalance.negatives_per_positive: -2.5",
-            ["null", "positive number"],
+            ["null or a number > 0"],
         ),
-        (
-            ["model.imbalance.negatives_per_positive=many"],
-            "model.imbalance.negatives_per_positive: 'many'",
-            ["null", "positive number"],
-        ),
+        (["decision.name=cv"], "decision.name: 'cv'", ["crossfit", "holdout"]),
+        (["data.split_override=components"], "data.split_override: 'components'", ["null"]),
         (["evaluate.line_rule=every_line"], "evaluate.line_rule: 'every_line'", list(LINE_RULES)),
     ]
 
@@ -207,8 +220,8 @@ def test_every_enumerated_option_is_checked_at_start(
     "overrides",
     [
         # model.* is the train stage's, evaluate.* the evaluate stage's: others do not read them.
-        ["stages=[data,features]", "model.calibration=platt", "model.aggregate=median"],
-        ["stages=[evaluate,report]", "model.threshold_objective=f2"],
+        ["stages=[data,features]", "decision.calibration=platt", "model.aggregate=median"],
+        ["stages=[evaluate,report]", "decision.threshold_objective=f2"],
         ["stages=[data,features,train]", "evaluate.line_rule=every_line"],
     ],
 )
@@ -224,15 +237,15 @@ def test_every_choice_of_the_shared_model_options_passes(compose_cfg: ComposeFn)
     from grooming_detect.models.units import AGGREGATES
 
     for key, values in (
-        ("model.calibration", METHODS),
+        ("decision.calibration", METHODS),
         ("model.aggregate", AGGREGATES),
-        ("model.threshold_objective", THRESHOLD_OBJECTIVES),
+        ("decision.threshold_objective", THRESHOLD_OBJECTIVES),
         ("evaluate.line_rule", LINE_RULES),
     ):
         for value in values:
             validate_config(compose_cfg(f"{key}={value}"))
     validate_config(compose_cfg("model.imbalance.negatives_per_positive=5"))
-    validate_config(compose_cfg("model.threshold_min_precision=1"))
+    validate_config(compose_cfg("decision.threshold_min_precision=1"))
 
 
 MODELS = sorted(path.stem for path in (config_dir() / "model").glob("*.yaml"))
@@ -244,7 +257,7 @@ TFIDF_USERS = {
     ("tfidf_svm", "estimator"): {},
     ("tfidf_plus_behaviour", "estimator"): {},
     ("two_stage", "estimator.conversation_model"): {},
-    ("two_stage", "estimator.author_model"): {"min_df": 1, "max_features": 100000},
+    ("two_stage", "estimator.author_model"): {"min_df": 1},
 }
 
 
@@ -263,6 +276,8 @@ def test_tfidf_models_share_the_one_tfidf_block(
 ) -> None:
     block = _tfidf_block()
     assert {"word_ngram_range", "char_ngram_range", "min_df", "vectorizer"} <= set(block)
+    # A hashing block has no vocabulary to cap: no max_features in the config (nor on the card).
+    assert block["vectorizer"] == "hashing" and "max_features" not in block
     composed = OmegaConf.select(compose_cfg(f"model={model}").model, node)
     expected = {**block, **TFIDF_USERS[(model, node)]}
     assert {key: OmegaConf.to_container(composed)[key] for key in block} == expected
@@ -315,3 +330,217 @@ def test_a_named_experiment_keeps_its_own_latest(compose_cfg: ComposeFn, experim
     cfg = compose_cfg(f"experiment={experiment}")
     assert cfg.paths.run_dir != default.paths.run_dir
     assert str(cfg.tracking.experiment_name) in str(cfg.paths.run_dir)
+
+
+def _composition_error(compose_cfg: ComposeFn, *overrides: str) -> str:
+    """Hydra's message (with its cause's) for overrides that must fail at composition."""
+    from hydra.errors import ConfigCompositionException
+
+    with pytest.raises(ConfigCompositionException) as caught:
+        compose_cfg(*overrides)
+    return f"{caught.value} {caught.value.__cause__ or ''}"
+
+
+@pytest.mark.parametrize(
+    ("override", "key"),
+    [
+        ("evaluate.bootstrap.n_resamples=abc", "evaluate.bootstrap.n_resamples"),
+        ("evaluate.top_k=1.5", "evaluate.top_k"),
+        ("seed=abc", "seed"),
+        ("progress=maybe", "progress"),
+        ("stages=data", "stages"),
+        ("data.generator.difficulty=hard", "data.generator.difficulty"),
+        ("data.split_tolerance=[0.1]", "data.split_tolerance"),
+        ("early.window=wide", "early.window"),
+        ("decision.threshold_min_precision=high", "decision.threshold_min_precision"),
+        ("model.imbalance.negatives_per_positive=many", "model.imbalance.negatives_per_positive"),
+        ("decision.calibration=null", "decision.calibration"),
+        ("decision.folds=many", "decision.folds"),
+        ("tracking.connect_timeout_s=soon", "tracking.connect_timeout_s"),
+        ("report.publish_dir=[a,b]", "report.publish_dir"),
+    ],
+)
+def test_a_wrong_type_fails_at_composition_naming_the_key(
+    compose_cfg: ComposeFn, override: str, key: str
+) -> None:
+    message = _composition_error(compose_cfg, override)
+    assert key.rsplit(".", 1)[-1] in message and override in message, message
+
+
+@pytest.mark.parametrize(
+    "override",
+    [
+        "evaluate.bootstrap.n_resample=5",
+        "evaluate.bootstrp.n_resamples=5",
+        "early.windw=5",
+        "data.generator.difficuly=0.5",
+        "model.calibraton=sigmoid",
+        "data.split_tolerence=0.2",
+        "sede=1",
+    ],
+)
+def test_a_typo_in_an_override_key_fails_at_composition(
+    compose_cfg: ComposeFn, override: str
+) -> None:
+    message = _composition_error(compose_cfg, override)
+    assert override.split("=")[0].rsplit(".", 1)[-1] in message, message
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        (
+            "+evaluate.bootstrap.n_resample=5",
+            r"evaluate\.bootstrap: unknown key\(s\) \['n_resample'\]",
+        ),
+        ("+data.split_tolerence=0.2", r"data: unknown key\(s\) \['split_tolerence'\]"),
+        ("+early.windw=5", r"early: unknown key\(s\) \['windw'\]"),
+    ],
+)
+def test_a_key_added_with_plus_outside_the_schema_fails_at_start(
+    compose_cfg: ComposeFn, override: str, message: str
+) -> None:
+    # Hydra lets `+` add a key to any node; validation names the one the schema lacks.
+    with pytest.raises(ConfigError, match=message):
+        validate_config(compose_cfg(override))
+
+
+def test_scale_on_another_data_source_fails_at_composition(compose_cfg: ComposeFn) -> None:
+    message = _composition_error(compose_cfg, "data=pan12", "data.root=/x", "scale=tiny")
+    assert "generator" in message and "Pan12DataConfig" in message, message
+
+
+def _bounded_keys() -> list[tuple[str, str, str]]:
+    """(data option, key, an out-of-range value) for every ranged field of the schema."""
+    import dataclasses
+
+    from grooming_detect.conf_schema import Bounds
+
+    def walk(schema: type, prefix: str) -> list[tuple[str, str]]:
+        found = []
+        for spec in dataclasses.fields(schema):
+            if "bounds" in spec.metadata:
+                bounds: Bounds = spec.metadata["bounds"]
+                whole = str(spec.type).startswith("int")
+                low = bounds.low
+                bad = (low if bounds.strict else low - 1) if low is not None else bounds.high + 1
+                found.append((f"{prefix}.{spec.name}", str(int(bad) if whole else bad)))
+            elif isinstance(spec.type, str) and spec.type.endswith("Config"):
+                import grooming_detect.conf_schema as schemas
+
+                found += walk(getattr(schemas, spec.type), f"{prefix}.{spec.name}")
+        return found
+
+    cases = []
+    for group, schema in (
+        ("evaluate", RootConfig),
+        ("early", RootConfig),
+        ("tracking", RootConfig),
+        ("decision", RootConfig),
+        ("model", ModelConfig),
+        ("data", SyntheticDataConfig),
+        ("data", ChatlogDataConfig),
+    ):
+        if schema is RootConfig:
+            import grooming_detect.conf_schema as schemas
+
+            field = {f.name: f for f in dataclasses.fields(RootConfig)}[group]
+            schema = getattr(schemas, str(field.type))
+        data = "chatlog" if schema is ChatlogDataConfig else "synthetic"
+        cases += [(data, key, value) for key, value in walk(schema, group)]
+    return sorted(set(cases))
+
+
+BOUNDED = _bounded_keys()
+
+
+@pytest.mark.parametrize(("data", "key", "value"), BOUNDED, ids=[c[1] for c in BOUNDED])
+def test_every_ranged_key_is_checked_at_start_naming_the_key(
+    compose_cfg: ComposeFn, tmp_path: Path, data: str, key: str, value: str
+) -> None:
+    extra = [f"data.path={tmp_path}/chat.csv"] if data == "chatlog" else []
+    with pytest.raises(ConfigError, match=rf"^{re.escape(key)}: .*; expected "):
+        validate_config(compose_cfg(f"data={data}", *extra, f"{key}={value}"))
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        (["stages=[train,report]"], r"^stages: .*add evaluate"),
+        (["decision.folds=null"], r"^decision\.folds: None; decision=crossfit needs"),
+        (["early.enabled=true"], r"^decision=crossfit .* early\.enabled"),
+        (["early.train_on_prefixes=2"], r"^decision=crossfit .* early\.train_on_prefixes"),
+        (
+            ["decision=holdout", "early.enabled=true", "evaluate.splits=[test]"],
+            r"^early\.threshold=tuned .* add validation to evaluate\.splits",
+        ),
+        (
+            ["evaluate.audit.cue_ablation=true", "evaluate.splits=[validation]"],
+            r"^evaluate\.benign_sets and evaluate\.audit .* add test to evaluate\.splits",
+        ),
+        (["model=transformer", "decision=crossfit"], r"^decision=crossfit .* validation itself"),
+    ],
+)
+def test_every_cross_field_rule_fails_naming_the_keys(
+    compose_cfg: ComposeFn, overrides: list[str], message: str
+) -> None:
+    with pytest.raises(ConfigError, match=message):
+        validate_config(compose_cfg(*overrides))
+
+
+def test_factory_defaults_are_the_config_files() -> None:
+    """The factories' keyword defaults (for direct calls) equal the shared config blocks."""
+    from dataclasses import asdict
+
+    from grooming_detect.models.baselines import BoostingSettings, TfidfSettings
+
+    tfidf = _tfidf_block()
+    assert {k: v for k, v in asdict(TfidfSettings()).items() if k in tfidf} == {
+        **tfidf,
+        "word_ngram_range": (1, 2),
+        "char_ngram_range": (2, 5),
+    }
+    assert set(asdict(TfidfSettings())) - set(tfidf) == {"max_features"}
+    raw = OmegaConf.load(config_dir() / "model" / "boosting" / "default.yaml")
+    boosting = {k: v for k, v in OmegaConf.to_container(raw).items() if k != "_target_"}
+    assert {**asdict(BoostingSettings()), "random_state": "${seed}"} == boosting
+
+
+def test_decision_is_its_own_group_that_a_model_or_experiment_may_pick(
+    compose_cfg: ComposeFn,
+) -> None:
+    """The estimator (model/) and how its calibrator and threshold are fitted (decision/) are
+    separate choices; the transformer and experiment=early pick holdout, the command line wins."""
+    assert compose_cfg().decision.name == "crossfit"
+    assert compose_cfg().decision.folds == 5
+    assert "calibration" not in compose_cfg().model and "selection" not in compose_cfg().model
+    transformer = compose_cfg("model=transformer").decision
+    assert (transformer.name, transformer.calibration) == ("holdout", "temperature")
+    assert compose_cfg("experiment=early").decision.name == "holdout"
+    assert compose_cfg("decision=holdout").decision.folds is None
+    chosen = compose_cfg("model=transformer", "decision=crossfit").decision
+    assert (chosen.name, chosen.calibration) == ("crossfit", "sigmoid")
+    assert compose_cfg(
+        "model=transformer", "decision.calibration=isotonic"
+    ).decision.calibration == ("isotonic")
+
+
+def test_a_typo_in_a_config_file_fails_at_composition(tmp_path: Path) -> None:
+    """The schema checks the YAML files too, not only the command line."""
+    import shutil
+
+    from hydra import compose, initialize_config_dir
+    from hydra.errors import ConfigCompositionException
+
+    conf = tmp_path / "conf"
+    shutil.copytree(config_dir(), conf)
+    (conf / "experiment" / "typo.yaml").write_text(
+        "# @package _global_\nevaluate:\n  bootstrap:\n    n_resample: 10\n", encoding="utf-8"
+    )
+    with (
+        initialize_config_dir(config_dir=str(conf), version_base="1.3"),
+        pytest.raises(ConfigCompositionException) as caught,
+    ):
+        compose(config_name="config", overrides=["experiment=typo"])
+    message = f"{caught.value} {caught.value.__cause__}"
+    assert "n_resample" in message and "BootstrapConfig" in message, message

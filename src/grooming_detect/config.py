@@ -9,6 +9,7 @@ from typing import Any
 
 from omegaconf import OmegaConf
 
+from grooming_detect.conf_schema import register_schemas
 from grooming_detect.errors import ConfigError
 
 PACKAGE_DIR = Path(__file__).resolve().parent
@@ -46,6 +47,9 @@ def register_resolvers() -> None:
 
 
 register_resolvers()
+# The schema (typed configs) before any composition: every composition (``@hydra.main``, tests
+# and scripts using ``compose``) imports this module for `config_dir`.
+register_schemas()
 
 
 def to_dict(node: Any) -> dict[str, Any]:

@@ -72,7 +72,7 @@ def job_record(
 
 def what_varies(config: dict[str, Any]) -> str:
     """What a seed moves in this configuration, in words for the summary and the card."""
-    crossfit = (config.get("model") or {}).get("selection") == "crossfit"
+    crossfit = (config.get("decision") or {}).get("name") == "crossfit"
     data = config.get("data") or {}
     fixed = {
         "synthetic": "the corpus (corpus_seed) and its test split stay fixed",

@@ -1,39 +1,28 @@
-"""Early validation of a composed config: every value checked before any work, with the key at
-fault and what was expected (Hydra already rejects keys that do not exist)."""
+"""Early validation of a composed config, before any work, naming the key at fault.
+
+Types, unknown keys and unset keys are the schema's (`grooming_detect.conf_schema`, checked by
+Hydra at composition); ranges are the schema's field metadata, checked here by `check_ranges`.
+What is left is what a schema cannot say: enumerated choices (the modules that use them hold
+them), the rules that relate keys to each other, and the filesystem."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import dataclasses
+from pathlib import Path
+from typing import Any
 
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, ListConfig, OmegaConf
 
+from grooming_detect.conf_schema import Bounds
 from grooming_detect.config import DATA_SOURCES, STAGES, ConfigError, config_dir
 from grooming_detect.io import unwritable_reason
 
-#: Every key of the composed config's top level (a `+key=...` override adds an unknown one).
-TOP_LEVEL_KEYS = frozenset(
-    {
-        "corpus_seed",
-        "data",
-        "early",
-        "evaluate",
-        "features",
-        "model",
-        "paths",
-        "progress",
-        "report",
-        "seed",
-        "stages",
-        "tracking",
-    }
-)
+#: The stage whose options a group holds: its keys are checked only when that stage runs.
+GROUP_STAGE = {"model": "train", "decision": "train", "evaluate": "evaluate"}
 
 
 def validate_config(cfg: DictConfig) -> None:
-    """Fail at start, with the key at fault, instead of after hours of work.
-
-    Hydra already rejects overrides of keys that do not exist; this checks the values, group by
-    group, in this order."""
+    """Fail at start, with the key at fault, instead of after hours of work."""
     stages = list(cfg.stages)
     _check_stages(stages)
     _check_paths(cfg)
@@ -42,57 +31,100 @@ def validate_config(cfg: DictConfig) -> None:
             f"stages: {stages} would report on an older evaluation than the model it trains; "
             "add evaluate"
         )
+    _check_unknown_keys(cfg)
     _check_data(cfg)
-    _check_split(cfg)
-    unknown_keys = sorted(set(map(str, cfg.keys())) - TOP_LEVEL_KEYS)
-    if unknown_keys:
-        raise ConfigError(
-            f"unknown top-level key(s) {unknown_keys} (from a +key=value override?); "
-            f"expected {sorted(TOP_LEVEL_KEYS)}"
-        )
-    if "train" in stages:
-        _check_model_options(cfg)
+    for group in ("data", "early", "model", "decision", "evaluate", "tracking"):
+        stage = GROUP_STAGE.get(group)
+        if group in cfg and (stage is None or stage in stages):
+            check_ranges(cfg[group], group)
+    for key, allowed, stage in _choices():
+        if stage is None or stage in stages:
+            _check_choice(key, OmegaConf.select(cfg, key, default=None), allowed)
     if "evaluate" in stages:
-        _check_lines(cfg)
-    check_capabilities(cfg)
-    _check_run_settings(cfg)
-    if "evaluate" in stages:
-        _check_evaluate_numbers(cfg)
-    if "train" in stages:
-        _check_estimator(cfg)
-    _check_message_limits(cfg)
-    if "evaluate" in stages:
+        _check_line_threshold(cfg)
         _check_audit(cfg)
+    check_capabilities(cfg)
+    if "train" in stages:
+        _check_selection(cfg)
+        _check_estimator(cfg)
     _check_early(cfg)
-    bad_splits = [s for s in cfg.evaluate.splits if s not in ("validation", "test")]
-    if bad_splits:
-        raise ConfigError(f"evaluate.splits: {bad_splits}; expected validation and/or test")
 
 
-def _whole(key: str, value: object, minimum: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ConfigError(f"{key}: {value!r}; expected a whole number >= {minimum}")
+def _choices() -> list[tuple[str, tuple[str | None, ...], str | None]]:
+    """(key, allowed values, the stage that reads it or None: always) of every enumerated
+    option; the modules that use them hold the choices."""
+    from grooming_detect.data.splits import SPLIT_OVERRIDES
+    from grooming_detect.evaluation.lines import LINE_RULES
+    from grooming_detect.models.crossfit import SELECTIONS
+    from grooming_detect.models.decision import METHODS, THRESHOLD_OBJECTIVES
+    from grooming_detect.models.units import AGGREGATES
+
+    return [
+        ("data.source", DATA_SOURCES, None),
+        ("data.split_override", (None, *SPLIT_OVERRIDES), None),
+        # chatlog only (absent, hence None, elsewhere)
+        ("data.long_messages", (None, "error", "truncate"), None),
+        ("evaluate.splits", ("validation", "test"), "evaluate"),
+        ("evaluate.line_rule", LINE_RULES, "evaluate"),
+        ("model.aggregate", AGGREGATES, "train"),
+        ("decision.name", SELECTIONS, "train"),
+        ("decision.calibration", METHODS, "train"),
+        ("decision.threshold_objective", THRESHOLD_OBJECTIVES, "train"),
+    ]
 
 
-def _check_evaluate_numbers(cfg: DictConfig) -> None:
-    """The evaluate stage's counts, bins and interval settings, checked before any work (a
-    confidence of 2 would otherwise fail after training, and a negative top_k would silently
-    write no error table)."""
-    evaluate = cfg.evaluate
-    confidence = evaluate.bootstrap.confidence
-    if isinstance(confidence, bool) or not isinstance(confidence, float | int):
-        raise ConfigError(f"evaluate.bootstrap.confidence: {confidence!r}; expected a number")
-    if not 0 < float(confidence) < 1:
-        raise ConfigError(
-            f"evaluate.bootstrap.confidence: {confidence}; expected a level strictly between 0 "
-            "and 1, e.g. 0.95"
-        )
-    _whole("evaluate.bootstrap.n_resamples", evaluate.bootstrap.n_resamples, 1)
-    _whole("evaluate.bootstrap.seed", evaluate.bootstrap.seed, 0)
-    _whole("evaluate.ece_bins", evaluate.ece_bins, 1)
-    _whole("evaluate.reliability_bins", evaluate.reliability_bins, 1)
-    _whole("evaluate.top_k", evaluate.top_k, 0)
-    _whole("evaluate.min_positives", evaluate.min_positives, 0)
+def _check_choice(key: str, value: object, allowed: tuple[str | None, ...]) -> None:
+    """Refuse a value (or any item of a list) outside `allowed`, naming the key and choices."""
+    values = list(value) if isinstance(value, ListConfig) else [value]
+    bad = [item for item in values if item not in allowed]
+    if bad:
+        shown = values if isinstance(value, ListConfig) else value
+        choices = [("null" if choice is None else choice) for choice in allowed]
+        raise ConfigError(f"{key}: {shown!r}; expected one of {choices}")
+
+
+def check_ranges(node: Any, key: str) -> None:
+    """Every numeric key of `node` (and its sub-nodes) within its schema's `Bounds`."""
+    if not OmegaConf.is_dict(node):
+        return
+    schema = OmegaConf.get_type(node)
+    fields = dataclasses.fields(schema) if dataclasses.is_dataclass(schema) else ()
+    bounds = {f.name: f for f in fields if "bounds" in f.metadata}
+    for name in node:
+        if OmegaConf.is_missing(node, name):
+            continue
+        value = node[name]
+        if OmegaConf.is_dict(value):
+            check_ranges(value, f"{key}.{name}")
+        elif name in bounds and value is not None:
+            _check_bounds(f"{key}.{name}", value, bounds[name])
+
+
+def _check_bounds(key: str, value: Any, spec: dataclasses.Field) -> None:
+    bounds: Bounds = spec.metadata["bounds"]
+    expected = bounds.expected(whole=isinstance(value, int), optional="None" in str(spec.type))
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ConfigError(f"{key}: {value!r}; expected {expected}")
+    if not bounds.admits(value):
+        shown = f"{value:g}" if isinstance(value, float) else str(value)
+        raise ConfigError(f"{key}: {shown}; expected {expected}")
+
+
+def _check_unknown_keys(cfg: DictConfig, node: Any = None, key: str = "") -> None:
+    """A ``+key=value`` override adds a key no schema has (Hydra lets ``+`` add to any node)."""
+    node = cfg if node is None else node
+    schema = OmegaConf.get_type(node)
+    if dataclasses.is_dataclass(schema):
+        known = {f.name for f in dataclasses.fields(schema)}
+        unknown = sorted(str(name) for name in node if name not in known)
+        if unknown:
+            where = f"{key}: unknown key(s)" if key else "unknown top-level key(s)"
+            raise ConfigError(
+                f"{where} {unknown} (from a +key=value override?); expected {sorted(known)}"
+            )
+    for name in node:
+        if not OmegaConf.is_missing(node, name) and OmegaConf.is_dict(node[name]):
+            _check_unknown_keys(cfg, node[name], f"{key}.{name}" if key else str(name))
 
 
 def _check_stages(stages: list[str]) -> None:
@@ -117,96 +149,24 @@ def _check_paths(cfg: DictConfig) -> None:
             raise ConfigError(f"paths.{key}: {reason}; set paths.root or GROOMING_DETECT_ROOT")
 
 
-#: Generator settings that are shares or probabilities, in [0, 1].
-GENERATOR_SHARES = (
-    "predator_share",
-    "hard_negative_share",
-    "difficulty",
-    "label_noise",
-    "test_label_noise",
-    "monologue_share",
-    "multiparty_share",
-    "surface_variation",
-    "quirk_rate",
-    "benign_holdout_share",
-)
-
-
 def _check_data(cfg: DictConfig) -> None:
-    """The data source, what it needs (a root, a path), split fractions and generator shares."""
-    if cfg.data.source not in DATA_SOURCES:
-        raise ConfigError(f"data.source: {cfg.data.source!r} is not one of {list(DATA_SOURCES)}")
-    if cfg.data.source != "synthetic" and "generator" in cfg.data:
-        raise ConfigError(
-            "scale=... sets synthetic-corpus sizes and only applies to data=synthetic "
-            f"(data.source is {cfg.data.source!r})"
-        )
+    """What the data source needs (a root, a path), and that a path names the right kind of
+    thing: a FIFO or a device (/dev/zero) would be read without end. (A missing file is the
+    data stage's to report.)"""
     if cfg.data.source == "pan12" and OmegaConf.is_missing(cfg.data, "root"):
         raise ConfigError("data=pan12 needs data.root=/path/to/the/PAN-2012/download")
     if cfg.data.source == "chatlog" and OmegaConf.is_missing(cfg.data, "path"):
         raise ConfigError("data=chatlog needs data.path=/path/to/messages.csv (or .jsonl)")
-    # A path that exists must be of the right kind before anything opens it: a FIFO or a device
-    # (/dev/zero) would be read without end. (A missing one is the data stage's to report.)
-    from pathlib import Path
-
-    expected_kinds = {"path": "file", "predator_ids": "file", "root": "directory"}
-    for key, kind in expected_kinds.items():
+    for key, kind in {"path": "file", "predator_ids": "file", "root": "directory"}.items():
         value = cfg.data.get(key) if not OmegaConf.is_missing(cfg.data, key) else None
-        if value in (None, ""):
-            continue
-        path = Path(str(value)).expanduser()
-        if path.exists() and not (path.is_dir() if kind == "directory" else path.is_file()):
-            what = "regular file" if kind == "file" else kind
+        path = Path(str(value)).expanduser() if value not in (None, "") else None
+        wrong_kind = path and not (path.is_dir() if kind == "directory" else path.is_file())
+        if path and path.exists() and wrong_kind:
             raise ConfigError(
-                f"data.{key}: {path} is not a {what}; expected a {kind}"
+                f"data.{key}: {path} is not a {'regular file' if kind == 'file' else kind}; "
+                f"expected a {kind}"
                 + (" (a device or a pipe cannot be read as one)" if kind == "file" else "")
             )
-    for key in ("validation_fraction", "test_fraction"):
-        if key in cfg.data and not 0.0 < float(cfg.data[key]) < 1.0:
-            raise ConfigError(f"data.{key}: {cfg.data[key]} must lie strictly between 0 and 1")
-    if "generator" in cfg.data:
-        for key in GENERATOR_SHARES:
-            value = float(cfg.data.generator[key])
-            if not 0.0 <= value <= 1.0:
-                raise ConfigError(f"data.generator.{key}: {value} must lie in [0, 1]")
-
-
-def _check_split(cfg: DictConfig) -> None:
-    """``data.split_tolerance`` (a number in [0, 1]) and ``data.split_override`` (null or one of
-    `data.splits.SPLIT_OVERRIDES`)."""
-    from grooming_detect.data.splits import SPLIT_OVERRIDES
-
-    tolerance = cfg.data.get("split_tolerance", 0.1)
-    if not _is_number(tolerance) or not 0.0 <= float(tolerance) <= 1.0:
-        raise ConfigError(f"data.split_tolerance: {tolerance!r}; expected a number in [0, 1]")
-    override = cfg.data.get("split_override")
-    if override is not None and override not in SPLIT_OVERRIDES:
-        raise ConfigError(
-            f"data.split_override: {override!r}; expected null (whole connected components) "
-            f"or one of {list(SPLIT_OVERRIDES)}"
-        )
-
-
-def _check_run_settings(cfg: DictConfig) -> None:
-    """``progress``, ``seed`` and ``corpus_seed``."""
-    shown = cfg.get("progress", True)
-    if not isinstance(shown, bool):
-        raise ConfigError(f"progress: {shown!r}; expected true or false")
-    for key in ("seed", "corpus_seed"):
-        seed = cfg.get(key, 0)
-        if isinstance(seed, bool) or not isinstance(seed, int):
-            raise ConfigError(f"{key}: {seed!r}; expected an integer")
-
-
-def _check_message_limits(cfg: DictConfig) -> None:
-    """``data.long_messages`` and ``data.max_message_chars``."""
-    if cfg.data.get("long_messages", "error") not in ("error", "truncate"):
-        raise ConfigError(
-            f"data.long_messages: {cfg.data.long_messages!r}; expected 'error' or 'truncate'"
-        )
-    limit = cfg.data.get("max_message_chars")
-    if limit is not None and (not isinstance(limit, int) or limit < 1):
-        raise ConfigError(f"data.max_message_chars: {limit!r}; expected a positive integer or null")
 
 
 def _check_audit(cfg: DictConfig) -> None:
@@ -217,9 +177,6 @@ def _check_audit(cfg: DictConfig) -> None:
         parse_benign_sets(OmegaConf.to_container(cfg.evaluate.benign_sets, resolve=True))
     except BenignSetError as error:
         raise ConfigError(str(error)) from None
-    for key in ("cue_ablation", "source_probe"):
-        if not isinstance(cfg.evaluate.audit[key], bool):
-            raise ConfigError(f"evaluate.audit.{key}: expected true or false")
     audited = bool(cfg.evaluate.benign_sets) or any(cfg.evaluate.audit.values())
     if audited and "test" not in cfg.evaluate.splits:
         raise ConfigError(
@@ -229,7 +186,7 @@ def _check_audit(cfg: DictConfig) -> None:
 
 
 def _check_early(cfg: DictConfig) -> None:
-    """The ``early`` settings (when early detection is on) and ``early.train_on_prefixes``."""
+    """The ``early`` settings when early detection is on; a tuned threshold needs validation."""
     if "early" in cfg and cfg.early.enabled:
         from grooming_detect.evaluation.early import early_settings
 
@@ -242,9 +199,6 @@ def _check_early(cfg: DictConfig) -> None:
                 "early.threshold=tuned tunes the warning threshold on validation; add validation "
                 "to evaluate.splits or set early.threshold=model"
             )
-    prefixes = cfg.get("early", {}).get("train_on_prefixes", 0)
-    if isinstance(prefixes, bool) or not isinstance(prefixes, int) or prefixes < 0:
-        raise ConfigError(f"early.train_on_prefixes: {prefixes!r}; expected a whole number >= 0")
 
 
 def expected_label_level(cfg: DictConfig) -> str | None:
@@ -331,66 +285,24 @@ def check_capabilities(cfg: DictConfig) -> None:
             )
 
 
-def _check_lines(cfg: DictConfig) -> None:
-    """``evaluate.line_rule`` (a rule of `evaluation.lines`) and ``evaluate.line_threshold``
-    (``tuned`` or a number in [0, 1])."""
-    from grooming_detect.evaluation.lines import LINE_RULES, parse_line_threshold
+def _check_line_threshold(cfg: DictConfig) -> None:
+    """``evaluate.line_threshold``: ``tuned`` or a number in [0, 1] (no union type in OmegaConf)."""
+    from grooming_detect.evaluation.lines import parse_line_threshold
 
-    _check_choice("evaluate.line_rule", cfg.evaluate.get("line_rule"), LINE_RULES)
     try:
         parse_line_threshold(cfg.evaluate.get("line_threshold"))
     except ValueError as error:
         raise ConfigError(str(error)) from None
 
 
-def _check_choice(key: str, value: object, allowed: Iterable[str]) -> None:
-    """Refuse a value of an enumerated option, naming the key, the value and the choices."""
-    choices = list(allowed)
-    if not isinstance(value, str) or value not in choices:
-        raise ConfigError(f"{key}: {value!r}; expected one of {choices}")
-
-
-def _check_model_options(cfg: DictConfig) -> None:
-    """The train stage's enumerated and bounded `model.*` options (the modules that use them
-    hold the choices)."""
-    from grooming_detect.models.decision import METHODS, THRESHOLD_OBJECTIVES
-    from grooming_detect.models.units import AGGREGATES
-
-    model = cfg.get("model")
-    if model is None:
-        return
-    _check_choice("model.calibration", model.get("calibration"), METHODS)
-    _check_choice("model.aggregate", model.get("aggregate"), AGGREGATES)
-    _check_choice(
-        "model.threshold_objective", model.get("threshold_objective"), THRESHOLD_OBJECTIVES
-    )
-    precision = model.get("threshold_min_precision")
-    if not _is_number(precision) or not 0.0 <= float(precision) <= 1.0:
-        raise ConfigError(
-            f"model.threshold_min_precision: {precision!r}; expected a number in [0, 1]"
-        )
-    ratio = (model.get("imbalance") or {}).get("negatives_per_positive")
-    if ratio is not None and (not _is_number(ratio) or not float(ratio) > 0.0):
-        raise ConfigError(
-            f"model.imbalance.negatives_per_positive: {ratio!r}; expected null (keep every "
-            "negative) or a positive number"
-        )
-    _check_selection(cfg)
-
-
 def _check_selection(cfg: DictConfig) -> None:
-    """``model.selection`` and ``model.cv.folds``; crossfit trains on validation, so nothing
-    that tunes on validation's out-of-sample scores (the transformer's own model selection,
-    early detection, prefix training) may use it."""
-    from grooming_detect.models.crossfit import SELECTIONS
-
-    selection = cfg.model.get("selection") or "holdout"
-    _check_choice("model.selection", selection, SELECTIONS)
-    if selection != "crossfit":
+    """``decision=crossfit`` needs ``decision.folds`` and trains on validation, so nothing that
+    tunes on validation's out-of-sample scores (the transformer's own model selection, early
+    detection, prefix training) may use it."""
+    if cfg.decision.name != "crossfit":
         return
-    folds = (cfg.model.get("cv") or {}).get("folds")
-    if not isinstance(folds, int) or isinstance(folds, bool) or folds < 2:
-        raise ConfigError(f"model.cv.folds: {folds!r}; expected a whole number >= 2")
+    if cfg.decision.folds is None:
+        raise ConfigError("decision.folds: None; decision=crossfit needs a whole number >= 2")
     early = cfg.get("early") or {}
     reasons = {
         "the estimator selects and stops on validation itself": "transformer"
@@ -401,13 +313,9 @@ def _check_selection(cfg: DictConfig) -> None:
     for reason, applies in reasons.items():
         if applies:
             raise ConfigError(
-                f"model.selection=crossfit trains the final model on train + validation, but "
-                f"{reason}; set model.selection=holdout"
+                f"decision=crossfit trains the final model on train + validation, but "
+                f"{reason}; set decision=holdout"
             )
-
-
-def _is_number(value: object) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool)
 
 
 def _check_input(setting: object) -> None:

@@ -281,7 +281,10 @@ def test_pan_train_test_author_overlap_by_hand(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("override", "expected"),
     [
-        ("data.split_override=components", "data.split_override: 'components'; expected null"),
+        (
+            "data.split_override=components",
+            r"data.split_override: 'components'; expected one of \['null'",
+        ),
         ("data.split_tolerance=2", r"data.split_tolerance: 2; expected a number in \[0, 1\]"),
     ],
 )

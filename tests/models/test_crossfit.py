@@ -49,7 +49,7 @@ def test_fewer_positive_components_than_folds_lowers_the_folds_and_one_is_an_err
     assert sorted(set(folds)) == [0, 1] and "cross-fitting with 2 folds" in caplog.text
     # Each fold holds one of the two positive components.
     assert sorted(folds[labels]) == [0, 1]
-    with pytest.raises(CrossfitError, match=r"have 1 such components\. Set model.selection"):
+    with pytest.raises(CrossfitError, match=r"have 1 such components\. Set decision=holdout"):
         component_folds(components, np.array([True, True, False, False, False, False]), 3, 0)
     with pytest.raises(CrossfitError, match="at least 2 folds"):
         component_folds(components, labels, 1, seed=0)

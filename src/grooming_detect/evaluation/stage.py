@@ -415,7 +415,7 @@ def _tuned_line_decision(ev: _Evaluation) -> lines.LineDecision:
         tuned = selection.get("line_threshold")
         if tuned is None:
             return _line_fallback(
-                "the model was refit on train + validation (model.selection=crossfit) and "
+                "the model was refit on train + validation (decision=crossfit) and "
                 "train + validation have no line truth to tune on out of fold (PAN-2012 "
                 "publishes line truth for its test corpus only)"
             )
@@ -564,7 +564,7 @@ def run_evaluate(cfg: DictConfig, ctx: StageContext) -> StageResult:
             {f"cv/{ev.unit.name}/{k}": float(v) for k, v in ev.meta["at_threshold"].items()}
         )
         if "validation" in splits:
-            log.info("validation is training data under model.selection=crossfit: not scored")
+            log.info("validation is training data under decision=crossfit: not scored")
         splits = [s for s in splits if s != "validation"]
         trained_on = list(POOL)
     for split in splits:

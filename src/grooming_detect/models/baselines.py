@@ -8,6 +8,7 @@ are fitted outside the model, on validation.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
@@ -62,63 +63,73 @@ class CompactLogisticRegression(LogisticRegression):
         return self
 
 
-def make_tfidf_features(
-    word_ngram_range: Sequence[int] = (1, 2),
-    char_ngram_range: Sequence[int] = (2, 5),
-    min_df: int = 2,
-    max_features: int | None = None,
-    vectorizer: str = "hashing",
-    n_features: int = 2**20,
-) -> ColumnTransformer:
-    """Word n-gram and character n-gram TF-IDF (sublinear tf) over the ``text`` column.
+@dataclass(frozen=True)
+class TfidfSettings:
+    """The TF-IDF text features every TF-IDF model shares (``conf/model/tfidf/default.yaml``
+    holds the config's values; a test keeps these defaults equal to it).
 
     `vectorizer` is ``hashing`` (constant memory, small model; `n_features` hash columns per
-    block) or ``vocabulary`` (exact terms; `max_features` caps each block)."""
-    return ColumnTransformer(
-        [
-            (
-                name,
-                make_text_vectorizer(
-                    vectorizer, analyzer, ngram_range, min_df, max_features, n_features
-                ),
-                TEXT_COLUMN,
-            )
-            for name, analyzer, ngram_range in (
-                ("word", "word", word_ngram_range),
-                ("char", "char_wb", char_ngram_range),
-            )
-        ],
-        sparse_threshold=1.0,
+    block) or ``vocabulary`` (exact terms; `max_features` caps each block, and only then: a
+    hashing block has no cap to set, so the config file leaves `max_features` out)."""
+
+    word_ngram_range: Sequence[int] = (1, 2)
+    char_ngram_range: Sequence[int] = (2, 5)
+    min_df: int = 2
+    vectorizer: str = "hashing"
+    n_features: int = 2**20
+    max_features: int | None = 200_000
+
+    def features(self) -> ColumnTransformer:
+        """Word n-gram and character n-gram TF-IDF (sublinear tf) over the ``text`` column."""
+        return ColumnTransformer(
+            [
+                (
+                    name,
+                    make_text_vectorizer(
+                        self.vectorizer,
+                        analyzer,
+                        ngram_range,
+                        self.min_df,
+                        self.max_features,
+                        self.n_features,
+                    ),
+                    TEXT_COLUMN,
+                )
+                for name, analyzer, ngram_range in (
+                    ("word", "word", self.word_ngram_range),
+                    ("char", "char_wb", self.char_ngram_range),
+                )
+            ],
+            sparse_threshold=1.0,
+        )
+
+
+def make_tfidf_features(**tfidf: Any) -> ColumnTransformer:
+    """`TfidfSettings` (keyword arguments: its fields) as a ``ColumnTransformer``."""
+    return TfidfSettings(**tfidf).features()
+
+
+def _logistic_regression(
+    C: float, class_weight: str | None, max_iter: int, random_state: int
+) -> CompactLogisticRegression:
+    return CompactLogisticRegression(
+        C=C, class_weight=class_weight, max_iter=max_iter, random_state=random_state
     )
 
 
 def make_tfidf_logreg(
-    word_ngram_range: Sequence[int] = (1, 2),
-    char_ngram_range: Sequence[int] = (2, 5),
-    min_df: int = 2,
-    max_features: int | None = None,
-    vectorizer: str = "hashing",
-    n_features: int = 2**20,
     C: float = 4.0,
     class_weight: str | None = "balanced",
     max_iter: int = 2000,
     random_state: int = 0,
+    **tfidf: Any,
 ) -> Pipeline:
-    """TF-IDF features and logistic regression (liblinear-free ``lbfgs``, L2)."""
+    """TF-IDF features (`tfidf`: `TfidfSettings` fields) and logistic regression
+    (liblinear-free ``lbfgs``, L2)."""
     return Pipeline(
         [
-            (
-                "features",
-                make_tfidf_features(
-                    word_ngram_range, char_ngram_range, min_df, max_features, vectorizer, n_features
-                ),
-            ),
-            (
-                "classifier",
-                CompactLogisticRegression(
-                    C=C, class_weight=class_weight, max_iter=max_iter, random_state=random_state
-                ),
-            ),
+            ("features", make_tfidf_features(**tfidf)),
+            ("classifier", _logistic_regression(C, class_weight, max_iter, random_state)),
         ]
     )
 
@@ -128,28 +139,18 @@ BEHAVIOUR_COLUMNS = FEATURE_PATTERN
 
 
 def make_tfidf_svm(
-    word_ngram_range: Sequence[int] = (1, 2),
-    char_ngram_range: Sequence[int] = (2, 5),
-    min_df: int = 2,
-    max_features: int | None = None,
-    vectorizer: str = "hashing",
-    n_features: int = 2**20,
     C: float = 0.5,
     class_weight: str | None = "balanced",
     cv: int = 3,
     random_state: int = 0,
+    **tfidf: Any,
 ) -> Pipeline:
-    """The TF-IDF features with a linear SVM; probabilities from sigmoid calibration fitted by
-    internal `cv`-fold cross-validation on the training split (the pipeline's own validation-set
-    calibration then applies on top)."""
+    """The TF-IDF features (`tfidf`: `TfidfSettings` fields) with a linear SVM; probabilities
+    from sigmoid calibration fitted by internal `cv`-fold cross-validation on the training split
+    (the pipeline's own validation-set calibration then applies on top)."""
     return Pipeline(
         [
-            (
-                "features",
-                make_tfidf_features(
-                    word_ngram_range, char_ngram_range, min_df, max_features, vectorizer, n_features
-                ),
-            ),
+            ("features", make_tfidf_features(**tfidf)),
             (
                 "classifier",
                 CalibratedClassifierCV(
@@ -162,41 +163,41 @@ def make_tfidf_svm(
     )
 
 
-def _boosting_on_columns(block: str, pattern: str, **boosting: object) -> Pipeline:
-    """Histogram gradient boosting on the feature columns matching `pattern` (missing values,
-    such as reply gaps without times, are handled natively)."""
+@dataclass(frozen=True)
+class BoostingSettings:
+    """Histogram gradient boosting's settings for the feature-column models
+    (``conf/model/boosting/default.yaml`` holds the config's values; a test keeps these
+    defaults equal to it)."""
+
+    learning_rate: float = 0.1
+    max_iter: int = 200
+    max_leaf_nodes: int = 15
+    min_samples_leaf: int = 20
+    l2_regularization: float = 1.0
+    class_weight: str | None = "balanced"
+    random_state: int = 0
+
+
+def _boosting_on_columns(block: str, pattern: str, boosting: dict[str, Any]) -> Pipeline:
+    """Histogram gradient boosting (`boosting`: `BoostingSettings` fields) on the feature
+    columns matching `pattern` (missing values, such as reply gaps without times, are handled
+    natively)."""
+    settings = asdict(BoostingSettings(**boosting))
     return Pipeline(
         [
             (
                 "features",
                 ColumnTransformer([(block, "passthrough", make_column_selector(pattern=pattern))]),
             ),
-            ("classifier", HistGradientBoostingClassifier(**boosting)),
+            ("classifier", HistGradientBoostingClassifier(**settings)),
         ]
     )
 
 
-def make_behaviour_gbm(
-    learning_rate: float = 0.1,
-    max_iter: int = 200,
-    max_leaf_nodes: int = 15,
-    min_samples_leaf: int = 20,
-    l2_regularization: float = 1.0,
-    class_weight: str | None = "balanced",
-    random_state: int = 0,
-) -> Pipeline:
-    """Histogram gradient boosting on the behavioural and lexicon features."""
-    return _boosting_on_columns(
-        "behaviour",
-        BEHAVIOUR_COLUMNS,
-        learning_rate=learning_rate,
-        max_iter=max_iter,
-        max_leaf_nodes=max_leaf_nodes,
-        min_samples_leaf=min_samples_leaf,
-        l2_regularization=l2_regularization,
-        class_weight=class_weight,
-        random_state=random_state,
-    )
+def make_behaviour_gbm(**boosting: Any) -> Pipeline:
+    """Histogram gradient boosting (`boosting`: `BoostingSettings` fields) on the behavioural
+    and lexicon features."""
+    return _boosting_on_columns("behaviour", BEHAVIOUR_COLUMNS, boosting)
 
 
 #: Non-text facts only: activity, message length, partners, participants, conversation length and
@@ -207,51 +208,27 @@ METADATA_COLUMNS = (
 )
 
 
-def make_metadata_only(
-    learning_rate: float = 0.1,
-    max_iter: int = 200,
-    max_leaf_nodes: int = 15,
-    min_samples_leaf: int = 20,
-    l2_regularization: float = 1.0,
-    class_weight: str | None = "balanced",
-    random_state: int = 0,
-) -> Pipeline:
-    """Histogram gradient boosting on metadata alone (no word of text, no lexicon cue).
+def make_metadata_only(**boosting: Any) -> Pipeline:
+    """Histogram gradient boosting (`boosting`: `BoostingSettings` fields) on metadata alone
+    (no word of text, no lexicon cue).
 
     A shortcut detector, not a model to deploy: if it scores well, the labels can be read off
     how much, when and with whom people chat, and the text models' numbers are suspect."""
-    return _boosting_on_columns(
-        "metadata",
-        METADATA_COLUMNS,
-        learning_rate=learning_rate,
-        max_iter=max_iter,
-        max_leaf_nodes=max_leaf_nodes,
-        min_samples_leaf=min_samples_leaf,
-        l2_regularization=l2_regularization,
-        class_weight=class_weight,
-        random_state=random_state,
-    )
+    return _boosting_on_columns("metadata", METADATA_COLUMNS, boosting)
 
 
 def make_tfidf_plus_behaviour(
-    word_ngram_range: Sequence[int] = (1, 2),
-    char_ngram_range: Sequence[int] = (2, 5),
-    min_df: int = 2,
-    max_features: int | None = None,
-    vectorizer: str = "hashing",
-    n_features: int = 2**20,
     behaviour_weight: float = 1.0,
     C: float = 4.0,
     class_weight: str | None = "balanced",
     max_iter: int = 2000,
     random_state: int = 0,
+    **tfidf: Any,
 ) -> Pipeline:
-    """Text and behaviour together: the TF-IDF blocks plus median-imputed, standardised
-    behavioural and lexicon features (scaled by `behaviour_weight`) in one ColumnTransformer,
-    then logistic regression."""
-    text = make_tfidf_features(
-        word_ngram_range, char_ngram_range, min_df, max_features, vectorizer, n_features
-    )
+    """Text and behaviour together: the TF-IDF blocks (`tfidf`: `TfidfSettings` fields) plus
+    median-imputed, standardised behavioural and lexicon features (scaled by
+    `behaviour_weight`) in one ColumnTransformer, then logistic regression."""
+    text = make_tfidf_features(**tfidf)
     behaviour = Pipeline(
         [("impute", SimpleImputer(strategy="median")), ("scale", StandardScaler())]
     )
@@ -268,11 +245,6 @@ def make_tfidf_plus_behaviour(
                     sparse_threshold=1.0,
                 ),
             ),
-            (
-                "classifier",
-                CompactLogisticRegression(
-                    C=C, class_weight=class_weight, max_iter=max_iter, random_state=random_state
-                ),
-            ),
+            ("classifier", _logistic_regression(C, class_weight, max_iter, random_state)),
         ]
     )

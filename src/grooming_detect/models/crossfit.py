@@ -1,7 +1,7 @@
-"""Cross-fitted decisions (``model.selection: crossfit``): the calibrator and the threshold are
+"""Cross-fitted decisions (``decision=crossfit``): the calibrator and the threshold are
 fitted on out-of-fold scores of every train + validation unit, not on one small validation carve.
 
-The units of train + validation are split into ``model.cv.folds`` folds of whole connected
+The units of train + validation are split into ``decision.folds`` folds of whole connected
 components of the author-conversation graph (an author, and everyone who shares a conversation
 with them, is in one fold only), bin-packed so that every fold gets a share of the positives and
 of the units. For each fold a fresh copy of the estimator is fitted on the other folds and scores
@@ -94,13 +94,13 @@ def component_folds(
     n_positive_components = int((per["positive"] > 0).sum())
     if n_folds < 2 or n_positive_components < 2:
         raise CrossfitError(
-            f"model.cv.folds={n_folds}: cross-fitting needs at least 2 folds, each with a "
+            f"decision.folds={n_folds}: cross-fitting needs at least 2 folds, each with a "
             f"connected component that holds a positive; train + validation have "
-            f"{n_positive_components} such components. Set model.selection=holdout"
+            f"{n_positive_components} such components. Set decision=holdout"
         )
     if n_positive_components < n_folds:
         log.warning(
-            "model.cv.folds=%d: only %d connected components of train + validation hold a "
+            "decision.folds=%d: only %d connected components of train + validation hold a "
             "positive; cross-fitting with %d folds",
             n_folds,
             n_positive_components,
@@ -180,7 +180,7 @@ def check_fold_shares(folds: np.ndarray, components: np.ndarray, tolerance: floa
         f"cross-fitting folds hold {', '.join(f'{x:.2f}' for x in shares)} of the units, "
         f"expected {1 / n_folds:.2f} each within data.split_tolerance={tolerance}: the largest "
         f"connected component of train + validation holds {largest} of {len(folds)} units. "
-        "Set model.selection=holdout"
+        "Set decision=holdout"
     )
 
 

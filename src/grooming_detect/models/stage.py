@@ -1,6 +1,6 @@
 """The train stage: fit the configured model, calibrate it and tune its threshold, never on `test`.
 
-``model.selection: holdout`` fits the model on `train` and the calibrator and threshold on
+``decision=holdout`` fits the model on `train` and the calibrator and threshold on
 `validation`. ``crossfit`` (the default for the scikit-learn models) fits them on out-of-fold
 scores of grouped folds over train + validation and refits the model on both
 (`grooming_detect.models.crossfit`)."""
@@ -192,8 +192,8 @@ def _negatives_per_positive(cfg: DictConfig) -> float | None:
 
 
 def selection_of(cfg: DictConfig) -> str:
-    """``model.selection`` (holdout when the model file does not say)."""
-    return str(cfg.model.get("selection") or "holdout")
+    """``decision.name``: holdout or crossfit (holdout for a config without a decision)."""
+    return str((cfg.get("decision") or {}).get("name") or "holdout")
 
 
 def _fit(
@@ -215,7 +215,7 @@ def _fit(
         if selection_of(cfg) == "crossfit":
             raise ValueError(
                 f"model={cfg.model.name} selects and stops on validation itself, which "
-                "model.selection=crossfit trains on; set model.selection=holdout"
+                "decision=crossfit trains on; set decision=holdout"
             )
         fit_kwargs["validation"] = inputs.training("validation")
     started = time.perf_counter()
@@ -240,10 +240,10 @@ def _decisions(
     cfg: DictConfig, raw: np.ndarray, y: np.ndarray, fitted_on: str, selection: dict[str, Any]
 ) -> Decisions:
     """Fit the calibrator on (raw, y) and tune the threshold on the calibrated scores."""
-    calibrator = ScoreCalibrator(str(cfg.model.calibration)).fit(raw, y)
+    calibrator = ScoreCalibrator(str(cfg.decision.calibration)).fit(raw, y)
     scores = calibrator.transform(raw)
-    objective = str(cfg.model.threshold_objective)
-    min_precision = float(cfg.model.get("threshold_min_precision") or 0.0)
+    objective = str(cfg.decision.threshold_objective)
+    min_precision = float(cfg.decision.get("threshold_min_precision") or 0.0)
     threshold = tune_threshold(y, scores, objective, min_precision)
     at_threshold = {
         **scores_at_threshold(y, scores, threshold),
@@ -277,7 +277,7 @@ def _decide_crossfit(
 ) -> Decisions:
     """Crossfit: calibrator and threshold fitted on out-of-fold scores of train + validation
     (`counts`: precomputed hashed counts of their texts, shared by the fold models)."""
-    n_folds, seed = int(cfg.model.cv.folds), int(cfg.seed)
+    n_folds, seed = int(cfg.decision.folds), int(cfg.seed)
 
     def fit(X: pd.DataFrame, y: np.ndarray, fold: int) -> Any:
         X, y, _ = subsample_negatives(X, y, _negatives_per_positive(cfg), seed + 1 + fold)
@@ -412,7 +412,7 @@ def _decision_metrics(inputs: ModelInput, decisions: Decisions) -> dict[str, flo
 
 
 def run_train(cfg: DictConfig, ctx: StageContext) -> StageResult:
-    """Fit the model, calibrate it and tune its threshold (`model.selection`); save and log it."""
+    """Fit the model, calibrate it and tune its threshold (`decision`); save and log it."""
     inputs = model_input(cfg, ctx, "train")
     if selection_of(cfg) == "crossfit":
         # The K fold models and the refit read subsets of the same documents: each text is
