@@ -48,6 +48,18 @@ log = logging.getLogger(__name__)
 FEATURES_VERSION = 7
 
 
+def _with_conversation_features(
+    texts: pd.DataFrame, messages: pd.DataFrame, lexicons: dict[str, list[str]], facts: Any
+) -> pd.DataFrame:
+    """The conversation texts with their behavioural and lexicon features."""
+    return texts.merge(
+        conversation_features(messages, lexicons, facts),
+        on=["conversation_id", "split"],
+        how="left",
+        suffixes=("", "_feature"),
+    )
+
+
 def build_views(
     messages: pd.DataFrame,
     authors: pd.DataFrame,
@@ -77,7 +89,6 @@ def build_views(
             else None
         )
         bar.update()
-        keys_ac = ["conversation_id", "author", "split"]
         whole = (
             conversation_texts(messages, conversations, separator)
             if wanted & {CONVERSATION_VIEW, AUTHOR_CONVERSATION_VIEW}
@@ -93,12 +104,7 @@ def build_views(
         if CONVERSATION_VIEW in wanted:
             assert whole is not None
             built[CONVERSATION_VIEW] = (
-                whole.merge(
-                    conversation_features(messages, lexicons, facts),
-                    on=["conversation_id", "split"],
-                    how="left",
-                    suffixes=("", "_feature"),
-                )
+                _with_conversation_features(whole, messages, lexicons, facts)
                 if behaviour
                 else whole
             )
@@ -108,7 +114,9 @@ def build_views(
             built[AUTHOR_CONVERSATION_VIEW] = (
                 pairs
                 if per_conversation is None
-                else pairs.merge(per_conversation, on=keys_ac, how="left")
+                else pairs.merge(
+                    per_conversation, on=["conversation_id", "author", "split"], how="left"
+                )
             )
         bar.update()
     # Features are doubles throughout (counts too), so a model's input schema is stable and a

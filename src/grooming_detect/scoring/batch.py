@@ -59,6 +59,27 @@ def score_file(
         authors, conversations = score_messages(model, meta, batch, lexicons, separator)
         author_parts.append(authors)
         conversation_parts.append(conversations)
+    authors, conversations = combine_scores(author_parts, conversation_parts, threshold)
+    log.info(
+        "scored %d messages: %d authors (%d flagged), %d conversations (%d flagged) at "
+        "threshold %.4f",
+        n_messages,
+        len(authors),
+        int(authors["flagged"].sum()) if len(authors) else 0,
+        len(conversations),
+        int(conversations["flagged"].sum()),
+        threshold,
+    )
+    _write_pair(out_dir, authors, conversations)
+    return out_dir / "author_scores.csv", out_dir / "conversation_scores.csv"
+
+
+def combine_scores(
+    author_parts: list[pd.DataFrame], conversation_parts: list[pd.DataFrame], threshold: float
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """One author and one conversation table from the tables of several batches: an author
+    scored in several batches keeps the highest score (message and conversation counts add up);
+    each row flagged at `threshold`; highest score first."""
     authors = pd.concat(author_parts, ignore_index=True)
     if len(authors):
         authors = authors.groupby("author", as_index=False).agg(
@@ -71,16 +92,11 @@ def score_file(
     conversations = pd.concat(conversation_parts, ignore_index=True)
     conversations["flagged"] = conversations["score"] >= threshold
     conversations = conversations.sort_values("score", ascending=False, ignore_index=True)
-    log.info(
-        "scored %d messages: %d authors (%d flagged), %d conversations (%d flagged) at "
-        "threshold %.4f",
-        n_messages,
-        len(authors),
-        int(authors["flagged"].sum()) if len(authors) else 0,
-        len(conversations),
-        int(conversations["flagged"].sum()),
-        threshold,
-    )
+    return authors, conversations
+
+
+def _write_pair(out_dir: Path, authors: pd.DataFrame, conversations: pd.DataFrame) -> None:
+    """``author_scores.csv`` and ``conversation_scores.csv`` in `out_dir`, as a pair."""
     out_dir.mkdir(parents=True, exist_ok=True)
     # Both files are written in full before either replaces the previous run's: a failed write
     # (a full disk) leaves the previous pair, never a new author file beside an old one.
@@ -94,4 +110,3 @@ def score_file(
         }
         for name, path in staged.items():
             os.replace(path, out_dir / name)
-    return out_dir / "author_scores.csv", out_dir / "conversation_scores.csv"

@@ -18,12 +18,16 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from grooming_detect import progress
 from grooming_detect.io import unwritable_reason
 from grooming_detect.scoring.batch import score_file
 from grooming_detect.scoring.messages import feature_settings, load_scoring_model, set_quantize
 from grooming_detect.tracking import TrackingError
+
+if TYPE_CHECKING:
+    from grooming_detect.scoring.stream import RiskStream
 
 log = logging.getLogger(__name__)
 
@@ -129,14 +133,34 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
+def _risk_stream(args: argparse.Namespace) -> RiskStream:
+    """The stream scorer of ``--model`` with the warning policy of ``--threshold`` and
+    ``--patience``."""
+    from grooming_detect.scoring.stream import RiskStream, warning_policy
+
+    model, meta = load_scoring_model(args.model)
+    if args.quantize is not None:
+        set_quantize(model, args.quantize, args.model)
+    lexicons, separator = feature_settings(meta, None, None)
+    threshold, patience = warning_policy(args.threshold, args.patience, meta, args.model)
+    # One JSON line per message is the progress: no bars or progress lines besides it.
+    progress.configure(enabled=False)
+    return RiskStream(
+        model,
+        meta,
+        lexicons,
+        separator,
+        threshold,
+        window=args.window,
+        step=args.step,
+        patience=patience,
+        max_open=args.max_open,
+    )
+
+
 def _stream_main(args: argparse.Namespace) -> int:
     """``--stream``: JSON lines to standard output, or to ``<out>/stream.jsonl`` (atomic)."""
-    from grooming_detect.scoring.stream import (
-        RiskStream,
-        stream_file,
-        stream_to_folder,
-        warning_policy,
-    )
+    from grooming_detect.scoring.stream import stream_file, stream_to_folder
 
     if args.out is not None:
         unwritable = unwritable_reason(args.out)
@@ -144,24 +168,7 @@ def _stream_main(args: argparse.Namespace) -> int:
             print(f"error: --out {args.out}: {unwritable}", file=sys.stderr)
             return 2
     try:
-        model, meta = load_scoring_model(args.model)
-        if args.quantize is not None:
-            set_quantize(model, args.quantize, args.model)
-        lexicons, separator = feature_settings(meta, None, None)
-        threshold, patience = warning_policy(args.threshold, args.patience, meta, args.model)
-        # One JSON line per message is the progress: no bars or progress lines besides it.
-        progress.configure(enabled=False)
-        risk = RiskStream(
-            model,
-            meta,
-            lexicons,
-            separator,
-            threshold,
-            window=args.window,
-            step=args.step,
-            patience=patience,
-            max_open=args.max_open,
-        )
+        risk = _risk_stream(args)
         if args.out is None:
             counts = stream_file(risk, args.input, sys.stdout)
         else:
@@ -183,8 +190,8 @@ def _stream_main(args: argparse.Namespace) -> int:
         "%d conversations closed to stay within --max-open (%d of them reopened)",
         counts["messages"],
         risk.method,
-        threshold,
-        patience,
+        risk.threshold,
+        risk.patience,
         counts["warnings"],
         counts["closed"],
         counts["reopened"],
