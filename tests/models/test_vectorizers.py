@@ -370,3 +370,27 @@ def test_vocabulary_is_saved_packed_and_restored_exactly(tmp_path: Path) -> None
         restored = loaded.named_steps["features"].named_transformers_[name].vocabulary_
         assert restored == vocabulary and all(type(v) is int for v in restored.values())
     np.testing.assert_array_equal(loaded.predict_proba(frame), model.predict_proba(frame))
+
+
+def test_a_model_saved_before_shared_counts_existed_still_scores(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Model files written before `HashingTfidfVectorizer` had its `counts` parameter hold no
+    such attribute; they load and score as they did."""
+    texts = ["hello there how old are you", "nice day for a walk", "where do you live"]
+    vectorizer = HashingTfidfVectorizer(n_features=2**10).fit(texts)
+    expected = vectorizer.transform(texts).toarray()
+    path = tmp_path / "old.skops"
+    original = HashingTfidfVectorizer.__getstate__
+
+    def without_counts(self: HashingTfidfVectorizer) -> dict[str, Any]:
+        state = original(self)
+        del state["counts"]
+        return state
+
+    monkeypatch.setattr(HashingTfidfVectorizer, "__getstate__", without_counts)
+    sio.dump(vectorizer, path)
+    monkeypatch.undo()
+    loaded = sio.load(path, trusted=sio.get_untrusted_types(file=path))
+    assert loaded.counts is None
+    np.testing.assert_array_equal(loaded.transform(texts).toarray(), expected)

@@ -196,6 +196,10 @@ class HashingTfidfVectorizer(TransformerMixin, BaseEstimator):
         """The state to save or copy, without `counts` (precomputed input, not learned state)."""
         return {**super().__getstate__(), "counts": None}
 
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        """A model saved before `counts` existed loads with none."""
+        super().__setstate__({"counts": None, **state})
+
     def hashing_settings(self) -> tuple:
         """What the hashed counts of a text depend on (besides the text)."""
         return (self.analyzer, tuple(self.ngram_range), int(self.n_features), bool(self.lowercase))
