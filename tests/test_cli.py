@@ -88,7 +88,7 @@ def test_a_wrong_type_or_a_typo_fails_at_composition(
     completed = subprocess.run(
         [EXECUTABLE, override], capture_output=True, text=True, env=env, timeout=120
     )
-    assert completed.returncode != 0
+    assert completed.returncode == 2, completed.stderr
     assert key in completed.stderr and "Traceback" not in completed.stderr, completed.stderr
     assert not (tmp_path / "data").exists()
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
+import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -44,6 +45,10 @@ EXPECTED_ERRORS = (
     TrackingUnreachableError,
 )
 
+#: Set when Hydra has composed the config and calls `main`: before that, an exit status 1 is
+#: Hydra refusing the command line (see `run`).
+_COMPOSED = threading.Event()
+
 # Libraries whose INFO chatter hides what the pipeline itself says.
 QUIET_LOGGERS = ("alembic", "mlflow", "urllib3", "matplotlib", "git")
 
@@ -52,6 +57,7 @@ QUIET_LOGGERS = ("alembic", "mlflow", "urllib3", "matplotlib", "git")
 def main(cfg: DictConfig) -> dict[str, Any]:
     """Compose the config, run the pipeline, and say where the results are; return the job's
     record (seed, run, measures) for sweep callbacks such as `sweeps.SeedsSummary`."""
+    _COMPOSED.set()
     for name in QUIET_LOGGERS:
         logging.getLogger(name).setLevel(logging.WARNING)
     hydra_cfg = HydraConfig.get()
@@ -128,5 +134,18 @@ def _job_record(cfg: DictConfig, result: PipelineResult) -> dict[str, Any]:
     return job_record(cfg, result.run_id, measures, manifest)
 
 
+def run() -> None:
+    """The ``grooming-detect`` command: `main` under Hydra. Hydra's own refusals of the command
+    line (a misspelt key, a wrong type, a malformed override), which it reports and ends with
+    status 1, exit with status 2, as every other bad setting does; a failure after composition
+    keeps its status."""
+    try:
+        main()
+    except SystemExit as ended:
+        if ended.code == 1 and not _COMPOSED.is_set():
+            sys.exit(2)
+        raise
+
+
 if __name__ == "__main__":
-    main()
+    run()
