@@ -63,13 +63,9 @@ print(json.dumps({"messages": len(columns), "seconds": seconds, "peak_rss_mib": 
                   "word_types": len(types)}))
 """
 
-NAIVE = """
-import json, sys, time, xml.etree.ElementTree as ET
-import pandas as pd
-from sklearn.feature_extraction.text import TfidfVectorizer
-from sklearn.linear_model import LogisticRegression
-from grooming_detect.profiling import peak_rss_mib
-started = time.perf_counter()
+#: The common public approach to the files: ElementTree, pandas rows, one document per author
+#: (both references start the clock before it).
+READ_AUTHORS = """
 def rows(path):
     root = ET.parse(path).getroot()
     return pd.DataFrame([
@@ -83,7 +79,16 @@ def authors(frame, ids):
 ids = lambda p: {l.strip() for l in open(p, encoding="utf-8") if l.strip()}
 train = authors(rows(sys.argv[1]), ids(sys.argv[2]))
 test = authors(rows(sys.argv[3]), ids(sys.argv[4]))
-vectorizer = TfidfVectorizer(sublinear_tf=True, ngram_range=(1, 2), min_df=2)
+"""
+
+NAIVE = """
+import json, sys, time, xml.etree.ElementTree as ET
+import pandas as pd
+from sklearn.feature_extraction.text import TfidfVectorizer
+from sklearn.linear_model import LogisticRegression
+from grooming_detect.profiling import peak_rss_mib
+started = time.perf_counter()
+{read_authors}vectorizer = TfidfVectorizer(sublinear_tf=True, ngram_range=(1, 2), min_df=2)
 model = LogisticRegression(max_iter=2000, class_weight="balanced")
 model.fit(vectorizer.fit_transform(train["text"]), train["label"])
 scores = model.predict_proba(vectorizer.transform(test["text"]))[:, 1]
@@ -106,20 +111,7 @@ from sklearn.model_selection import StratifiedGroupKFold
 from sklearn.pipeline import make_pipeline, make_union
 from grooming_detect.profiling import peak_rss_mib
 started = time.perf_counter()
-def rows(path):
-    root = ET.parse(path).getroot()
-    return pd.DataFrame([
-        {"conversation_id": c.get("id"), "author": (m.findtext("author") or "").strip(),
-         "text": m.findtext("text") or ""}
-        for c in root.iter("conversation") for m in c.iter("message")])
-def authors(frame, ids):
-    docs = frame.groupby("author")["text"].agg(" ".join).reset_index()
-    docs["label"] = docs["author"].isin(ids)
-    return docs
-ids = lambda p: {l.strip() for l in open(p, encoding="utf-8") if l.strip()}
-train = authors(rows(sys.argv[1]), ids(sys.argv[2]))
-test = authors(rows(sys.argv[3]), ids(sys.argv[4]))
-def model():
+{read_authors}def model():
     return make_pipeline(
         make_union(
             TfidfVectorizer(sublinear_tf=True, ngram_range=(1, 2), min_df=2),
@@ -289,8 +281,8 @@ def bench(name: str, root: Path, extra: list[str] | None = None) -> dict:
         str(files.test_xml),
         str(files.test_problem1),
     )
-    naive = _python(NAIVE, *corpus_files)
-    rigorous = _python(RIGOROUS, *corpus_files)
+    naive = _python(NAIVE.replace("{read_authors}", READ_AUTHORS), *corpus_files)
+    rigorous = _python(RIGOROUS.replace("{read_authors}", READ_AUTHORS), *corpus_files)
     model_dirs = sorted(root.glob("outputs/**/model/model.json"))
     score = _python(SCORE, str(model_dirs[-1].parent), str(files.test_xml))
     messages = _sizes(name)["messages"]
