@@ -35,7 +35,7 @@ test: $(STAMP) ## run the fast test tier, every test not marked slow (ARGS= pass
 	$(BIN)/python -m pytest -m "not slow" --durations=15 $(ARGS)
 
 .PHONY: test-fast
-test-fast: $(STAMP) ## the edit loop: unit tests only, no pipeline runs (about a minute; CI runs everything)
+test-fast: $(STAMP) ## the edit loop: unit tests only, no pipeline runs (about 2 minutes; CI runs everything)
 	$(BIN)/python -m pytest -m "not slow and not pipeline" -q $(ARGS)
 
 .PHONY: test-slow
