@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import shutil
 from collections.abc import Callable
@@ -158,7 +159,10 @@ PIPELINE_CALLS = (
 )
 
 
+@functools.cache
 def _runs_whole_commands(function: object) -> bool:
+    """Whether `function`'s source makes a whole-command call (each fixture is read once,
+    however many tests use it)."""
     import inspect
 
     try:
