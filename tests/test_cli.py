@@ -150,3 +150,23 @@ def test_an_unreachable_tracking_server_is_one_line_after_a_bounded_wait(tmp_pat
     assert error.startswith(f"grooming-detect: error: tracking.uri=http://127.0.0.1:{port}: no")
     assert "Traceback" not in completed.stderr
     assert time.monotonic() - started < 60
+
+
+def test_a_failure_after_composition_keeps_its_exit_status(tmp_path: Path) -> None:
+    """Only Hydra's refusals of the command line become status 2: a bug once the config is
+    composed still ends with Hydra's status 1 and its message."""
+    code = (
+        "import sys\n"
+        "from grooming_detect import cli, pipeline\n"
+        "def bug(*args, **kwargs):\n"
+        "    raise RuntimeError('a bug')\n"
+        "pipeline.run = bug\n"
+        "sys.argv = ['grooming-detect', 'progress=false']\n"
+        "cli.run()\n"
+    )
+    env = {**os.environ, "GROOMING_DETECT_ROOT": str(tmp_path)}
+    completed = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120
+    )
+    assert completed.returncode == 1, completed.stderr
+    assert "a bug" in completed.stderr
