@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 import os
 import sys
-import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -45,9 +44,19 @@ EXPECTED_ERRORS = (
     TrackingUnreachableError,
 )
 
-#: Set when Hydra has composed the config and calls `main`: before that, an exit status 1 is
-#: Hydra refusing the command line (see `run`).
-_COMPOSED = threading.Event()
+#: Whether Hydra has composed the config and called `main` in this process: before that, an exit
+#: status 1 is Hydra refusing the command line (see `run`). A plain dict behind module-level
+#: functions, not a lock: the joblib and submitit launchers pickle `main` by value, and whatever
+#: it references directly must pickle too.
+_STATE = {"composed": False}
+
+
+def _mark_composed() -> None:
+    _STATE["composed"] = True
+
+
+def _composed() -> bool:
+    return _STATE["composed"]
 
 # Libraries whose INFO chatter hides what the pipeline itself says.
 QUIET_LOGGERS = ("alembic", "mlflow", "urllib3", "matplotlib", "git")
@@ -57,7 +66,7 @@ QUIET_LOGGERS = ("alembic", "mlflow", "urllib3", "matplotlib", "git")
 def main(cfg: DictConfig) -> dict[str, Any]:
     """Compose the config, run the pipeline, and say where the results are; return the job's
     record (seed, run, measures) for sweep callbacks such as `sweeps.SeedsSummary`."""
-    _COMPOSED.set()
+    _mark_composed()
     for name in QUIET_LOGGERS:
         logging.getLogger(name).setLevel(logging.WARNING)
     hydra_cfg = HydraConfig.get()
@@ -142,7 +151,7 @@ def run() -> None:
     try:
         main()
     except SystemExit as ended:
-        if ended.code == 1 and not _COMPOSED.is_set():
+        if ended.code == 1 and not _composed():
             sys.exit(2)
         raise
 
