@@ -106,7 +106,7 @@ class GeneratorConfig:
     predator_share: float = share()
     n_train_predators: int | None = ranged(0)
     n_test_predators: int | None = ranged(0)
-    conversations_per_predator: list[int] = MISSING
+    held_out_families: str = MISSING
     hard_negative_share: float = share()
     monologue_share: float = share()
     multiparty_share: float = share()

@@ -54,6 +54,7 @@ def _choices() -> list[tuple[str, tuple[str | None, ...], str | None]]:
     """(key, allowed values, the stage that reads it or None: always) of every enumerated
     option; the modules that use them hold the choices."""
     from grooming_detect.data.splits import SPLIT_OVERRIDES
+    from grooming_detect.data.synthetic.markers import HELD_OUT
     from grooming_detect.evaluation.lines import LINE_RULES
     from grooming_detect.models.crossfit import SELECTIONS
     from grooming_detect.models.decision import METHODS, THRESHOLD_OBJECTIVES
@@ -64,6 +65,8 @@ def _choices() -> list[tuple[str, tuple[str | None, ...], str | None]]:
         ("data.split_override", (None, *SPLIT_OVERRIDES), None),
         # chatlog only (absent, hence None, elsewhere)
         ("data.long_messages", (None, "error", "truncate"), None),
+        # synthetic only
+        ("data.generator.held_out_families", (None, *HELD_OUT), None),
         ("evaluate.splits", ("validation", "test"), "evaluate"),
         ("evaluate.line_rule", LINE_RULES, "evaluate"),
         ("model.aggregate", AGGREGATES, "train"),

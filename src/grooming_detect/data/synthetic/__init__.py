@@ -52,6 +52,14 @@ from grooming_detect.data.synthetic.corpus import (
     is_complete,
 )
 from grooming_detect.data.synthetic.hosts import split_pool
+from grooming_detect.data.synthetic.markers import (
+    MARKER_FAMILIES,
+    STAGE_ORDER,
+    Family,
+    families_for,
+    render_family,
+    wordings,
+)
 from grooming_detect.data.synthetic.settings import (
     GENERATOR_VERSION,
     GeneratorSettings,
@@ -59,31 +67,33 @@ from grooming_detect.data.synthetic.settings import (
 )
 from grooming_detect.data.synthetic.surface import vary_surface
 from grooming_detect.data.synthetic.vocabulary import (
+    CUE_REPLIES,
     EXCLUDED_CONTENT,
     HARD_NEGATIVES,
-    PREDATOR_MARKERS,
     SMALL_TALK,
-    STAGE_ORDER,
-    VICTIM_REPLIES,
 )
 from grooming_detect.data.synthetic.writer import html_escape, xml_escape
 
 __all__ = [
     "COMPLETE_FILE",
+    "CUE_REPLIES",
     "EXCLUDED_CONTENT",
     "GENERATOR_VERSION",
     "HARD_NEGATIVES",
-    "PREDATOR_MARKERS",
+    "MARKER_FAMILIES",
     "SMALL_TALK",
     "STAGE_ORDER",
-    "VICTIM_REPLIES",
+    "Family",
     "GeneratorSettings",
     "SplitTruth",
+    "families_for",
     "generate_corpus",
     "html_escape",
     "is_complete",
+    "render_family",
     "settings_from_config",
     "split_pool",
     "vary_surface",
+    "wordings",
     "xml_escape",
 ]

@@ -70,7 +70,7 @@ def _generate_split(
 ) -> tuple[list[tuple[str, Conversation]], SplitTruth]:
     """Plan and render the conversations of one split; what the generator knows about them."""
     rng = random.Random(seed)
-    renderer = ConversationRenderer(settings, pool, rng, stream_seed=seed + 1)
+    renderer = ConversationRenderer(settings, pool, rng, stream_seed=seed + 1, split=name)
     planner = SplitPlanner(
         settings, size.n_conversations, size.n_messages, size.n_predators, pool["monologue"], rng
     )

@@ -1,5 +1,6 @@
 """Planning one split: who talks to whom, in how many conversations of which length (no labels
-yet), then the labels: predators among actors, hard negatives among the other conversations."""
+yet), then the labels: predators among all two-person authors, hard negatives among the other
+conversations."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from grooming_detect.data import chitchat
+from grooming_detect.data.synthetic.markers import STAGE_ORDER
 from grooming_detect.data.synthetic.vocabulary import HARD_NEGATIVES
 
 if TYPE_CHECKING:
@@ -25,6 +27,8 @@ class Conversation:
     predator: str | None = None
     intensity: float = 0.0
     subkind: str = ""
+    #: The predator's stages, in order (`stage_plan`); empty for other conversations.
+    stages: tuple[str, ...] = ()
     lines: list[tuple[str, str, str, bool]] = field(default_factory=list)
 
 
@@ -159,32 +163,29 @@ class SplitPlanner:
             conversation.length = length
 
     def _label(self, conversations: list[Conversation]) -> None:
-        """Pick predators among actors with 2-8 conversations, then hard negatives."""
+        """Pick predators among all two-person authors, then hard negatives.
+
+        Predators are drawn uniformly from everyone who takes part in a two-person conversation
+        (whoever started it), so their number of conversations follows the negatives'
+        distribution: a third of them have one, as a third of the others do, and
+        ``model=metadata_only`` has no count to read.
+        """
         settings, rng = self.settings, self.rng
-        low, high = settings.conversations_per_predator
-        started: dict[str, list[Conversation]] = {}
         involving: dict[str, list[Conversation]] = {}
         for conversation in conversations:
             if conversation.initiator is not None:
-                started.setdefault(conversation.initiator, []).append(conversation)
                 for author in conversation.authors:
                     involving.setdefault(author, []).append(conversation)
-        eligible = sorted(a for a, convs in started.items() if low <= len(convs) <= high)
-        n_dialogue = sum(len(convs) for convs in started.values())
+        candidates = sorted(involving)
+        per_author = sum(len(c) for c in involving.values()) / max(1, len(candidates))
         n_predators = self.n_predators or max(
-            1, round(settings.predator_share * len(conversations) / ((low + high) / 2))
+            1, round(settings.predator_share * len(conversations) / per_author)
         )
-        if n_predators > len(eligible):
-            raise ValueError(
-                f"{n_predators} predators asked for, but only {len(eligible)} authors start "
-                f"{low}-{high} conversations in {n_dialogue} two-person conversations: "
-                "ask for more conversations or fewer predators"
-            )
         chosen: list[str] = []
         met: set[str] = set()
         # In a seeded order, skipping anyone who talks with a predator already chosen (a
         # predator is never another predator's partner).
-        for candidate in rng.sample(eligible, len(eligible)):
+        for candidate in rng.sample(candidates, len(candidates)):
             if len(chosen) == n_predators:
                 break
             if candidate in met:
@@ -193,16 +194,19 @@ class SplitPlanner:
             met.update(a for c in involving[candidate] for a in c.authors)
         if len(chosen) < n_predators:
             raise ValueError(
-                f"{n_predators} predators asked for, but only {len(chosen)} authors who never "
-                "talk with each other start enough conversations: ask for more conversations"
+                f"{n_predators} predators asked for, but only {len(chosen)} authors of "
+                f"{len(candidates)} never talk with each other: ask for more conversations or "
+                "fewer predators"
             )
         for predator in chosen:
             intensity = rng.betavariate(2.0, 2.0) * (1.0 - 0.85 * settings.difficulty) + 0.05
+            stages = stage_plan(rng)
             # Every two-person conversation of a predator is a predator conversation, also
             # those another actor started with them (partner picks are label-blind).
             for conversation in involving[predator]:
                 conversation.kind, conversation.predator = "predator", predator
                 conversation.intensity = intensity
+                conversation.stages = stages
         predators = {c.predator for c in conversations if c.predator}
         innocent = [
             c for c in conversations if c.kind == "dialogue" and not set(c.authors) & predators
@@ -211,3 +215,15 @@ class SplitPlanner:
         for conversation in rng.sample(innocent, n_hard):
             conversation.kind = "hard_negative"
             conversation.subkind = rng.choice(sorted(HARD_NEGATIVES))
+
+
+def stage_plan(rng: random.Random) -> tuple[str, ...]:
+    """The stages one predator goes through, in `STAGE_ORDER`: rapport nearly always, each later
+    stage with its own chance (not every grooming process reaches secrecy or a meeting), never
+    fewer than two."""
+    chances = {"rapport": 0.9, "personal_info": 0.75, "meeting": 0.5}
+    stages = [s for s in STAGE_ORDER if rng.random() < chances.get(s, 0.6)]
+    while len(stages) < 2:
+        extra = rng.choice([s for s in STAGE_ORDER if s not in stages])
+        stages = [s for s in STAGE_ORDER if s in stages or s == extra]
+    return tuple(stages)

@@ -1,5 +1,6 @@
-"""The text of each planned conversation: a real host window with the predator's stage markers,
-the partner's replies or the hard negative's innocent cues injected, and the official files'
+"""The text of each planned conversation: a real host window with the predator's stage markers
+(`markers`: the split's paraphrase families), replies to cues, or the hard negative's innocent
+cues placed in it in the host's register, and the official files'
 format quirks; multi-party technical chat from templates."""
 
 from __future__ import annotations
@@ -9,22 +10,28 @@ from typing import TYPE_CHECKING, Any
 
 from grooming_detect.data import chitchat
 from grooming_detect.data.synthetic.hosts import HostStream, Window
+from grooming_detect.data.synthetic.markers import STAGE_ORDER, families_for, render_family
 from grooming_detect.data.synthetic.planner import Conversation
-from grooming_detect.data.synthetic.surface import paraphrase, vary_surface
+from grooming_detect.data.synthetic.surface import place_cue, vary_surface
 from grooming_detect.data.synthetic.vocabulary import (
+    CUE_REPLIES,
     HARD_NEGATIVES,
     IRC_TECH,
-    PREDATOR_MARKERS,
     SHARED_CUES,
     SLOTS,
     SMALL_TALK,
-    STAGE_ORDER,
-    VICTIM_REPLIES,
     Vocabulary,
 )
 
 if TYPE_CHECKING:
     from grooming_detect.data.synthetic.settings import GeneratorSettings
+
+#: Share of lines, of every author, given one chat-noise edit (`surface.vary_surface`).
+LINE_NOISE = 0.08
+#: Chance that the line after someone else's cue (of any kind) is a reply phrase.
+REPLY_RATE = 0.15
+#: Chance that any other line of a two-person conversation is a reply phrase all the same.
+UNPROMPTED_REPLY_RATE = 0.05
 
 
 class ConversationRenderer:
@@ -37,9 +44,11 @@ class ConversationRenderer:
         pool: dict[str, list[chitchat.HostConversation]],
         rng: random.Random,
         stream_seed: int,
+        split: str = "train",
     ) -> None:
         self.settings = settings
         self.rng = rng
+        self.families = families_for(split, settings.held_out_families)
         self.vocab = Vocabulary(rng)
         self.dialogues = HostStream(pool["dialogue"], random.Random(stream_seed))
         self._host_of = {h.source_id: h for h in pool["monologue"]}
@@ -58,6 +67,7 @@ class ConversationRenderer:
         shift = rng.randint(-90, 90) if window.reuse else 0
         role = {0: conversation.authors[0], 1: conversation.authors[-1]}
         lines: list[Any] = []
+        cue_before = False
         for position, (speaker, minute, text) in enumerate(
             zip(window.speakers, window.minutes, window.texts, strict=True)
         ):
@@ -65,46 +75,50 @@ class ConversationRenderer:
                 text = vary_surface(text, rng, changes=rng.randint(1, 3))
             author = role[min(speaker, 1)]
             progress = position / max(1, len(window.texts) - 1)
-            text, marker = self._inject(conversation, author, text, progress, lines)
+            replying = cue_before and bool(lines) and lines[-1][0] != author
+            cue, marker = self._cue(conversation, author, progress, replying)
+            cue_before = cue is not None
+            if cue is not None:
+                text = place_cue(cue, text, rng)
+            # The same chat noise on every line of every author, cue or not: no surface tells.
+            if rng.random() < LINE_NOISE:
+                text = vary_surface(text, rng)
             time = (minute + shift) % 1440
             lines.append((author, f"{time // 60:02d}:{time % 60:02d}", self._quirk(text), marker))
         conversation.lines = lines
         conversation.length = len(lines)
 
-    def _inject(
-        self,
-        conversation: Conversation,
-        author: str,
-        text: str,
-        progress: float,
-        previous: list[tuple[str, str, str, bool]],
-    ) -> tuple[str, bool]:
+    def _cue(
+        self, conversation: Conversation, author: str, progress: float, replying: bool
+    ) -> tuple[str | None, bool]:
+        """The cue `author` says in this line, if any, and whether it is a predator's marker.
+
+        Replies to a cue come at one rate whoever said the cue (a predator, a hard negative, an
+        innocent speaker), and reply phrases also turn up unprompted in any conversation: the
+        partner's side carries no label.
+        """
         rng, vocab, difficulty = self.rng, self.vocab, self.settings.difficulty
-        cue: str | None = None
-        marker = False
-        if conversation.kind == "predator":
-            if author == conversation.predator:
-                if rng.random() < conversation.intensity:
-                    cue, marker = self._predator_marker(progress), True
-                elif rng.random() < 0.03 + 0.07 * difficulty:
-                    cue = vocab.pick(SHARED_CUES)
-            elif previous and previous[-1][3] and rng.random() < 0.35:
-                cue = vocab.pick(VICTIM_REPLIES)
+        if replying and rng.random() < REPLY_RATE:
+            return vocab.pick(CUE_REPLIES), False
+        if conversation.kind == "predator" and author == conversation.predator:
+            if rng.random() < conversation.intensity:
+                return self._predator_marker(conversation.stages, progress), True
+            if rng.random() < 0.03 + 0.07 * difficulty:
+                return vocab.pick(SHARED_CUES), False
         elif conversation.kind == "hard_negative":
             roll = rng.random()
             if roll < 0.3:
-                cue = vocab.pick(HARD_NEGATIVES[conversation.subkind])
-            elif roll < 0.3 + 0.2 * difficulty:
-                cue = vocab.pick(SHARED_CUES)
-            elif roll < 0.3 + 0.2 * difficulty + 0.03:
-                cue = vocab.pick(PREDATOR_MARKERS[rng.choice(STAGE_ORDER)])
+                return vocab.pick(HARD_NEGATIVES[conversation.subkind]), False
+            if roll < 0.3 + 0.2 * difficulty:
+                return vocab.pick(SHARED_CUES), False
+            if roll < 0.3 + 0.2 * difficulty + 0.03:
+                family = rng.choice(self.families[rng.choice(STAGE_ORDER)])
+                return render_family(family, rng), False
         elif rng.random() < 0.004:
-            cue = vocab.pick(SHARED_CUES)
-        if cue is None:
-            return text, False
-        cue = paraphrase(cue, rng)
-        # A cue replaces the real message or follows it in the same message.
-        return (cue if rng.random() < 0.5 else f"{text.rstrip()} {cue}"), marker
+            return vocab.pick(SHARED_CUES), False
+        if rng.random() < UNPROMPTED_REPLY_RATE:
+            return vocab.pick(CUE_REPLIES), False
+        return None, False
 
     def _render_multiparty(self, conversation: Conversation) -> None:
         rng, vocab = self.rng, self.vocab
@@ -119,11 +133,14 @@ class ConversationRenderer:
             minute = (minute + rng.choice((0, 0, 1, 1, 1, 2, 3))) % 1440
         conversation.lines = lines
 
-    def _predator_marker(self, progress: float) -> str:
-        # Stages drift from rapport and personal information to secrecy and meetings.
-        centre = progress * (len(STAGE_ORDER) - 1)
-        index = min(len(STAGE_ORDER) - 1, max(0, round(self.rng.gauss(centre, 1.5))))
-        return self.vocab.pick(PREDATOR_MARKERS[STAGE_ORDER[index]])
+    def _predator_marker(self, stages: tuple[str, ...], progress: float) -> str:
+        """A wording of one of the predator's stages: stages drift from rapport and personal
+        questions towards secrecy and meetings as the conversation goes on, with jitter."""
+        stages = stages or tuple(STAGE_ORDER)
+        centre = progress * (len(stages) - 1)
+        index = min(len(stages) - 1, max(0, round(self.rng.gauss(centre, 1.2))))
+        family = self.rng.choice(self.families[stages[index]])
+        return render_family(family, self.rng)
 
     def _quirk(self, text: str) -> str:
         rng = self.rng

@@ -15,7 +15,7 @@ from grooming_detect.data import chitchat
 from grooming_detect.io import json_digest
 
 #: Bumped whenever the generator's output changes for the same settings (invalidates caches).
-GENERATOR_VERSION = 5
+GENERATOR_VERSION = 6
 
 
 class _FromConfig:
@@ -47,7 +47,6 @@ def config_defaults() -> dict[str, Any]:
     values = OmegaConf.to_container(root.generator, resolve=True)
     if not isinstance(values, dict):
         raise TypeError(f"data.generator in conf/data/synthetic.yaml is not a mapping: {values!r}")
-    values["conversations_per_predator"] = tuple(values["conversations_per_predator"])
     return {str(key): value for key, value in values.items()}
 
 
@@ -64,7 +63,7 @@ class GeneratorSettings:
     predator_share: float = _FROM_CONFIG
     n_train_predators: int | None = _FROM_CONFIG
     n_test_predators: int | None = _FROM_CONFIG
-    conversations_per_predator: tuple[int, int] = _FROM_CONFIG
+    held_out_families: str = _FROM_CONFIG
     hard_negative_share: float = _FROM_CONFIG
     monologue_share: float = _FROM_CONFIG
     multiparty_share: float = _FROM_CONFIG
@@ -93,5 +92,4 @@ class GeneratorSettings:
 def settings_from_config(generator_cfg: object) -> GeneratorSettings:
     """Build settings from the ``data.generator`` config node (a mapping)."""
     values = dict(generator_cfg)  # type: ignore[call-overload]
-    values["conversations_per_predator"] = tuple(values["conversations_per_predator"])
     return GeneratorSettings(**values)

@@ -1,9 +1,10 @@
-"""Surface variation: the paraphrase of injected cues, and the changes a reused host window gets
-(typos, abbreviations, casing, elongations, emoticons)."""
+"""Surface variation: the chat noise every line may get (typos, abbreviations, casing,
+elongations, emoticons), and the placing of an injected cue in a real message, in its register."""
 
 from __future__ import annotations
 
 import random
+import re
 
 from grooming_detect.data.synthetic.vocabulary import EXCLUDED_CONTENT
 
@@ -23,7 +24,6 @@ _ABBREVIATIONS = {
     "i'm": "im",
     "that's": "thats",
 }
-_PREFIXES = ("btw ", "so ", "hey ", "lol ", "haha ", "oh and ", "also ", "ok ")
 _SUFFIXES = (" :)", " ;)", " :P", " lol", " haha", "!!", " xD", " ^^", " :D", "?")
 _KEYBOARD_NEIGHBOURS = {
     "a": "qsz", "b": "vgn", "c": "xdv", "d": "sfe", "e": "wrd", "f": "dgr", "g": "fht",
@@ -88,16 +88,41 @@ def _vary_words(text: str, rng: random.Random, changes: int) -> str:
     return " ".join(words)
 
 
-def paraphrase(text: str, rng: random.Random) -> str:
-    """A chat-like rendering of a template cue: prefix, abbreviations, suffix, casing, typo."""
-    if rng.random() < 0.3:
-        text = rng.choice(_PREFIXES) + text
-    if rng.random() < 0.35:
-        text = " ".join(_ABBREVIATIONS.get(w, w) for w in text.split(" "))
-    if rng.random() < 0.25:
-        text = text + rng.choice(_SUFFIXES)
-    if rng.random() < 0.15:
-        text = text[:1].upper() + text[1:]
-    if rng.random() < 0.15:
-        text = vary_surface(text, rng)
-    return text
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
+_LOWER_I = re.compile(r"\bi(?=\b|')")
+
+
+def match_register(cue: str, host: str) -> str:
+    """`cue` written the way the real message `host` is: a capital first letter and a capital
+    "I" where the host writes them, and the host's closing full stop or exclamation mark (a
+    question keeps its mark). Injected text then has the casing and punctuation of the
+    author's real lines, not a template's all-lowercase look."""
+    stripped = host.strip()
+    if not stripped or not cue:
+        return cue
+    if stripped[0].isupper() or re.search(r"\bI\b", stripped):
+        cue = _LOWER_I.sub("I", cue)
+    if stripped[0].isupper():
+        cue = cue[0].upper() + cue[1:]
+    end = stripped[-1]
+    if end in ".!" and cue[-1] not in ".!?":
+        cue += end
+    return cue
+
+
+def place_cue(cue: str, host: str, rng: random.Random) -> str:
+    """The real message `host` with `cue` in it, in the host's register: the cue replaces the
+    message, takes the place of one of its sentences, or stands before or after it."""
+    cue = match_register(cue, host)
+    sentences = [s for s in _SENTENCE_END.split(host.strip()) if s]
+    roll = rng.random()
+    if roll < 0.4 or not sentences:
+        return cue
+    if len(sentences) > 1 and roll < 0.6:
+        sentences[rng.randrange(len(sentences))] = cue
+        return " ".join(sentences)
+    closed = sentences[-1][-1] in ".!?"
+    joiner = " " if closed else rng.choice((" ", ", ", ". "))
+    if rng.random() < 0.5:
+        return host.strip() + joiner + cue
+    return cue + (" " if cue[-1] in ".!?" else rng.choice((" ", ", ", ". "))) + host.strip()

@@ -1,5 +1,5 @@
-"""What the generator says: template slots, word lists, grooming-stage markers and their innocent
-uses, the excluded vocabulary, and the seeded filling of template slots.
+"""What the generator says besides the markers (`markers`): template slots, word lists, replies to
+cues, innocent uses of the cues, the excluded vocabulary, and the seeded filling of slots.
 
 Slots in braces are filled from `SLOTS`. Nothing here is explicit: the markers are the behavioural
 cues that the grooming literature describes, phrased as a chat would phrase them.
@@ -31,6 +31,14 @@ SLOTS: dict[str, Sequence[str]] = {
     "adult_age": ["24", "29", "31", "35", "42", "27"],
     "topic": ["music", "movies", "football", "anime", "cars", "cooking", "space"],
     "emo": [":)", ":P", ";)", ":D", "<3", "xD", "^^"],
+    # The lexical fields the marker families of one stage share (`markers`).
+    "guardian": ["your parents", "your mom", "your dad", "your family", "your folks"],
+    "friends": ["your friends", "your classmates", "the kids at school", "your so called friends"],
+    "secret": ["our secret", "just between us", "between you and me", "our little secret"],
+    "quality": ["mature", "smart", "grown up", "clever", "wise"],
+    "older": ["older", "a bit older", "a lot older", "kind of older"],
+    "talk": ["talk", "chat"],
+    "meet": ["meet up", "hang out", "get together", "see each other"],
 }
 
 SMALL_TALK = [
@@ -96,79 +104,9 @@ IRC_TECH = [
     "check your PATH",
     "nm, fixed it",
 ]
-# Non-explicit grooming-stage markers by stage (`STAGE_ORDER` is the order stages usually come in).
-PREDATOR_MARKERS: dict[str, list[str]] = {
-    "rapport": [
-        "you're really easy to talk to",
-        "i feel like we really click",
-        "haha you're funny, i like chatting with you",
-        "what do you like doing after school?",
-        "tell me more about you",
-        "you can tell me anything",
-    ],
-    "compliments": [
-        "you seem really mature for your age",
-        "you're so smart, way smarter than kids your age",
-        "you're really pretty you know that?",
-        "i like talking to you more than anyone",
-        "you're special, not like the others",
-        "you're so grown up",
-    ],
-    "personal_info": [
-        "how old are you?",
-        "asl?",
-        "where do you live?",
-        "what school do you go to?",
-        "are your parents home right now?",
-        "do you have your own room?",
-        "what grade are you in?",
-        "do your parents check your phone?",
-    ],
-    "age": [
-        "i'm {adult_age} btw, age is just a number",
-        "does it bother you that i'm older?",
-        "you're {teen_age}? you act older",
-        "most people my age are boring",
-    ],
-    "secrecy": [
-        "don't tell your parents we talk",
-        "this is just between us ok?",
-        "delete our chat after",
-        "keep this our secret",
-        "your mom wouldn't understand, so don't mention me",
-        "don't tell anyone about me",
-        "make sure nobody sees your phone",
-    ],
-    "isolation": [
-        "your parents don't understand you like i do",
-        "your friends sound immature",
-        "you can always talk to me instead",
-        "nobody gets you like i do",
-        "you don't need them, you have me",
-    ],
-    "platform": [
-        "add me on {app}",
-        "do you have {app}? it's more private",
-        "text me on {app} instead",
-        "let's move to {app}, this site is lame",
-        "what's your number?",
-    ],
-    "gifts": [
-        "i could get you {gift}",
-        "want me to send you {gift}?",
-        "i'll buy you {gift} if you want",
-        "i can top up your {game} account",
-    ],
-    "meeting": [
-        "we should meet up at {place} {day}",
-        "i can pick you up after school",
-        "can you sneak out {day}?",
-        "i'll drive to {city} to see you",
-        "meet me at {place} at {clock}",
-        "nobody has to know if we meet",
-    ],
-}
-VICTIM_REPLIES = [
+# Replies to a cue, whoever said it (a predator's marker, a clan's age check, a relative's
+# visit): the same phrases follow innocent cues, and turn up unprompted too.
+CUE_REPLIES = [
     "lol",
     "idk",
     "i'm {teen_age}",
@@ -248,19 +186,6 @@ SHARED_CUES = [
     "this stays between us",
 ]
 
-
-#: The order in which predator markers drift through a conversation (`renderer`).
-STAGE_ORDER = [
-    "rapport",
-    "personal_info",
-    "age",
-    "compliments",
-    "secrecy",
-    "isolation",
-    "platform",
-    "gifts",
-    "meeting",
-]
 
 #: Host windows holding any of these words are never used: the corpus carries no sexual content
 #: and no description of abuse, whatever real people wrote in the host dataset.
