@@ -475,6 +475,19 @@ def test_every_ranged_key_is_checked_at_start_naming_the_key(
             r"^early\.threshold=tuned .* add validation to evaluate\.splits",
         ),
         (
+            ["decision=holdout", "early.enabled=true", "early.skepticism=3", "early.patience=2"],
+            r"^early\.patience=2 and early\.skepticism=3 are two warning policies .* set "
+            r"early\.patience=1 to use skepticism, or early\.skepticism=null",
+        ),
+        (
+            ["decision=holdout", "early.enabled=true", "early.skepticism=11"],
+            r"^early\.skepticism 11: expected 1 to 10",
+        ),
+        (
+            ["decision=holdout", "early.enabled=true", "early.penalty_p=fast"],
+            r"^early\.penalty_p 'fast': expected null .*'espd'",
+        ),
+        (
             ["evaluate.audit.cue_ablation=true", "evaluate.splits=[validation]"],
             r"^evaluate\.benign_sets and evaluate\.audit .* add test to evaluate\.splits",
         ),

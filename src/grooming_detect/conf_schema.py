@@ -239,8 +239,13 @@ class EarlyConfig:
     window: int = ranged(1)
     step: int = ranged(1)
     patience: int = ranged(1)
+    # eSPD's skepticism: null (off) or at most skepticism_window (checked in code).
+    skepticism: int | None = ranged(1)
+    skepticism_window: int = ranged(1)
     threshold: str = MISSING
-    penalty_p: float | None = ranged(0.0, strict=True)
+    # null, 'espd' or a positive number (OmegaConf has no union of str and float: checked in
+    # code, `evaluation.early.EarlySettings`).
+    penalty_p: Any = MISSING
     train_on_prefixes: int = ranged(0)
 
 

@@ -13,16 +13,21 @@ from grooming_detect import pipeline
 from grooming_detect.data import vtpan
 from grooming_detect.data.schema import build_tables
 from grooming_detect.evaluation.early import (
+    P_ESPD,
     EarlySettings,
     early_measures,
     early_settings,
+    espd_penalty_p,
+    espd_steps,
     first_warning,
     incremental_curves,
     latency_penalty,
+    nonempty_counts,
     ordered_messages,
     risk_curves,
     speed,
     split_measures,
+    split_penalty,
     tune_warning_threshold,
     warning_latencies,
     window_steps,
@@ -68,6 +73,168 @@ def test_early_measures_hand_computed() -> None:
     assert m["latency_weighted_f1"] == pytest.approx(2 / 3 * 0.75)
     assert m["latency_median"] == pytest.approx(45.5)
     assert m["false_warnings_per_1k_negatives"] == pytest.approx(1000 / 3)
+
+
+def test_penalty_slope_by_espd_rule_hand_computed() -> None:
+    # eSPD's rule: penalty(median) = 0.5 <=> exp(-p (m - 1)) = 1/3 <=> p = ln 3 / (m - 1).
+    p = espd_penalty_p(10)
+    assert p == pytest.approx(math.log(3) / 9)
+    assert latency_penalty(10, p) == pytest.approx(0.5)
+    assert latency_penalty(19, p) == pytest.approx(0.8)  # exp(-2 ln 3) = 1/9: -1 + 2/(10/9)
+    assert espd_penalty_p(90) == pytest.approx(P_ESPD)
+    assert espd_penalty_p(1.5) == pytest.approx(2 * math.log(3))  # an even count's median
+    for bad in (1, 0.5, float("nan")):
+        with pytest.raises(ValueError, match="more than one message"):
+            espd_penalty_p(bad)
+
+
+def _steps_frame(lengths: dict[str, int]) -> pd.DataFrame:
+    """Curves of conversations whose every message has text, `lengths` messages each."""
+    rows = [(cid, k, k, 0.1) for cid, n in lengths.items() for k in range(1, n + 1)]
+    return pd.DataFrame(rows, columns=["conversation_id", "k", "nonempty_k", "score"])
+
+
+def test_split_penalty_takes_the_median_of_the_positive_conversations() -> None:
+    curves = _steps_frame({"p1": 4, "p2": 10, "p3": 30, "n1": 200, "n2": 300})
+    # A positive conversation of empty messages alone is not a chat: left out of the median.
+    empty = pd.DataFrame({"conversation_id": "p4", "k": [1, 2], "nonempty_k": 0, "score": 0.1})
+    curves = pd.concat([curves, empty], ignore_index=True)
+    labels = pd.Series({"p1": True, "p2": True, "p3": True, "p4": True, "n1": False, "n2": False})
+    p, median = split_penalty(curves, labels, None)
+    assert median == 10.0 and p == pytest.approx(math.log(3) / 9)
+    assert split_penalty(curves, labels, "espd") == (pytest.approx(math.log(3) / 89), 10.0)
+    assert split_penalty(curves, labels, 0.2) == (0.2, 10.0)
+    negatives = labels.map(lambda _: False)
+    p, median = split_penalty(curves, negatives, None)
+    assert np.isnan(p) and np.isnan(median)
+    short = _steps_frame({"p1": 1, "p2": 1, "p3": 5})
+    with pytest.raises(ValueError, match=r"early\.penalty_p=null: .* median of 1 .* 'espd'"):
+        split_penalty(short, pd.Series({"p1": True, "p2": True, "p3": True}), None)
+
+
+def test_skepticism_counts_positive_steps_among_the_last_ten() -> None:
+    # Positive steps (score >= 0.5) at 2, 5 and 9: three of the last ten at step 9.
+    steps = list(range(1, 16))
+    scores = [0.1] * 15
+    for k in (2, 5, 9):
+        scores[k - 1] = 0.9
+    assert first_warning(steps, scores, 0.5, skepticism=3) == 9
+    assert first_warning(steps, scores, 0.5, skepticism=4) is None
+    assert first_warning(steps, scores, 0.5, skepticism=1) == 2
+    # The window slides: positives at 1, 5 and 11 are never three within ten steps (step 11
+    # looks back to step 2), a fourth at 12 makes 5, 11 and 12 three.
+    spread = [0.9 if k in (1, 5, 11) else 0.1 for k in steps]
+    assert first_warning(steps, spread, 0.5, skepticism=3) is None
+    spread[11] = 0.9
+    assert first_warning(steps, spread, 0.5, skepticism=3) == 12
+    # A shorter window for the same rule.
+    assert first_warning(steps, scores, 0.5, skepticism=2, skepticism_window=3) is None
+    assert first_warning(steps, scores, 0.5, skepticism=2, skepticism_window=4) == 5
+    frame = pd.DataFrame(
+        {"conversation_id": ["a"] * 15 + ["b"] * 15, "k": steps * 2, "score": scores + spread}
+    )
+    assert warning_latencies(frame, 0.5, skepticism=3).to_dict() == {"a": 9.0, "b": 12.0}
+    assert warning_latencies(frame, 0.5, skepticism=4).isna().all()
+    with pytest.raises(ValueError, match="two warning policies"):
+        first_warning(steps, scores, 0.5, patience=2, skepticism=3)
+    with pytest.raises(ValueError, match="expected 1 to 10"):
+        first_warning(steps, scores, 0.5, skepticism=11)
+
+
+@pytest.mark.parametrize(
+    "policy",
+    [
+        {"patience": 1},
+        {"patience": 3},
+        {"skepticism": 1},
+        {"skepticism": 4},
+        {"skepticism": 2, "skepticism_window": 3},
+    ],
+)
+def test_vectorised_warnings_and_tuning_equal_the_step_by_step_rule(policy) -> None:
+    rng = np.random.default_rng(7)
+    lengths = rng.integers(1, 30, size=40)
+    ids = np.repeat([f"c{i:02d}" for i in range(40)], lengths)
+    steps = pd.DataFrame(
+        {
+            "conversation_id": ids,
+            "k": np.concatenate([np.arange(1, n + 1) for n in lengths]),
+            "score": rng.random(len(ids)).round(2),
+        }
+    )
+    labels = pd.Series({f"c{i:02d}": i % 3 == 0 for i in range(40)})
+    for threshold in (0.3, 0.6, 0.9):
+        got = warning_latencies(steps, threshold, **policy)
+        for cid, group in steps.groupby("conversation_id"):
+            expected = first_warning(
+                group["k"].tolist(), group["score"].tolist(), threshold, **policy
+            )
+            assert got[cid] == pytest.approx(np.nan if expected is None else expected, nan_ok=True)
+    p = espd_penalty_p(10)
+    threshold, value = tune_warning_threshold(steps, labels, p=p, **policy)
+    latencies = warning_latencies(steps, threshold, **policy)
+    measures = early_measures(
+        [None if np.isnan(k) else int(k) for k in latencies],
+        labels.reindex(latencies.index).tolist(),
+        p,
+    )
+    assert value == pytest.approx(measures["latency_weighted_f1"])
+
+
+def test_only_nonempty_messages_are_steps() -> None:
+    messages = pd.DataFrame(
+        {
+            "conversation_id": ["c1"] * 5 + ["c2"] * 2,
+            "line": [1, 2, 3, 4, 5, 1, 2],
+            "author": ["a", "b", "a", "b", "a", "x", "y"],
+            "text": ["hi", "", "so", " ", "ok", "", ""],
+        }
+    )
+    counts = nonempty_counts(messages)
+    # A space is text (eSPD's test is a non-empty string); "" is not.
+    assert counts["nonempty_k"].tolist() == [1, 1, 2, 3, 4, 0, 0]
+    curves = counts.assign(score=[0.1, 0.9, 0.2, 0.3, 0.8, 0.95, 0.95])
+    steps = espd_steps(curves)
+    # The empty message's 0.9 is not a step; c2, of empty messages alone, has none.
+    assert steps.to_dict("list") == {
+        "conversation_id": ["c1"] * 4,
+        "k": [1, 2, 3, 4],
+        "score": [0.1, 0.2, 0.3, 0.8],
+    }
+    # A window-method row at an empty message stands for the non-empty ones before it.
+    window_rows = pd.DataFrame(
+        {"conversation_id": "c1", "k": [2, 4, 5], "nonempty_k": [1, 3, 4], "score": [0.2] * 3}
+    )
+    assert espd_steps(window_rows)["k"].tolist() == [1, 3, 4]
+    labels = pd.Series({"c1": True, "c2": True})
+    measures, table = split_measures(curves, labels, 0.5, EarlySettings(penalty_p="espd"))
+    # Latency 4 non-empty messages (the 5th message read), not 2 (the empty one scoring 0.9).
+    assert table.set_index("conversation_id")["warned_at"].to_dict() == pytest.approx(
+        {"c1": 4.0, "c2": np.nan}, nan_ok=True
+    )
+    assert table["n_messages"].tolist() == [4, 0]
+    assert measures["n_conversations"] == 2 and measures["recall"] == 0.5
+    assert measures["latency_median"] == 4.0
+    assert measures["speed"] == pytest.approx(1 - latency_penalty(4, P_ESPD))
+    assert measures["positive_median_length"] == 4.0 and measures["penalty_p"] == P_ESPD
+    # The derived p: the only positive chat with text has 4 non-empty messages.
+    derived, _ = split_measures(curves, labels, 0.5, EarlySettings())
+    assert derived["penalty_p"] == pytest.approx(math.log(3) / 3)
+    assert derived["speed"] == pytest.approx(0.5)  # latency 4 = the median: half the penalty
+
+
+def test_risk_curves_carry_the_nonempty_count(text_model) -> None:
+    messages = _messages(3)
+    meta = {"unit": "author", "calibration": {"method": "none"}}
+    curves, _ = risk_curves(text_model, meta, messages, EarlySettings(), {}, "\n")
+    expected = nonempty_counts(messages)
+    assert list(curves.columns) == ["conversation_id", "k", "nonempty_k", "raw_score", "score"]
+    pd.testing.assert_frame_equal(
+        curves[["conversation_id", "k", "nonempty_k"]], expected, check_dtype=False
+    )
+    # Each conversation of _messages has one empty message before its last: one step fewer.
+    steps = espd_steps(curves)
+    assert len(steps) == len(curves) - curves["conversation_id"].nunique()
 
 
 def test_packaged_vtpan_lists_have_the_published_sizes() -> None:
@@ -228,6 +395,7 @@ def test_warning_latencies_and_tuned_threshold_by_hand() -> None:
         {
             "conversation_id": ["p1"] * 4 + ["p2"] * 4 + ["n1"] * 4,
             "k": [1, 2, 3, 4] * 3,
+            "nonempty_k": [1, 2, 3, 4] * 3,  # every message has text: the steps are the rows
             "score": [0.2, 0.9, 0.3, 0.95, 0.1, 0.2, 0.7, 0.8, 0.6, 0.1, 0.1, 0.1],
         }
     )
@@ -267,10 +435,35 @@ def test_no_threshold_is_tuned_where_no_positive_can_be_warned() -> None:
 
 
 def test_settings_are_checked() -> None:
-    for bad in ({"window": 0}, {"step": 1.5}, {"patience": True}, {"method": "x"}):
+    for bad in (
+        {"window": 0},
+        {"step": 1.5},
+        {"patience": True},
+        {"method": "x"},
+        {"skepticism": 0},
+        {"skepticism": 11},
+        {"skepticism": 3, "skepticism_window": 2},
+        {"skepticism": True},
+        {"skepticism_window": 0},
+        {"penalty_p": 0},
+        {"penalty_p": -0.1},
+        {"penalty_p": float("inf")},
+        {"penalty_p": "fast"},
+        {"penalty_p": True},
+    ):
         with pytest.raises(ValueError, match="early"):
             EarlySettings(**bad)
-    assert early_settings({"penalty_p": None}).penalty_p == pytest.approx(math.log(3) / 89)
+    with pytest.raises(ValueError, match=r"set early\.patience=1 to use skepticism"):
+        EarlySettings(patience=2, skepticism=3)
+    assert EarlySettings(skepticism=3).rule() == (10, 3)
+    assert EarlySettings(patience=2).rule() == (2, 2)
+    assert EarlySettings(penalty_p="espd").penalty_p == "espd"
+    assert EarlySettings(penalty_p=0.05).penalty_p == 0.05
+    read = early_settings({"skepticism": 4, "skepticism_window": 8, "penalty_p": 0.1})
+    assert (read.skepticism, read.skepticism_window, read.penalty_p) == (4, 8, 0.1)
+    # null no longer means eSPD's ln 3 / 89: it derives p from the evaluated split.
+    assert early_settings({"penalty_p": None}).penalty_p is None
+    assert early_settings({"penalty_p": "espd"}).penalty_p == "espd"
 
 
 def test_card_section_names_the_tuning_set_and_reads_the_settings() -> None:
@@ -288,14 +481,19 @@ def test_card_section_names_the_tuning_set_and_reads_the_settings() -> None:
             "false_warnings_per_1k_negatives": 12.5,
             "n_conversations": 100.0,
             "n_positive": 10.0,
+            "penalty_p": math.log(3) / 9,
+            "positive_median_length": 10.0,
         }
         metrics.update({f"{split}/early/{k}": v for k, v in values.items()})
+    settings = EarlySettings(window=20, step=5, patience=2)
     early = {
         "method": "window",
         "window": 20,
         "step": 5,
         "patience": 2,
-        "penalty_p": math.log(3) / 89,
+        "skepticism": None,
+        "warning_policy": settings.describe_policy(),
+        "penalty_rule": "p = ln 3 / (m − 1), m the median",
         "threshold": 0.42,
         "threshold_fitted_on": "validation (latency-weighted F1)",
         "splits": ["validation", "test"],
@@ -303,9 +501,14 @@ def test_card_section_names_the_tuning_set_and_reads_the_settings() -> None:
     section = early_detection_section(early, metrics, "figs")
     assert "| validation (tuning set, in-sample) | 100 (10) |" in section
     assert (
-        "| test | 100 (10) | 0.700 | 0.500 | 0.600 | 0.900 | 0.540 | 7 | 3–12 | 12.5 |" in section
+        "| test | 100 (10) | 0.700 | 0.500 | 0.600 | 0.900 | 0.540 | 7 | 3–12 | 12.5 "
+        "| 0.12207 (10) |" in section
     )
     assert "last 20 messages every 5 message(s)" in section and "in 2 consecutive" in section
+    assert "p = ln 3 / (m − 1)" in section and "non-empty messages" in section
+    skeptical = EarlySettings(skepticism=3).describe_policy()
+    section = early_detection_section({**early, "warning_policy": skeptical}, metrics, "figs")
+    assert "at least 3 of its last 10 scored steps" in section and "skepticism 3" in section
     assert "0.4200" in section and "figs/early/warned-by-messages.png" in section
     assert early_detection_section({}, metrics, "figs") == ""
 

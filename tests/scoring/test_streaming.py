@@ -196,6 +196,12 @@ def test_threshold_early_reads_the_evaluation_beside_the_model(tmp_path: Path) -
     assert warning_policy("early", 1, meta, str(folder)) == (0.159, 1)
     with pytest.raises(ValueError, match="expected a number, 'model' or 'early'"):
         warning_policy("high", None, meta, str(folder))
+    # eSPD's skepticism is not the stream's policy: refused unless --patience says what to use.
+    skeptical = {"early": {**summary["early"], "skepticism": 3, "skepticism_window": 10}}
+    (tmp_path / "run" / "evaluation" / "evaluation.json").write_text(json.dumps(skeptical))
+    with pytest.raises(ValueError, match=r"skepticism \(3 of the last 10 steps\).*--patience"):
+        warning_policy("early", None, meta, str(folder))
+    assert warning_policy("early", 2, meta, str(folder)) == (0.159, 2)
 
 
 @pytest.mark.pipeline

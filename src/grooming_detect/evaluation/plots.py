@@ -326,7 +326,8 @@ def slice_figure(rates: pd.DataFrame, title: str, path: Path) -> Path:
 
 def warned_by_table(warnings: dict[str, pd.DataFrame]) -> pd.DataFrame:
     """Early detection: per split and class, the share of conversations warned after each
-    number of messages read (``label`` and ``warned_at``, NaN: never, of each conversation).
+    number of non-empty messages read (``label`` and ``warned_at``, NaN: never, of each
+    conversation; ``n_messages``: its non-empty messages, eSPD's steps).
     The positive class's last share is the split's early recall; the negative class's, its
     share of negatives ever falsely warned."""
     longest = max((float(t["n_messages"].max()) for t in warnings.values() if len(t)), default=1)
@@ -368,7 +369,7 @@ def warned_by_figure(warnings: dict[str, pd.DataFrame], title: str, path: Path) 
         )
     axis.set(
         title=title,
-        xlabel="Messages read",
+        xlabel="Non-empty messages read",
         ylabel="Share of conversations warned",
         ylim=(0, 1.02),
     )
@@ -378,8 +379,8 @@ def warned_by_figure(warnings: dict[str, pd.DataFrame], title: str, path: Path) 
 
 
 def latency_histogram_figure(latencies: np.ndarray, title: str, path: Path) -> Path:
-    """Messages read before the first warning, over the warned positive conversations; drawn
-    from a table of conversations per latency."""
+    """Non-empty messages read at the first warning, over the warned positive conversations;
+    drawn from a table of conversations per latency."""
     values = np.asarray(latencies, dtype=float)
     counts = pd.Series(values).value_counts().sort_index()
     table = pd.DataFrame({"messages_read": counts.index, "conversations": counts.to_numpy()})
@@ -389,7 +390,9 @@ def latency_histogram_figure(latencies: np.ndarray, title: str, path: Path) -> P
         median = float(np.median(values))
         axis.axvline(median, color="black", linestyle="--", label=f"median {median:g}")
         axis.legend()
-    axis.set(title=title, xlabel="Messages read at the first warning", ylabel="Conversations")
+    axis.set(
+        title=title, xlabel="Non-empty messages read at the first warning", ylabel="Conversations"
+    )
     return _save_drawn_from(figure, path, table)
 
 
@@ -411,6 +414,8 @@ def risk_curve_figure(
     for label, curve in table.groupby("example", sort=False):
         axis.plot(curve["k"], curve["score"], marker=".", label=label)
     axis.axhline(threshold, color="black", linestyle="--", label=f"threshold {threshold:.3f}")
-    axis.set(title=title, xlabel="Messages read", ylabel="Calibrated risk", ylim=(0, 1.02))
+    axis.set(
+        title=title, xlabel="Non-empty messages read", ylabel="Calibrated risk", ylim=(0, 1.02)
+    )
     axis.legend(fontsize=8)
     return _save_drawn_from(figure, path, table)

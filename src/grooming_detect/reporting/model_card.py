@@ -477,6 +477,7 @@ EARLY_HEADER = (
     "median latency",
     "latency IQR",
     "false warnings / 1,000 negatives",
+    "penalty p (positive median length)",
 )
 
 
@@ -497,8 +498,15 @@ def early_detection_section(early: dict[str, Any], metrics: dict[str, float], fi
                 count_text(m["latency_median"]),
                 f"{count_text(m['latency_q25'])}–{count_text(m['latency_q75'])}",
                 count_text(m["false_warnings_per_1k_negatives"], ".1f"),
+                f"{count_text(m.get('penalty_p'), '.5f')} "
+                f"({count_text(m.get('positive_median_length'))})",
             ]
         )
+    # Summaries written before skepticism and the derived p name the policy by patience alone.
+    policy = early.get("warning_policy") or (
+        f"its risk reached the threshold in {early['patience']} consecutive scored step(s)"
+    )
+    rule = early.get("penalty_rule") or f"p = {early['penalty_p']:.5f}"
     method = (
         "exact scores of the conversation so far (the TF-IDF model updated message by message)"
         if early["method"] == "incremental"
@@ -512,12 +520,15 @@ def early_detection_section(early: dict[str, Any], metrics: dict[str, float], fi
             "",
             "How early the model warns while a conversation is still running (eSPD, Vogt, Leser "
             f"and Akbik 2021). The risk after message k is computed from messages 1..k only: "
-            f"{method}. A conversation is warned when its risk reaches {early['threshold']:.4f} "
-            f"in {early['patience']} consecutive scored step(s); that threshold was fitted on "
-            f"{early['threshold_fitted_on']}. Latency is the number of messages read at the "
-            "first correct warning; speed = 1 − median penalty(latency), with penalty(k) = "
-            f"−1 + 2/(1 + exp(−p(k − 1))), p = {early['penalty_p']:.5f} (a warning after 90 "
-            "messages costs half); latency-weighted F1 = F1 × speed.",
+            f"{method}. Only non-empty messages are steps, as in eSPD's evaluation. A "
+            f"conversation is warned when {policy}; the threshold, {early['threshold']:.4f}, "
+            f"was fitted on {early['threshold_fitted_on']}. Latency is the number of non-empty "
+            "messages read at the first correct warning; speed = 1 − median penalty(latency) "
+            "over the correctly warned positive conversations, with penalty(k) = "
+            f"−1 + 2/(1 + exp(−p(k − 1))) and {rule}; latency-weighted F1 = F1 × speed. F1 and "
+            "speed are both taken over the split's conversations (eSPD takes F1 over segments "
+            "of chats and speed over the full chats; these conversations are not grouped into "
+            "longer chats).",
             "",
             markdown_table(EARLY_HEADER, rows),
             "",

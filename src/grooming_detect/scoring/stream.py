@@ -403,6 +403,14 @@ def warning_policy(
                 f"--threshold early: no early-detection evaluation at {summary_path}; evaluate "
                 "this model with experiment=early (a local model folder), or give a number"
             )
+        if early.get("skepticism") is not None and patience is None:
+            # The stream applies patience only: eSPD's skepticism would need its own state.
+            raise ValueError(
+                f"--threshold early: the evaluation at {summary_path} warned by eSPD's "
+                f"skepticism ({early['skepticism']} of the last {early['skepticism_window']} "
+                "steps), which the stream does not apply; give --patience to warn by "
+                "consecutive steps instead"
+            )
         return float(early["threshold"]), int(early["patience"]) if patience is None else patience
     try:
         value = float(threshold)
