@@ -167,11 +167,69 @@ def headline_rows(summary: dict[str, Any], meta: dict[str, Any]) -> list[list[st
 #: Measures the seeds section quotes, with their names in prose.
 SEEDS_MEASURES = (("f0_5", "F0.5"), ("precision", "precision"), ("recall", "recall"))
 SEEDS_RANKING = (("pr_auc", "PR-AUC"), ("ece", "ECE"))
+#: Measures the card's headline quotes from a sweep.
+SEEDS_HEADLINE = (("f0_5", "F0.5"), ("pr_auc", "PR-AUC"))
+
+
+def _seeds_grid(seeds: dict[str, Any]) -> str:
+    """The sweep's seeds in words: ``seeds 0, 1 on corpus seeds 1, 2`` (or seeds alone)."""
+    text = f"seeds {', '.join(map(str, seeds.get('procedure_seeds') or seeds['seeds']))}"
+    corpus = seeds.get("corpus_seed_values") or []
+    return text + (f" on corpus seeds {', '.join(map(str, corpus))}" if corpus else "")
+
+
+def seeds_headline(seeds: dict[str, Any] | None, metrics: dict[str, float], unit: str) -> str:
+    """The card's opening note after a sweep (``grooming_detect.sweeps``): which corpus seed
+    and seed this card shows, and its headline test measures beside their mean ± sd across
+    corpus seeds and the sd the procedure seeds add (empty without a sweep)."""
+    if not seeds:
+        return ""
+    run = seeds.get("run") or {}
+    corpus = seeds.get("corpus_seed_values") or []
+    n_seeds = len(seeds.get("procedure_seeds") or seeds["seeds"])
+    lines = []
+    for name, label in SEEDS_HEADLINE:
+        key = f"test/{unit}/{name}"
+        if key not in seeds["measures"] or key not in metrics:
+            continue
+        stats = seeds["measures"][key]
+        here = f"test {label} {fmt(metrics[key])}"
+        if len(corpus) > 1:
+            lines.append(
+                f"{here} on corpus seed {run.get('corpus_seed', 'n/a')}; across {len(corpus)} "
+                f"corpus seeds {fmt(stats['mean'])} ± {fmt(stats['sd_corpus'])} (procedure "
+                f"seeds add ± {fmt(stats['sd_procedure'])})"
+            )
+        elif corpus:
+            lines.append(
+                f"{here} on corpus seed {corpus[0]}, the sweep's only one (no data component "
+                f"measured); across {n_seeds} procedure seeds {fmt(stats['mean'])} ± "
+                f"{fmt(stats['sd_procedure'])}"
+            )
+        else:
+            lines.append(
+                f"{here} with seed {run.get('seed', 'n/a')}; across {n_seeds} procedure seeds "
+                f"{fmt(stats['mean'])} ± {fmt(stats['sd_procedure'])} (`corpus_seed` does not "
+                "shape this data: no data component measured)"
+            )
+    if not lines:
+        return ""
+    shown = (
+        f"corpus seed {run.get('corpus_seed')}, procedure seed {run.get('seed')}"
+        if run.get("corpus_seed") is not None
+        else f"seed {run.get('seed', 'n/a')}"
+    )
+    return (
+        f"> **One run of a sweep.** This card shows {shown}, one of {seeds['n_runs']} runs "
+        f"({_seeds_grid(seeds)}; MLflow run `{seeds.get('summary_run_id', 'n/a')}`, spread "
+        "under Metrics):\n>\n" + "".join(f"> - {line}\n" for line in lines) + "\n"
+    )
 
 
 def seeds_section(seeds: dict[str, Any] | None, metrics: dict[str, float], unit: str) -> str:
-    """Mean ± sd over a sweep's seeds beside this run's bootstrap interval (empty without a
-    sweep; see `grooming_detect.sweeps`)."""
+    """Mean ± sd over a sweep's runs, split into the sd across corpus seeds and across
+    procedure seeds, beside this run's bootstrap interval (empty without a sweep; see
+    `grooming_detect.sweeps`)."""
     if not seeds:
         return ""
     stats = seeds["measures"]
@@ -179,21 +237,39 @@ def seeds_section(seeds: dict[str, Any] | None, metrics: dict[str, float], unit:
         [
             label,
             f"{fmt(stats[key]['mean'])} ± {fmt(stats[key]['sd'])}",
+            fmt(stats[key].get("sd_corpus")),
+            fmt(stats[key].get("sd_procedure", stats[key]["sd"])),
             f"{fmt(stats[key]['min'])}–{fmt(stats[key]['max'])}",
             with_interval(metrics, key),
         ]
         for name, label in (*SEEDS_MEASURES, *SEEDS_RANKING)
         if (key := f"test/{unit}/{name}") in stats
     ]
-    header = ["measure", "mean ± sd over seeds", "min–max", "this run [bootstrap interval]"]
+    header = [
+        "measure",
+        "mean ± sd over all runs",
+        "sd across corpus seeds",
+        "sd across procedure seeds",
+        "min–max",
+        "this run [bootstrap interval]",
+    ]
+    data = (
+        "The sd across corpus seeds (of each corpus seed's mean over its procedure seeds) is how "
+        "much the number depends on which corpus, training and test set alike, was drawn; the "
+        "bootstrap interval sees only the test set's share of that, and the procedure seeds "
+        "(pooled sd within each corpus seed) none of it. "
+        if len(seeds.get("corpus_seed_values") or []) > 1
+        else "No data component is measured here: every run saw the same data. "
+    )
     return (
-        f"\nAcross {seeds['n_runs']} runs with seeds {', '.join(map(str, seeds['seeds']))} "
+        f"\nAcross {seeds['n_runs']} runs with {_seeds_grid(seeds)} "
         f"({seeds['varies']}; MLflow run `{seeds.get('summary_run_id', 'n/a')}`), on `test`:\n\n"
         + markdown_table(header, rows)
-        + "\n\nThe bootstrap interval resamples the "
-        "test set for one fitted model; the spread over seeds comes from what a seed moves "
-        "(above). Where the spread is wider than the interval, the interval understates how much "
-        "the reported number depends on the procedure.\n"
+        + "\n\nThe bootstrap interval resamples the test set for one fitted model; the spread "
+        "over seeds comes from what a seed moves (above). "
+        + data
+        + "Where the spread is wider than the interval, the interval understates how much the "
+        "reported number depends on the data and the procedure.\n"
     )
 
 
@@ -641,6 +717,7 @@ def render_model_card(
         few_positives=few_positives(metrics, int(summary.get("min_positives", MIN_POSITIVES))),
         metric_rows=headline_rows(summary, meta),
         test={k.split("/")[-1]: v for k, v in metrics.items() if k.startswith(f"test/{unit}/")},
+        seeds_headline=seeds_headline(seeds, metrics, unit),
         seeds_section=seeds_section(seeds, metrics, unit),
         shortcut_baseline=shortcut_baseline_text(metrics, unit),
         other_levels=_other_levels(metrics, unit, problem2_text(summary)),
