@@ -90,10 +90,11 @@ def tiny_bert(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from transformers import BertConfig, BertForSequenceClassification, BertTokenizerFast
 
     from grooming_detect.data.synthetic import (
+        CUE_REPLIES,
         HARD_NEGATIVES,
-        PREDATOR_MARKERS,
+        MARKER_FAMILIES,
         SMALL_TALK,
-        VICTIM_REPLIES,
+        wordings,
     )
 
     folder = tmp_path_factory.mktemp("tiny-bert")
@@ -101,8 +102,8 @@ def tiny_bert(tmp_path_factory: pytest.TempPathFactory) -> Path:
         w.strip("?,.!'")
         for group in (
             SMALL_TALK,
-            VICTIM_REPLIES,
-            *PREDATOR_MARKERS.values(),
+            CUE_REPLIES,
+            [w for families in MARKER_FAMILIES.values() for f in families for w in wordings(f)],
             *HARD_NEGATIVES.values(),
         )
         for t in group

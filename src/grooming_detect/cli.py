@@ -58,6 +58,7 @@ def _mark_composed() -> None:
 def _composed() -> bool:
     return _STATE["composed"]
 
+
 # Libraries whose INFO chatter hides what the pipeline itself says.
 QUIET_LOGGERS = ("alembic", "mlflow", "urllib3", "matplotlib", "git")
 

@@ -210,6 +210,7 @@ class BootstrapConfig:
 class AuditConfig:
     cue_ablation: bool = MISSING
     source_probe: bool = MISSING
+    probes: bool = MISSING
 
 
 @dataclass

@@ -14,11 +14,14 @@ from grooming_detect.data import pan12
 from grooming_detect.data.synthetic import (
     EXCLUDED_CONTENT,
     HARD_NEGATIVES,
-    PREDATOR_MARKERS,
+    MARKER_FAMILIES,
     STAGE_ORDER,
     GeneratorSettings,
+    families_for,
     generate_corpus,
     html_escape,
+    render_family,
+    wordings,
     xml_escape,
 )
 from grooming_detect.data.synthetic.settings import config_defaults
@@ -91,10 +94,19 @@ def test_pan_shape(corpus: tuple[Path, dict]) -> None:
     truth = truths["train"]
     predators = set(truth.predators)
     assert len(predators) == SMALL.n_train_predators
-    for predator in predators:
+    # Predators are drawn from every two-person author: their conversation counts follow the
+    # others' (some recur with different partners, some speak in one conversation only).
+    counts = {p: sum(p in a for a in authors_of.values()) for p in predators}
+    assert sum(n == 1 for n in counts.values()) >= 3 and sum(n >= 2 for n in counts.values()) >= 3
+    for predator in (p for p, n in counts.items() if n >= 2):
         partners = [a - {predator} for a in authors_of.values() if predator in a]
-        assert len(partners) >= 2, "predators recur"
         assert len({frozenset(p) for p in partners}) >= 2, "with different partners"
+    dialogue_negatives = [
+        sum(author in a for a in authors_of.values())
+        for author in {x for a in authors_of.values() if len(a) == 2 for x in a} - predators
+    ]
+    mean_negative = sum(dialogue_negatives) / len(dialogue_negatives)
+    assert 0.6 < (sum(counts.values()) / len(counts)) / mean_negative < 1.6
     # Partners are authors, not predators (label noise adds only non-partner negatives).
     assert not set(truth.victims) & set(truth.labelled_predators)
     negative_counts = Counter(
@@ -111,7 +123,7 @@ def test_real_host_text_with_injected_markers(corpus: tuple[Path, dict]) -> None
     words = Counter(w for text in columns.text for w in text.lower().split())
     # Real chat: thousands of distinct words, few messages that are a template as written.
     assert len(words) > 5000
-    templates = {t for group in PREDATOR_MARKERS.values() for t in group}
+    templates = {w for group in MARKER_FAMILIES.values() for f in group for w in wordings(f)}
     assert sum(text in templates for text in columns.text) < 0.05 * len(columns.text)
     # Problem-2 truth lines are the predators' own lines.
     test_columns = pan12.parse_messages(files.test_xml, show_progress=False)
@@ -208,7 +220,8 @@ FORBIDDEN = re.compile(
 def test_no_explicit_content(corpus: tuple[Path, dict]) -> None:
     root, _ = corpus
     vocabulary = [
-        t for group in (PREDATOR_MARKERS, HARD_NEGATIVES) for ts in group.values() for t in ts
+        *(w for group in MARKER_FAMILIES.values() for f in group for w in wordings(f)),
+        *(t for ts in HARD_NEGATIVES.values() for t in ts),
     ]
     assert not [t for t in vocabulary if FORBIDDEN.search(t)]
     for path in root.rglob("*.xml"):
@@ -251,7 +264,7 @@ def test_every_labelled_predator_speaks(tmp_path: Path) -> None:
 
 
 def test_every_marker_stage_is_in_the_stage_order() -> None:
-    assert sorted(STAGE_ORDER) == sorted(PREDATOR_MARKERS)
+    assert sorted(STAGE_ORDER) == sorted(MARKER_FAMILIES)
     assert len(STAGE_ORDER) == len(set(STAGE_ORDER))
 
 
@@ -268,3 +281,76 @@ def test_importing_the_generator_reads_no_config_file() -> None:
         GeneratorSettings(seed=1).n_train_conversations
         == config_defaults()["n_train_conversations"]
     )
+
+
+def test_marker_grammar_expands_alternatives_options_and_slots() -> None:
+    import random
+
+    from grooming_detect.data.synthetic.markers import Family, _parse
+
+    family = Family("rapport", "train", "(you're|ur) [so ]easy to {talk} to")
+    assert wordings(family) == sorted(
+        ["you're easy to {talk} to", "you're so easy to {talk} to", "ur easy to {talk} to",
+         "ur so easy to {talk} to"]
+    )  # fmt: skip
+    rendered = {render_family(family, random.Random(seed)) for seed in range(60)}
+    assert rendered == {
+        f"{who} {so}easy to {verb} to"
+        for who in ("you're", "ur")
+        for so in ("", "so ")
+        for verb in ("talk", "chat")
+    }
+    for bad in ("(a|b", "a]", "[a", "a|b)"):
+        with pytest.raises(ValueError, match="marker pattern"):
+            _parse(bad)
+
+
+def test_test_families_are_never_rendered_in_training() -> None:
+    every = {f for group in MARKER_FAMILIES.values() for f in group}
+    default_train = {f for group in families_for("train").values() for f in group}
+    default_test = {f for group in families_for("test").values() for f in group}
+    assert default_train and default_test and not default_train & default_test
+    assert {f.role for f in default_test} == {"test"}
+    design_train = {f for group in families_for("train", "design").values() for f in group}
+    design_test = {f for group in families_for("test", "design").values() for f in group}
+    assert {f.role for f in design_train} == {"train"}
+    assert {f.role for f in design_test} == {"design"}
+    assert not (design_train | design_test) & {f for f in every if f.role == "test"}
+    # Every stage has families in every role, each with real variety.
+    for stage, group in MARKER_FAMILIES.items():
+        assert {f.role for f in group} == {"train", "design", "test"}, stage
+    assert all(
+        len(wordings(f)) >= 2 or "{" in f.pattern
+        for group in MARKER_FAMILIES.values()
+        for f in group
+    )
+    with pytest.raises(ValueError, match="held_out_families"):
+        families_for("test", "validation")
+
+
+def test_marker_wordings_hold_no_excluded_word() -> None:
+    import random
+
+    rng = random.Random(0)
+    for group in MARKER_FAMILIES.values():
+        for family in group:
+            for _ in range(30):
+                text = render_family(family, rng)
+                assert not EXCLUDED_CONTENT.search(text), text
+
+
+def test_a_cue_takes_the_register_of_the_message_it_joins() -> None:
+    import random
+
+    from grooming_detect.data.synthetic.surface import match_register, place_cue
+
+    assert match_register("i could get you a gift card", "Sounds good.") == (
+        "I could get you a gift card."
+    )
+    assert match_register("how old are you?", "That is wild!") == "How old are you?"
+    assert match_register("i could get you a gift card", "lol ok") == "i could get you a gift card"
+    host = "We went hiking. It rained all day."
+    placed = {place_cue("add me on kik", host, random.Random(seed)) for seed in range(40)}
+    assert "Add me on kik." in placed  # replaces the message
+    assert any(p.startswith("We went hiking.") and "Add me on kik." in p for p in placed)
+    assert all("Add me on kik" in p for p in placed)

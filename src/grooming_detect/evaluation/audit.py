@@ -20,9 +20,15 @@ lexicon phrase (``features.lexicons``, matched as the cue features match them) r
 messages of their conversations; ``audit/cue_ablation/*`` records recall at the threshold
 before and after. A model that keeps its recall without the cues reads something else.
 
+Probe battery (``evaluate.audit.probes``): metadata-only, style-only, partner-only and
+template-lookup probes, each with test PR-AUC beside chance (`evaluation.probes`); written to
+``probes.csv`` and shown on the card.
+
 Source probe (``evaluate.audit.source_probe``). A TF-IDF logistic regression learns to tell
-conversations with a positive author from the others on cue-masked text (train and validation
-conversations) and is scored on the test conversations: ``audit/source_probe_auc``. Near 0.5:
+conversations with a positive author from the others on cue-masked text (lexicon phrases
+removed, and the predators' marker lines too where line truth names them: the embedded corpus;
+train and validation conversations) and is scored on the test conversations:
+``audit/source_probe_auc``. Near 0.5:
 without the cue words the two classes' conversations look alike; near 1: words other than the
 cues (or the sources' style) separate them, and a model can learn the corpus instead of the
 behaviour.
@@ -284,6 +290,8 @@ class AuditContext:
     top_k: int
     min_term_authors: int
     max_text_chars: int
+    #: The predators' marker lines where line truth exists (``predator_lines``), else None.
+    truth_lines: pd.DataFrame | None = None
 
 
 def _score(actx: AuditContext, messages: pd.DataFrame) -> tuple[pd.Series, pd.Series]:
@@ -478,6 +486,15 @@ def source_probe(actx: AuditContext) -> tuple[dict[str, float], dict[str, Any]]:
     from sklearn.pipeline import make_pipeline
 
     messages = actx.messages.sort_values(["conversation_id", "line"], kind="stable")
+    n_truth_lines = 0
+    if actx.truth_lines is not None and len(actx.truth_lines):
+        # Where the line truth names the predators' marker lines (the embedded corpus, for every
+        # split), those lines go too: the lexicon does not know every wording, and the probe
+        # asks what separates the conversations *besides* the markers.
+        keys = pd.MultiIndex.from_frame(actx.truth_lines[["conversation_id", "line"]])
+        marked = pd.MultiIndex.from_frame(messages[["conversation_id", "line"]]).isin(keys)
+        n_truth_lines = int(marked.sum())
+        messages = messages[~marked]
     masked = messages.assign(text=mask_cues(messages["text"], actx.lexicons))
     texts = masked.groupby("conversation_id", sort=False)["text"].agg(" ".join)
     table = actx.conversations.drop_duplicates("conversation_id").set_index("conversation_id")
@@ -503,15 +520,39 @@ def source_probe(actx: AuditContext) -> tuple[dict[str, float], dict[str, Any]]:
         "audit/source_probe_auc": auc,
         "audit/source_probe_n_train": float(len(train)),
         "audit/source_probe_n_test": float(len(test)),
+        "audit/source_probe_masked_truth_lines": float(n_truth_lines),
     }
     summary = {
         "auc": auc,
         "n_train": len(train),
         "n_test": len(test),
+        "masked_truth_lines": n_truth_lines,
         "reading": interpret_probe(auc),
     }
     log.info("source probe on cue-masked text: ROC-AUC %.3f (%s)", auc, summary["reading"])
     return metrics, summary
+
+
+def probe_battery_report(
+    actx: AuditContext, authors: pd.DataFrame, held_out_families: str | None, seed: int
+) -> tuple[dict[str, float], dict[str, Any], dict[str, Path]]:
+    """The probe battery (`evaluation.probes`) on the dataset: metrics, the card's rows, and
+    ``probes.csv`` (the table the card shows)."""
+    from grooming_detect.evaluation.probes import probe_battery, training_wordings
+    from grooming_detect.io import write_csv
+
+    wordings = training_wordings(held_out_families) if held_out_families else None
+    try:
+        table = probe_battery(actx.messages, authors, wordings, seed=seed)
+    except ValueError as error:
+        log.warning("probe battery not measured: %s", error)
+        return {}, {"skipped": str(error)}, {}
+    path = actx.out_dir / "probes.csv"
+    write_csv(path, table)
+    metrics = {f"audit/probe/{row.probe}_pr_auc": float(row.pr_auc) for row in table.itertuples()}
+    metrics["audit/probe/chance"] = float(table["chance"].iloc[0])
+    summary = {"rows": table.to_dict(orient="records")}
+    return metrics, summary, {"probes": path}
 
 
 def run_audit(
@@ -558,7 +599,8 @@ def audit_from_config(
 
     benign_sets = parse_benign_sets(OmegaConf.to_container(cfg.evaluate.benign_sets, resolve=True))
     ablation, probe = bool(cfg.evaluate.audit.cue_ablation), bool(cfg.evaluate.audit.source_probe)
-    if not (benign_sets or ablation or probe):
+    battery = bool(cfg.evaluate.audit.probes)
+    if not (benign_sets or ablation or probe or battery):
         return {}
     if "test" not in split_predictions:
         raise ValueError(
@@ -580,11 +622,26 @@ def audit_from_config(
         top_k=int(cfg.evaluate.top_k),
         min_term_authors=int(cfg.evaluate.min_term_authors),
         max_text_chars=int(cfg.evaluate.max_text_chars),
+        truth_lines=(
+            read_table(ctx.dataset_dir, "predator_lines")
+            if (ctx.dataset_dir / "predator_lines.parquet").is_file()
+            else None
+        ),
     )
     holdout = (
         float(cfg.data.generator.benign_holdout_share) if cfg.data.source == "synthetic" else None
     )
     audit_metrics, summary, audit_outputs = run_audit(actx, benign_sets, holdout, ablation, probe)
+    if battery:
+        held_out = (
+            str(cfg.data.generator.held_out_families) if cfg.data.source == "synthetic" else None
+        )
+        authors = read_table(ctx.dataset_dir, "authors")
+        battery_metrics, summary["probes"], battery_outputs = probe_battery_report(
+            actx, authors, held_out, int(cfg.seed)
+        )
+        audit_metrics |= battery_metrics
+        audit_outputs |= battery_outputs
     metrics.update(audit_metrics)
     outputs.update(audit_outputs)
     for benign in benign_sets:

@@ -89,9 +89,11 @@ def probe_battery(
         scores[name] = _boosted_scores(features, train, y_train, test, seed)
     scores["partner"] = _partner_scores(messages, train, y_train, test)
     if template_wordings:
-        scores["template_lookup"] = template_lookup_scores(messages, template_wordings).reindex(
-            test, fill_value=0.0
-        ).to_numpy()
+        scores["template_lookup"] = (
+            template_lookup_scores(messages, template_wordings)
+            .reindex(test, fill_value=0.0)
+            .to_numpy()
+        )
     rows = []
     for name, score in scores.items():
         kind, value = TARGETS[name]

@@ -489,7 +489,10 @@ def _benign_sets(sets: list[dict[str, Any]]) -> list[str]:
 def shortcut_audit_section(audit: dict[str, Any], threshold: float) -> str:
     """The card's "Shortcut audit" section (empty when the run had no audit)."""
     if not audit or not (
-        audit.get("benign_sets") or audit.get("cue_ablation") or audit.get("source_probe")
+        audit.get("benign_sets")
+        or audit.get("cue_ablation")
+        or audit.get("source_probe")
+        or audit.get("probes")
     ):
         return ""
     lines = [
@@ -516,11 +519,61 @@ def shortcut_audit_section(audit: dict[str, Any], threshold: float) -> str:
     if probe:
         auc = probe.get("auc", float("nan"))
         lines.append(
-            f"- **Source probe**: a TF-IDF classifier that never sees the cue words tells "
+            "- **Source probe**: a TF-IDF classifier that never sees the cue words"
+            + (
+                f" (nor the {probe['masked_truth_lines']:,} marker lines the line truth names)"
+                if probe.get("masked_truth_lines")
+                else ""
+            )
+            + " tells "
             f"conversations with a positive author from the others with ROC-AUC {auc:.3f} on "
             f"the test conversations: {probe['reading']}."
         )
+    lines += _probe_battery(audit.get("probes") or {})
     return "\n".join(lines) + "\n"
+
+
+def _probe_battery(probes: dict[str, Any]) -> list[str]:
+    """The probe battery's table (from the rows ``probes.csv`` holds)."""
+    if probes.get("skipped"):
+        return ["", f"Probe battery: not measured ({probes['skipped']})."]
+    rows = probes.get("rows") or []
+    if not rows:
+        return []
+    table = markdown_table(
+        ("probe (what it sees)", "test PR-AUC", "chance", "× chance", "bound", "within"),
+        [
+            (
+                PROBE_LABELS.get(row["probe"], row["probe"]),
+                f"{row['pr_auc']:.3f}",
+                f"{row['chance']:.3f}",
+                f"{row['ratio']:.1f}",
+                f"{row['bound']:.3f}",
+                "yes" if row["within"] else "**no**",
+            )
+            for row in rows
+        ],
+    )
+    first = rows[0]
+    return [
+        "",
+        f"Probe battery (`grooming_detect/evaluation/probes.py`; {first['n_test_positives']} "
+        f"positive of {first['n_test_authors']} test authors): each probe sees only what a "
+        "model should not need, learns on train and validation, and ranks the test authors. "
+        "Near chance, the corpus gives nothing away; a probe over its bound means this "
+        "model's numbers may rest on that shortcut.",
+        "",
+        table,
+    ]
+
+
+#: How the card names each probe of the battery.
+PROBE_LABELS = {
+    "metadata": "metadata only (no text)",
+    "style": "style only (no word identity)",
+    "partner": "partners' messages only",
+    "template_lookup": "lookup of the generator's training wordings (no training)",
+}
 
 
 def shortcut_baseline_text(metrics: dict[str, float], unit: str) -> str:
@@ -536,8 +589,10 @@ def shortcut_baseline_text(metrics: dict[str, float], unit: str) -> str:
         f"\nShortcut baseline: on `test`, a model of metadata alone (how much, when and with "
         f"whom people chat; no text, no lexicon cue; `metadata_only` on the same split) reaches "
         f"PR-AUC {fmt(baseline)}{chance_text}, against {fmt(own)} for this model. The gap is "
-        "what the text adds; a baseline far above chance means the labels can be read off the "
-        "corpus's structure, and this model's numbers may rest on it too.\n"
+        "what the text adds beyond the corpus's structure (whether that is behaviour or the "
+        "corpus's making is what the audit's probe battery asks); a baseline far above chance "
+        "means the labels can be read off the corpus's structure, and this model's numbers "
+        "may rest on it too.\n"
     )
 
 

@@ -103,7 +103,8 @@ MARKER_FAMILIES: dict[str, list[Family]] = {
                 "(what|which) (part of town|neighborhood|area) do you live in[?]",
             ],
             [
-                "(when's|when is) your birthday[?] (how old will you be|what age are you turning)[?]",
+                "(when's|when is) your birthday[?] (how old will you be|what age are you "
+                "turning)[?]",
                 "(does|do) {guardian} (work late|get home late)[ on weekdays][?]",
             ],
         ),
