@@ -107,6 +107,11 @@ def match_register(cue: str, host: str) -> str:
     end = stripped[-1]
     if end in ".!" and cue[-1] not in ".!?":
         cue += end
+    # Writers who never use an apostrophe or a comma do not start for one line.
+    if "'" not in stripped:
+        cue = cue.replace("'", "")
+    if "," not in stripped:
+        cue = cue.replace(",", "")
     return cue
 
 
@@ -116,13 +121,12 @@ def place_cue(cue: str, host: str, rng: random.Random) -> str:
     cue = match_register(cue, host)
     sentences = [s for s in _SENTENCE_END.split(host.strip()) if s]
     roll = rng.random()
-    if roll < 0.4 or not sentences:
+    if roll < 0.55 or not sentences:
         return cue
-    if len(sentences) > 1 and roll < 0.6:
+    if len(sentences) > 1 and roll < 0.8:
         sentences[rng.randrange(len(sentences))] = cue
         return " ".join(sentences)
-    closed = sentences[-1][-1] in ".!?"
-    joiner = " " if closed else rng.choice((" ", ", ", ". "))
+    # Joined with a space only: a full stop or comma the host does not use would be a tell.
     if rng.random() < 0.5:
-        return host.strip() + joiner + cue
-    return cue + (" " if cue[-1] in ".!?" else rng.choice((" ", ", ", ". "))) + host.strip()
+        return host.strip() + " " + cue
+    return cue + " " + host.strip()
