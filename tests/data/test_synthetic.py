@@ -324,6 +324,12 @@ def test_test_families_are_never_rendered_in_training() -> None:
         for group in MARKER_FAMILIES.values()
         for f in group
     )
+    everything = {f for group in families_for("test", "none").values() for f in group}
+    assert (
+        everything
+        == every
+        == {f for group in families_for("train", "none").values() for f in group}
+    )
     with pytest.raises(ValueError, match="held_out_families"):
         families_for("test", "validation")
 

@@ -96,13 +96,18 @@ def test_evaluate_scores_test_submissions_as_the_pan_scorer(compose_cfg, tmp_pat
     from grooming_detect.data import pan12
     from grooming_detect.stage import latest_dir
 
-    cfg = compose_cfg("scale=tiny", "stages=[data]")
+    # Template recall (every marker family in both splits): a tiny model then names test
+    # predators, which the comparison below needs.
+    recall_task = "data.generator.held_out_families=none"
+    cfg = compose_cfg("scale=tiny", recall_task, "stages=[data]")
     pipeline.run(cfg)
     corpus = next(Path(cfg.paths.raw, "synthetic").iterdir())
     truth_file = pan12.find_files(corpus).test_problem1
     with open(truth_file, "a", encoding="utf-8", newline="") as handle:
         handle.write("silent-author-never-in-the-corpus\r\n")
-    result = pipeline.run(compose_cfg("scale=tiny", "evaluate.bootstrap.n_resamples=20"))
+    result = pipeline.run(
+        compose_cfg("scale=tiny", recall_task, "evaluate.bootstrap.n_resamples=20")
+    )
     metrics = result.stages["evaluate"].metrics
     evaluation = latest_dir(cfg.paths.run_dir, "evaluation")
     submitted = {

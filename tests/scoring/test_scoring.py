@@ -72,9 +72,17 @@ def test_mlflow_model_uri_and_batches(
     assert "author scores:" in capsys.readouterr().out
     scored = pd.read_csv(tmp_path / "author_scores.csv").set_index("author")
     expected = _evaluated(cfg)
-    # Batches see part of an author's history each: scores differ, rankings stay close.
+    # Batches see part of an author's history each: scores differ (most of all among the many
+    # near-zero negatives), and the predators are found almost as well (default corpus, 500
+    # conversations a batch: PR-AUC 0.53 against 0.63 for whole histories).
+    from sklearn.metrics import average_precision_score
+
     joined = scored.join(expected.rename("evaluated"))
-    assert joined["score"].corr(joined["evaluated"], method="spearman") > 0.8
+    authors = pd.read_parquet(dataset_dir(cfg) / "authors.parquet").set_index("author")
+    labels = authors["is_predator"].reindex(joined.index).fillna(False).astype(bool)
+    batched = average_precision_score(labels, joined["score"])
+    whole = average_precision_score(labels, joined["evaluated"])
+    assert batched >= 0.8 * whole, (batched, whole)
     assert (
         joined["n_messages"].sum()
         == pd.read_parquet(dataset_dir(cfg) / "messages.parquet").query("split == 'test'").shape[0]

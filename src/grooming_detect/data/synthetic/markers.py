@@ -31,8 +31,9 @@ from dataclasses import dataclass
 from grooming_detect.data.synthetic.vocabulary import SLOTS
 
 ROLES = ("train", "design", "test")
-#: What ``held_out_families`` may be: the family role the test split renders.
-HELD_OUT = ("test", "design")
+#: What ``held_out_families`` may be: the family role the test split renders, or ``none`` (both
+#: splits render every family: template recall, for smoke runs and to measure the gap).
+HELD_OUT = ("test", "design", "none")
 
 
 @dataclass(frozen=True)
@@ -226,11 +227,15 @@ def families_for(split: str, held_out: str = "test") -> dict[str, list[Family]]:
 
     ``held_out="test"`` (the default corpus): training renders the train and design families,
     test the test families. ``held_out="design"``: training renders the train families only, test
-    the design families, and no split renders a test family.
+    the design families, and no split renders a test family. ``held_out="none"``: both splits
+    render every family (a template-recall task: smoke runs on tiny corpora, and the size of the
+    generalisation gap).
     """
     if held_out not in HELD_OUT:
         raise ValueError(f"held_out_families must be one of {HELD_OUT}, got {held_out!r}")
-    if split == "test":
+    if held_out == "none":
+        roles = set(ROLES)
+    elif split == "test":
         roles = {held_out}
     else:
         roles = {"train", "design"} if held_out == "test" else {"train"}

@@ -90,6 +90,7 @@ def _vary_words(text: str, rng: random.Random, changes: int) -> str:
 
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
 _LOWER_I = re.compile(r"\bi(?=\b|')")
+_INNER_SENTENCE = re.compile(r"(?<=[.!?] )[a-z]")
 
 
 def match_register(cue: str, host: str) -> str:
@@ -103,10 +104,12 @@ def match_register(cue: str, host: str) -> str:
     if stripped[0].isupper() or re.search(r"\bI\b", stripped):
         cue = _LOWER_I.sub("I", cue)
     if stripped[0].isupper():
-        cue = cue[0].upper() + cue[1:]
+        # A writer who starts sentences with a capital starts the cue's inner ones with one too.
+        cue = _INNER_SENTENCE.sub(lambda m: m.group(0).upper(), cue[0].upper() + cue[1:])
     end = stripped[-1]
-    if end in ".!" and cue[-1] not in ".!?":
-        cue += end
+    if end in ".!?" and cue[-1] not in ".!?":
+        # A writer who closes their sentences closes the cue too.
+        cue += end if end in ".!" else "."
     # Writers who never use an apostrophe or a comma do not start for one line.
     if "'" not in stripped:
         cue = cue.replace("'", "")
