@@ -60,7 +60,7 @@ def test_the_check_catches_a_hand_typed_reference_number() -> None:
     # The committed card never holds 0.93 or 0.87 as these measures: both are flagged.
     assert stale_quotes(old, card) == ["F0.5 0.93", "PR-AUC 0.87"]
     assert stale_quotes("threshold 0.4493", card) == ["threshold 0.4493"]
-    assert stale_quotes("test F0.5 0.750", card) == []
+    assert stale_quotes("test F0.5 0.665", card) == []
     assert (
         unmarked_quotes("<!-- measured: make bench, 2026-01-01 -->" + old + "<!-- /measured -->")
         == []

@@ -15,7 +15,7 @@ from grooming_detect.data import chitchat
 from grooming_detect.io import json_digest
 
 #: Bumped whenever the generator's output changes for the same settings (invalidates caches).
-GENERATOR_VERSION = 6
+GENERATOR_VERSION = 7
 
 
 class _FromConfig:
