@@ -8,21 +8,20 @@ multi-party technical chat (IRC-style templates) adds the shape PAN-2012's IRC l
 
 Grooming risk is expressed only through non-explicit behavioural markers (rapport, age and
 location questions, compliments, secrecy, isolation, moving to another app, gifts, meeting plans)
-that one author of a positive conversation (the predator) carries, injected into their real
-messages in stage order with paraphrase and typo variation. Hard negatives are real
-conversations given the same kinds of cue innocently (a game clan asking ages, a surprise party
-kept secret, a relative arranging a visit). Host windows holding sexual or abuse vocabulary
-(`EXCLUDED_CONTENT`) are never used.
+that one author of a positive conversation (the predator) carries: wordings of the stage's
+paraphrase families (`markers`), in the predator's drawn stage plan and order, placed in their
+real messages in each message's register. Test markers come from families that training never
+renders (``held_out_families``), so test measures new wording of the same stages. Hard negatives
+are real conversations given the same kinds of cue innocently (a game clan asking ages, a
+surprise party kept secret, a relative arranging a visit). Host windows holding sexual or abuse
+vocabulary (`EXCLUDED_CONTENT`) are never used.
 
-No metadata shortcut: every two-person conversation is planned the same way before any label
-exists. "Actors" start a drawn number of conversations, each with a different partner from
-their community, on a host window whose length is drawn from one distribution; predators are
-then picked among actors with 2 to 8 conversations, and hard negatives among the other
-conversations. So predators' conversations share the distributions of length, participants,
-partner reuse and hour with everyone else's, and many negative authors recur as predators do.
-What remains is measured, not hidden: predators always have at least two conversations while
-about a third of negative authors have one, so conversation counts carry a weak signal
-(``model=metadata_only`` reports how much: test author PR-AUC about 0.06 on the default corpus).
+No surface or metadata tells: every two-person conversation is planned the same way before any
+label exists ("actors" start a drawn number of conversations with partners from their
+community, on host windows whose lengths come from one distribution); predators are then drawn
+uniformly from every two-person author, so their conversation counts follow everyone's; every
+line of every author gets the same chat noise; replies follow any cue at one rate. What remains
+is measured, not hidden: the probe battery of ``experiment=audit`` (`evaluation.probes`).
 Label noise touches the training truth only (``test_label_noise`` for the test truth, default 0).
 
 At PAN-2012 size (``scale=pan12``) host windows are reused; every reuse gets seeded surface
@@ -38,9 +37,10 @@ one is `pan12.TRAIN_PROBLEM2`, a file the real PAN-2012 release does not have.
 
 Modules, in the order a corpus is made: `settings` (the knobs, defaults from the config file),
 `hosts` (windows cut from real conversations, one split per host), `planner` (who talks to
-whom, for how long, then the labels), `renderer` (each conversation's text: `vocabulary`'s cues
-injected with `surface` variation, format quirks), `writer` (the official files), `corpus`
-(`generate_corpus`, tying them together).
+whom, for how long, then the labels), `markers` (the paraphrase families and which split
+renders which), `renderer` (each conversation's text: markers and `vocabulary`'s cues placed by
+`surface` in the host's register, one chat noise for every line, format quirks), `writer` (the
+official files), `corpus` (`generate_corpus`, tying them together).
 """
 
 from __future__ import annotations
