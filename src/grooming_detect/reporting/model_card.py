@@ -345,7 +345,8 @@ def _data_description(manifest: dict[str, Any]) -> str:
             "Myers, Etchart and Fulda, 2020) as host conversations, with grooming risk "
             "injected only as non-explicit behavioural markers carried by one author of a "
             "positive conversation, and the same cues used innocently in hard negatives. "
-            "No real conversation in it involves grooming. "
+            + _held_out_text(str(generator.get("held_out_families", "test")))
+            + "No real conversation in it involves grooming. "
             f"Label noise: {train_noise:.0%} of the training truth (train and validation), "
             f"{test_noise:.0%} of the test truth"
             + (" (test labels are clean)." if test_noise == 0 else ".")
@@ -353,6 +354,24 @@ def _data_description(manifest: dict[str, Any]) -> str:
     if source == "pan12":
         return "The official PAN-2012 Sexual Predator Identification training and test corpora."
     return f"A team chat log ({source}); labels at {manifest.get('label_level')} level."
+
+
+def _held_out_text(held_out: str) -> str:
+    """What the card says of the marker wording test holds (`data.synthetic.markers`)."""
+    if held_out == "test":
+        return (
+            "Test markers are worded by paraphrase families that training never renders "
+            "(`held_out_families: test`): test measures new wording of the same stages. "
+        )
+    if held_out == "design":
+        return (
+            "Test markers are worded by the design families, held out of training "
+            "(`held_out_families: design`, the corpus the generator was designed on). "
+        )
+    return (
+        "Training and test share every marker family (`held_out_families: none`): test "
+        "measures recall of known wording, not generalisation. "
+    )
 
 
 def split_shares(manifest: dict[str, Any]) -> str:
