@@ -171,13 +171,16 @@ class ModelConfig:
 @dataclass
 class DecisionConfig:
     """``decision`` (conf/decision/*.yaml): how the calibrator and the threshold are fitted
-    after the model; `name` is the option (holdout or crossfit), `folds` crossfit's."""
+    after the model; `name` is the option (holdout or crossfit), `folds` crossfit's, and
+    `fallback` the procedure crossfit falls back to when the data cannot be cross-fitted (null:
+    none, the run stops)."""
 
     name: str = MISSING
     calibration: str = MISSING
     threshold_objective: str = MISSING
     threshold_min_precision: float = share()
     folds: int | None = ranged(2)
+    fallback: str | None = None
 
 
 # --- groups with one shape ---------------------------------------------------------------------

@@ -99,8 +99,30 @@ def _isolate_secondary_rank(cfg: DictConfig) -> None:
             cfg.paths.run_dir = str(scratch / "run")
 
 
+def insist_on_named_decision(cfg: DictConfig, overrides: list[str]) -> None:
+    """A user who names ``decision=crossfit`` or ``decision.folds`` on the command line chose
+    cross-fitting: it is not given up for ``decision.fallback`` (set to null, unless the
+    overrides set it too), so data that cannot be cross-fitted stops the run with the error
+    that names decision=holdout. Only the default procedure falls back."""
+    keys = {override.lstrip("+~").split("=", 1)[0] for override in overrides}
+    named = keys & {"decision", "decision.folds"}
+    if not named or "decision.fallback" in keys:
+        return
+    decision = cfg.get("decision") or {}
+    if decision.get("name") == "crossfit" and decision.get("fallback") is not None:
+        with open_dict(cfg):
+            cfg.decision.fallback = None
+        log.info(
+            "%s set on the command line: cross-fitting is insisted on (decision.fallback=null)",
+            " and ".join(sorted(named)),
+        )
+
+
 def run(cfg: DictConfig, overrides: list[str] | None = None) -> PipelineResult:
-    """Validate `cfg`, then run `cfg.stages` in order, tracked in MLflow."""
+    """Validate `cfg`, then run `cfg.stages` in order, tracked in MLflow (the command-line
+    `overrides` are logged, and tell an explicit choice from a default:
+    `insist_on_named_decision`)."""
+    insist_on_named_decision(cfg, list(overrides or []))
     validate_config(cfg)
     progress.configure(bool(cfg.get("progress", True)))
     _isolate_secondary_rank(cfg)

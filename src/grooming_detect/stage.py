@@ -167,6 +167,24 @@ def _maybe_source(series_dir: Path, artefact: str, source_run: str, run_dir: Pat
     return runs_dir(series_dir) / run_id / artefact if run_id else run_dir / artefact
 
 
+#: Prefix of the MLflow tags that record a design chosen in place of a default setting
+#: (``fallback/data.split_override``, ``fallback/decision``): "from -> to: reason".
+FALLBACK_TAG = "fallback/"
+#: MLflow's longest tag value is 8,000 characters; a reason is cut well before.
+MAX_FALLBACK_TAG_CHARS = 2_000
+
+
+def fallback_tags(fallbacks: dict[str, str]) -> dict[str, str]:
+    """``{setting: "from -> to: reason"}`` as MLflow tags ``fallback/<setting>`` (the whole
+    reasons stay in the data manifest and model.json)."""
+    return {
+        f"{FALLBACK_TAG}{setting}": choice
+        if len(choice) <= MAX_FALLBACK_TAG_CHARS
+        else choice[: MAX_FALLBACK_TAG_CHARS - 1] + "…"
+        for setting, choice in fallbacks.items()
+    }
+
+
 @dataclass
 class StageResult:
     """What a stage produced: named output paths, headline metrics, tags for the parent run."""

@@ -53,7 +53,7 @@ def validate_config(cfg: DictConfig) -> None:
 def _choices() -> list[tuple[str, tuple[str | None, ...], str | None]]:
     """(key, allowed values, the stage that reads it or None: always) of every enumerated
     option; the modules that use them hold the choices."""
-    from grooming_detect.data.splits import SPLIT_OVERRIDES
+    from grooming_detect.data.splits import AUTO, SPLIT_OVERRIDES
     from grooming_detect.data.synthetic.markers import HELD_OUT
     from grooming_detect.evaluation.lines import LINE_RULES
     from grooming_detect.models.crossfit import SELECTIONS
@@ -62,7 +62,8 @@ def _choices() -> list[tuple[str, tuple[str | None, ...], str | None]]:
 
     return [
         ("data.source", DATA_SOURCES, None),
-        ("data.split_override", (None, *SPLIT_OVERRIDES), None),
+        ("data.split_override", (None, *SPLIT_OVERRIDES, AUTO), None),
+        ("decision.fallback", (None, "holdout"), "train"),
         # chatlog only (absent, hence None, elsewhere)
         ("data.long_messages", (None, "error", "truncate"), None),
         # synthetic only

@@ -174,6 +174,35 @@ def test_the_author_override_splits_it_and_discloses_the_leakage() -> None:
     assert report.to_dict()["largest_component"]["conversations"] == 840
 
 
+def test_auto_falls_back_to_authors_and_records_why(caplog: pytest.LogCaptureFixture) -> None:
+    """``data.split_override: auto``: the components' SplitError becomes the author split, said
+    in one line and recorded in the report's `fallback`; an explicit null keeps the error."""
+    pairs, predators = dominant_corpus()
+    with caplog.at_level("WARNING", logger="grooming_detect.data.splits"):
+        _, report = carve_validation(
+            pairs, predators, 0.2, seed=0, settings=SplitSettings(override="auto")
+        )
+    assert report.override == "author" and report.components_broken == 1
+    assert report.fallback is not None
+    assert report.fallback.startswith("components -> author: validation split: the held-out")
+    chosen = [r.message for r in caplog.records if "Design chosen for this data" in r.message]
+    assert len(chosen) == 1 and "data.split_override=null" in chosen[0]
+    assert report.to_dict()["fallback"] == report.fallback
+    with pytest.raises(SplitError, match=r"data\.split_override=author"):
+        carve_validation(pairs, predators, 0.2, seed=0, settings=SplitSettings(override=None))
+
+
+def test_auto_keeps_components_when_they_split() -> None:
+    rows = [(f"c{k}", author) for k in range(40) for author in (f"a{k}", f"b{k}")]
+    pairs = pd.DataFrame(rows, columns=["conversation_id", "author"])
+    predators = {f"a{k}" for k in range(0, 40, 4)}
+    _, report = carve_validation(
+        pairs, predators, 0.2, seed=0, settings=SplitSettings(override="auto")
+    )
+    assert report.fallback is None and report.override is None
+    assert report.method == "connected components"
+
+
 def _chatlog_of(pairs: pd.DataFrame, predators: set[str], path: Path) -> Path:
     """`pairs` as an author-labelled chat-log CSV: one neutral message per author."""
     pairs.assign(
@@ -187,7 +216,7 @@ def test_the_override_keeps_conversations_whole_in_a_chat_log(compose_cfg, tmp_p
 
     path = _chatlog_of(*dominant_corpus(), tmp_path / "chat.csv")
     with pytest.raises(SplitError, match=r"test split: .*data\.split_override=author"):
-        load_tables(compose_cfg("data=chatlog", f"data.path={path}"))
+        load_tables(compose_cfg("data=chatlog", f"data.path={path}", "data.split_override=null"))
     cfg = compose_cfg("data=chatlog", f"data.path={path}", "data.split_override=author")
     tables, details = load_tables(cfg)
     assert (tables.messages.groupby("conversation_id")["split"].nunique() == 1).all()
@@ -304,6 +333,8 @@ def test_split_keys_are_in_every_data_config_and_key_the_cache(compose_cfg, data
     from grooming_detect.stage import data_settings
 
     cfg = compose_cfg(*data)
-    assert split_settings(cfg) == SplitSettings(tolerance=0.1, override=None)
+    # Chat logs default to `auto` (components, falling back to author groups, recorded).
+    default = "auto" if data[0] == "data=chatlog" else None
+    assert split_settings(cfg) == SplitSettings(tolerance=0.1, override=default)
     overridden = compose_cfg(*data, "data.split_override=author")
     assert fingerprint({}, data_settings(cfg)) != fingerprint({}, data_settings(overridden))

@@ -282,3 +282,24 @@ def test_the_templates_render_from_the_package_alone(tmp_path: Path) -> None:
         check=True,
     )
     assert completed.stdout == _minimal_report(tmp_path)
+
+
+def test_design_chosen_names_each_fallback_and_says_none_when_there_is_none() -> None:
+    from grooming_detect.reporting.model_card import design_chosen
+
+    crossfit = {"selection": {"method": "crossfit", "folds": 5}, "fallbacks": {}}
+    assert design_chosen({"split": {}}, crossfit).endswith(
+        "no setting had to give way to the data."
+    )
+    manifest = {
+        "split": {"test": {"override": "author"}},
+        "fallbacks": {"data.split_override": "auto -> author: test split: one component"},
+    }
+    meta = {
+        "selection": {"method": "holdout"},
+        "fallbacks": {"decision": "crossfit -> holdout: 1 positive component"},
+    }
+    line = design_chosen(manifest, meta)
+    assert line.startswith("held-out splits by author groups")
+    assert "`data.split_override` auto -> author: test split: one component" in line
+    assert "`decision` crossfit -> holdout: 1 positive component" in line

@@ -6,13 +6,16 @@ both conversations and positive conversations (`holdout_conversations`); the ach
 checked against ``data.split_tolerance`` and a miss raises `SplitError` instead of a lopsided
 split. The explicit override ``data.split_override: author`` splits by authors instead: every
 conversation stays whole, but authors may then appear on both sides (disclosed in the
-`SplitReport`, which the data manifest records).
+`SplitReport`, which the data manifest records). ``auto`` (the chat-log default) tries whole
+components first and takes the author split only when components cannot be split, saying so in
+one log line and in the report's ``fallback``: a small export linked by a few very active authors
+still runs, while an explicit ``null`` insists on components and keeps the `SplitError`.
 """
 
 from __future__ import annotations
 
 import logging
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -24,8 +27,11 @@ from grooming_detect.errors import SplitError
 
 log = logging.getLogger(__name__)
 
-#: ``data.split_override`` values besides null (whole connected components).
+#: ``data.split_override`` values besides null (whole connected components) and `AUTO`.
 SPLIT_OVERRIDES = ("author",)
+#: ``data.split_override: auto``: whole connected components, falling back to ``author`` (with
+#: the reason recorded) when they cannot give a split within the tolerance.
+AUTO = "auto"
 
 #: Default ``data.split_tolerance``: the largest absolute miss of a held-out share (of
 #: conversations, and of positive conversations) before the split is refused. 0.1 lets a 0.2
@@ -42,18 +48,19 @@ class SplitSettings:
         tolerance: largest absolute miss of an achieved share, beyond one item's step (with n
             conversations a share moves in steps of 1/n, so a tiny corpus is not refused for
             its granularity alone).
-        override: None (whole connected components: no author on both sides) or ``author``
-            (whole author groups: conversations stay whole, authors may cross sides).
+        override: None (whole connected components: no author on both sides), ``author``
+            (whole author groups: conversations stay whole, authors may cross sides) or
+            ``auto`` (components, falling back to author groups when they cannot be split).
     """
 
     tolerance: float = DEFAULT_TOLERANCE
     override: str | None = None
 
     def __post_init__(self) -> None:
-        if self.override is not None and self.override not in SPLIT_OVERRIDES:
+        if self.override is not None and self.override not in (*SPLIT_OVERRIDES, AUTO):
             raise ValueError(
                 f"data.split_override: {self.override!r}; expected null or one of "
-                f"{list(SPLIT_OVERRIDES)}"
+                f"{[*SPLIT_OVERRIDES, AUTO]}"
             )
         if not 0.0 <= self.tolerance <= 1.0:
             raise ValueError(f"data.split_tolerance: {self.tolerance}; expected a number in [0, 1]")
@@ -78,6 +85,8 @@ class SplitReport:
             holding more than `tolerance` of the conversations or positives; 0 without it).
         authors_on_both_sides: authors speaking on both sides (0 without the override).
         positive_authors_on_both_sides: those of them that are positive authors.
+        fallback: with ``data.split_override: auto``, ``components -> author: <reason>`` when
+            whole components could not be split (None: the design asked for was used).
     """
 
     split: str
@@ -94,6 +103,7 @@ class SplitReport:
     components_broken: int
     authors_on_both_sides: int
     positive_authors_on_both_sides: int
+    fallback: str | None = None
 
     @property
     def share_conversations(self) -> float:
@@ -174,9 +184,14 @@ def holdout_conversations(
 
     Raises:
         SplitError: (a ValueError) when every positive conversation sits in one unit, or an
-            achieved share misses `fraction` by more than ``settings.tolerance``.
+            achieved share misses `fraction` by more than ``settings.tolerance`` (with ``auto``:
+            when the author fallback misses too).
     """
     settings = settings or SplitSettings()
+    if settings.override == AUTO:
+        return _components_or_authors(
+            pairs, positive_conversations, fraction, seed, split, settings, positive_authors
+        )
     components = conversation_components(pairs)
     component_sizes = unit_sizes(pairs, components, positive_conversations)
     units, sizes, broken = components, component_sizes, 0
@@ -204,6 +219,54 @@ def holdout_conversations(
     check_shares(report)
     _log_report(report)
     return held, report
+
+
+def _components_or_authors(
+    pairs: pd.DataFrame,
+    positive_conversations: set[str],
+    fraction: float,
+    seed: int,
+    split: str,
+    settings: SplitSettings,
+    positive_authors: set[str] | None,
+) -> tuple[set[str], SplitReport]:
+    """``data.split_override: auto``: whole components, else author groups with the reason in
+    the report's ``fallback`` and one warning line (see `holdout_conversations`)."""
+    try:
+        return holdout_conversations(
+            pairs,
+            positive_conversations,
+            fraction,
+            seed,
+            split=split,
+            settings=replace(settings, override=None),
+            positive_authors=positive_authors,
+        )
+    except SplitError as error:
+        reason = str(error)
+    log.warning(
+        "Design chosen for this data: the %s split is carved by author groups instead of whole "
+        "connected components (data.split_override auto -> author), because %s. Set "
+        "data.split_override=null to insist on components (the run then stops), or "
+        "data.split_override=author to choose this split yourself",
+        split,
+        _first_sentence(reason),
+    )
+    held, report = holdout_conversations(
+        pairs,
+        positive_conversations,
+        fraction,
+        seed,
+        split=split,
+        settings=replace(settings, override="author"),
+        positive_authors=positive_authors,
+    )
+    return held, replace(report, fallback=f"components -> author: {_first_sentence(reason)}")
+
+
+def _first_sentence(reason: str) -> str:
+    """The first sentence of a split error (what failed), without the advice that follows."""
+    return reason.split("; a leakage-free")[0].split(". ")[0].rstrip(".")
 
 
 def unit_sizes(

@@ -29,7 +29,13 @@ from grooming_detect.io import (
     write_json,
     write_text,
 )
-from grooming_detect.stage import LATEST_DATA, StageContext, StageResult, data_settings
+from grooming_detect.stage import (
+    LATEST_DATA,
+    StageContext,
+    StageResult,
+    data_settings,
+    fallback_tags,
+)
 
 log = logging.getLogger(__name__)
 
@@ -179,8 +185,10 @@ def load_tables(cfg: DictConfig) -> tuple[Tables, dict[str, Any]]:
         )
         details = asdict(chat_report)
         details["split_method"] = f"{chat_report.split_source}; stratified, seeded"
-        if cfg.data.get("split_override") and chat_report.split:
-            details["split_method"] += OVERRIDE_SPLIT_METHOD.format(cfg.data.split_override)
+        if _overrides_used(chat_report.split):
+            details["split_method"] += OVERRIDE_SPLIT_METHOD.format(
+                "/".join(_overrides_used(chat_report.split))
+            )
         return tables, details
     filters = filter_settings(cfg)
     root = corpus_root(cfg)
@@ -205,9 +213,29 @@ def load_tables(cfg: DictConfig) -> tuple[Tables, dict[str, Any]]:
     }
     if filters.vtpan:
         pan_details["vtpan_ids"] = pan_report.vtpan
-    if cfg.data.get("split_override"):
-        pan_details["split_method"] += OVERRIDE_SPLIT_METHOD.format(cfg.data.split_override)
+    if _overrides_used(pan_report.split):
+        pan_details["split_method"] += OVERRIDE_SPLIT_METHOD.format(
+            "/".join(_overrides_used(pan_report.split))
+        )
     return tables, pan_details
+
+
+def _overrides_used(split_reports: dict[str, dict[str, Any]]) -> list[str]:
+    """The ``data.split_override`` values the carved splits were actually cut with (``author``
+    also when ``auto`` fell back to it)."""
+    return sorted({str(r["override"]) for r in split_reports.values() if r.get("override")})
+
+
+def split_fallbacks(manifest: dict[str, Any]) -> dict[str, str]:
+    """The split designs the data stage chose in place of the default (``data.split_override:
+    auto`` falling back to author groups), as ``{"data.split_override": "components -> author:
+    <split>: <reason>; ..."}``; empty when every carve used the design asked for."""
+    reasons = [
+        report["fallback"].split(": ", 1)[1]
+        for report in (manifest.get("split") or {}).values()
+        if report.get("fallback")
+    ]
+    return {"data.split_override": "auto -> author: " + "; ".join(reasons)} if reasons else {}
 
 
 def _verification(
@@ -268,6 +296,8 @@ def _build_or_reuse(cfg: DictConfig, ctx: StageContext) -> StageResult:
     manifest = _cached_manifest(ctx.manifest_path, digest)
     if manifest is not None:
         log.info("Inputs unchanged (fingerprint %s): reusing %s", digest[:12], ctx.dataset_dir)
+        for setting, choice in (manifest.get("fallbacks") or {}).items():
+            log.warning("Design chosen for this data (reused tables): %s %s", setting, choice)
     else:
         manifest = _build(cfg, ctx, sources, settings, digest)
     write_text(ctx.dataset_dir.parent / LATEST_DATA, f"{ctx.dataset_dir.name}\n")
@@ -292,6 +322,7 @@ def _build_or_reuse(cfg: DictConfig, ctx: StageContext) -> StageResult:
         "dataset": str(cfg.data.name),
         "label_level": manifest["label_level"],
         "synthetic": str(bool(cfg.data.synthetic)).lower(),
+        **fallback_tags(manifest.get("fallbacks") or {}),
     }
     tracking.set_tags(tags)
     tracking.log_artifact(ctx.manifest_path, "data")
@@ -332,6 +363,9 @@ def _build(
         "table_sha256": file_digests(ctx.dataset_dir, [p.name for p in written.values()]),
     }
     manifest["verification"] = _verification(cfg, sources, manifest["counts"])
+    # The designs chosen in place of the defaults, with the reason: the card and MLflow read
+    # them from here (`fallback/<setting>` tags), also when the tables are reused.
+    manifest["fallbacks"] = split_fallbacks(manifest)
     write_json(ctx.manifest_path, manifest)
     log.info("Wrote %s tables to %s", ", ".join(written), ctx.dataset_dir)
     return manifest

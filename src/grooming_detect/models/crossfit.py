@@ -100,10 +100,11 @@ def component_folds(
         )
     if n_positive_components < n_folds:
         log.warning(
-            "decision.folds=%d: only %d connected components of train + validation hold a "
-            "positive; cross-fitting with %d folds",
-            n_folds,
+            "Design chosen for this data: cross-fitting with %d folds instead of "
+            "decision.folds=%d, because only %d connected components of train + validation "
+            "hold a positive",
             n_positive_components,
+            n_folds,
             n_positive_components,
         )
         n_folds = n_positive_components
@@ -184,6 +185,52 @@ def check_fold_shares(folds: np.ndarray, components: np.ndarray, tolerance: floa
     )
 
 
+@dataclass(frozen=True)
+class FoldPlan:
+    """The pooled unit rows and their folds, planned before any model is fitted, so that data
+    that cannot be cross-fitted is known at the start of the train stage."""
+
+    units: pd.DataFrame
+    folds: np.ndarray
+    folds_requested: int
+
+    @property
+    def folds_used(self) -> int:
+        return int(self.folds.max()) + 1
+
+    @property
+    def fallback(self) -> str | None:
+        """``"<requested> -> <used>: <reason>"`` when fewer folds than asked could be made."""
+        if self.folds_used >= self.folds_requested:
+            return None
+        return (
+            f"{self.folds_requested} -> {self.folds_used}: only {self.folds_used} connected "
+            "components of train + validation hold a positive"
+        )
+
+
+def plan_folds(
+    ctx: StageContext, inputs: ModelInput, n_folds: int, seed: int, tolerance: float = 0.1
+) -> FoldPlan:
+    """The folds cross-fitting will use (`component_folds`, `check_fold_shares`); cheap: no
+    model is fitted.
+
+    Raises:
+        CrossfitError: when the data cannot be cross-fitted (see those functions).
+    """
+    units = pooled_units(inputs)
+    labels = units[inputs.unit.label_column].to_numpy(dtype=bool)
+    components = unit_components(ctx, inputs, units)
+    folds = component_folds(components, labels, n_folds, seed)
+    check_fold_shares(folds, components, tolerance)
+    return FoldPlan(units, folds, n_folds)
+
+
+def without_advice(error: CrossfitError) -> str:
+    """What a `CrossfitError` found, without its closing advice (for a fallback's reason)."""
+    return str(error).split(". Set decision=holdout")[0].rstrip(".")
+
+
 def crossfit(
     ctx: StageContext,
     inputs: ModelInput,
@@ -191,15 +238,13 @@ def crossfit(
     seed: int,
     fit: Callable[[pd.DataFrame, np.ndarray, int], Any],
     tolerance: float = 0.1,
+    plan: FoldPlan | None = None,
 ) -> OutOfFold:
-    """Out-of-fold raw scores of every train + validation unit (see the module docstring)."""
-    units = pooled_units(inputs)
-    labels = units[inputs.unit.label_column].to_numpy(dtype=bool)
-    components = unit_components(ctx, inputs, units)
-    folds = component_folds(components, labels, n_folds, seed)
-    check_fold_shares(folds, components, tolerance)
-    raw, models = out_of_fold_scores(inputs, units, folds, fit)
-    return OutOfFold(units, folds, raw, models)
+    """Out-of-fold raw scores of every train + validation unit (see the module docstring),
+    over `plan`'s folds (planned here from `n_folds`, `seed` and `tolerance` when None)."""
+    plan = plan or plan_folds(ctx, inputs, n_folds, seed, tolerance)
+    raw, models = out_of_fold_scores(inputs, plan.units, plan.folds, fit)
+    return OutOfFold(plan.units, plan.folds, raw, models)
 
 
 def is_crossfit(meta: dict[str, Any]) -> bool:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import inspect
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -20,8 +20,17 @@ from omegaconf import DictConfig, OmegaConf
 
 from grooming_detect import tracking
 from grooming_detect.config import to_dict
+from grooming_detect.errors import CrossfitError
 from grooming_detect.io import read_json
-from grooming_detect.models.crossfit import POOL, crossfit, line_threshold, pooled_counts
+from grooming_detect.models.crossfit import (
+    POOL,
+    FoldPlan,
+    crossfit,
+    line_threshold,
+    plan_folds,
+    pooled_counts,
+    without_advice,
+)
 from grooming_detect.models.decision import (
     ScoreCalibrator,
     ranking_scores,
@@ -33,7 +42,7 @@ from grooming_detect.models.units import ModelInput, resolve_input, unit_of
 from grooming_detect.models.vectorizers import HashedCounts, with_counts
 from grooming_detect.profiling import peak_rss_mib
 from grooming_detect.scoring.pyfunc import log_pyfunc_model
-from grooming_detect.stage import StageContext, StageResult
+from grooming_detect.stage import StageContext, StageResult, fallback_tags
 
 log = logging.getLogger(__name__)
 
@@ -196,12 +205,56 @@ def selection_of(cfg: DictConfig) -> str:
     return str((cfg.get("decision") or {}).get("name") or "holdout")
 
 
+@dataclass(frozen=True)
+class Procedure:
+    """The decision procedure the train stage runs on this data: ``decision.name``, or the
+    fallback it took (`procedure_for_data`), with the folds planned for crossfit and the
+    designs chosen in place of a setting (``{setting: "from -> to: reason"}``)."""
+
+    selection: str
+    plan: FoldPlan | None = None
+    fallbacks: dict[str, str] = field(default_factory=dict)
+
+
+def procedure_for_data(cfg: DictConfig, ctx: StageContext, inputs: ModelInput) -> Procedure:
+    """``decision.name``, unless cross-fitting cannot be done on this data and
+    ``decision.fallback`` names a procedure to fall back to (said in one log line, recorded).
+    Run before any model is fitted, so that an impossible cross-fit stops the run early.
+
+    Raises:
+        CrossfitError: the data cannot be cross-fitted and ``decision.fallback`` is null.
+    """
+    selection = selection_of(cfg)
+    if selection != "crossfit":
+        return Procedure(selection)
+    tolerance = float(cfg.data.get("split_tolerance", 0.1))
+    try:
+        plan = plan_folds(ctx, inputs, int(cfg.decision.folds), int(cfg.seed), tolerance)
+    except CrossfitError as error:
+        fallback = cfg.decision.get("fallback")
+        if fallback is None:
+            raise
+        reason = without_advice(error)
+        log.warning(
+            "Design chosen for this data: decision crossfit -> %s, because %s. Set "
+            "decision=%s to choose it yourself, or decision.fallback=null to insist on "
+            "cross-fitting (the run then stops)",
+            fallback,
+            reason,
+            fallback,
+        )
+        return Procedure(str(fallback), fallbacks={"decision": f"crossfit -> {fallback}: {reason}"})
+    fallbacks = {"decision.folds": plan.fallback} if plan.fallback else {}
+    return Procedure("crossfit", plan, fallbacks)
+
+
 def _fit(
     cfg: DictConfig,
     inputs: ModelInput,
     X: pd.DataFrame,
     y: np.ndarray,
     counts: HashedCounts | None = None,
+    selection: str = "holdout",
 ) -> tuple[Any, float]:
     """The configured estimator fitted on (X, y), and the seconds it took. Estimators that
     select and stop on validation themselves (the transformer) get the validation rows;
@@ -212,7 +265,7 @@ def _fit(
     )
     fit_kwargs = {}
     if "validation" in inspect.signature(model.fit).parameters:
-        if selection_of(cfg) == "crossfit":
+        if selection == "crossfit":
             raise ValueError(
                 f"model={cfg.model.name} selects and stops on validation itself, which "
                 "decision=crossfit trains on; set decision=holdout"
@@ -273,10 +326,15 @@ def _decide(cfg: DictConfig, inputs: ModelInput, model: Any) -> Decisions:
 
 
 def _decide_crossfit(
-    cfg: DictConfig, ctx: StageContext, inputs: ModelInput, counts: HashedCounts | None = None
+    cfg: DictConfig,
+    ctx: StageContext,
+    inputs: ModelInput,
+    counts: HashedCounts | None = None,
+    plan: FoldPlan | None = None,
 ) -> Decisions:
     """Crossfit: calibrator and threshold fitted on out-of-fold scores of train + validation
-    (`counts`: precomputed hashed counts of their texts, shared by the fold models)."""
+    (`counts`: precomputed hashed counts of their texts, shared by the fold models; `plan`: the
+    folds `procedure_for_data` planned)."""
     n_folds, seed = int(cfg.decision.folds), int(cfg.seed)
 
     def fit(X: pd.DataFrame, y: np.ndarray, fold: int) -> Any:
@@ -284,7 +342,7 @@ def _decide_crossfit(
         return with_counts(instantiate(cfg.model.estimator), counts).fit(X, y)
 
     tolerance = float(cfg.data.get("split_tolerance", 0.1))
-    oof = crossfit(ctx, inputs, n_folds, seed, fit, tolerance)
+    oof = crossfit(ctx, inputs, n_folds, seed, fit, tolerance, plan)
     y = oof.units[inputs.unit.label_column].to_numpy(dtype=bool)
     folds_used = int(oof.folds.max()) + 1
     selection = {
@@ -414,17 +472,18 @@ def _decision_metrics(inputs: ModelInput, decisions: Decisions) -> dict[str, flo
 def run_train(cfg: DictConfig, ctx: StageContext) -> StageResult:
     """Fit the model, calibrate it and tune its threshold (`decision`); save and log it."""
     inputs = model_input(cfg, ctx, "train")
-    if selection_of(cfg) == "crossfit":
+    procedure = procedure_for_data(cfg, ctx, inputs)
+    if procedure.selection == "crossfit":
         # The K fold models and the refit read subsets of the same documents: each text is
         # hashed once (each fit still learns its own idf).
         X, y, prefixes, sampling = _training_rows(cfg, ctx, inputs, POOL)
         counts = pooled_counts(inputs, instantiate(cfg.model.estimator), X)
-        decisions = _decide_crossfit(cfg, ctx, inputs, counts)
-        model, fit_seconds = _fit(cfg, inputs, X, y, counts)
+        decisions = _decide_crossfit(cfg, ctx, inputs, counts, procedure.plan)
+        model, fit_seconds = _fit(cfg, inputs, X, y, counts, procedure.selection)
         del counts
     else:
         X, y, prefixes, sampling = _training_rows(cfg, ctx, inputs, ("train",))
-        model, fit_seconds = _fit(cfg, inputs, X, y)
+        model, fit_seconds = _fit(cfg, inputs, X, y, selection=procedure.selection)
         decisions = _decide(cfg, inputs, model)
     training = {
         "n_rows": len(X),
@@ -434,6 +493,8 @@ def run_train(cfg: DictConfig, ctx: StageContext) -> StageResult:
         "fit_seconds": fit_seconds,
     }
     meta = _metadata(cfg, ctx, inputs, decisions, training)
+    # Designs chosen in place of a setting, with the reason: the card reads them from here.
+    meta["fallbacks"] = procedure.fallbacks
     save_model(model, meta, ctx.model_dir)
     metrics = {
         "train/fit_seconds": fit_seconds,
@@ -451,6 +512,7 @@ def run_train(cfg: DictConfig, ctx: StageContext) -> StageResult:
         }
     )
     tracking.log_metrics(metrics)
+    tracking.set_tags(fallback_tags(procedure.fallbacks))
     tracking.log_artifact(ctx.model_dir / "model.json", "model_meta")
     model_uri, estimator_uri = _log_models(ctx, model, meta, X)
     return StageResult(
@@ -461,5 +523,6 @@ def run_train(cfg: DictConfig, ctx: StageContext) -> StageResult:
             "model_uri": model_uri,
             "estimator_uri": estimator_uri,
             "model": str(cfg.model.name),
+            **fallback_tags(procedure.fallbacks),
         },
     )

@@ -715,6 +715,35 @@ def _training_data(summary: dict[str, Any], meta: dict[str, Any]) -> str:
     )
 
 
+def design_chosen(manifest: dict[str, Any], meta: dict[str, Any]) -> str:
+    """The card's "Design chosen for this data" line: the split and the decision procedure the
+    run used, and each one the pipeline chose in place of a default because the data did not
+    allow it (the data manifest's and model.json's ``fallbacks``: "from -> to: reason")."""
+    fallbacks = {**(manifest.get("fallbacks") or {}), **(meta.get("fallbacks") or {})}
+    selection = meta.get("selection") or {}
+    procedure = (
+        f"cross-fitted decisions ({selection.get('folds', 'K')} folds)"
+        if selection.get("method") == "crossfit"
+        else "holdout decisions (calibrator and threshold fitted on validation)"
+    )
+    overrides = {
+        str(report.get("override")) for report in (manifest.get("split") or {}).values()
+    } - {"None"}
+    split = (
+        "held-out splits by author groups (authors may appear on both sides)"
+        if overrides
+        else "the split the data stage recorded above"
+    )
+    if not fallbacks:
+        return f"{split}; {procedure}; no setting had to give way to the data."
+    chosen = "; ".join(f"`{setting}` {choice}" for setting, choice in sorted(fallbacks.items()))
+    return (
+        f"{split}; {procedure}. The defaults could not be used on this data, so the pipeline "
+        f"chose: {chosen}. Numbers from these designs are weaker evidence than from the "
+        "defaults (see the positives each rests on)."
+    )
+
+
 def _data_context(manifest: dict[str, Any]) -> dict[str, Any]:
     """The card's "Evaluation data" section: description, counts, sources, filters, splits."""
     return {
@@ -797,6 +826,7 @@ def render_model_card(
         other_levels=_other_levels(metrics, unit, problem2_text(summary)),
         **_data_context(manifest),
         training_data=_training_data(summary, meta),
+        design_chosen=design_chosen(manifest, meta),
         figures=figures,
         calibration_rows=calibration_rows(metrics, unit, splits),
         slices=_slices(evaluation_dir),
