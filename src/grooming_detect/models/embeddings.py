@@ -80,7 +80,8 @@ PROGRESS_MIN_TEXTS = 2_000
 @dataclass(frozen=True)
 class EncoderSettings:
     """The sentence encoder the embedding models share (``conf/model/encoder/default.yaml``
-    holds the config's values, ``model.encoder``; a test keeps these defaults equal to it).
+    holds the config's values, ``model.encoder``; a test keeps these defaults equal to it, but
+    for `cache_dir`, which the config roots under ``paths.data``).
 
     `path` is a sentence-transformers folder (None: the packaged all-MiniLM-L6-v2);
     `cache_dir` the on-disk vector cache (None: memory only)."""
@@ -251,10 +252,9 @@ _LOCK = threading.Lock()
 
 
 def clear_memory() -> None:
-    """Forget every vector and loaded encoder of this process (the disk cache stays)."""
+    """Forget every vector this process holds (the disk cache and the loaded encoders stay)."""
     with _LOCK:
         _TABLES.clear()
-        _MODELS.clear()
 
 
 def _sentence_model(folder: Path, max_seq_length: int) -> Any:
