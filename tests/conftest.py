@@ -141,13 +141,42 @@ def tiny_bert(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return folder
 
 
+@pytest.fixture(scope="session")
+def tiny_sentence_encoder(tiny_bert: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The tiny random BERT with mean pooling and normalisation, saved as a
+    sentence-transformers folder (``model.encoder.path``): seconds to embed a tiny corpus."""
+    try:
+        from sentence_transformers.sentence_transformer.modules import (
+            Normalize,
+            Pooling,
+            Transformer,
+        )
+    except ImportError:  # sentence-transformers before 6
+        from sentence_transformers.models import Normalize, Pooling, Transformer
+    from sentence_transformers import SentenceTransformer
+
+    folder = tmp_path_factory.mktemp("tiny-sentence-encoder")
+    word = Transformer(str(tiny_bert), max_seq_length=64)
+    dimension = getattr(word, "get_embedding_dimension", None) or word.get_word_embedding_dimension
+    pooling = Pooling(dimension(), pooling_mode="mean")
+    SentenceTransformer(modules=[word, pooling, Normalize()], device="cpu").save(str(folder))
+    return folder
+
+
 #: What makes a test an end-to-end one, which must carry the `pipeline` marker (left out by
 #: `make test-fast`): a fixture that runs the pipeline or trains a network, a call that runs a
 #: whole command, generates a corpus or saves an MLflow model. Tests are marked explicitly
 #: (`@pytest.mark.pipeline` or a module's `pytestmark`); collection fails for one that does this
 #: unmarked, so the fast tier cannot grow an end-to-end run by accident.
 PIPELINE_FIXTURES = frozenset(
-    {"default_run", "tiny_bert", "shape_files", "synthetic_tables", "corpus"}
+    {
+        "default_run",
+        "tiny_bert",
+        "tiny_sentence_encoder",
+        "shape_files",
+        "synthetic_tables",
+        "corpus",
+    }
 )
 PIPELINE_CALLS = (
     "pipeline.run(",

@@ -26,9 +26,9 @@ GROUPS = sorted(
     for p in config_dir().rglob("*")
     if p.is_dir() and p.relative_to(config_dir()).parts[0] != "hydra"
 )
-# model/common, model/tfidf, model/boosting and data/split hold settings that model (or data)
-# files include; they are not choices of their own.
-INCLUDED = {"model/common", "model/tfidf", "model/boosting", "data/split"}
+# model/common, model/tfidf, model/boosting, model/encoder and data/split hold settings that
+# model (or data) files include; they are not choices of their own.
+INCLUDED = {"model/common", "model/tfidf", "model/boosting", "model/encoder", "data/split"}
 OPTIONS = [
     (group, option.stem)
     for group in GROUPS

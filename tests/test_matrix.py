@@ -80,7 +80,17 @@ def _cells() -> list:
     return cells
 
 
-def _overrides(model: str, shape: str, files: dict[str, Path], tiny_bert: Path | None) -> list:
+#: Models that embed messages with a sentence encoder: their cells use a tiny random one.
+ENCODER_MODELS = {"embedding_logreg", "sentinel"}
+
+
+def _overrides(
+    model: str,
+    shape: str,
+    files: dict[str, Path],
+    tiny_bert: Path | None,
+    encoder: Path | None = None,
+) -> list:
     root = files["root"]
     overrides = [
         f"paths.root={root}",
@@ -103,6 +113,8 @@ def _overrides(model: str, shape: str, files: dict[str, Path], tiny_bert: Path |
             "model.estimator.stride=16",
             "model.estimator.batch_size=8",
         ]
+    if encoder is not None:
+        overrides += [f"model.encoder.path={encoder}", "model.encoder.max_seq_length=64"]
     return overrides
 
 
@@ -110,8 +122,9 @@ def _overrides(model: str, shape: str, files: dict[str, Path], tiny_bert: Path |
 @pytest.mark.parametrize(("model", "shape"), _cells())
 def test_model_on_data_shape(model: str, shape: str, shape_files, request) -> None:
     tiny_bert = request.getfixturevalue("tiny_bert") if model == "transformer" else None
+    encoder = request.getfixturevalue("tiny_sentence_encoder") if model in ENCODER_MODELS else None
     with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
-        overrides = _overrides(model, shape, shape_files, tiny_bert)
+        overrides = _overrides(model, shape, shape_files, tiny_bert, encoder)
         cfg = compose(config_name="config", overrides=overrides)
     if expected(model, shape) == "refused":
         with pytest.raises(ConfigError, match=r"cannot train on data labelled per conversation"):

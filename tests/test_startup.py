@@ -11,24 +11,33 @@ import pytest
 HEAVY = ("torch", "transformers", "mlflow", "skops")
 
 CHECK = """
-import json, sys
+import json, os, sys
 from hydra import compose, initialize_config_dir
 import grooming_detect.cli
 from grooming_detect.config import config_dir
 from grooming_detect.validation import validate_config
+overrides = ["paths.root=" + sys.argv[1], *filter(None, [os.environ.get("GD_MODEL")])]
 with initialize_config_dir(version_base="1.3", config_dir=str(config_dir())):
-    cfg = compose(config_name="config", overrides=["paths.root=" + sys.argv[1]])
+    cfg = compose(config_name="config", overrides=overrides)
 validate_config(cfg)
 print(json.dumps([name for name in sys.argv[2:] if name in sys.modules]))
 """
 
 
 @pytest.mark.pipeline
-def test_importing_the_cli_and_validating_a_default_config_loads_no_heavy_library(tmp_path):
+@pytest.mark.parametrize("model", [None, "model=sentinel"], ids=["default", "sentinel"])
+def test_importing_the_cli_and_validating_a_default_config_loads_no_heavy_library(
+    tmp_path, model: str | None
+):
     """`grooming-detect --help`, a typo or a wrong value is answered before torch,
-    transformers, MLflow or skops is imported (each costs seconds on 2 cores)."""
+    transformers, MLflow or skops is imported (each costs seconds on 2 cores); a model that
+    embeds messages imports its encoder's libraries only when it embeds."""
+    import os
+
+    env = {**os.environ, **({"GD_MODEL": model} if model else {})}
     completed = subprocess.run(
-        [sys.executable, "-c", CHECK, str(tmp_path), *HEAVY],
+        [sys.executable, "-c", CHECK, str(tmp_path), *HEAVY, "sentence_transformers"],
+        env=env,
         capture_output=True,
         text=True,
         timeout=120,

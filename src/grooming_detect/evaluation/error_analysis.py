@@ -26,9 +26,11 @@ from grooming_detect.features.text_views import speaker_marker
 
 
 def linear_parts(model: Any) -> tuple[Any, np.ndarray] | None:
-    """(feature step, coefficients) when `model` is a pipeline ending in a linear classifier."""
+    """(feature step, coefficients) when `model` is a two-step pipeline, named features then a
+    linear classifier (a longer pipeline's coefficients are not those of the first step's
+    features)."""
     steps = getattr(model, "steps", None)
-    if not steps or len(steps) < 2:
+    if not steps or len(steps) != 2:
         return None
     features, classifier = steps[-2][1], steps[-1][1]
     coefficients = getattr(classifier, "coef_", None)

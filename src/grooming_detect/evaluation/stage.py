@@ -40,6 +40,7 @@ from grooming_detect.features.schema import is_feature
 from grooming_detect.io import read_json, write_json, write_parquet, write_text
 from grooming_detect.models.crossfit import POOL, is_crossfit
 from grooming_detect.models.decision import tune_lines
+from grooming_detect.models.embeddings import COUNTERS as EMBEDDING_COUNTERS
 from grooming_detect.models.persistence import load_model
 from grooming_detect.models.units import (
     UNITS,
@@ -545,6 +546,7 @@ def run_evaluate(cfg: DictConfig, ctx: StageContext) -> StageResult:
     """Score each split in `evaluate.splits` with the trained model, calibrator and threshold;
     then the audit and early detection when configured, the curves and the summary."""
     ev = _load_evaluation(cfg, ctx)
+    embedding_before = EMBEDDING_COUNTERS.copy()
     unit = ev.unit
     skipped: list[str] = []
     if unit.name != "author":
@@ -588,6 +590,8 @@ def run_evaluate(cfg: DictConfig, ctx: StageContext) -> StageResult:
     ev.outputs["roc_curve"] = plots.roc_figure(
         ev.predictions, title.format("ROC"), ctx.evaluation_dir / f"roc_curve_{unit.name}.png"
     )
+    # Embedding models: throughput and cache reuse over every split, audit and explanation.
+    ev.metrics.update(EMBEDDING_COUNTERS.since(embedding_before, "evaluate"))
     summary = _summary(ev, skipped, {"audit": audit_summary, "early": early_summary})
     ev.outputs["summary"] = write_json(ctx.evaluation_dir / "evaluation.json", summary)
     tracking.set_tags({"model_dir": str(ctx.model_dir), "model_run": ctx.model_dir.parent.name})

@@ -40,6 +40,8 @@ META_FILE = "model.json"
 TRUSTED_TYPES = frozenset(
     {
         "grooming_detect.models.baselines.CompactLogisticRegression",
+        "grooming_detect.models.embeddings.MessageEmbeddings",
+        "grooming_detect.models.sentinel.SentinelClassifier",
         "grooming_detect.models.vectorizers.CompactTfidfVectorizer",
         "grooming_detect.models.vectorizers.HashingTfidfVectorizer",
         "grooming_detect.models.two_stage.TwoStageClassifier",

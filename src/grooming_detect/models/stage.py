@@ -37,6 +37,8 @@ from grooming_detect.models.decision import (
     scores_at_threshold,
     tune_threshold,
 )
+from grooming_detect.models.embeddings import COUNTERS as EMBEDDING_COUNTERS
+from grooming_detect.models.embeddings import uses_encoder
 from grooming_detect.models.persistence import MODEL_FILE, save_model, trusted_types
 from grooming_detect.models.units import ModelInput, resolve_input, unit_of
 from grooming_detect.models.vectorizers import HashedCounts, with_counts
@@ -438,7 +440,7 @@ def _log_models(
     """Log the whole scorer (the run's ``model``, a pyfunc) and the bare estimator beside it
     (``estimator``, for researchers); their model URIs."""
     metadata = {k: meta[k] for k in LOGGED_METADATA}
-    model_uri = log_pyfunc_model(ctx.model_dir, metadata)
+    model_uri = log_pyfunc_model(ctx.model_dir, metadata, needs_torch=uses_encoder(model))
     if hasattr(model, "model_") and hasattr(model, "save"):
         estimator_uri = tracking.log_transformer_model(model, metadata, name="estimator")
     else:
@@ -473,6 +475,7 @@ def run_train(cfg: DictConfig, ctx: StageContext) -> StageResult:
     """Fit the model, calibrate it and tune its threshold (`decision`); save and log it."""
     inputs = model_input(cfg, ctx, "train")
     procedure = procedure_for_data(cfg, ctx, inputs)
+    embedding_before = EMBEDDING_COUNTERS.copy()
     if procedure.selection == "crossfit":
         # The K fold models and the refit read subsets of the same documents: each text is
         # hashed once (each fit still learns its own idf).
@@ -503,6 +506,8 @@ def run_train(cfg: DictConfig, ctx: StageContext) -> StageResult:
         "train/n_positive": float(y.sum()),
         "train/threshold": decisions.threshold,
         **_decision_metrics(inputs, decisions),
+        # Embedding models: throughput and cache reuse over the folds and the refit.
+        **EMBEDDING_COUNTERS.since(embedding_before, "train"),
     }
     tracking.log_params(
         {

@@ -130,8 +130,12 @@ def _used_blocks(features: ColumnTransformer) -> list[tuple[str, Any, Any]]:
 def reads_text_only(model: Any) -> bool:
     """Whether `model` provably reads text columns only: a ``Pipeline`` that opens with a
     fitted ``ColumnTransformer`` whose transformers select text columns and drop the rest (the
-    TF-IDF baselines). Its behavioural features need not be computed to score it."""
+    TF-IDF baselines), or a model (or first step) whose ``input_columns()`` names text columns
+    only (the embedding models). Its behavioural features need not be computed to score it."""
     first = model.steps[0][1] if isinstance(model, Pipeline) else model
+    declared = getattr(first, "input_columns", None)
+    if callable(declared):
+        return all(column in MODEL_TEXT_COLUMNS for column in declared())
     if not isinstance(first, ColumnTransformer) or not hasattr(first, "transformers_"):
         return False
     for _, _, columns in _used_blocks(first):

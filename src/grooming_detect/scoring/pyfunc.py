@@ -253,8 +253,12 @@ def requirements(transformer: bool) -> list[str]:
     return pinned
 
 
-def log_pyfunc_model(model_dir: Path, metadata: dict[str, Any], name: str = "model") -> str:
-    """Log the train stage's model folder as the whole-scorer pyfunc; its model URI."""
+def log_pyfunc_model(
+    model_dir: Path, metadata: dict[str, Any], name: str = "model", needs_torch: bool = False
+) -> str:
+    """Log the train stage's model folder as the whole-scorer pyfunc; its model URI.
+    `needs_torch`: the model embeds text with a sentence encoder (the transformer extra's
+    requirements travel with it, as with a fine-tuned transformer)."""
     package = Path(__file__).parents[1]  # grooming_detect/
     return tracking.log_pyfunc_model(
         name=name,
@@ -264,6 +268,8 @@ def log_pyfunc_model(model_dir: Path, metadata: dict[str, Any], name: str = "mod
         code_paths=[str(package)],
         signature=signature(),
         input_example=INPUT_EXAMPLE,
-        pip_requirements=requirements(transformer=(model_dir / "transformer").is_dir()),
+        pip_requirements=requirements(
+            transformer=needs_torch or (model_dir / "transformer").is_dir()
+        ),
         metadata=metadata,
     )
