@@ -91,34 +91,27 @@ def _training_log() -> tuple[pd.DataFrame, set[str]]:
     return _log(conversations, seed=1), risky
 
 
-def _fit_model(folder: Path, unit: str) -> Path:
-    """A model of authors that reads behavioural features too (they depend on the author's
-    other conversations), or a TF-IDF model of conversations; saved like the train stage."""
+def _fit_model(folder: Path, grouping: str) -> Path:
+    """A model saved like the train stage's, of each grouping the Spark scorer has: authors
+    with behavioural features too (``history``: they depend on the author's other
+    conversations), authors by their own text (``author``), conversations (``conversation``)."""
     messages, risky = _training_log()
+    unit = "conversation" if grouping == "conversation" else "author"
     meta = {**META, "unit": unit}
+    lexicons = META["features"]["lexicons"] if grouping == "history" else {}
+    _, _, rows = model_rows(meta, messages.assign(split=SPLIT), lexicons, "\n")
     if unit == "author":
-        _, _, rows = model_rows(
-            meta, messages.assign(split=SPLIT), META["features"]["lexicons"], "\n"
-        )
         labels = rows["author"].isin(risky).to_numpy()
-        model = make_tfidf_plus_behaviour(min_df=1, n_features=2**10)
-        model.fit(features_of(rows, INPUTS["author"]), labels)
     else:
-        _, _, rows = model_rows(meta, messages.assign(split=SPLIT), {}, "\n")
-        labels = (
-            rows["conversation_id"]
-            .isin(
-                {
-                    cid
-                    for cid, authors in messages.groupby("conversation_id")["author"]
-                    if risky & set(authors)
-                }
-            )
-            .to_numpy()
-        )
+        speakers = messages.groupby("conversation_id")["author"].agg(set)
+        labels = rows["conversation_id"].map(lambda c: bool(speakers[c] & risky)).to_numpy()
+    if grouping == "history":
+        model = make_tfidf_plus_behaviour(min_df=1, n_features=2**10)
+    else:
         model = make_tfidf_logreg(min_df=1, n_features=2**10)
-        model.fit(features_of(rows, INPUTS["conversation"]), labels)
+    model.fit(features_of(rows, INPUTS[unit]), labels)
     save_model(model, meta, folder)
+    assert spark_engine.grouping_of(model, meta) == grouping
     return folder
 
 
@@ -154,11 +147,16 @@ def _scores(folder: Path, name: str, key: str) -> pd.DataFrame:
 @pytest.mark.spark
 @pytest.mark.slow
 @pytest.mark.pipeline
-@pytest.mark.parametrize(("unit", "fmt"), [("author", "csv"), ("conversation", "parquet")])
-def test_spark_scores_equal_the_single_process_scorer(spark, tmp_path: Path, unit, fmt) -> None:
+@pytest.mark.parametrize(
+    ("grouping", "fmt"), [("history", "csv"), ("author", "jsonl"), ("conversation", "parquet")]
+)
+def test_spark_scores_equal_the_single_process_scorer(
+    spark, tmp_path: Path, grouping: str, fmt: str
+) -> None:
     """Authors who write in several conversations, a three-speaker conversation, empty texts,
     quotes and line breaks: the same author and conversation scores, counts and flags."""
-    model = _fit_model(tmp_path / "model", unit)
+    model = _fit_model(tmp_path / "model", grouping)
+    unit = "conversation" if grouping == "conversation" else "author"
     log = _log(CONVERSATIONS, seed=7)
     csv_path = tmp_path / "log.csv"
     log.to_csv(csv_path, index=False)
@@ -167,8 +165,21 @@ def test_spark_scores_equal_the_single_process_scorer(spark, tmp_path: Path, uni
         # The command, on the test's session (it leaves a session it did not start running).
         args = [str(csv_path), "--model", str(model), "--out", str(tmp_path / "spark")]
         assert cli.main([*args, "--engine", "spark"]) == 0
+    elif fmt == "jsonl":
+        # Two files, each conversation whole in one (without a line column), by the Python
+        # entry points a notebook uses.
+        parts = tmp_path / "jsonl"
+        parts.mkdir()
+        first = log["conversation_id"].isin(["c0", "c2", "c5", "c7"])
+        for name, part in (("a.jsonl", log[first]), ("b.jsonl", log[~first])):
+            part.drop(columns="line").to_json(parts / name, orient="records", lines=True)
+        scores = spark_engine.score(
+            spark_engine.read_messages(spark, str(parts), "jsonl"), str(model), checked=True
+        )
+        assert scores.grouping == "author"
+        spark_engine.write_scores(scores, str(tmp_path / "spark"))
     else:
-        # A folder of Parquet files, a conversation's rows in both, through the Python entry.
+        # A folder of Parquet files, a conversation's rows in both.
         parts = tmp_path / "parquet"
         parts.mkdir()
         log.iloc[::2].to_parquet(parts / "a.parquet")
@@ -206,7 +217,7 @@ def test_spark_scores_equal_the_single_process_scorer(spark, tmp_path: Path, uni
 @pytest.mark.spark
 @pytest.mark.slow
 def test_spark_refuses_a_bad_row_naming_it_as_the_reader_does(spark, tmp_path: Path) -> None:
-    model = _fit_model(tmp_path / "model", "conversation")
+    model = _fit_model(tmp_path / "model", "author")
     log = _log(CONVERSATIONS[:3], seed=3).astype({"line": object})
     log.loc[3, "line"] = "x"
     path = tmp_path / "in" / "log.csv"
@@ -223,12 +234,12 @@ def test_spark_refuses_a_bad_row_naming_it_as_the_reader_does(spark, tmp_path: P
     good = _log(CONVERSATIONS[:2], seed=3)
     good.to_json(path.with_suffix(".jsonl"), orient="records", lines=True)
     path.unlink()
-    good.iloc[:2].to_json(path.with_name("again.jsonl"), orient="records", lines=True)
-    with pytest.raises(
-        ChatlogFormatError,
-        match=r"again\.jsonl:1: \(conversation_id='c0', "
-        r"line=1\) duplicates .*log\.jsonl:1;|log\.jsonl:1: \(conversation_id='c0'",
-    ):
+    # By another author: a model of authors' own text groups by author, so the two rows meet
+    # only in the check across the input.
+    again = good.iloc[:2].assign(author="mo")
+    again.to_json(path.with_name("again.jsonl"), orient="records", lines=True)
+    twice = r"\w+\.jsonl:\d+: \(conversation_id='c0', line=\d+\) duplicates file:.*\.jsonl:\d+;"
+    with pytest.raises(ChatlogFormatError, match=twice):
         spark_engine.score_path(spark, str(path.parent), str(model), str(tmp_path / "out"), "jsonl")
     # A Parquet row without its line.
     holes = good.astype({"line": "Int64"})

@@ -60,7 +60,7 @@ import shutil
 import sys
 import uuid
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import PurePosixPath
@@ -73,6 +73,7 @@ from grooming_detect import progress
 from grooming_detect.data import chatlog
 from grooming_detect.errors import ChatlogFormatError, MissingExtraError, UntrustedModelError
 from grooming_detect.models.decision import ScoreCalibrator
+from grooming_detect.models.units import reads_text_only
 from grooming_detect.scoring.incremental import ConversationTerms, LinearPrefixScorer
 from grooming_detect.scoring.messages import (
     SPLIT,
@@ -110,6 +111,9 @@ FORMATS = {".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl", ".parquet": "pa
 _GLOBS = {"csv": "*.csv", "jsonl": "*.{jsonl,ndjson}"}
 #: Messages per pandas frame handed back to Spark by the file reader (Arrow batches).
 ROWS_PER_CHUNK = 100_000
+#: Messages per scoring call, about: groups are hashed into buckets of this many input
+#: messages, scored together (building features costs a fixed ~0.2 s a call whatever its size).
+ROWS_PER_BUCKET = 50_000
 
 #: One record per message, the fields ``--stream`` writes (``reopened`` false rather than absent).
 RECORD_SCHEMA = (
@@ -256,6 +260,7 @@ def _worker_model(location: str) -> _Loaded:
         model, meta = load_scoring_model(location)
         lexicons, separator = feature_settings(meta, None, None)
         loaded = _Loaded(model, meta, lexicons, separator)
+        # The stream's incremental form and calibrator (cheap to build: done once here).
         loaded.scorer = LinearPrefixScorer.from_pipeline(model, separator)
         loaded.calibrator = ScoreCalibrator.from_dict(meta.get("calibration", {"method": "none"}))
         _MODELS[location] = loaded
@@ -321,7 +326,7 @@ def read_messages(spark: SparkSession, paths: str | list[str], fmt: str | None =
     return files.mapInPandas(_read_files, MESSAGE_SCHEMA)
 
 
-def _read_files(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
+def _read_files(batches: Iterable[pd.DataFrame]) -> Iterator[pd.DataFrame]:
     """mapInPandas: each file's bytes through the chat-log reader, its messages in chunks."""
     progress.configure(enabled=False)
     for batch in batches:
@@ -368,7 +373,7 @@ def check_messages(frame: DataFrame) -> DataFrame:
     return as_text.mapInPandas(partial(_check_rows, "line" in kept), MESSAGE_SCHEMA)
 
 
-def _check_rows(has_line: bool, batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
+def _check_rows(has_line: bool, batches: Iterable[pd.DataFrame]) -> Iterator[pd.DataFrame]:
     """mapInPandas: the rows of each source through `chatlog.read_records`."""
     progress.configure(enabled=False)
     columns = (*chatlog.REQUIRED, "line", "time", "timestamp")
@@ -406,7 +411,9 @@ class SparkScores:
     conversations: DataFrame
     threshold: float
     unit: str
+    grouping: str
     messages: DataFrame
+    n_messages: int
     _cached: list[DataFrame] = field(default_factory=list)
 
     def release(self) -> None:
@@ -423,25 +430,54 @@ def score(messages: DataFrame, model: str, checked: bool = False) -> SparkScores
     from pyspark.sql import functions as F
 
     location = _location(model)
-    _, meta = load_scoring_model(location)
+    loaded_model, meta = load_scoring_model(location)
     feature_settings(meta, None, None)  # a model whose settings cannot be used fails here
     threshold = float(meta["threshold"])
     unit = str(meta.get("unit", "author"))
+    grouping = grouping_of(loaded_model, meta)
     if not checked:
         messages = check_messages(messages)
     # Read and checked once: the grouping reads the messages twice (their pairs, then them).
     messages = messages.persist(StorageLevel.MEMORY_AND_DISK)
     cached = [messages]
+    spark = messages.sparkSession
+    n_messages = int(_run(messages.count))
+    n_buckets = max(2 * spark.sparkContext.defaultParallelism, -(-n_messages // ROWS_PER_BUCKET))
     if unit == "conversation":
-        scored = messages.groupBy("conversation_id").applyInPandas(
+        buckets = messages.withColumn(
+            "bucket", F.pmod(F.xxhash64("conversation_id"), F.lit(n_buckets))
+        )
+        scored = buckets.groupBy("bucket").applyInPandas(
             partial(_score_conversations, location), "conversation_id string, score double"
         )
         scored = scored.persist(StorageLevel.MEMORY_AND_DISK)
-        spark = messages.sparkSession
         authors = spark.createDataFrame(
             [], "author string, score double, n_messages long, n_conversations long"
         )
         conversations = scored
+    elif grouping == "author":
+        # The author's own messages are all the model reads: one group per author, each
+        # message in one group. Two rows of a conversation's line by different authors meet
+        # in no group: they are looked for here.
+        twice = (
+            messages.groupBy("conversation_id", "line")
+            .agg(
+                F.count(F.lit(1)).alias("n"),
+                F.min(F.struct("source", "row")).alias("first"),
+                F.max(F.struct("source", "row")).alias("second"),
+            )
+            .where("n > 1")
+            .limit(1)
+        )
+        for found in _run(twice.collect):
+            raise _duplicate_error(
+                found["conversation_id"], found["line"], found["first"], found["second"]
+            )
+        grouped = (
+            messages.withColumn("history", F.col("author"))
+            .withColumn("author_history", F.col("author"))
+            .withColumn("bucket", F.pmod(F.xxhash64("author"), F.lit(n_buckets)))
+        )
     else:
         pairs = messages.select("conversation_id", "author").distinct()
         # An author's history: the set of conversations the author wrote in, as a key.
@@ -455,8 +491,13 @@ def score(messages: DataFrame, model: str, checked: bool = False) -> SparkScores
             .select(F.col("author_history").alias("history"), "conversation_id")
             .distinct()
         )
-        grouped = messages.join(group_conversations, "conversation_id").join(histories, "author")
-        scored = grouped.groupBy("history").applyInPandas(
+        grouped = (
+            messages.join(group_conversations, "conversation_id")
+            .join(histories, "author")
+            .withColumn("bucket", F.pmod(F.xxhash64("history"), F.lit(n_buckets)))
+        )
+    if unit != "conversation":
+        scored = grouped.groupBy("bucket").applyInPandas(
             partial(_score_histories, location), SCORED_SCHEMA
         )
         scored = scored.persist(StorageLevel.MEMORY_AND_DISK)
@@ -474,49 +515,90 @@ def score(messages: DataFrame, model: str, checked: bool = False) -> SparkScores
         conversations=conversations.withColumn("flagged", flag).select(*CONVERSATION_COLUMNS),
         threshold=threshold,
         unit=unit,
+        grouping=grouping,
         messages=messages,
+        n_messages=n_messages,
         _cached=cached,
     )
 
 
-def _ordered(frame: pd.DataFrame) -> pd.DataFrame:
-    """A group's messages in conversation order, refusing a (conversation_id, line) given
-    twice across files (each file's reader refused it within the file)."""
-    frame = frame.sort_values(["conversation_id", "line"], kind="stable", ignore_index=True)
-    twice = frame.duplicated(["conversation_id", "line"], keep=False)
+def grouping_of(model: Any, meta: dict[str, Any]) -> str:
+    """What a scoring group holds for `model`: ``conversation`` (a conversation model),
+    ``author`` (an author model that reads the author's own text only: the default TF-IDF
+    baselines; their documents and counts need nothing else), or ``history`` (every other
+    author model: the author's conversations whole, see the module's docstring)."""
+    unit = str(meta.get("unit", "author"))
+    if unit == "conversation":
+        return "conversation"
+    reads = meta.get("input") or unit
+    return "author" if reads == "author" and reads_text_only(model) else "history"
+
+
+def _ordered(frame: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
+    """A bucket's messages sorted by `keys` (ending in conversation_id and line), refusing a
+    (conversation_id, line) given twice across files (each file's reader refused it within
+    the file)."""
+    frame = frame.sort_values(keys, kind="stable", ignore_index=True)
+    twice = frame.duplicated(keys, keep=False)
     if twice.any():
         first, second = frame[twice].head(2).itertuples(index=False)
-        raise ChatlogFormatError(
-            f"{second.source}:{second.row}: (conversation_id={second.conversation_id!r}, "
-            f"line={second.line}) duplicates {first.source}:{first.row}; expected each line of "
-            "a conversation once across the input (a conversation whose rows are in several "
-            "files needs a line column)"
-        )
+        raise _duplicate_error(second.conversation_id, second.line, first, second)
     return frame
 
 
-def _score_histories(location: str, key: tuple[Any, ...], frame: pd.DataFrame) -> pd.DataFrame:
-    """applyInPandas: the authors whose history is `key`, scored on every message of it."""
-    loaded = _worker_model(location)
-    frame = _ordered(frame)
-    authors, _ = score_messages(
-        loaded.model,
-        loaded.meta,
-        frame[list(MESSAGE_COLUMNS)].assign(split=SPLIT),
-        loaded.lexicons,
-        loaded.separator,
+def _duplicate_error(
+    conversation_id: str, line: int, first: Any, second: Any
+) -> ChatlogFormatError:
+    """The error for a conversation's line in two rows (`first`, `second`: their ``source``
+    and ``row``)."""
+    return ChatlogFormatError(
+        f"{second.source}:{second.row}: (conversation_id={conversation_id!r}, line={line}) "
+        f"duplicates {first.source}:{first.row}; expected each line of a conversation once "
+        "across the input (a conversation whose rows are in several files needs a line column)"
     )
-    own = frame["author_history"] == key[0]
-    pairs = frame.loc[own, ["author", "conversation_id"]].drop_duplicates()
-    kept = authors[["author", "score", "n_messages", "n_conversations"]]
-    out = pairs.merge(kept, on="author", how="left", validate="many_to_one")
-    return out.astype({"score": "float64", "n_messages": "int64", "n_conversations": "int64"})
+
+
+def _codes(groups: pd.Series, ids: pd.Series) -> pd.Series:
+    """Each (group, id) as a fixed-width code whose order is that of (group, id): one
+    `score_messages` call scores many groups apart (no id is shared between two groups), and
+    within a group every sort and first appearance is the one its own ids give."""
+    pairs = pd.MultiIndex.from_arrays([groups, ids])
+    ranks = pairs.unique().sort_values().get_indexer(pairs)
+    return pd.Series([f"{rank:012d}" for rank in ranks], index=groups.index)
+
+
+def _score_histories(location: str, key: tuple[Any, ...], frame: pd.DataFrame) -> pd.DataFrame:
+    """applyInPandas: the histories of a bucket, each scored on every message of its
+    conversations as if alone (`_codes`), and the authors whose history it is kept."""
+    loaded = _worker_model(location)
+    frame = _ordered(frame, ["history", "conversation_id", "line"])
+    frame["author_code"] = _codes(frame["history"], frame["author"])
+    coded = pd.DataFrame(
+        {
+            "conversation_id": _codes(frame["history"], frame["conversation_id"]),
+            "line": frame["line"],
+            "author": frame["author_code"],
+            "time": frame["time"],
+            "text": frame["text"],
+            "split": SPLIT,
+        }
+    )
+    authors, _ = score_messages(loaded.model, loaded.meta, coded, loaded.lexicons, loaded.separator)
+    own = frame["author_history"] == frame["history"]
+    pairs = frame.loc[own, ["author", "conversation_id", "author_code"]].drop_duplicates()
+    kept = authors[["author", "score", "n_messages", "n_conversations"]].rename(
+        columns={"author": "author_code"}
+    )
+    out = pairs.merge(kept, on="author_code", how="left", validate="many_to_one")
+    out = out.astype({"score": "float64", "n_messages": "int64", "n_conversations": "int64"})
+    return out[["author", "conversation_id", "score", "n_messages", "n_conversations"]]
 
 
 def _score_conversations(location: str, key: tuple[Any, ...], frame: pd.DataFrame) -> pd.DataFrame:
-    """applyInPandas: one conversation scored by a conversation model."""
+    """applyInPandas: the conversations of a bucket, scored by a conversation model (which
+    reads each conversation alone)."""
     loaded = _worker_model(location)
-    frame = _ordered(frame)
+    frame = _ordered(frame, ["conversation_id", "line"])
     _, conversations = score_messages(
         loaded.model,
         loaded.meta,
@@ -534,9 +616,10 @@ def write_scores(scores: SparkScores, out: str) -> dict[str, int]:
     from pyspark.sql import functions as F
 
     spark = scores.messages.sparkSession
-    jvm = spark._jvm  # type: ignore[attr-defined]
-    root = jvm.org.apache.hadoop.fs.Path(out)
-    fs = root.getFileSystem(spark._jsc.hadoopConfiguration())  # type: ignore[attr-defined]
+    # Hadoop's file system API (the JVM's, so any URI Spark writes to): renames and deletes.
+    jvm: Any = spark._jvm
+    hadoop_path = jvm.org.apache.hadoop.fs.Path
+    fs = hadoop_path(out).getFileSystem(spark._jsc.hadoopConfiguration())
     staging = f"{out.rstrip('/')}/.staging-{uuid.uuid4().hex}"
     tables = {"author_scores": scores.authors, "conversation_scores": scores.conversations}
     try:
@@ -545,13 +628,13 @@ def write_scores(scores: SparkScores, out: str) -> dict[str, int]:
             _run(lambda o=ordered, n=name: o.write.parquet(f"{staging}/{n}"))
         counts = _run(lambda: _counts(scores))
         for name in tables:
-            target = jvm.org.apache.hadoop.fs.Path(f"{out.rstrip('/')}/{name}")
+            target = hadoop_path(f"{out.rstrip('/')}/{name}")
             if fs.exists(target):
                 fs.delete(target, True)
-            if not fs.rename(jvm.org.apache.hadoop.fs.Path(f"{staging}/{name}"), target):
+            if not fs.rename(hadoop_path(f"{staging}/{name}"), target):
                 raise OSError(f"{out}: could not move {name} into place")
     finally:
-        fs.delete(jvm.org.apache.hadoop.fs.Path(staging), True)
+        fs.delete(hadoop_path(staging), True)
         scores.release()
     log.info(
         "scored %d messages on Spark: %d authors (%d flagged), %d conversations (%d flagged) "
@@ -569,7 +652,7 @@ def write_scores(scores: SparkScores, out: str) -> dict[str, int]:
 def _counts(scores: SparkScores) -> dict[str, int]:
     from pyspark.sql import functions as F
 
-    counts = {"messages": scores.messages.count()}
+    counts = {"messages": scores.n_messages}
     for name, table in (("authors", scores.authors), ("conversations", scores.conversations)):
         row = table.agg(
             F.count(F.lit(1)).alias("n"), F.sum(F.col("flagged").cast("long")).alias("flagged")
@@ -604,7 +687,7 @@ def read_jsonl_stream(
     return files.mapInPandas(_stream_files, STREAM_MESSAGE_SCHEMA)
 
 
-def _stream_files(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
+def _stream_files(batches: Iterable[pd.DataFrame]) -> Iterator[pd.DataFrame]:
     import io
 
     from grooming_detect.scoring.stream import stdin_messages
@@ -623,7 +706,7 @@ def parse_json_lines(raw: DataFrame) -> DataFrame:
     return raw.select("value", "source", "seq").mapInPandas(_parse_values, STREAM_MESSAGE_SCHEMA)
 
 
-def _parse_values(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
+def _parse_values(batches: Iterable[pd.DataFrame]) -> Iterator[pd.DataFrame]:
     for batch in batches:
         for source, rows in batch.groupby("source", sort=False):
             seqs = rows["seq"].tolist()
