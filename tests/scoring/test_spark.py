@@ -306,6 +306,20 @@ def test_spark_stream_records_equal_the_stream_command(spark, tmp_path: Path) ->
     for column in ("author", "k", "score", "warning", "new_warning"):
         assert merged[column].tolist() == merged[f"{column}_spark"].tolist(), column
     assert merged["new_warning"].any() and not merged["reopened"].any()
+    # The command: the files there now, in one micro-batch, to JSON lines.
+    out = tmp_path / "command"
+    command = [str(incoming), "--model", str(model), "--engine", "spark", "--stream"]
+    assert cli.main([*command, "--out", str(out), "--available-now", *policy]) == 0
+    written = [
+        json.loads(line)
+        for part in sorted((out / "records").glob("part-*.json"))
+        for line in part.read_text(encoding="utf-8").splitlines()
+    ]
+    by_key = {(r["conversation_id"], r["line"]): r for r in written}
+    assert len(by_key) == len(written) == len(expected)
+    for record in expected.to_dict("records"):
+        got_record = by_key[(record["conversation_id"], record["line"])]
+        assert {k: got_record[k] for k in record} == record
 
 
 # -- without Spark --------------------------------------------------------------------------------

@@ -508,11 +508,18 @@ def score(messages: DataFrame, model: str, checked: bool = False) -> SparkScores
             F.max("n_conversations").alias("n_conversations"),
         )
         conversations = scored.groupBy("conversation_id").agg(F.max("score").alias("score"))
-    cached.append(scored)
     flag = F.col("score") >= F.lit(threshold)
+    # One row per author and per conversation, kept: written, then counted.
+    authors = authors.withColumn("flagged", flag).select(*AUTHOR_COLUMNS)
+    conversations = conversations.withColumn("flagged", flag).select(*CONVERSATION_COLUMNS)
+    if unit != "conversation":
+        authors = authors.persist(StorageLevel.MEMORY_AND_DISK)
+        conversations = conversations.persist(StorageLevel.MEMORY_AND_DISK)
+        cached += [authors, conversations]
+    cached.append(scored)
     return SparkScores(
-        authors=authors.withColumn("flagged", flag).select(*AUTHOR_COLUMNS),
-        conversations=conversations.withColumn("flagged", flag).select(*CONVERSATION_COLUMNS),
+        authors=authors,
+        conversations=conversations,
         threshold=threshold,
         unit=unit,
         grouping=grouping,
