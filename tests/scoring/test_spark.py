@@ -241,6 +241,12 @@ def test_spark_refuses_a_bad_row_naming_it_as_the_reader_does(spark, tmp_path: P
     twice = r"\w+\.jsonl:\d+: \(conversation_id='c0', line=\d+\) duplicates file:.*\.jsonl:\d+;"
     with pytest.raises(ChatlogFormatError, match=twice):
         spark_engine.score_path(spark, str(path.parent), str(model), str(tmp_path / "out"), "jsonl")
+    # Nothing there, or nothing in it.
+    with pytest.raises(FileNotFoundError, match=r"nowhere\.csv: \[PATH_NOT_FOUND\]"):
+        spark_engine.read_messages(spark, str(tmp_path / "nowhere.csv"))
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ChatlogFormatError, match="no messages in the input"):
+        spark_engine.score_path(spark, str(tmp_path / "empty"), str(model), str(tmp_path), "csv")
     # A Parquet row without its line.
     holes = good.astype({"line": "Int64"})
     holes.loc[2, "line"] = pd.NA

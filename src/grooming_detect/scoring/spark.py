@@ -301,7 +301,7 @@ def read_messages(spark: SparkSession, paths: str | list[str], fmt: str | None =
     paths = [paths] if isinstance(paths, str) else list(paths)
     fmt = input_format(paths, fmt)
     if fmt == "parquet":
-        frame = spark.read.parquet(*paths)
+        frame = _load(paths, lambda: spark.read.parquet(*paths))
         _require_columns(frame, paths)
         if "line" not in frame.columns:
             raise ChatlogFormatError(
@@ -317,13 +317,22 @@ def read_messages(spark: SparkSession, paths: str | list[str], fmt: str | None =
             (F.col("_metadata.row_index") + 1).alias("row"),
         )
         return check_messages(located)
-    files = (
-        spark.read.format("binaryFile")
-        .option("pathGlobFilter", _GLOBS[fmt])
-        .load(paths)
-        .select("path", "content")
-    )
+    reader = spark.read.format("binaryFile").option("pathGlobFilter", _GLOBS[fmt])
+    files = _load(paths, lambda: reader.load(paths)).select("path", "content")
     return files.mapInPandas(_read_files, MESSAGE_SCHEMA)
+
+
+def _load(paths: list[str], load: Any) -> DataFrame:
+    """`load()`, a path that does not exist (or holds nothing Spark can read) named in one
+    line instead of a JVM stack trace."""
+    from pyspark.errors import AnalysisException
+
+    try:
+        return load()
+    except AnalysisException as error:
+        reason = str(error).splitlines()[0]
+        kind = FileNotFoundError if "PATH_NOT_FOUND" in reason else ValueError
+        raise kind(f"{', '.join(paths)}: {reason}") from None
 
 
 def _read_files(batches: Iterable[pd.DataFrame]) -> Iterator[pd.DataFrame]:
@@ -354,8 +363,9 @@ def check_messages(frame: DataFrame) -> DataFrame:
     ``timestamp`` optional) checked row by row by the chat-log reader, as `MESSAGE_SCHEMA`.
     Rows are named by ``source`` and ``row`` columns when the frame has them (`read_messages`
     adds them), else as ``dataframe`` and a row id. Every row needs a line when the frame has a
-    ``line`` column; without one, lines are numbered in row order within each Spark
-    partition, so give a line when a conversation spans partitions."""
+    ``line`` column. Give one: without it, lines are numbered in row order within each batch
+    of rows Spark hands over, and a conversation spread over batches is refused for repeating
+    its lines."""
     from pyspark.sql import functions as F
 
     _require_columns(frame, "dataframe")
@@ -442,6 +452,9 @@ def score(messages: DataFrame, model: str, checked: bool = False) -> SparkScores
     cached = [messages]
     spark = messages.sparkSession
     n_messages = int(_run(messages.count))
+    if n_messages == 0:
+        messages.unpersist()
+        raise ChatlogFormatError("no messages in the input; expected at least one chat-log row")
     n_buckets = max(2 * spark.sparkContext.defaultParallelism, -(-n_messages // ROWS_PER_BUCKET))
     if unit == "conversation":
         buckets = messages.withColumn(
