@@ -426,6 +426,21 @@ def test_saved_term_counts_score_as_if_never_saved() -> None:
         assert saved.add(scorer, "author", author, text) == expected
 
 
+@pytest.mark.pipeline
+def test_the_command_refuses_what_the_spark_engine_cannot_do(tmp_path: Path, capsys) -> None:
+    """Answered before any Spark session starts (no Java or pyspark needed)."""
+    base = ["--model", "m", "--engine", "spark"]
+    for argv, reason in (
+        (["log.csv", *base], "--out is required with --engine spark"),
+        (["-", *base, "--stream", "--out", str(tmp_path)], "reads a folder of JSONL files"),
+        (["log.csv", *base, "--quantize", "int8", "--out", str(tmp_path)], "--engine local"),
+    ):
+        with pytest.raises(SystemExit) as exited:
+            cli.main(argv)
+        assert exited.value.code == 2
+        assert reason in capsys.readouterr().err
+
+
 def test_a_worker_error_is_raised_as_itself() -> None:
     wrapped = RuntimeError(
         "An exception was thrown from the Python worker.\nTraceback (most recent call last):\n"
