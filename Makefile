@@ -10,6 +10,8 @@ BIN := $(VENV)/bin
 TORCH_SPEC ?= torch==2.13.0
 STAMP := $(VENV)/.installed
 ARGS ?=
+# apt-get needs root: CI runs as root, a workstation through sudo.
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 $(STAMP): pyproject.toml
 	@echo ">> creating $(VENV) with $(PYTHON)"
@@ -25,6 +27,18 @@ help: ## list every target with one line each
 
 .PHONY: install
 install: $(STAMP) ## create .venv and install the package with its dev extras
+
+.PHONY: java
+java: ## Java 17 for the Spark engine and its tests: Debian's openjdk-17-jre-headless, unless java 17+ is on PATH
+	@if java -version 2>&1 | grep -Eq 'version "(1[7-9]|[2-9][0-9])'; then \
+		java -version 2>&1 | head -n 1; \
+	else \
+		echo ">> installing openjdk-17-jre-headless (Spark 4 needs Java 17 or later)"; \
+		$(SUDO) mkdir -p /usr/share/man/man1; \
+		$(SUDO) apt-get update && \
+		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
+			openjdk-17-jre-headless; \
+	fi
 
 .PHONY: run
 run: $(STAMP) ## run data -> features -> train -> evaluate -> report on the synthetic corpus (ARGS="model=... data=...")
@@ -85,6 +99,10 @@ bench-serve: $(STAMP) ## the served MLflow model: p50/p95 latency and requests/s
 .PHONY: bench-stream
 bench-stream: $(STAMP) ## grooming-detect-score --stream on real chat text: messages/s beside a naive re-scorer
 	$(BIN)/python scripts/bench_stream.py $(ARGS)
+
+.PHONY: bench-spark
+bench-spark: $(STAMP) java ## score a 2M-message real-text chat log in one process and on Spark local[2]: messages/s, peak memory
+	$(BIN)/python scripts/bench_spark.py $(ARGS)
 
 .PHONY: bench-startup
 bench-startup: $(STAMP) ## how long --help, a config error and scoring 10 messages take to answer (median of 5)

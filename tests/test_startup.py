@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-HEAVY = ("torch", "transformers", "mlflow", "skops")
+HEAVY = ("torch", "transformers", "mlflow", "skops", "pyspark")
 
 CHECK = """
 import json, os, sys
@@ -44,3 +44,27 @@ def test_importing_the_cli_and_validating_a_default_config_loads_no_heavy_librar
     )
     assert completed.returncode == 0, completed.stderr
     assert json.loads(completed.stdout.splitlines()[-1]) == []
+
+
+@pytest.mark.pipeline
+def test_the_scoring_command_needs_no_pyspark_until_a_spark_job_runs(tmp_path):
+    """With pyspark not importable, ``grooming-detect-score`` imports (the Spark engine's module
+    too: it imports pyspark inside functions only) and answers ``--engine spark`` with the
+    install hint, exit status 2. (Where pyspark is installed, MLflow's ``mlflow.types.schema``
+    imports it, about 0.1 s, whatever this package does.)"""
+    check = (
+        "import sys\n"
+        "sys.modules['pyspark'] = None  # import pyspark raises ImportError\n"
+        "from grooming_detect.scoring import cli, spark\n"
+        "sys.exit(cli.main(['log.csv', '--model', 'm', '--out', sys.argv[1], "
+        "'--engine', 'spark']))\n"
+    )
+    completed = subprocess.run(
+        [sys.executable, "-c", check, str(tmp_path / "out")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert completed.returncode == 2, completed.stderr
+    assert "pip install 'grooming-detect[spark]'" in completed.stderr
+    assert "make java" in completed.stderr

@@ -28,7 +28,7 @@ import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 import pandas as pd
@@ -72,8 +72,9 @@ class ChatlogReport:
     split: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
-def _decode(path: Path) -> str:
-    raw = path.read_bytes()
+def _decode(raw: bytes, path: str | Path) -> str:
+    """The text of a file's bytes `raw`, or an error naming `path` and the line of the first
+    byte that is not UTF-8."""
     try:
         return raw.decode("utf-8-sig")
     except UnicodeDecodeError as error:
@@ -175,11 +176,14 @@ def check_fields(record: dict[str, Any], where: str) -> None:
         raise ChatlogFormatError(f"{where}: {key} is {what}; expected {EXPECTED[key]}")
 
 
-def _records(path: Path, max_line_chars: int | None = None) -> Iterator[tuple[int, dict[str, Any]]]:
-    """(line number, record) pairs of a CSV or JSONL file; a JSONL line longer than
+def _records(
+    path: str | Path, raw: bytes, max_line_chars: int | None = None
+) -> Iterator[tuple[int, dict[str, Any]]]:
+    """(line number, record) pairs of the bytes `raw` of a CSV or JSONL file named `path` (a
+    local path, or any URI a distributed reader took them from); a JSONL line longer than
     `max_line_chars` is refused before it is parsed."""
-    text = _decode(path)
-    suffix = path.suffix.lower()
+    text = _decode(raw, path)
+    suffix = PurePosixPath(str(path)).suffix.lower()
     if suffix == ".csv":
         yield from _csv_records(path, text)
     elif suffix in (".jsonl", ".ndjson"):
@@ -189,7 +193,7 @@ def _records(path: Path, max_line_chars: int | None = None) -> Iterator[tuple[in
 
 
 def _jsonl_records(
-    path: Path, text: str, max_line_chars: int | None
+    path: str | Path, text: str, max_line_chars: int | None
 ) -> Iterator[tuple[int, dict[str, Any]]]:
     """`_records` of a JSONL file, before `check_fields`."""
     # Records end at "\n" only: str.splitlines would also cut at U+2028, U+2029 and U+0085,
@@ -208,7 +212,7 @@ def _jsonl_records(
         yield number, parse_json_record(line, where)
 
 
-def _csv_records(path: Path, text: str) -> Iterator[tuple[int, dict[str, Any]]]:
+def _csv_records(path: str | Path, text: str) -> Iterator[tuple[int, dict[str, Any]]]:
     """`_records` of a CSV file: the header names each column once, every row has its fields,
     and every quote that opens a field closes it (`csv` strict mode)."""
     if len(text) > MAX_HEADER_CHARS and not _LINE_BREAK.search(text, 0, MAX_HEADER_CHARS + 1):
@@ -242,7 +246,7 @@ def _csv_records(path: Path, text: str) -> Iterator[tuple[int, dict[str, Any]]]:
         raise _csv_error(path, text, start, reader.line_num, error) from None
 
 
-def _check_header(path: Path, header: list[str]) -> None:
+def _check_header(path: str | Path, header: list[str]) -> None:
     """Refuse a header without the required columns, or naming a column twice."""
     missing = [c for c in REQUIRED if c not in header]
     if missing:
@@ -266,7 +270,9 @@ _LINE_BREAK = re.compile(r"\r\n|\r|\n")
 _ID_LIKE = re.compile(r"\S+")
 
 
-def _refuse_swallowed_records(path: Path, start: int, header: list[str], row: list[str]) -> None:
+def _refuse_swallowed_records(
+    path: str | Path, start: int, header: list[str], row: list[str]
+) -> None:
     """Refuse a cell whose inner lines each look like a record of the file: the quote that
     opened it was left open, and the quote that closed it is another row's.
 
@@ -296,7 +302,7 @@ def _refuse_swallowed_records(path: Path, start: int, header: list[str], row: li
 
 
 def _csv_error(
-    path: Path, text: str, start: int, line: int, error: csv.Error
+    path: str | Path, text: str, start: int, line: int, error: csv.Error
 ) -> ChatlogFormatError:
     """The error for what the csv module refused in the record starting at line `start`, its
     reader at line `line`."""
@@ -400,7 +406,7 @@ def read_chatlog(
         raise FileNotFoundError(f"{source}: chat-log file {what}")
     line_limit = max_record_chars(max_message_chars) if long_messages != "truncate" else None
     return _read(
-        _records(source, line_limit),
+        _records(source, source.read_bytes(), line_limit),
         source,
         predator_ids_path,
         require_labels,
@@ -428,6 +434,32 @@ def read_records(
         max_message_chars,
         long_messages,
     )
+
+
+def read_chatlog_content(
+    content: bytes,
+    name: str,
+    require_labels: bool = False,
+    max_message_chars: int | None = MAX_MESSAGE_CHARS,
+    long_messages: str = "error",
+) -> tuple[pd.DataFrame, dict[str, bool] | set[str], ChatlogReport]:
+    """`read_chatlog` on the bytes of a chat-log file named `name` (a local path, or any URI a
+    distributed reader such as Spark read them from): every check, message and default of the
+    file reader, errors naming `name` and the line. The messages gain a ``row`` column, the
+    line each message's record starts at, for checks made later across files."""
+    line_limit = max_record_chars(max_message_chars) if long_messages != "truncate" else None
+    rows: list[int] = []
+
+    def numbered() -> Iterator[tuple[int, dict[str, Any]]]:
+        for number, record in _records(name, content, line_limit):
+            rows.append(number)
+            yield number, record
+
+    messages, labels, report = _read(
+        numbered(), name, None, require_labels, max_message_chars, long_messages
+    )
+    # The checker keeps one message per record, in record order: nothing is dropped.
+    return messages.assign(row=rows), labels, report
 
 
 def _checked(

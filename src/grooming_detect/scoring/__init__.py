@@ -9,5 +9,7 @@
   conversation, so that a message costs its own length.
 * `pyfunc` and `pyfunc_model`: the whole scorer as an MLflow pyfunc model (and its
   models-from-code file), what ``mlflow models serve`` and Spark jobs load.
-* `cli`: ``grooming-detect-score``, the command line over `batch` and `stream`.
+* `spark`: `batch` and `stream` on Apache Spark, with the same numbers (pyspark imported inside
+  its functions only).
+* `cli`: ``grooming-detect-score``, the command line over `batch`, `stream` and `spark`.
 """

@@ -2,7 +2,10 @@
 
 Files (PAN-2012 XML or a chat log) give author and conversation score CSVs
 (`grooming_detect.scoring.batch`); ``--stream`` gives one JSON line per message
-(`grooming_detect.scoring.stream`).
+(`grooming_detect.scoring.stream`). ``--engine spark`` runs either on Apache Spark
+(`grooming_detect.scoring.spark`, imported only then): chat logs (CSV, JSONL, Parquet; files,
+folders or any URI Spark reads) to author and conversation score Parquet folders, and with
+``--stream`` a folder of arriving JSONL files to JSON-lines records, with the same numbers.
 
 The model is a local model folder written by the train stage
 (``outputs/<data>/<model>/latest/model``, or ``runs/<run id>/model`` beside it)
@@ -60,9 +63,9 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--out",
-        type=Path,
         help="folder for the score CSVs (required), or with --stream for stream.jsonl "
-        "(default: standard output)",
+        "(default: standard output); with --engine spark, a path or URI for the Parquet "
+        "folders (or the stream's records and checkpoint)",
     )
     parser.add_argument(
         "--batch-conversations",
@@ -76,6 +79,35 @@ def _parser() -> argparse.ArgumentParser:
         default=None,
         help="transformer models on a CPU: score with dynamic int8 weights (faster, slightly "
         "different scores; scripts/bench_compare.py measures both)",
+    )
+    spark = parser.add_argument_group(
+        "Apache Spark (--engine spark; needs the spark extra and Java 17, docs/spark.md)"
+    )
+    spark.add_argument(
+        "--engine",
+        choices=["local", "spark"],
+        default="local",
+        help="local: this process (default); spark: a Spark job with the same numbers",
+    )
+    spark.add_argument(
+        "--spark-master",
+        help="Spark master (e.g. local[2]); default: what spark-submit or the cluster sets",
+    )
+    spark.add_argument(
+        "--input-format",
+        choices=["csv", "jsonl", "parquet"],
+        help="format of INPUT when its name does not say (a folder)",
+    )
+    spark.add_argument(
+        "--available-now",
+        action="store_true",
+        help="with --stream: score the files there now, then stop (default: run until stopped)",
+    )
+    spark.add_argument(
+        "--idle-timeout",
+        type=float,
+        help="with --stream: seconds after which an idle conversation is closed, as --max-open "
+        "closes one (default: never)",
     )
     stream = parser.add_argument_group(
         "streaming (--stream): one JSON line per message with the conversation's risk so far"
@@ -105,6 +137,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
+    if args.engine == "spark":
+        return _spark_main(parser, args)
+    args.out = None if args.out is None else Path(args.out)
     if args.stream:
         return _stream_main(args)
     if args.out is None:
@@ -130,6 +165,57 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         return 1
     print(f"author scores:       {author_path}\nconversation scores: {conversation_path}")
+    return 0
+
+
+def _spark_main(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
+    """``--engine spark``: the batch or streaming Spark job (`grooming_detect.scoring.spark`)."""
+    if args.out is None:
+        parser.error("--out is required with --engine spark (a path or URI for the results)")
+    if args.stream and args.input == "-":
+        parser.error("--engine spark --stream reads a folder of JSONL files, not standard input")
+    if args.quantize is not None:
+        parser.error("--quantize applies to --engine local (transformer models on a CPU)")
+    out = args.out.rstrip("/")
+    if "://" not in out:
+        unwritable = unwritable_reason(out)
+        if unwritable:
+            print(f"error: --out {args.out}: {unwritable}", file=sys.stderr)
+            return 2
+    from grooming_detect.errors import MissingExtraError
+    from grooming_detect.scoring import spark as spark_engine
+
+    session, started = None, False
+    try:
+        # A session already running (a notebook's) is used, and left running.
+        started = spark_engine.active_session() is None
+        session = spark_engine.spark_session(args.spark_master, "grooming-detect-score")
+        if started:
+            session.sparkContext.setLogLevel("WARN")
+        if args.stream:
+            spark_engine.run_stream(
+                session,
+                args.input,
+                args.model,
+                f"{out}/records",
+                f"{out}/checkpoint",
+                threshold=args.threshold,
+                patience=args.patience,
+                idle_timeout_s=args.idle_timeout,
+                available_now=args.available_now,
+            )
+            print(f"records: {out}/records\ncheckpoint: {out}/checkpoint")
+            return 0
+        spark_engine.score_path(session, args.input, args.model, out, args.input_format)
+    except (FileNotFoundError, ValueError, TrackingError, MissingExtraError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    finally:
+        if session is not None and started:
+            session.stop()
+    print(
+        f"author scores:       {out}/author_scores\nconversation scores: {out}/conversation_scores"
+    )
     return 0
 
 

@@ -18,6 +18,7 @@ caller then re-scores a sliding window instead (`grooming_detect.evaluation.earl
 
 from __future__ import annotations
 
+import json
 import math
 from collections import OrderedDict
 from collections.abc import Sequence
@@ -306,7 +307,7 @@ class ConversationStreams:
         self.unit = unit
         self.max_open = max_open
         self.closed = 0
-        self._open: OrderedDict[str, _Conversation] = OrderedDict()
+        self._open: OrderedDict[str, ConversationTerms] = OrderedDict()
 
     def add(self, conversation_id: str, author: str, text: str) -> float:
         """Read one message; return the conversation's raw risk after it."""
@@ -315,19 +316,10 @@ class ConversationStreams:
             if self.max_open is not None and len(self._open) >= self.max_open:
                 self._open.popitem(last=False)
                 self.closed += 1
-            conversation = self._open[conversation_id] = _Conversation()
+            conversation = self._open[conversation_id] = ConversationTerms()
         else:
             self._open.move_to_end(conversation_id)
-        rank = conversation.speakers.setdefault(author, len(conversation.speakers))
-        if self.unit == "conversation":
-            if conversation.whole is None:
-                conversation.whole = self.scorer.new_state()
-            return self.scorer.update(conversation.whole, f"{speaker_marker(rank)} {text}")
-        state = conversation.authors.get(author)
-        if state is None:
-            state = conversation.authors[author] = self.scorer.new_state()
-        conversation.scores[author] = self.scorer.update(state, text)
-        return max(conversation.scores.values())
+        return conversation.add(self.scorer, self.unit, author, text)
 
     def close(self, conversation_id: str) -> None:
         """Forget a conversation (it ended)."""
@@ -338,8 +330,73 @@ class ConversationStreams:
 
 
 @dataclass
-class _Conversation:
+class ConversationTerms:
+    """What a conversation's stream has read: its speakers in order of first appearance, and
+    the term counts of each author's messages (an author model) or of the whole conversation
+    (a conversation model), with each author's latest score."""
+
     speakers: dict[str, int] = field(default_factory=dict)
     authors: dict[str, StreamState] = field(default_factory=dict)
     scores: dict[str, float] = field(default_factory=dict)
     whole: StreamState | None = None
+
+    def add(self, scorer: LinearPrefixScorer, unit: str, author: str, text: str) -> float:
+        """Read one message; return the conversation's raw risk after it (see
+        `ConversationStreams`)."""
+        rank = self.speakers.setdefault(author, len(self.speakers))
+        if unit == "conversation":
+            if self.whole is None:
+                self.whole = scorer.new_state()
+            return scorer.update(self.whole, f"{speaker_marker(rank)} {text}")
+        state = self.authors.get(author)
+        if state is None:
+            state = self.authors[author] = scorer.new_state()
+        self.scores[author] = scorer.update(state, text)
+        return max(self.scores.values())
+
+    def to_json(self) -> str:
+        """The state as JSON, for a state store (the Spark stream's): numbers and the last
+        tokens of each stream (`StreamState.tails`), never a pickle. Floats round-trip
+        exactly, so a stream restored with `from_json` scores as if it had never been saved."""
+        return json.dumps(
+            {
+                "speakers": self.speakers,
+                "authors": {a: _stream_dict(s) for a, s in self.authors.items()},
+                "scores": self.scores,
+                "whole": None if self.whole is None else _stream_dict(self.whole),
+            },
+            ensure_ascii=False,
+            separators=(",", ":"),
+        )
+
+    @classmethod
+    def from_json(cls, text: str) -> ConversationTerms:
+        """The state `to_json` wrote."""
+        raw = json.loads(text)
+        return cls(
+            speakers={str(a): int(r) for a, r in raw["speakers"].items()},
+            authors={str(a): _stream_of(s) for a, s in raw["authors"].items()},
+            scores={str(a): float(v) for a, v in raw["scores"].items()},
+            whole=None if raw["whole"] is None else _stream_of(raw["whole"]),
+        )
+
+
+def _stream_dict(state: StreamState) -> dict[str, Any]:
+    return {
+        # Column -> count as [column, count] pairs: JSON object keys would be strings.
+        "counts": [[[c, n] for c, n in block.items()] for block in state.counts],
+        "squared_norm": state.squared_norm,
+        "dot": state.dot,
+        "tails": [list(tail) for tail in state.tails],
+        "messages": state.messages,
+    }
+
+
+def _stream_of(raw: dict[str, Any]) -> StreamState:
+    return StreamState(
+        counts=[{int(c): int(n) for c, n in block} for block in raw["counts"]],
+        squared_norm=[float(v) for v in raw["squared_norm"]],
+        dot=[float(v) for v in raw["dot"]],
+        tails=[tuple(str(t) for t in tail) for tail in raw["tails"]],
+        messages=int(raw["messages"]),
+    )

@@ -80,12 +80,13 @@ def stdin_messages(handle: IO[str], name: str = "<stdin>") -> Iterator[Message]:
             raw = raw.removeprefix("\ufeff")  # a byte-order mark before the first record
         if not raw.strip():
             continue
-        yield _stdin_message(raw, where)
+        yield json_message(raw, where)
 
 
-def _stdin_message(raw: str, where: str) -> Message:
-    """One JSON line as a `Message` (see `stdin_messages`): the chat-log reader's checks of a
-    JSON line (`chatlog.parse_json_record`, `chatlog.check_fields`), then stricter types."""
+def json_message(raw: str, where: str) -> Message:
+    """One JSON line as a `Message` (see `stdin_messages`; the Spark stream reads its lines
+    with it too): the chat-log reader's checks of a JSON line (`chatlog.parse_json_record`,
+    `chatlog.check_fields`), then stricter types."""
     record = chatlog.parse_json_record(raw, where)
     chatlog.check_fields(record, where)
     ids = {}
@@ -140,12 +141,14 @@ def file_messages(path: Path) -> Iterator[Message]:
 
 
 @dataclass(slots=True)
-class _Conversation:
+class ConversationState:
     """A conversation's count and warning state (and, for the window method, its last messages).
 
     The same object serves the conversation from its first message until it is forgotten:
     closing it drops only what the model had read (`recent`), so a warning raised by records
-    still to be written in the batch is there when it reopens."""
+    still to be written in the batch is there when it reopens. The Spark stream
+    (`grooming_detect.scoring.spark`) keeps one per conversation in its state store and applies
+    the same `count` and `record`."""
 
     k: int = 0
     run: int = 0
@@ -156,6 +159,56 @@ class _Conversation:
     # method, whose model state is held by `ConversationStreams`).
     recent: deque[Message] | None = None
 
+    def count(self, message: Message) -> int:
+        """Count `message` in the conversation; its number ``k``. Refuses a line number that
+        does not follow the last one."""
+        if message.line is not None:
+            if self.last_line is not None and message.line <= self.last_line:
+                raise chatlog.ChatlogFormatError(
+                    f"{message.where}: line={message.line} of conversation "
+                    f"{message.conversation_id!r} after its line {self.last_line}; expected lines "
+                    "in increasing order (messages in the order they were sent)"
+                )
+            self.last_line = message.line
+        self.k += 1
+        return self.k
+
+    def record(
+        self,
+        message: Message,
+        k: int,
+        reopened: bool,
+        score: float | None,
+        threshold: float,
+        patience: int,
+    ) -> dict[str, Any]:
+        """The warning rule, and the output record of the `k`-th message: `score` None when it
+        is not scored (the window method between steps: the last risk stands). A warning is
+        raised when the risk has reached `threshold` in `patience` consecutive scored steps,
+        and stays raised. Records are written in input order, so the state here is the one
+        left by the conversation's earlier messages."""
+        if reopened:
+            # What the model had read is gone: the run and the last risk start again (the
+            # count and a raised warning are kept).
+            self.run, self.score = 0, None
+        if score is not None:
+            self.score = score
+            self.run = self.run + 1 if score >= threshold else 0
+            if self.warned_at is None and self.run >= patience:
+                self.warned_at = k
+        record = {
+            "conversation_id": message.conversation_id,
+            "line": k if message.line is None else message.line,
+            "author": message.author,
+            "k": k,
+            "score": None if self.score is None else round(self.score, 6),
+            "warning": self.warned_at is not None,
+            "new_warning": self.warned_at == k,
+        }
+        if reopened:
+            record["reopened"] = True
+        return record
+
 
 @dataclass(frozen=True, slots=True)
 class _Step:
@@ -164,7 +217,7 @@ class _Step:
     record takes these, not the state, which later messages of the batch have moved on."""
 
     message: Message
-    state: _Conversation
+    state: ConversationState
     k: int
     reopened: bool
     window: list[Message] | None  # the window method at a step; None otherwise
@@ -213,10 +266,10 @@ class RiskStream:
         unit = str(meta.get("unit", "author"))
         self.streams = None if scorer is None else ConversationStreams(scorer, unit, max_open)
         self.method = "window" if scorer is None else "incremental"
-        self._open: OrderedDict[str, _Conversation] = OrderedDict()
+        self._open: OrderedDict[str, ConversationState] = OrderedDict()
         # Closed conversations, kept for their count and warning should they reopen (up to
         # CLOSED_MEMORY_FACTOR x max_open, the oldest forgotten first).
-        self._closed: OrderedDict[str, _Conversation] = OrderedDict()
+        self._closed: OrderedDict[str, ConversationState] = OrderedDict()
         self.closed = 0
         self.reopened = 0
 
@@ -237,30 +290,22 @@ class RiskStream:
                     self._closed.popitem(last=False)
                 self.closed += 1
             if state is None:
-                state = _Conversation()
+                state = ConversationState()
             else:
                 reopened = True
                 self.reopened += 1
             self._open[conversation_id] = state
         else:
             self._open.move_to_end(conversation_id)
-        if message.line is not None:
-            if state.last_line is not None and message.line <= state.last_line:
-                raise chatlog.ChatlogFormatError(
-                    f"{message.where}: line={message.line} of conversation "
-                    f"{conversation_id!r} after its line {state.last_line}; expected lines "
-                    "in increasing order (messages in the order they were sent)"
-                )
-            state.last_line = message.line
-        state.k += 1
+        k = state.count(message)
         window = None
         if self.streams is None:
             if state.recent is None:
                 state.recent = deque(maxlen=self.window)
             state.recent.append(message)
-            if state.k % self.step == 0:
+            if k % self.step == 0:
                 window = list(state.recent)
-        return _Step(message, state, state.k, reopened, window)
+        return _Step(message, state, k, reopened, window)
 
     def run(self, messages: Iterable[Message], batch: int) -> Iterator[dict[str, Any]]:
         """One output record per message, in input order; `batch` messages are read before
@@ -341,32 +386,10 @@ class RiskStream:
         return [float(by_window[f"w{index}"]) for index in range(len(windows))]
 
     def _emit(self, step: _Step, score: float | None) -> dict[str, Any]:
-        """The record of one message, `score` None when it is not scored (the window method
-        between steps: the last risk stands). Records are written in input order, so the
-        warning state here is the one left by the conversation's earlier messages."""
-        state = step.state
-        if step.reopened:
-            # What the model had read is gone: the run and the last risk start again (the
-            # count and a raised warning are kept).
-            state.run, state.score = 0, None
-        if score is not None:
-            state.score = score
-            state.run = state.run + 1 if score >= self.threshold else 0
-            if state.warned_at is None and state.run >= self.patience:
-                state.warned_at = step.k
-        message = step.message
-        record = {
-            "conversation_id": message.conversation_id,
-            "line": step.k if message.line is None else message.line,
-            "author": message.author,
-            "k": step.k,
-            "score": None if state.score is None else round(state.score, 6),
-            "warning": state.warned_at is not None,
-            "new_warning": state.warned_at == step.k,
-        }
-        if step.reopened:
-            record["reopened"] = True
-        return record
+        """The record of one message (`ConversationState.record`)."""
+        return step.state.record(
+            step.message, step.k, step.reopened, score, self.threshold, self.patience
+        )
 
 
 def stream_file(stream: RiskStream, source: str, out: IO[str]) -> dict[str, int]:
