@@ -34,8 +34,8 @@ def test_help_lists_groups_and_options() -> None:
     assert "== Configuration groups ==" in out
     for group in (
         "data: chatlog, pan12, synthetic",
-        "model: behaviour_gbm, metadata_only, tfidf_logreg, tfidf_plus_behaviour, tfidf_svm, "
-        "transformer, two_stage",
+        "model: behaviour_gbm, embedding_logreg, metadata_only, sentinel, tfidf_logreg, "
+        "tfidf_plus_behaviour, tfidf_svm, transformer, two_stage",
         "scale: pan12, tiny",
         "debug: smoke, transformer_smoke",
     ):

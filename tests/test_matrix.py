@@ -194,7 +194,9 @@ def test_a_refusal_names_the_models_that_would_work(shape_files) -> None:
         )
     with pytest.raises(ConfigError) as refused:
         validate_config(cfg)
-    assert "models that can: behaviour_gbm, metadata_only, tfidf_logreg" in str(refused.value)
+    assert "models that can: behaviour_gbm, embedding_logreg, metadata_only, sentinel, " in str(
+        refused.value
+    )
     assert "two_stage" not in str(refused.value).split("models that can:")[1]
 
 
