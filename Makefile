@@ -68,6 +68,14 @@ format: $(STAMP) ## rewrite the code in ruff's format and apply safe lint fixes
 	$(BIN)/ruff format src tests scripts
 	$(BIN)/ruff check --fix src tests scripts
 
+.PHONY: docs
+docs: $(STAMP) ## serve the documentation site (MkDocs Material) with live reload on http://127.0.0.1:8000
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs serve --dev-addr 127.0.0.1:8000
+
+.PHONY: docs-build
+docs-build: $(STAMP) ## build the documentation into site/ with --strict: a broken link or anchor fails it
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --site-dir site
+
 .PHONY: card
 card: $(STAMP) ## regenerate MODEL_CARD.md from a fresh run of the reference configuration
 	$(BIN)/grooming-detect report.publish_dir=$(CURDIR) $(ARGS)
@@ -121,8 +129,8 @@ ui: $(STAMP) ## open the MLflow UI on the project's tracking database (http://12
 	$(BIN)/mlflow ui --backend-store-uri sqlite:///$(CURDIR)/mlflow.db --host 127.0.0.1 --port 5000
 
 .PHONY: clean
-clean: ## remove generated data, outputs and logs (keeps the MLflow store and .venv)
-	rm -rf data outputs logs
+clean: ## remove generated data, outputs, logs, scores and the built docs (keeps the MLflow store and .venv)
+	rm -rf data outputs logs scores stream site
 
 .PHONY: clean-mlflow
 clean-mlflow: ## remove the MLflow tracking store (mlflow.db, mlartifacts): every logged run and model
