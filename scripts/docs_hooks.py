@@ -255,7 +255,9 @@ def table_rows(name: str) -> list[list[str]]:
     if spec.record_rows:
         rows += [[cell(template, data) for template in row] for row in spec.record_rows]
     else:
-        rows += [[cell(template, derived(row)) for template in spec.columns] for row in data["rows"]]
+        rows += [
+            [cell(template, derived(row)) for template in spec.columns] for row in data["rows"]
+        ]
     return rows
 
 
