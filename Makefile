@@ -104,6 +104,10 @@ bench-stream: $(STAMP) ## grooming-detect-score --stream on real chat text: mess
 bench-spark: $(STAMP) java ## score a 2M-message real-text chat log in one process and on Spark local[2]: messages/s, peak memory
 	$(BIN)/python scripts/bench_spark.py $(ARGS)
 
+.PHONY: bench-onnx
+bench-onnx: $(STAMP) ## the ONNX export on real chat text: MB, ms per message and per document on one core, difference vs Python
+	$(BIN)/python scripts/bench_onnx.py $(ARGS)
+
 .PHONY: bench-startup
 bench-startup: $(STAMP) ## how long --help, a config error and scoring 10 messages take to answer (median of 5)
 	$(BIN)/python scripts/bench_startup.py $(ARGS)
