@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import json
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -319,19 +319,23 @@ class _Graph:
         )
 
 
-def _ngrams(graph: _Graph, tokens: str, valid: str, n: int, joiner: str) -> tuple[str, str]:
-    """The `n`-grams along the last axis of `tokens` (joined by `joiner`) and whether each is
-    made of valid tokens only."""
-    stop = None if n == 1 else -(n - 1)
-    gram = graph.last_axis_slice(tokens, 0, stop)
-    ok = graph.last_axis_slice(valid, 0, stop)
-    for k in range(1, n):
-        stop = None if k == n - 1 else -(n - 1 - k)
+def _ngram_levels(
+    graph: _Graph, tokens: str, valid: str, high: int, joiner: str
+) -> Iterator[tuple[int, str, str]]:
+    """``(n, n-grams, valid)`` along the last axis of `tokens` for n = 1 .. `high`: the n-gram
+    at i is the (n-1)-gram at i, `joiner` and token i + n - 1 (one ``StringConcat`` a level);
+    an n-gram is valid when its tokens all are."""
+    gram, ok = tokens, valid
+    yield 1, gram, ok
+    for n in range(2, high + 1):
+        head = graph.last_axis_slice(gram, 0, -1)
         if joiner:
-            gram = graph.op("StringConcat", gram, graph.const(joiner, "joiner"))
-        gram = graph.op("StringConcat", gram, graph.last_axis_slice(tokens, k, stop))
-        ok = graph.op("And", ok, graph.last_axis_slice(valid, k, stop))
-    return gram, ok
+            head = graph.op("StringConcat", head, graph.const(joiner, "joiner"))
+        gram = graph.op("StringConcat", head, graph.last_axis_slice(tokens, n - 1, None))
+        ok = graph.op(
+            "And", graph.last_axis_slice(ok, 0, -1), graph.last_axis_slice(valid, n - 1, None)
+        )
+        yield n, gram, ok
 
 
 def _keys(
@@ -372,15 +376,9 @@ def _block_keys(
         valid = graph.op("Not", graph.op("Equal", tokens, graph.const(_TOKEN_PAD, "pad")))
         row_grid = graph.op("Reshape", rows, graph.const([-1, 1], dtype=np.int64))
         return [
-            _keys(
-                graph,
-                *_ngrams(graph, tokens, valid, n, " "),
-                row_grid,
-                width,
-                offset,
-                block.n_features,
-            )
-            for n in range(low, high + 1)
+            _keys(graph, grams, ok, row_grid, width, offset, block.n_features)
+            for n, grams, ok in _ngram_levels(graph, tokens, valid, high, " ")
+            if n >= low
         ]
     # char_wb: the n-grams of each word padded with a space on each side are the n-grams of
     # " document " (every whitespace character read as a space) whose inner characters are
@@ -399,28 +397,33 @@ def _block_keys(
     )
     present = graph.op("Not", graph.op("Equal", chars, graph.const(_CHAR_PAD, "pad")))
     is_space = graph.op(
-        "ReduceMax",
+        "Cast",
         graph.op(
-            "Cast",
-            graph.op(
-                "Equal",
-                graph.op("Unsqueeze", chars, graph.const([-1], dtype=np.int64)),
-                graph.const(list(SPACE_CHARACTERS), "spaces"),
-            ),
-            to=graph.onnx.TensorProto.INT32,
+            "LabelEncoder",
+            chars,
+            domain="ai.onnx.ml",
+            keys_strings=list(SPACE_CHARACTERS),
+            values_int64s=[1] * len(SPACE_CHARACTERS),
+            default_int64=0,
         ),
-        graph.const([-1], dtype=np.int64),
-        keepdims=0,
+        to=graph.onnx.TensorProto.BOOL,
     )
-    is_space = graph.op("Cast", is_space, to=graph.onnx.TensorProto.BOOL)
     spaced = graph.op("Where", is_space, space, chars)
     word_char = graph.op("And", present, graph.op("Not", is_space))
     row_grid = graph.op("Reshape", rows, graph.const([-1, 1], dtype=np.int64))
     keys = []
-    for n in range(min(low, 3), high + 1):
-        grams, ok = _ngrams(graph, spaced, present, n, "")
-        for k in range(1, n - 1):  # the inner characters belong to a word
-            inner = graph.last_axis_slice(word_char, k, None if k == n - 1 else -(n - 1 - k))
+    inner = None  # whether the inner characters of each n-gram (n >= 3) belong to a word
+    for n, grams, ok in _ngram_levels(graph, spaced, present, high, ""):
+        if n >= 3:
+            following = graph.last_axis_slice(word_char, n - 2, -1)
+            inner = (
+                following
+                if inner is None
+                else graph.op("And", graph.last_axis_slice(inner, 0, -1), following)
+            )
+        if n < min(low, 3):
+            continue
+        if inner is not None:
             ok = graph.op("And", ok, inner)
         if n == 2:  # two spaces are no word's n-gram
             first = graph.last_axis_slice(word_char, 0, -1)
@@ -646,7 +649,11 @@ def build_graph(parts: ExportableModel, locale: str = LOCALE) -> Any:
     )
     model = helper.make_model(
         onnx_graph,
-        opset_imports=[helper.make_opsetid("", OPSET), helper.make_opsetid("com.microsoft", 1)],
+        opset_imports=[
+            helper.make_opsetid("", OPSET),
+            helper.make_opsetid("ai.onnx.ml", 3),
+            helper.make_opsetid("com.microsoft", 1),
+        ],
         producer_name="grooming-detect",
         doc_string="Grooming-risk score of unit documents (see metadata_props and docs/onnx.md).",
     )
