@@ -132,11 +132,16 @@ def test_a_document_scores_the_same_alone_and_in_any_batch(float_session: Any) -
     assert onnx_scores(float_session, []).shape == (0,)
 
 
-@pytest.mark.parametrize("calibration", ["none", "sigmoid", "temperature", "isotonic"])
 @pytest.mark.parametrize(
-    "settings",
-    [{}, {"word_ngram_range": (1, 3), "char_ngram_range": (4, 6)}],
-    ids=["default-ngrams", "other-ngrams"],
+    ("calibration", "settings"),
+    [
+        ("none", {}),
+        ("temperature", {}),
+        ("isotonic", {}),
+        # char_wb from 4: a padded word of 3 characters counts once, whole.
+        ("sigmoid", {"word_ngram_range": (1, 3), "char_ngram_range": (4, 6)}),
+    ],
+    ids=["none", "temperature", "isotonic", "sigmoid-other-ngrams"],
 )
 def test_every_calibrator_and_ngram_range(calibration: str, settings: dict) -> None:
     model, meta = _train(calibration, n_features=2**12, **settings)
@@ -150,6 +155,10 @@ def test_int8_export_within_its_tolerance_and_smaller(trained: tuple, tmp_path: 
     model, meta = trained
     graph = build_graph(exportable(model, meta))
     quantized = quantize_int8(graph)
+    import onnx
+
+    onnx.checker.check_model(graph)
+    onnx.checker.check_model(quantized)
     difference = onnx_scores(session(quantized), DOCUMENTS) - python_scores(model, meta, DOCUMENTS)
     assert np.max(np.abs(difference)) <= INT8_TOLERANCE
     assert quantized.ByteSize() < graph.ByteSize() / 3

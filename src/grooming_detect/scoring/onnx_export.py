@@ -13,13 +13,14 @@ vocabulary of training n-grams would drop it, and change the norm).
 
 The graph, per document: lower-case (``StringNormalizer``), word tokens (``Tokenizer`` with the
 regular expression ``[\\p{L}\\p{N}_]{2,}``, scikit-learn's ``(?u)\\b\\w\\w+\\b``) and their n-grams
-joined by a space (``StringConcat``); whitespace-separated words padded with a space on each side,
-their characters (``Tokenizer`` in character mode) and their character n-grams; each n-gram
+joined by a space (``StringConcat``); the characters of ``" " + document + " "`` (``Tokenizer``
+in character mode), whitespace (``LabelEncoder``) read as a space, and their n-grams whose inner
+characters belong to a word: scikit-learn's ``char_wb`` n-grams of space-padded words; each n-gram
 hashed, counted per document and column (``Unique``), weighted by ``1 + log(count)`` times the
 column's idf, and the L2 norm and the dot product with the coefficients summed per document and
 block (``ScatterElements``); then ``sigmoid(intercept + sum of dot / norm)`` and the calibrator.
 
-What is not exact (measured in ``docs/onnx.md``, and by `max_abs_difference` at export):
+What is not exact (measured in ``docs/onnx.md``, and on `PROBE_DOCUMENTS` at every export):
 
 * lower-casing is per code point (the C library's ``towlower`` under `LOCALE`): Python maps
   ``İ`` (U+0130) to two code points and a word-final capital sigma to ``ς``; ONNX Runtime maps
