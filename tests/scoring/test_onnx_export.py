@@ -75,6 +75,11 @@ HOSTILE = [
     "tab\tand\u00a0no-break\u2003em space\u3000ideographic",
     "\u200bzero\u200bwidth\u200b",
     "under_score snake_case CamelCase 2024 x2",
+    "nul\x00inside a message",
+    "windows\r\nline ends\rand old mac ones",
+    "\ufeffbyte order mark first",
+    "e\u0301 combining accent, café, naïve",
+    "𝐁𝐨𝐥𝐝 math letters and ٣٤٥ arabic digits ²³",
     "homework " * 1000,
     "y" * 6000,
 ]
