@@ -112,6 +112,10 @@ bench-stream: $(STAMP) ## grooming-detect-score --stream on real chat text: mess
 bench-spark: $(STAMP) java ## score a 2M-message real-text chat log in one process and on Spark local[2]: messages/s, peak memory
 	$(BIN)/python scripts/bench_spark.py $(ARGS)
 
+.PHONY: bench-onnx
+bench-onnx: $(STAMP) ## the ONNX export on real chat text: MB, ms per message and per document on one core, difference vs Python
+	$(BIN)/python scripts/bench_onnx.py $(ARGS)
+
 .PHONY: bench-startup
 bench-startup: $(STAMP) ## how long --help, a config error and scoring 10 messages take to answer (median of 5)
 	$(BIN)/python scripts/bench_startup.py $(ARGS)
@@ -130,7 +134,7 @@ ui: $(STAMP) ## open the MLflow UI on the project's tracking database (http://12
 
 .PHONY: clean
 clean: ## remove generated data, outputs, logs, scores and the built docs (keeps the MLflow store and .venv)
-	rm -rf data outputs logs scores stream site
+	rm -rf data outputs logs scores stream site risk.onnx risk-int8.onnx
 
 .PHONY: clean-mlflow
 clean-mlflow: ## remove the MLflow tracking store (mlflow.db, mlartifacts): every logged run and model

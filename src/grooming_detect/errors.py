@@ -53,3 +53,8 @@ class MissingExtraError(ConfigError):
 
 class TrackingUnreachableError(ConnectionError):
     """No MLflow tracking server answered at ``tracking.uri`` within the configured wait."""
+
+
+class ExportUnsupportedError(ValueError):
+    """A trained model that the ONNX export cannot reproduce exactly (behavioural features,
+    another classifier, an embedding encoder); the message names the model and why."""

@@ -12,4 +12,7 @@
 * `spark`: `batch` and `stream` on Apache Spark, with the same numbers (pyspark imported inside
   its functions only).
 * `cli`: ``grooming-detect-score``, the command line over `batch`, `stream` and `spark`.
+* `onnx_export` and `export_cli`: ``grooming-detect-export``, a TF-IDF + logistic-regression
+  model as one ONNX graph that scores unit documents with ONNX Runtime alone, on a phone or in a
+  browser (``docs/onnx.md``).
 """

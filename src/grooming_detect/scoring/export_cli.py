@@ -1,0 +1,72 @@
+"""``grooming-detect-export``: a trained model as one ONNX file that scores unit documents with
+ONNX Runtime alone (a phone app, a browser), see ``docs/onnx.md``.
+
+The model is a model folder written by the train stage or an MLflow model URI, as for
+``grooming-detect-score``. Models the graph cannot reproduce (behavioural features, the
+embedding and transformer models, aggregated inputs) are refused in one line, exit status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from grooming_detect.errors import ExportUnsupportedError, MissingExtraError, UntrustedModelError
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="grooming-detect-export",
+        description="Export a trained model to ONNX for scoring on the device with ONNX Runtime.",
+    )
+    parser.add_argument(
+        "--onnx",
+        required=True,
+        metavar="MODEL",
+        help="model folder (outputs/<data>/<model>/latest/model) or MLflow model URI",
+    )
+    parser.add_argument("--out", required=True, type=Path, help="the .onnx file to write")
+    parser.add_argument(
+        "--int8",
+        action="store_true",
+        help="store the idf and coefficient tables as int8 (a quarter of the size; scores "
+        "within the stated int8 tolerance, checked and printed)",
+    )
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run ``grooming-detect-export``; returns the exit status."""
+    args = _parser().parse_args(argv)
+    # Imported here: --help and argument errors answer without scikit-learn or MLflow.
+    from grooming_detect.scoring.messages import load_scoring_model
+    from grooming_detect.scoring.onnx_export import export
+    from grooming_detect.tracking import TrackingError
+
+    try:
+        model, meta = load_scoring_model(args.onnx)
+        report = export(model, meta, args.out, int8=args.int8)
+    except (
+        ExportUnsupportedError,
+        MissingExtraError,
+        UntrustedModelError,
+        FileNotFoundError,
+        TrackingError,
+        ValueError,
+    ) as error:
+        print(f"grooming-detect-export: error: {error}", file=sys.stderr)
+        return 2
+    print(report.line())
+    if report.max_abs_difference > report.tolerance:
+        print(
+            "warning: the exported scores differ from Python's by more than the stated "
+            "tolerance on the probe documents; prefer the float export",
+            file=sys.stderr,
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
