@@ -8,6 +8,8 @@ second, not after the whole package has loaded.
 
 from __future__ import annotations
 
+import sys
+
 
 class ConfigError(ValueError):
     """A composed configuration that cannot run."""
@@ -53,3 +55,12 @@ class MissingExtraError(ConfigError):
 
 class TrackingUnreachableError(ConnectionError):
     """No MLflow tracking server answered at ``tracking.uri`` within the configured wait."""
+
+
+def tracking_errors() -> tuple[type[Exception], ...]:
+    """MLflow's exception class (`grooming_detect.tracking.TrackingError`) once MLflow is loaded,
+    else none: for the ``except`` clause of a command that imports MLflow only when it needs it
+    (the clause is evaluated when an error reaches it, and an error MLflow raised means MLflow
+    is loaded)."""
+    exceptions = sys.modules.get("mlflow.exceptions")
+    return () if exceptions is None else (exceptions.MlflowException,)

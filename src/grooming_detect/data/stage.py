@@ -168,6 +168,16 @@ def source_files(cfg: DictConfig) -> dict[str, Path]:
     return files
 
 
+def check_sources(cfg: DictConfig) -> None:
+    """The data stage's refusals that read nothing: the input files exist (a chat log and its id
+    list, a PAN-2012 download's files) and the filters suit the data. `pipeline.run` calls this
+    before it opens an MLflow run; a generated corpus is not generated here."""
+    if cfg.data.source in ("chatlog", "pan12"):
+        source_files(cfg)
+    else:
+        filter_settings(cfg)
+
+
 def load_tables(cfg: DictConfig) -> tuple[Tables, dict[str, Any]]:
     """Parse the configured dataset into canonical tables plus what loading found."""
     seed = int(cfg.seed)
