@@ -223,6 +223,43 @@ def test_a_stage_without_its_inputs_says_what_to_run(compose_cfg: ComposeFn) -> 
         pipeline.run(compose_cfg("scale=tiny", "stages=[features]"))
 
 
+def test_a_missing_chat_log_is_refused_before_mlflow_is_set_up(
+    compose_cfg: ComposeFn, tmp_path: Path
+) -> None:
+    cfg = compose_cfg("data=chatlog", f"data.path={tmp_path}/missing.csv")
+    with pytest.raises(FileNotFoundError, match=r"missing\.csv: chat-log input not found"):
+        pipeline.run(cfg)
+    assert not (tmp_path / "mlflow.db").exists()
+
+
+def test_a_refusal_before_any_stage_finished_leaves_no_run_but_a_bug_does(
+    compose_cfg: ComposeFn, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Input refused by the first stage: the runs it opened are deleted, not left FAILED with
+    nothing in them. A bug there still leaves its FAILED runs, the record of what broke."""
+    from mlflow.entities import ViewType
+
+    cfg = compose_cfg("scale=tiny", "stages=[features]")
+    with pytest.raises(MissingInputError):
+        pipeline.run(cfg)
+    client = mlflow.MlflowClient(tracking_uri=cfg.tracking.uri)
+    experiment = client.get_experiment_by_name(cfg.tracking.experiment_name).experiment_id
+    assert client.search_runs([experiment]) == []
+    deleted = client.search_runs([experiment], run_view_type=ViewType.DELETED_ONLY)
+    assert sorted(r.data.tags.get("stage", "parent") for r in deleted) == ["features", "parent"]
+
+    def broken(cfg, ctx):
+        raise RuntimeError("a bug in the stage")
+
+    monkeypatch.setitem(pipeline.STAGE_FUNCTIONS, "features", broken)
+    with pytest.raises(RuntimeError, match="a bug"):
+        pipeline.run(cfg)
+    statuses = {
+        r.data.tags.get("stage", "parent"): r.info.status for r in client.search_runs([experiment])
+    }
+    assert statuses == {"parent": "FAILED", "features": "FAILED"}
+
+
 def test_multi_process_launch_allows_only_the_train_stage(
     compose_cfg: ComposeFn, monkeypatch: pytest.MonkeyPatch
 ) -> None:
