@@ -60,6 +60,11 @@ def main(cfg: DictConfig) -> dict[str, Any]:
         # Settings are checked before the pipeline (MLflow, scikit-learn, the stages) is even
         # imported: a wrong value is answered in about a second.
         validate_config(cfg)
+        if "data" in cfg.stages:
+            # So are the input files (pipeline.run checks them again, for its other callers).
+            from grooming_detect.data.stage import check_sources
+
+            check_sources(cfg)
         from grooming_detect import pipeline
 
         result = pipeline.run(cfg, overrides)

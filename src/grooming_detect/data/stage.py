@@ -14,7 +14,7 @@ from typing import Any
 
 from omegaconf import DictConfig
 
-from grooming_detect import __version__, tracking
+from grooming_detect import __version__
 from grooming_detect.config import ConfigError
 from grooming_detect.data import chatlog, pan12, synthetic, verify, vtpan
 from grooming_detect.data.filters import FilterSettings
@@ -325,6 +325,10 @@ def _build_or_reuse(cfg: DictConfig, ctx: StageContext) -> StageResult:
         for name, value in split_counts.items()
     }
     metrics.update(split_metrics(manifest))
+    # MLflow is imported here, by the stage: the command checks the inputs (`check_sources`)
+    # with this module before it loads MLflow.
+    from grooming_detect import tracking
+
     tracking.log_metrics(metrics)
     tags = {
         "dataset_verification": manifest["verification"]["status"],
