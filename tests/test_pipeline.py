@@ -9,7 +9,7 @@ import mlflow
 import pandas as pd
 import pytest
 
-from conftest import ComposeFn, stage_run
+from conftest import TINY_RUN, ComposeFn, compose_config, recomputed_measures, stage_run
 from grooming_detect import pipeline
 from grooming_detect.config import STAGES
 from grooming_detect.models.persistence import load_model
@@ -161,6 +161,16 @@ def test_submission_scored_offline_equals_logged_metrics(default_run) -> None:
         assert metrics[f"test/line/{name}"] == pytest.approx(value), name
 
 
+def test_measures_are_those_of_the_written_score_table(default_run) -> None:
+    """The test measures equal those recomputed from the score table the evaluate stage wrote
+    (as the matrix checks for every model and data shape, tests/test_matrix.py)."""
+    cfg, result, _ = default_run
+    metrics = result.stages["evaluate"].metrics
+    recomputed = recomputed_measures(latest_dir(cfg.paths.run_dir, "evaluation"), "test", "author")
+    for name in ("pr_auc", "precision", "recall", "f0_5"):
+        assert metrics[f"test/author/{name}"] == pytest.approx(recomputed[name], abs=1e-12)
+
+
 def test_logged_estimator_loads_and_scores(default_run) -> None:
     """The bare estimator logged beside the whole-scorer model (test_serving.py) equals the
     local one."""
@@ -194,15 +204,16 @@ def test_report_opens_with_the_synthetic_warning(default_run) -> None:
     assert result.run_id in report
 
 
-def test_data_is_cached_and_stages_run_alone(compose_cfg: ComposeFn) -> None:
-    cfg = compose_cfg("scale=tiny")
-    pipeline.run(cfg)
+def test_data_is_cached_and_stages_run_alone(tiny_run) -> None:
+    cfg, _ = tiny_run
+    root = Path(cfg.paths.root)
     manifest = dataset_dir(cfg) / "manifest.json"
     first = manifest.stat().st_mtime_ns
-    again = pipeline.run(compose_cfg("scale=tiny", "stages=[data,evaluate]"))
+    # The run's own settings: what it evaluates again is what test_no_message_text reads.
+    again = pipeline.run(compose_config(root, *TINY_RUN, "stages=[data,evaluate]"))
     assert manifest.stat().st_mtime_ns == first, "unchanged inputs reuse the tables"
     assert "test/author/f0_5" in again.stages["evaluate"].metrics
-    changed = compose_cfg("scale=tiny", "data.validation_fraction=0.3", "stages=[data]")
+    changed = compose_config(root, *TINY_RUN, "data.validation_fraction=0.3", "stages=[data]")
     pipeline.run(changed)
     # A changed config builds its own tables and leaves the others' alone.
     assert (dataset_dir(changed) / "manifest.json").is_file()
@@ -210,11 +221,11 @@ def test_data_is_cached_and_stages_run_alone(compose_cfg: ComposeFn) -> None:
     assert manifest.stat().st_mtime_ns == first, "another config's tables are never rewritten"
 
 
-def test_no_message_text_unless_asked(compose_cfg: ComposeFn) -> None:
-    cfg = compose_cfg("scale=tiny", "evaluate.show_text=false", "evaluate.bootstrap.n_resamples=50")
-    pipeline.run(cfg)
-    evaluation = latest_dir(cfg.paths.run_dir, "evaluation")
-    for table in evaluation.glob("*-false_*.parquet"):
+def test_no_message_text_unless_asked(tiny_run) -> None:
+    cfg, _ = tiny_run
+    tables = sorted(latest_dir(cfg.paths.run_dir, "evaluation").glob("*-false_*.parquet"))
+    assert tables
+    for table in tables:
         assert "example_text" not in pd.read_parquet(table).columns, table.name
 
 
