@@ -114,10 +114,10 @@ def test_a_conversation_in_two_splits_is_refused(tmp_path: Path) -> None:
 
 
 @pytest.fixture
-def conversation_labelled_log(compose_cfg: ComposeFn, tmp_path: Path) -> Path:
-    """A JSONL chat log with conversation labels only, made from the tiny synthetic corpus."""
-    cfg = compose_cfg("scale=tiny", "stages=[data]")
-    pipeline.run(cfg)
+def conversation_labelled_log(tiny_run, tmp_path: Path) -> Path:
+    """A JSONL chat log with conversation labels only, made from the tiny synthetic corpus (the
+    tables of `conftest.tiny_run`, read only)."""
+    cfg, _ = tiny_run
     processed = dataset_dir(cfg)
     messages = pd.read_parquet(processed / "messages.parquet")
     labels = pd.read_parquet(processed / "conversations.parquet").set_index("conversation_id")
