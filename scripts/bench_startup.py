@@ -6,8 +6,12 @@ are printed, beside the exit status:
 * ``grooming-detect --help``;
 * a misspelt override (``modle=tfidf_svm``: Hydra refuses it);
 * a wrong value (``evaluate.bootstrap.n_resamples=-3``: refused by the checks before any stage);
+* a chat log that is not there (``data=chatlog data.path=<missing>``, under a temporary
+  ``GROOMING_DETECT_ROOT``: refused before an MLflow run is opened);
+* ``grooming-detect-score --help``;
 * ``grooming-detect-score`` of a 10-message chat log with the default model
-  (``outputs/synthetic/tfidf_logreg/latest/model``, or `--model`), when one exists.
+  (``outputs/synthetic/tfidf_logreg/latest/model``, or `--model`), when one exists, and of a
+  chat log that is not there.
 
 Then ``python -X importtime -c "import grooming_detect.cli"``: the modules that cost most, with
 their cumulative import time. Usage: ``python scripts/bench_startup.py [--runs 5] [--model DIR]
@@ -18,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import os
 import statistics
 import subprocess
 import sys
@@ -31,11 +36,13 @@ from grooming_detect.io import write_json
 BIN = Path(sys.executable).parent
 
 
-def _timed(command: list[str], runs: int) -> dict[str, float | int]:
+def _timed(
+    command: list[str], runs: int, env: dict[str, str] | None = None
+) -> dict[str, float | int]:
     seconds, status = [], 0
     for _ in range(runs):
         started = time.perf_counter()
-        completed = subprocess.run(command, capture_output=True, text=True)
+        completed = subprocess.run(command, capture_output=True, text=True, env=env)
         seconds.append(time.perf_counter() - started)
         status = completed.returncode
     return {
@@ -78,29 +85,39 @@ def main() -> None:
     parser.add_argument("--json", type=Path, default=project_root() / "bench-results/startup.json")
     args = parser.parse_args()
     command = [str(BIN / "grooming-detect")]
-    cases = {
-        "grooming-detect --help": [*command, "--help"],
-        "misspelt key (modle=tfidf_svm)": [*command, "modle=tfidf_svm"],
-        "wrong value (n_resamples=-3)": [*command, "evaluate.bootstrap.n_resamples=-3"],
-    }
+    score = str(BIN / "grooming-detect-score")
     model = args.model or project_root() / "outputs/synthetic/tfidf_logreg/latest/model"
     with tempfile.TemporaryDirectory() as tmp:
+        missing = str(Path(tmp) / "missing.csv")
+        cases = {
+            "grooming-detect --help": [*command, "--help"],
+            "misspelt key (modle=tfidf_svm)": [*command, "modle=tfidf_svm"],
+            "wrong value (n_resamples=-3)": [*command, "evaluate.bootstrap.n_resamples=-3"],
+            "missing chat log (data.path=missing)": [
+                *command,
+                "data=chatlog",
+                f"data.path={missing}",
+            ],
+            "grooming-detect-score --help": [score, "--help"],
+        }
         if (model / "model.json").is_file():
+            out = ["--model", str(model), "--out", str(Path(tmp) / "scores")]
             cases["grooming-detect-score, 10 messages"] = [
-                str(BIN / "grooming-detect-score"),
+                score,
                 str(_ten_messages(Path(tmp))),
-                "--model",
-                str(model),
-                "--out",
-                str(Path(tmp) / "scores"),
+                *out,
             ]
+            cases["grooming-detect-score, missing file"] = [score, missing, *out]
         else:
             print(f"(no model at {model}: the scoring command is not timed; run make run first)")
-        results = {name: _timed(argv, args.runs) for name, argv in cases.items()}
-    print(f"{'command':<38}{'median s':>10}{'min s':>8}{'max s':>8}{'exit':>6}")
+        # Nothing a refused run may leave (an MLflow store) lands in the project.
+        env = {**os.environ, "GROOMING_DETECT_ROOT": str(Path(tmp) / "root")}
+        env.pop("MLFLOW_TRACKING_URI", None)
+        results = {name: _timed(argv, args.runs, env) for name, argv in cases.items()}
+    print(f"{'command':<40}{'median s':>10}{'min s':>8}{'max s':>8}{'exit':>6}")
     for name, row in results.items():
         print(
-            f"{name:<38}{row['median_s']:>10.2f}{row['min_s']:>8.2f}{row['max_s']:>8.2f}"
+            f"{name:<40}{row['median_s']:>10.2f}{row['min_s']:>8.2f}{row['max_s']:>8.2f}"
             f"{row['exit_status']:>6}"
         )
     costs = _import_costs(12)

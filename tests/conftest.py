@@ -83,6 +83,27 @@ def flatten_layout(root: Path) -> Path:
     return root
 
 
+#: The overrides of `tiny_run` (besides its root): a test that runs stages again in its root
+#: passes them too, so that what it writes is what the other tests of that run read.
+TINY_RUN = (
+    "scale=tiny",
+    "evaluate.show_text=false",
+    "evaluate.bootstrap.n_resamples=50",
+)
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory: pytest.TempPathFactory):
+    """Every stage on the tiny synthetic corpus, once for the tests that read what such a run
+    writes: no message text in the evaluation tables (``evaluate.show_text=false``), 50 bootstrap
+    resamples, and the model card published to ``<root>/repo`` (``report.publish_dir``)."""
+    from grooming_detect import pipeline
+
+    root = tmp_path_factory.mktemp("tiny-run")
+    cfg = compose_config(root, *TINY_RUN, f"report.publish_dir={root / 'repo'}")
+    return cfg, pipeline.run(cfg)
+
+
 @pytest.fixture(scope="session")
 def tiny_bert(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A randomly initialised BERT with a tiny vocabulary, saved like a hub model."""
@@ -171,6 +192,7 @@ def tiny_sentence_encoder(tiny_bert: Path, tmp_path_factory: pytest.TempPathFact
 PIPELINE_FIXTURES = frozenset(
     {
         "default_run",
+        "tiny_run",
         "tiny_bert",
         "tiny_sentence_encoder",
         "shape_files",

@@ -93,6 +93,25 @@ def test_a_wrong_type_or_a_typo_fails_at_composition(
     assert not (tmp_path / "data").exists()
 
 
+def test_a_missing_chat_log_is_one_line_before_mlflow_is_loaded(tmp_path: Path) -> None:
+    """The input files are checked with the settings: no MLflow store, no run, exit status 2."""
+    env = {**os.environ, "GROOMING_DETECT_ROOT": str(tmp_path)}
+    env.pop("MLFLOW_TRACKING_URI", None)
+    missing = tmp_path / "missing.csv"
+    completed = subprocess.run(
+        [EXECUTABLE, "data=chatlog", f"data.path={missing}"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
+    assert completed.returncode == 2, completed.stderr
+    assert completed.stderr.strip() == (
+        f"grooming-detect: error: {missing}: chat-log input not found"
+    ), completed.stderr
+    assert not (tmp_path / "mlflow.db").exists()
+
+
 @pytest.mark.skipif(shutil.which("make") is None, reason="make is not installed")
 def test_make_help_lists_every_target() -> None:
     out = subprocess.run(

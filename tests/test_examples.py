@@ -12,6 +12,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 from mlflow import MlflowClient
+from mlflow.entities import ViewType
 
 from grooming_detect.errors import CrossfitError, SplitError
 from grooming_detect.io import read_json
@@ -140,6 +141,12 @@ def test_insisting_on_components_stops_the_command_with_exit_status_2(tmp_path: 
     )
     assert completed.returncode == 2, completed.stderr[-2000:]
     assert "Set data.split_override=author" in completed.stderr, completed.stderr[-2000:]
+    # The refusal leaves no FAILED run behind: the runs it opened are deleted.
+    client = MlflowClient(tracking_uri=f"sqlite:///{tmp_path}/mlflow.db")
+    experiments = [e.experiment_id for e in client.search_experiments()]
+    assert client.search_runs(experiments) == []
+    deleted = client.search_runs(experiments, run_view_type=ViewType.DELETED_ONLY)
+    assert sorted(r.data.tags.get("stage", "parent") for r in deleted) == ["data", "parent"]
 
 
 @pytest.mark.pipeline

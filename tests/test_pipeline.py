@@ -9,7 +9,7 @@ import mlflow
 import pandas as pd
 import pytest
 
-from conftest import ComposeFn, stage_run
+from conftest import TINY_RUN, ComposeFn, compose_config, recomputed_measures, stage_run
 from grooming_detect import pipeline
 from grooming_detect.config import STAGES
 from grooming_detect.models.persistence import load_model
@@ -161,6 +161,16 @@ def test_submission_scored_offline_equals_logged_metrics(default_run) -> None:
         assert metrics[f"test/line/{name}"] == pytest.approx(value), name
 
 
+def test_measures_are_those_of_the_written_score_table(default_run) -> None:
+    """The test measures equal those recomputed from the score table the evaluate stage wrote
+    (as the matrix checks for every model and data shape, tests/test_matrix.py)."""
+    cfg, result, _ = default_run
+    metrics = result.stages["evaluate"].metrics
+    recomputed = recomputed_measures(latest_dir(cfg.paths.run_dir, "evaluation"), "test", "author")
+    for name in ("pr_auc", "precision", "recall", "f0_5"):
+        assert metrics[f"test/author/{name}"] == pytest.approx(recomputed[name], abs=1e-12)
+
+
 def test_logged_estimator_loads_and_scores(default_run) -> None:
     """The bare estimator logged beside the whole-scorer model (test_serving.py) equals the
     local one."""
@@ -194,15 +204,16 @@ def test_report_opens_with_the_synthetic_warning(default_run) -> None:
     assert result.run_id in report
 
 
-def test_data_is_cached_and_stages_run_alone(compose_cfg: ComposeFn) -> None:
-    cfg = compose_cfg("scale=tiny")
-    pipeline.run(cfg)
+def test_data_is_cached_and_stages_run_alone(tiny_run) -> None:
+    cfg, _ = tiny_run
+    root = Path(cfg.paths.root)
     manifest = dataset_dir(cfg) / "manifest.json"
     first = manifest.stat().st_mtime_ns
-    again = pipeline.run(compose_cfg("scale=tiny", "stages=[data,evaluate]"))
+    # The run's own settings: what it evaluates again is what test_no_message_text reads.
+    again = pipeline.run(compose_config(root, *TINY_RUN, "stages=[data,evaluate]"))
     assert manifest.stat().st_mtime_ns == first, "unchanged inputs reuse the tables"
     assert "test/author/f0_5" in again.stages["evaluate"].metrics
-    changed = compose_cfg("scale=tiny", "data.validation_fraction=0.3", "stages=[data]")
+    changed = compose_config(root, *TINY_RUN, "data.validation_fraction=0.3", "stages=[data]")
     pipeline.run(changed)
     # A changed config builds its own tables and leaves the others' alone.
     assert (dataset_dir(changed) / "manifest.json").is_file()
@@ -210,17 +221,54 @@ def test_data_is_cached_and_stages_run_alone(compose_cfg: ComposeFn) -> None:
     assert manifest.stat().st_mtime_ns == first, "another config's tables are never rewritten"
 
 
-def test_no_message_text_unless_asked(compose_cfg: ComposeFn) -> None:
-    cfg = compose_cfg("scale=tiny", "evaluate.show_text=false", "evaluate.bootstrap.n_resamples=50")
-    pipeline.run(cfg)
-    evaluation = latest_dir(cfg.paths.run_dir, "evaluation")
-    for table in evaluation.glob("*-false_*.parquet"):
+def test_no_message_text_unless_asked(tiny_run) -> None:
+    cfg, _ = tiny_run
+    tables = sorted(latest_dir(cfg.paths.run_dir, "evaluation").glob("*-false_*.parquet"))
+    assert tables
+    for table in tables:
         assert "example_text" not in pd.read_parquet(table).columns, table.name
 
 
 def test_a_stage_without_its_inputs_says_what_to_run(compose_cfg: ComposeFn) -> None:
     with pytest.raises(MissingInputError, match="run the data stage first"):
         pipeline.run(compose_cfg("scale=tiny", "stages=[features]"))
+
+
+def test_a_missing_chat_log_is_refused_before_mlflow_is_set_up(
+    compose_cfg: ComposeFn, tmp_path: Path
+) -> None:
+    cfg = compose_cfg("data=chatlog", f"data.path={tmp_path}/missing.csv")
+    with pytest.raises(FileNotFoundError, match=r"missing\.csv: chat-log input not found"):
+        pipeline.run(cfg)
+    assert not (tmp_path / "mlflow.db").exists()
+
+
+def test_a_refusal_before_any_stage_finished_leaves_no_run_but_a_bug_does(
+    compose_cfg: ComposeFn, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Input refused by the first stage: the runs it opened are deleted, not left FAILED with
+    nothing in them. A bug there still leaves its FAILED runs, the record of what broke."""
+    from mlflow.entities import ViewType
+
+    cfg = compose_cfg("scale=tiny", "stages=[features]")
+    with pytest.raises(MissingInputError):
+        pipeline.run(cfg)
+    client = mlflow.MlflowClient(tracking_uri=cfg.tracking.uri)
+    experiment = client.get_experiment_by_name(cfg.tracking.experiment_name).experiment_id
+    assert client.search_runs([experiment]) == []
+    deleted = client.search_runs([experiment], run_view_type=ViewType.DELETED_ONLY)
+    assert sorted(r.data.tags.get("stage", "parent") for r in deleted) == ["features", "parent"]
+
+    def broken(cfg, ctx):
+        raise RuntimeError("a bug in the stage")
+
+    monkeypatch.setitem(pipeline.STAGE_FUNCTIONS, "features", broken)
+    with pytest.raises(RuntimeError, match="a bug"):
+        pipeline.run(cfg)
+    statuses = {
+        r.data.tags.get("stage", "parent"): r.info.status for r in client.search_runs([experiment])
+    }
+    assert statuses == {"parent": "FAILED", "features": "FAILED"}
 
 
 def test_multi_process_launch_allows_only_the_train_stage(

@@ -68,3 +68,47 @@ def test_the_scoring_command_needs_no_pyspark_until_a_spark_job_runs(tmp_path):
     assert completed.returncode == 2, completed.stderr
     assert "pip install 'grooming-detect[spark]'" in completed.stderr
     assert "make java" in completed.stderr
+
+
+SCORE = """
+import csv, json, sys
+heavy = sys.argv[4:]
+from grooming_detect.scoring import cli
+imported = [name for name in heavy if name in sys.modules]
+with open(sys.argv[1], "w", newline="", encoding="utf-8") as handle:
+    writer = csv.writer(handle)
+    writer.writerow(["conversation_id", "author", "text"])
+    writer.writerows(["c1", f"a{i % 2}", f"hello there, message number {i}"] for i in range(10))
+status = cli.main([sys.argv[1], "--model", sys.argv[2], "--out", sys.argv[3]])
+print(json.dumps([status, imported, [name for name in heavy if name in sys.modules]]))
+"""
+
+
+@pytest.mark.pipeline
+def test_scoring_with_a_model_folder_loads_neither_mlflow_nor_torch(tmp_path, default_run):
+    """``grooming-detect-score`` imports no heavy library, and scoring a chat log with a model
+    folder (the default baseline's) imports skops only: MLflow is for ``runs:/`` and
+    ``models:/`` URIs, torch and transformers for transformer models (skops' set-up of its
+    trusted types would import torch through scikit-learn: `persistence._skops_io`)."""
+    _, result, _ = default_run
+    model = result.stages["train"].outputs["model_dir"]
+    completed = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            SCORE,
+            str(tmp_path / "ten.csv"),
+            str(model),
+            str(tmp_path / "scores"),
+            *HEAVY,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert completed.returncode == 0, completed.stderr
+    status, on_import, after_scoring = json.loads(completed.stdout.splitlines()[-1])
+    assert status == 0, completed.stderr
+    assert on_import == []
+    assert after_scoring == ["skops"]
+    assert (tmp_path / "scores" / "author_scores.csv").is_file()

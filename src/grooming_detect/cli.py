@@ -17,32 +17,14 @@ if TYPE_CHECKING:
     from grooming_detect.pipeline import PipelineResult
 
 from grooming_detect.config import config_dir
-from grooming_detect.errors import (
-    ChitchatUnavailableError,
-    ConfigError,
-    CorpusFormatError,
-    CrossfitError,
-    SplitError,
-    TrackingUnreachableError,
-    UntrustedModelError,
-)
-from grooming_detect.stage import InputMismatchError
+from grooming_detect.errors import TrackingUnreachableError
+from grooming_detect.stage import INPUT_ERRORS
 from grooming_detect.validation import validate_config
 
 log = logging.getLogger("grooming_detect")
 
 #: Errors that mean bad input or settings (not a bug): reported in one line, exit status 2.
-EXPECTED_ERRORS = (
-    ConfigError,
-    CorpusFormatError,
-    FileNotFoundError,
-    UntrustedModelError,
-    ChitchatUnavailableError,
-    InputMismatchError,
-    SplitError,
-    CrossfitError,
-    TrackingUnreachableError,
-)
+EXPECTED_ERRORS: tuple[type[Exception], ...] = (*INPUT_ERRORS, TrackingUnreachableError)
 
 #: Whether Hydra has composed the config and called `main` in this process: before that, an exit
 #: status 1 is Hydra refusing the command line (see `run`). A plain dict behind module-level
@@ -78,6 +60,11 @@ def main(cfg: DictConfig) -> dict[str, Any]:
         # Settings are checked before the pipeline (MLflow, scikit-learn, the stages) is even
         # imported: a wrong value is answered in about a second.
         validate_config(cfg)
+        if "data" in cfg.stages:
+            # So are the input files (pipeline.run checks them again, for its other callers).
+            from grooming_detect.data.stage import check_sources
+
+            check_sources(cfg)
         from grooming_detect import pipeline
 
         result = pipeline.run(cfg, overrides)

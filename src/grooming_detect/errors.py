@@ -8,6 +8,8 @@ second, not after the whole package has loaded.
 
 from __future__ import annotations
 
+import sys
+
 
 class ConfigError(ValueError):
     """A composed configuration that cannot run."""
@@ -58,3 +60,12 @@ class TrackingUnreachableError(ConnectionError):
 class ExportUnsupportedError(ValueError):
     """A trained model that the ONNX export cannot reproduce exactly (behavioural features,
     another classifier, an embedding encoder); the message names the model and why."""
+
+
+def tracking_errors() -> tuple[type[Exception], ...]:
+    """MLflow's exception class (`grooming_detect.tracking.TrackingError`) once MLflow is loaded,
+    else none: for the ``except`` clause of a command that imports MLflow only when it needs it
+    (the clause is evaluated when an error reaches it, and an error MLflow raised means MLflow
+    is loaded)."""
+    exceptions = sys.modules.get("mlflow.exceptions")
+    return () if exceptions is None else (exceptions.MlflowException,)

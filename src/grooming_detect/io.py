@@ -10,9 +10,12 @@ import tempfile
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pandas as pd
+if TYPE_CHECKING:
+    # pandas is imported by the writers that take a frame: the commands' settings checks
+    # (``--help``, a typo) import this module and answer without it.
+    import pandas as pd
 
 
 @contextmanager
@@ -88,6 +91,8 @@ def write_csv(
     starting with ``= + - @`` TAB or CR is prefixed with ``'`` so that spreadsheet tools show it
     instead of running it. Numbers and booleans are written bare. A chat log written for the
     project's own reader to read back (`neutralise_formulas` false) keeps its text as it is."""
+    import pandas as pd
+
     safe = frame.copy()
     if neutralise_formulas:
         for column in safe.columns:

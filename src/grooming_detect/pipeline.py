@@ -14,7 +14,7 @@ from omegaconf import DictConfig, open_dict
 
 from grooming_detect import progress, tracking
 from grooming_detect.config import ConfigError
-from grooming_detect.data.stage import run_data
+from grooming_detect.data.stage import check_sources, run_data
 from grooming_detect.evaluation.stage import run_evaluate
 from grooming_detect.features.stage import run_features
 from grooming_detect.io import read_json
@@ -23,6 +23,7 @@ from grooming_detect.reporting.stage import run_report
 from grooming_detect.reporting.summary import MIN_POSITIVES, results_markdown
 from grooming_detect.stage import (
     ARTEFACTS,
+    INPUT_ERRORS,
     StageContext,
     StageResult,
     link_sources,
@@ -126,6 +127,9 @@ def run(cfg: DictConfig, overrides: list[str] | None = None) -> PipelineResult:
     validate_config(cfg)
     progress.configure(bool(cfg.get("progress", True)))
     _isolate_secondary_rank(cfg)
+    if "data" in cfg.stages:
+        # A missing input file is refused before MLflow is set up and a run opened.
+        check_sources(cfg)
     experiment_id = tracking.setup(cfg.tracking)
     synthetic = str(bool(cfg.data.synthetic)).lower()
     tags = {
@@ -135,31 +139,55 @@ def run(cfg: DictConfig, overrides: list[str] | None = None) -> PipelineResult:
         "model": str(cfg.model.name),
         "stages": ",".join(cfg.stages),
     }
-    with (
-        tracking.terminate_as_interrupt(),
-        tracking.parent_run(experiment_id, str(cfg.tracking.run_name), tags) as parent_id,
-    ):
-        tracking.log_config(cfg, list(overrides or []))
-        ctx = StageContext.from_config(cfg, parent_run_id=parent_id)
-        link_sources(ctx)
-        result = PipelineResult(parent_id, experiment_id, str(cfg.tracking.uri))
-        if "data" not in cfg.stages and ctx.manifest_path.is_file():
-            tracking.set_tags({"dataset_digest": read_json(ctx.manifest_path)["fingerprint"]})
-        for stage in cfg.stages:
-            log.info("== stage %s ==", stage)
-            with tracking.stage_run(stage, {"synthetic": synthetic}):
-                stage_result = STAGE_FUNCTIONS[stage](cfg, ctx)
-            # Only a completed stage becomes what later runs read by default.
-            for artefact, producer in ARTEFACTS.items():
-                if producer == stage:
-                    publish_latest(ctx.series_dir, parent_id, artefact)
-            if stage_result.parent_tags:
-                tracking.set_tags(stage_result.parent_tags)
-            result.stages[stage] = stage_result
-            _summarise_on_parent(cfg, result)
+    parent_id: str | None = None
+    finished: list[str] = []
+    try:
+        with (
+            tracking.terminate_as_interrupt(),
+            tracking.parent_run(experiment_id, str(cfg.tracking.run_name), tags) as parent_id,
+        ):
+            tracking.log_config(cfg, list(overrides or []))
+            ctx = StageContext.from_config(cfg, parent_run_id=parent_id)
+            link_sources(ctx)
+            result = PipelineResult(parent_id, experiment_id, str(cfg.tracking.uri))
+            if "data" not in cfg.stages and ctx.manifest_path.is_file():
+                tracking.set_tags({"dataset_digest": read_json(ctx.manifest_path)["fingerprint"]})
+            for stage in cfg.stages:
+                log.info("== stage %s ==", stage)
+                with tracking.stage_run(stage, {"synthetic": synthetic}):
+                    stage_result = STAGE_FUNCTIONS[stage](cfg, ctx)
+                # Only a completed stage becomes what later runs read by default.
+                for artefact, producer in ARTEFACTS.items():
+                    if producer == stage:
+                        publish_latest(ctx.series_dir, parent_id, artefact)
+                if stage_result.parent_tags:
+                    tracking.set_tags(stage_result.parent_tags)
+                result.stages[stage] = stage_result
+                finished.append(stage)
+                _summarise_on_parent(cfg, result)
+    except INPUT_ERRORS:
+        if parent_id is not None and not finished:
+            _discard_refused_run(parent_id)
+        raise
     if result.runs_view_url:
         log.info("Runs compared on their headline measures: %s", result.runs_view_url)
     return result
+
+
+def _discard_refused_run(parent_id: str) -> None:
+    """Delete the runs of an invocation whose first stage refused its input or settings (a chat
+    log that cannot be split, a file in the wrong format): they hold the config and nothing
+    else, and a FAILED run for each refusal would crowd the runs list; the command says why it
+    stopped. A run that a bug, an interruption or a later stage ended stays, FAILED or KILLED."""
+    try:
+        deleted = tracking.delete_run_tree(parent_id)
+    except tracking.TrackingError as error:
+        log.warning("Could not delete the MLflow runs of this refused invocation: %s", error)
+        return
+    log.info(
+        "Input refused before any stage finished: its MLflow runs (%s) were deleted",
+        ", ".join(deleted),
+    )
 
 
 def _evaluation_summary(result: PipelineResult) -> dict[str, Any] | None:

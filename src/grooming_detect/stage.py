@@ -18,6 +18,14 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
+from grooming_detect.errors import (
+    ChitchatUnavailableError,
+    ConfigError,
+    CorpusFormatError,
+    CrossfitError,
+    SplitError,
+    UntrustedModelError,
+)
 from grooming_detect.io import json_digest, write_text
 
 #: The artefacts a run writes, each a folder of its run directory, and the stage that writes it.
@@ -207,6 +215,21 @@ class MissingInputError(FileNotFoundError):
 
 class InputMismatchError(ValueError):
     """A stage's input files were built from other data than the model it reads."""
+
+
+#: The errors by which a stage refuses its input or settings (not a bug): the command reports
+#: them in one line with exit status 2 (`cli.EXPECTED_ERRORS`), and a pipeline that one stops
+#: before any stage finished leaves no MLflow run behind (`pipeline.run`).
+INPUT_ERRORS: tuple[type[Exception], ...] = (
+    ConfigError,
+    CorpusFormatError,
+    FileNotFoundError,
+    UntrustedModelError,
+    ChitchatUnavailableError,
+    InputMismatchError,
+    SplitError,
+    CrossfitError,
+)
 
 
 def _refuse_other_inputs(

@@ -313,6 +313,25 @@ def stage_run(stage: str, tags: Mapping[str, str] | None = None) -> Iterator[str
         yield run_id
 
 
+def delete_run_tree(run_id: str) -> list[str]:
+    """Delete run `run_id` and its child runs (MLflow's delete: hidden from the UI and from
+    searches, purged by ``mlflow gc``); return the ids deleted, children first."""
+    from mlflow.entities import ViewType
+
+    client = mlflow.MlflowClient()
+    run = client.get_run(run_id)
+    children = client.search_runs(
+        [run.info.experiment_id],
+        filter_string=f"tags.mlflow.parentRunId = '{run_id}'",
+        run_view_type=ViewType.ALL,
+        max_results=1000,
+    )
+    deleted = [child.info.run_id for child in children] + [run_id]
+    for doomed in deleted:
+        client.delete_run(doomed)
+    return deleted
+
+
 def flatten(config: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
     """Flatten nested mappings to dotted keys with string values (MLflow params)."""
     flat: dict[str, str] = {}

@@ -105,8 +105,14 @@ def test_evaluate_scores_test_submissions_as_the_pan_scorer(compose_cfg, tmp_pat
     truth_file = pan12.find_files(corpus).test_problem1
     with open(truth_file, "a", encoding="utf-8", newline="") as handle:
         handle.write("silent-author-never-in-the-corpus\r\n")
+    # Up to the evaluate stage, whose measures these are (no report is read).
     result = pipeline.run(
-        compose_cfg("scale=tiny", recall_task, "evaluate.bootstrap.n_resamples=20")
+        compose_cfg(
+            "scale=tiny",
+            recall_task,
+            "evaluate.bootstrap.n_resamples=20",
+            "stages=[data,features,train,evaluate]",
+        )
     )
     metrics = result.stages["evaluate"].metrics
     evaluation = latest_dir(cfg.paths.run_dir, "evaluation")

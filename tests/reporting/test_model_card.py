@@ -146,12 +146,9 @@ def test_card_is_logged_and_links_resolve(default_run, card: str, tmp_path: Path
 
 
 @pytest.mark.pipeline
-def test_publish_writes_a_card_with_its_figures(compose_cfg: ComposeFn, tmp_path: Path) -> None:
-    publish = tmp_path / "repo"
-    cfg = compose_cfg(
-        "scale=tiny", f"report.publish_dir={publish}", "evaluate.bootstrap.n_resamples=50"
-    )
-    pipeline.run(cfg)
+def test_publish_writes_a_card_with_its_figures(tiny_run) -> None:
+    cfg, _ = tiny_run
+    publish = Path(cfg.report.publish_dir)
     card = (publish / "MODEL_CARD.md").read_text()
     links = re.findall(r"\]\(([^)]+\.png)\)", card)
     assert links and all(link.startswith("docs/model-card/") for link in links)

@@ -126,7 +126,16 @@ def test_scoring_rebuilds_the_features_the_model_was_trained_with(compose_cfg, t
     from grooming_detect import pipeline
 
     lexicons = 'features.lexicons={secrecy:["between us","our secret"],meeting:["meet up"]}'
-    cfg = compose_cfg("scale=tiny", "model=tfidf_plus_behaviour", lexicons)
+    # Up to the evaluate stage, whose scores the command's must equal (no report is read); one
+    # fit of the model (decision=holdout), not cross-fitting's six: the features are the point.
+    cfg = compose_cfg(
+        "scale=tiny",
+        "model=tfidf_plus_behaviour",
+        lexicons,
+        "decision=holdout",
+        "stages=[data,features,train,evaluate]",
+        "evaluate.bootstrap.n_resamples=20",
+    )
     pipeline.run(cfg)
     model_dir = latest_dir(cfg.paths.run_dir, "model")
     meta = pd.read_json(model_dir / "model.json", typ="series")

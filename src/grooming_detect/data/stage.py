@@ -14,7 +14,7 @@ from typing import Any
 
 from omegaconf import DictConfig
 
-from grooming_detect import __version__, tracking
+from grooming_detect import __version__
 from grooming_detect.config import ConfigError
 from grooming_detect.data import chatlog, pan12, synthetic, verify, vtpan
 from grooming_detect.data.filters import FilterSettings
@@ -168,6 +168,16 @@ def source_files(cfg: DictConfig) -> dict[str, Path]:
     return files
 
 
+def check_sources(cfg: DictConfig) -> None:
+    """The data stage's refusals that read nothing: the input files exist (a chat log and its id
+    list, a PAN-2012 download's files) and the filters suit the data. `pipeline.run` calls this
+    before it opens an MLflow run; a generated corpus is not generated here."""
+    if cfg.data.source in ("chatlog", "pan12"):
+        source_files(cfg)
+    else:
+        filter_settings(cfg)
+
+
 def load_tables(cfg: DictConfig) -> tuple[Tables, dict[str, Any]]:
     """Parse the configured dataset into canonical tables plus what loading found."""
     seed = int(cfg.seed)
@@ -315,6 +325,10 @@ def _build_or_reuse(cfg: DictConfig, ctx: StageContext) -> StageResult:
         for name, value in split_counts.items()
     }
     metrics.update(split_metrics(manifest))
+    # MLflow is imported here, by the stage: the command checks the inputs (`check_sources`)
+    # with this module before it loads MLflow.
+    from grooming_detect import tracking
+
     tracking.log_metrics(metrics)
     tags = {
         "dataset_verification": manifest["verification"]["status"],

@@ -10,7 +10,6 @@ from typing import Any
 import pandas as pd
 from omegaconf import DictConfig
 
-from grooming_detect import tracking
 from grooming_detect.config import to_dict
 from grooming_detect.data.schema import read_table
 from grooming_detect.features.behaviour import (
@@ -168,6 +167,9 @@ def run_features(cfg: DictConfig, ctx: StageContext) -> StageResult:
         dropped = read_json(manifest_path).get("dropped_features", {})
     else:
         rows, dropped = _build_and_write(cfg, ctx, settings, key, data_manifest, outputs)
+    # MLflow is imported here, by the stage, not by the scorers that import `build_views`.
+    from grooming_detect import tracking
+
     metrics = {f"features/{name}_rows": float(count) for name, count in rows.items()}
     tracking.log_metrics(metrics)
     if dropped:

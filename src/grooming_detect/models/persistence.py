@@ -14,6 +14,7 @@ import math
 import os
 import reprlib
 import shutil
+import sys
 import tempfile
 import zipfile
 import zlib
@@ -123,8 +124,23 @@ def check_scorer(model: Any, path: Path) -> Any:
 
 def _skops_io() -> Any:
     """``skops.io``, imported when a model is saved or loaded: its set-up of trusted types
-    imports every scikit-learn estimator (and, through scikit-learn's array API support, torch),
-    seconds that a command which only checks its settings should not pay."""
+    imports every scikit-learn estimator, seconds that a command which only checks its settings
+    should not pay.
+
+    That set-up (`sklearn.utils.all_estimators`) walks every scikit-learn sub-package, importing
+    each to look inside, ``sklearn.externals.array_api_compat.torch`` included, which imports
+    torch: seconds more, for a module the walk then skips (no estimator lives in
+    ``externals``). Unless torch is loaded already, it is hidden for that import, as if it were
+    not installed (a set-up scikit-learn and skops support; the same estimators are found), and
+    importable again afterwards (a transformer model imports it when it loads).
+    """
+    if "skops.io" not in sys.modules and "torch" not in sys.modules:
+        sys.modules["torch"] = None  # type: ignore[assignment]  # import torch: ImportError
+        try:
+            import skops.io
+        finally:
+            if sys.modules.get("torch", 0) is None:
+                del sys.modules["torch"]
     import skops.io
 
     return skops.io

@@ -24,15 +24,20 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from grooming_detect import progress
+from grooming_detect.errors import tracking_errors
 from grooming_detect.io import unwritable_reason
-from grooming_detect.scoring.batch import score_file
-from grooming_detect.scoring.messages import feature_settings, load_scoring_model, set_quantize
-from grooming_detect.tracking import TrackingError
 
 if TYPE_CHECKING:
     from grooming_detect.scoring.stream import RiskStream
 
 log = logging.getLogger(__name__)
+
+
+def _refusals() -> tuple[type[Exception], ...]:
+    """What the command reports in one line, exit status 2: a missing file, a wrong value, and
+    MLflow's errors (an MLflow model URI) once MLflow is loaded. Called by the ``except`` clause
+    when an error reaches it, so a model folder is scored without importing MLflow."""
+    return (FileNotFoundError, ValueError, *tracking_errors())
 
 
 def _count(value: str) -> int:
@@ -150,11 +155,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         # Checked before any scoring: a long run must not fail at its last step.
         print(f"error: --out {args.out}: {unwritable}", file=sys.stderr)
         return 2
+    # The scorer (pandas, scikit-learn) is imported once the command line is accepted: --help
+    # and a wrong option are answered without it.
+    from grooming_detect.scoring.batch import score_file
+
     try:
         author_path, conversation_path = score_file(
             args.model, args.input, args.out, args.batch_conversations, quantize=args.quantize
         )
-    except (FileNotFoundError, ValueError, TrackingError) as error:
+    except _refusals() as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     except OSError as error:  # a full disk, a folder that became unwritable while scoring
@@ -182,7 +191,6 @@ def _spark_main(parser: argparse.ArgumentParser, args: argparse.Namespace) -> in
         if unwritable:
             print(f"error: --out {args.out}: {unwritable}", file=sys.stderr)
             return 2
-    from grooming_detect.errors import MissingExtraError
     from grooming_detect.scoring import spark as spark_engine
 
     session, started = None, False
@@ -207,7 +215,7 @@ def _spark_main(parser: argparse.ArgumentParser, args: argparse.Namespace) -> in
             print(f"records: {out}/records\ncheckpoint: {out}/checkpoint")
             return 0
         spark_engine.score_path(session, args.input, args.model, out, args.input_format)
-    except (FileNotFoundError, ValueError, TrackingError, MissingExtraError) as error:
+    except _refusals() as error:  # MissingExtraError (no pyspark) is a ValueError
         print(f"error: {error}", file=sys.stderr)
         return 2
     finally:
@@ -222,6 +230,7 @@ def _spark_main(parser: argparse.ArgumentParser, args: argparse.Namespace) -> in
 def _risk_stream(args: argparse.Namespace) -> RiskStream:
     """The stream scorer of ``--model`` with the warning policy of ``--threshold`` and
     ``--patience``."""
+    from grooming_detect.scoring.messages import feature_settings, load_scoring_model, set_quantize
     from grooming_detect.scoring.stream import RiskStream, warning_policy
 
     model, meta = load_scoring_model(args.model)
@@ -259,7 +268,7 @@ def _stream_main(args: argparse.Namespace) -> int:
             counts = stream_file(risk, args.input, sys.stdout)
         else:
             counts = stream_to_folder(risk, args.input, args.out)
-    except (FileNotFoundError, ValueError, TrackingError) as error:
+    except _refusals() as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     except BrokenPipeError:

@@ -16,7 +16,6 @@ from typing import Any
 
 import pandas as pd
 
-from grooming_detect import tracking
 from grooming_detect.data import chatlog, pan12
 from grooming_detect.data.schema import build_tables
 from grooming_detect.features.schema import AUTHOR_VIEW
@@ -54,6 +53,9 @@ def load_scoring_model(location: str) -> tuple[Any, dict[str, Any]]:
         raise FileNotFoundError(
             f"{location}: neither a model folder (with model.skops) nor an MLflow model URI"
         )
+    # MLflow is imported for an MLflow model URI only: a model folder is scored without it.
+    from grooming_detect import tracking
+
     info = tracking.model_info(location)
     if not info.metadata or "threshold" not in info.metadata:
         raise ValueError(f"{location}: MLflow model without grooming-detect metadata")
