@@ -93,7 +93,7 @@ bench-ingest: $(STAMP) ## parse the synthetic corpus at PAN-2012 scale: messages
 	$(BIN)/python scripts/bench_ingest.py $(ARGS)
 
 .PHONY: bench-models
-bench-models: $(STAMP) ## every baseline: quality, fit time and peak memory (ARGS="--scale pan12")
+bench-models: $(STAMP) ## tfidf_logreg, two_stage, embedding_logreg, sentinel on the same splits: quality [CI], ECE, fit s, peak memory, scoring msg/s (ARGS="--models ...")
 	$(BIN)/python scripts/bench_models.py $(ARGS)
 
 .PHONY: bench-compare

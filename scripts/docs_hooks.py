@@ -88,6 +88,31 @@ TABLES: dict[str, Table] = {
             "{score_messages_per_second:,.0f} ({score_after_parse_messages_per_second:,.0f})",
         ),
     ),
+    "models": Table(
+        headers=(
+            "model",
+            "test author PR-AUC",
+            "F0.5 [95% CI]",
+            "precision",
+            "recall",
+            "ECE",
+            "fit s",
+            "peak MiB",
+            "scoring msg/s",
+        ),
+        columns=(
+            "`{model}`",
+            "{test/author/pr_auc:.3f}",
+            "{test/author/f0_5:.3f} "
+            "[{test/author/f0_5_ci_low:.3f}, {test/author/f0_5_ci_high:.3f}]",
+            "{test/author/precision:.3f}",
+            "{test/author/recall:.3f}",
+            "{test/author/ece:.3f}",
+            "{fit_seconds:,.1f}",
+            "{peak_rss_mib:,.0f}",
+            "{scoring_messages_per_second:,.0f}",
+        ),
+    ),
     "persist": Table(
         headers=("vectorizer", "word terms", "char terms", "fit s", "save s", "load s", "MiB"),
         columns=(

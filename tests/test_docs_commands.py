@@ -60,7 +60,9 @@ RUN_BY_CI: dict[str, str | None] = {
         "tests/scoring/test_serving.py::test_pyfunc_score_command_and_evaluate_agree_and_register"
     ),
     ".venv/bin/grooming-detect-export --onnx outputs/synthetic/tfidf_logreg/latest/model "
-    "--out risk.onnx": "tests/scoring/test_onnx_export.py::test_cli_exports_and_refuses_in_one_line",
+    "--out risk.onnx": (
+        "tests/scoring/test_onnx_export.py::test_cli_exports_and_refuses_in_one_line"
+    ),
     ".venv/bin/grooming-detect-export --onnx outputs/synthetic/tfidf_logreg/latest/model "
     "--out risk-int8.onnx --int8": (
         "tests/scoring/test_onnx_export.py::test_int8_export_within_its_tolerance_and_smaller"

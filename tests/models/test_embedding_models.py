@@ -31,6 +31,7 @@ from grooming_detect.models.embeddings import (
     split_units,
     unit_messages,
 )
+from grooming_detect.models.message_scores import MessageScoreClassifier, top_k_rank
 from grooming_detect.models.persistence import TRUSTED_TYPES, load_model, save_model
 from grooming_detect.models.sentinel import (
     SentinelClassifier,
@@ -199,8 +200,8 @@ def cache_dir(tmp_path_factory: pytest.TempPathFactory) -> str:
     return str(tmp_path_factory.mktemp("embedding-cache"))
 
 
-def _embedding_logreg(cache_dir: str):
-    return make_embedding_logreg({"cache_dir": cache_dir}, C=1.0)
+def _embedding_logreg(cache_dir: str, design: str = "message_scores"):
+    return make_embedding_logreg({"cache_dir": cache_dir}, design=design, C=1.0)
 
 
 def _sentinel(cache_dir: str, **settings):
@@ -208,10 +209,13 @@ def _sentinel(cache_dir: str, **settings):
     return make_sentinel({"cache_dir": cache_dir}, **{"top_k": 2, "aggregate": "max", **settings})
 
 
-def test_embedding_logreg_ranks_the_topic_and_caches_every_text(cache_dir: str) -> None:
+@pytest.mark.parametrize("design", ["message_scores", "pooled_vectors"])
+def test_embedding_logreg_ranks_the_topic_and_caches_every_text(
+    cache_dir: str, design: str
+) -> None:
     X, y = _units(40, seed=0)
     before = COUNTERS.copy()
-    model = _embedding_logreg(cache_dir).fit(X, y)
+    model = _embedding_logreg(cache_dir, design).fit(X, y)
     first = COUNTERS.since(before, "t")
     assert first["t/embedding/cache_hits"] + first["t/embedding/cache_misses"] > 0
     X_new, y_new = _units(20, seed=1)
@@ -222,13 +226,13 @@ def test_embedding_logreg_ranks_the_topic_and_caches_every_text(cache_dir: str) 
     # A second fit reads every text from memory, and a fresh process (memory cleared) from
     # the disk: hits only.
     again = COUNTERS.copy()
-    refit = _embedding_logreg(cache_dir).fit(X, y)
+    refit = _embedding_logreg(cache_dir, design).fit(X, y)
     second = COUNTERS.since(again, "t")
     assert second["t/embedding/cache_misses"] == 0 and second["t/embedding/cache_hits"] > 0
     embeddings.clear_memory()
     from_disk = COUNTERS.copy()
     np.testing.assert_allclose(
-        _embedding_logreg(cache_dir).fit(X, y).predict_proba(X_new),
+        _embedding_logreg(cache_dir, design).fit(X, y).predict_proba(X_new),
         refit.predict_proba(X_new),
         rtol=1e-6,
     )
@@ -237,7 +241,20 @@ def test_embedding_logreg_ranks_the_topic_and_caches_every_text(cache_dir: str) 
 
 
 def test_embedding_logreg_follows_the_estimator_contract(cache_dir: str) -> None:
-    model = _embedding_logreg(cache_dir)
+    check_no_attributes_set_in_init("MessageScoreClassifier", MessageScoreClassifier())
+    scored = _embedding_logreg(cache_dir)
+    check_get_params_invariance("MessageScoreClassifier", scored)
+    assert clone(scored).get_params()["cache_dir"] == cache_dir
+    for setting, message in [
+        ({"top_k": 0}, r"top_k=0: expected an integer of at least 1"),
+        ({"refine_iterations": -1}, r"refine_iterations=-1: expected an integer of at least 0"),
+        ({"refine_percentile": 101}, r"refine_percentile=101: expected a number in \[0, 100\]"),
+    ]:
+        with pytest.raises(ValueError, match=message):
+            clone(scored).set_params(**setting).fit(*_units(8, seed=0))
+    with pytest.raises(ValueError, match=r"design='mean': expected one of"):
+        make_embedding_logreg({"cache_dir": cache_dir}, design="mean")
+    model = _embedding_logreg(cache_dir, "pooled_vectors")
     check_no_attributes_set_in_init("MessageEmbeddings", MessageEmbeddings())
     check_get_params_invariance("Pipeline", model)
     cloned = clone(model)
@@ -284,6 +301,67 @@ def test_sentinel_follows_the_estimator_contract(cache_dir: str) -> None:
         _sentinel(cache_dir, negative_ratio=0).fit(X, y)
     with pytest.raises(ValueError, match=r"aggregate 'mode'"):
         _sentinel(cache_dir, aggregate="mode").fit(X, y)
+
+
+def test_top_k_rank_by_hand() -> None:
+    scores = np.array([0.5, 2.0, -1.0, 3.0, 3.0, 0.0])
+    owners = np.array([0, 0, 0, 1, 1, 2])
+    assert top_k_rank(scores, owners).tolist() == [2, 1, 3, 1, 2, 1]
+
+
+#: Two-dimensional "embeddings" of a few texts: the first axis is the risky direction.
+TOY_VECTORS = {
+    "risky one": [1.0, 0.0],
+    "risky two": [0.9, 0.436],
+    "plain one": [0.0, 1.0],
+    "plain two": [-0.6, 0.8],
+    "plain three": [-0.8, 0.6],
+}
+
+
+def _toy_embed(texts, settings):
+    return np.array([TOY_VECTORS[t] for t in texts], dtype=np.float32), "toy-encoder"
+
+
+def test_message_scores_by_hand(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Refinement keeps a positive unit's messages above the negatives' percentile or among
+    its top `refine_keep`; a unit's score is the mean of its top-k message logits; a unit
+    without messages gets the lowest training logit."""
+    from grooming_detect.models import message_scores
+
+    monkeypatch.setattr(message_scores, "embed_texts", _toy_embed)
+    X = pd.DataFrame(
+        {
+            "text": [
+                "risky one\nplain one\nplain two",
+                "risky two\nplain three\nplain one",
+                "plain one\nplain two",
+                "plain three\nplain two\nplain one",
+            ]
+        }
+    )
+    y = np.array([True, True, False, False])
+    model = MessageScoreClassifier(
+        top_k=2, refine_iterations=1, refine_percentile=100.0, refine_keep=1
+    ).fit(X, y)
+    # One round: each positive unit keeps its one highest message (nothing beats the
+    # negatives' maximum, as the plain texts are in both classes): the two risky ones.
+    assert model.positive_messages_ == 2
+    logits = {t: float(model.regression_.decision_function([v])[0]) for t, v in TOY_VECTORS.items()}
+    assert logits["risky one"] > logits["plain one"] and logits["risky two"] > logits["plain two"]
+    expected = [
+        np.mean(sorted([logits["risky one"], logits["plain one"], logits["plain two"]])[-2:]),
+        np.mean(sorted([logits["risky two"], logits["plain three"], logits["plain one"]])[-2:]),
+        np.mean(sorted([logits["plain one"], logits["plain two"]])[-2:]),
+    ]
+    new = pd.DataFrame({"text": [*X["text"].tolist()[:3], ""]})
+    scores = model.unit_scores(new)
+    np.testing.assert_allclose(scores[:3], expected, rtol=1e-6)
+    assert scores[3] == pytest.approx(min(logits.values()), rel=1e-6)
+    np.testing.assert_allclose(model.predict_proba(new)[:, 1], 1 / (1 + np.exp(-scores)))
+    np.testing.assert_allclose(
+        model.message_scores(["risky one", ""]), [logits["risky one"], model.empty_score_]
+    )
 
 
 @pytest.mark.parametrize("model_name", ["embedding_logreg", "sentinel"])

@@ -529,17 +529,48 @@ def uses_encoder(model: Any) -> bool:
     return any(hasattr(step, "encoder_path") for step in steps)
 
 
+#: `make_embedding_logreg`'s designs: message-level scores pooled per unit (the default), or
+#: one pooled vector per unit.
+DESIGNS = ("message_scores", "pooled_vectors")
+
+
 def make_embedding_logreg(
     encoder: Mapping[str, Any] | None = None,
     separator: str = "\n",
+    design: str = "message_scores",
     top_k: int = 3,
     C: float = 1.0,
     class_weight: str | None = "balanced",
     max_iter: int = 2000,
+    refine_iterations: int = 2,
+    refine_percentile: float = 95.0,
+    refine_keep: int = 3,
     random_state: int = 0,
-) -> Pipeline:
-    """Pooled frozen message embeddings (`encoder`: `EncoderSettings` fields; `top_k` of the
-    top-k mean pool), standardised, and L2 logistic regression."""
+) -> Any:
+    """Logistic regression on frozen message embeddings (`encoder`: `EncoderSettings` fields).
+
+    ``design="message_scores"``: a `grooming_detect.models.message_scores.MessageScoreClassifier`
+    (each message scored, a unit's `top_k` highest message logits averaged; the `refine_*`
+    settings relabel positive units' messages). ``design="pooled_vectors"``: each unit's
+    message vectors pooled (mean, max, top-`top_k` mean per dimension), standardised, and one
+    L2 logistic regression (the `refine_*` settings do not apply)."""
+    if design not in DESIGNS:
+        raise ValueError(f"design={design!r}: expected one of {DESIGNS}")
+    if design == "message_scores":
+        from grooming_detect.models.message_scores import MessageScoreClassifier
+
+        return MessageScoreClassifier(
+            **encoder_parameters(encoder),
+            separator=separator,
+            top_k=top_k,
+            C=C,
+            class_weight=class_weight,
+            max_iter=max_iter,
+            refine_iterations=refine_iterations,
+            refine_percentile=refine_percentile,
+            refine_keep=refine_keep,
+            random_state=random_state,
+        )
     return Pipeline(
         [
             (

@@ -42,6 +42,7 @@ TRUSTED_TYPES = frozenset(
     {
         "grooming_detect.models.baselines.CompactLogisticRegression",
         "grooming_detect.models.embeddings.MessageEmbeddings",
+        "grooming_detect.models.message_scores.MessageScoreClassifier",
         "grooming_detect.models.sentinel.SentinelClassifier",
         "grooming_detect.models.vectorizers.CompactTfidfVectorizer",
         "grooming_detect.models.vectorizers.HashingTfidfVectorizer",
