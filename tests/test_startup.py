@@ -112,3 +112,64 @@ def test_scoring_with_a_model_folder_loads_neither_mlflow_nor_torch(tmp_path, de
     assert on_import == []
     assert after_scoring == ["skops"]
     assert (tmp_path / "scores" / "author_scores.csv").is_file()
+
+
+MISSING = """
+import json, sys
+from {module} import {entry}
+try:
+    code = {entry}({argv!r})
+except SystemExit as exit_:
+    code = exit_.code
+print(json.dumps([code, [n for n in ("sklearn", "pandas", "mlflow", "torch") if n in sys.modules]]))
+"""
+
+
+@pytest.mark.pipeline
+@pytest.mark.parametrize(
+    ("module", "entry", "argv"),
+    [
+        (
+            "grooming_detect.scoring.cli",
+            "main",
+            ["/no/such/log.csv", "--model", "/no/such/model", "--out", "OUT"],
+        ),
+    ],
+    ids=["score"],
+)
+def test_a_missing_input_is_refused_before_scikit_learn_is_imported(
+    tmp_path, capfd, module: str, entry: str, argv: list[str]
+):
+    """A missing input file is one line and exit status 2 before pandas, scikit-learn, MLflow
+    or torch is imported (the model is not even loaded)."""
+    argv = [a.replace("OUT", str(tmp_path / "out")) for a in argv]
+    completed = subprocess.run(
+        [sys.executable, "-c", MISSING.format(module=module, entry=entry, argv=argv)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    code, loaded = json.loads(completed.stdout.splitlines()[-1])
+    assert code == 2 and loaded == []
+    assert "error: /no/such/log.csv: chat-log file not found" in completed.stderr
+
+
+@pytest.mark.pipeline
+def test_a_missing_chat_log_is_refused_before_the_settings_checks_import_scikit_learn(tmp_path):
+    """`grooming-detect data=chatlog data.path=<missing>`: one line, exit 2, in under a second
+    of imports (no pandas, scikit-learn, MLflow, torch)."""
+    script = (
+        "import json, sys\n"
+        "from grooming_detect import cli\n"
+        f"sys.argv = ['grooming-detect', 'paths.root={tmp_path}', 'data=chatlog', "
+        "'data.path=/no/such/log.csv']\n"
+        "try:\n    cli.run()\nexcept SystemExit as exit_:\n    code = exit_.code\n"
+        "print(json.dumps([code, [n for n in ('sklearn', 'pandas', 'mlflow', 'torch') "
+        "if n in sys.modules]]))\n"
+    )
+    completed = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60
+    )
+    code, loaded = json.loads(completed.stdout.splitlines()[-1])
+    assert code == 2 and loaded == [], completed.stderr
+    assert "/no/such/log.csv: chat-log input not found" in completed.stderr

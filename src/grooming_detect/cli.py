@@ -59,6 +59,12 @@ def main(cfg: DictConfig) -> dict[str, Any]:
     try:
         # Settings are checked before the pipeline (MLflow, scikit-learn, the stages) is even
         # imported: a wrong value is answered in about a second.
+        if "data" in cfg.stages and cfg.data.get("source") == "chatlog":
+            # A chat log that is not there, with pathlib alone: before the settings' checks
+            # import the constants they check against (scikit-learn among their modules).
+            from grooming_detect.data.sources import chatlog_files
+
+            chatlog_files(cfg.data)
         validate_config(cfg)
         if "data" in cfg.stages:
             # So are the input files (pipeline.run checks them again, for its other callers).

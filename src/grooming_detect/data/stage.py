@@ -19,6 +19,7 @@ from grooming_detect.config import ConfigError
 from grooming_detect.data import chatlog, pan12, synthetic, verify, vtpan
 from grooming_detect.data.filters import FilterSettings
 from grooming_detect.data.schema import SCHEMA_VERSION, Tables, write_tables
+from grooming_detect.data.sources import chatlog_files
 from grooming_detect.data.splits import DEFAULT_TOLERANCE, SplitSettings
 from grooming_detect.io import (
     file_digests,
@@ -154,13 +155,7 @@ def split_settings(cfg: DictConfig) -> SplitSettings:
 def source_files(cfg: DictConfig) -> dict[str, Path]:
     """Input files of the configured dataset, by name (they key the cache)."""
     if cfg.data.source == "chatlog":
-        files = {"chatlog": Path(str(cfg.data.path)).expanduser()}
-        if cfg.data.predator_ids:
-            files["predator_ids"] = Path(str(cfg.data.predator_ids)).expanduser()
-        for path in files.values():
-            if not path.is_file():
-                raise FileNotFoundError(f"{path}: chat-log input not found")
-        return files
+        return chatlog_files(cfg.data)
     use_vtpan = filter_settings(cfg).vtpan  # refused on generated data before generating it
     files = pan12.find_files(corpus_root(cfg)).present()
     if use_vtpan:  # the packaged id lists shape the tables: they key the cache

@@ -155,6 +155,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         # Checked before any scoring: a long run must not fail at its last step.
         print(f"error: --out {args.out}: {unwritable}", file=sys.stderr)
         return 2
+    if not args.input.exists():
+        # Before the model is loaded (seconds): the file named on the command line is not there.
+        print(f"error: {args.input}: chat-log file not found", file=sys.stderr)
+        return 2
     # The scorer (pandas, scikit-learn) is imported once the command line is accepted: --help
     # and a wrong option are answered without it.
     from grooming_detect.scoring.batch import score_file
