@@ -25,7 +25,7 @@ README_MAX_BYTES = 12 * 1024
 LINK = re.compile(r"!?\[[^\]]*\]\((?P<target>[^)\s]+)(?:\s+\"[^\"]*\")?\)")
 FENCE = re.compile(r"^(```|~~~).*?^\1", re.S | re.M)
 CODE_SPAN = re.compile(r"`[^`\n]*`")
-NUMBER = re.compile(r"-?\d[\d,]*(?:\.\d+)?")
+NUMBER = re.compile(r"-?\d[\d,]*(?:\.\d+)?(?:e[-+]?\d+)?")
 
 
 def _hooks() -> ModuleType:
@@ -139,6 +139,12 @@ def _shows(cell: str, value: Any) -> bool:
     if isinstance(value, str):
         return value.replace("|", "\\|") in cell
     for shown in NUMBER.findall(cell):
+        if "e" in shown:
+            mantissa = shown.split("e")[0]
+            digits = len(mantissa.split(".")[1]) if "." in mantissa else 0
+            if float(shown) == float(f"{float(value):.{digits}e}"):
+                return True
+            continue
         decimals = len(shown.split(".")[1]) if "." in shown else 0
         if float(shown.replace(",", "")) == round(float(value), decimals):
             return True
