@@ -8,10 +8,11 @@ PR-AUC, ECE, train seconds (the train stage's whole process: start-up, reading t
 cross-fitting, the refit, calibration and threshold, saving and logging; for the embedding
 models, embedding the training messages too unless their vectors are cached:
 `--no-vector-cache` embeds every text afresh), refit seconds (the final fit alone), wall
-seconds of train+evaluate, peak resident memory after training, and scoring messages/s: the saved model scoring the first
-`--score-messages` messages of the test split (whole conversations) in this process with
-`grooming_detect.scoring.messages.score_messages`, model loading apart, with no vector cached
-(an embedding model embeds each new text, as it would on new chat).
+seconds of train+evaluate, peak resident memory after training, and scoring messages/s: the
+saved model scoring the first `--score-messages` messages of the test split (whole
+conversations) in this process with `grooming_detect.scoring.messages.score_messages`, model
+loading apart, with no vector cached (an embedding model embeds each new text, as it would on
+new chat).
 
 Default models: ``tfidf_logreg``, ``two_stage``, ``embedding_logreg`` and ``sentinel`` (the
 comparison of issue 35); any others with ``--models``. Usage: ``python scripts/bench_models.py
