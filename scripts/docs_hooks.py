@@ -1,6 +1,6 @@
 """MkDocs hooks of the documentation site (``hooks:`` in mkdocs.yml; ``make docs``).
 
-Two things are never typed into a page by hand:
+Three things are never typed into a page by hand:
 
 * a benchmark table: ``<!-- bench-table: NAME -->`` in a page becomes the Markdown table of
   ``docs/benchmarks/data/NAME.json`` (what ``scripts/bench_*.py --json`` wrote, or a

@@ -107,7 +107,8 @@ def test_a_missing_chat_log_is_one_line_before_mlflow_is_loaded(tmp_path: Path) 
     )
     assert completed.returncode == 2, completed.stderr
     assert completed.stderr.strip() == (
-        f"grooming-detect: error: {missing}: chat-log input not found"
+        f"grooming-detect: error: {missing}: chat-log input not found (data.path: expected a "
+        "CSV or JSONL file)"
     ), completed.stderr
     assert not (tmp_path / "mlflow.db").exists()
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -151,7 +152,7 @@ def test_a_missing_input_is_refused_before_scikit_learn_is_imported(
     )
     code, loaded = json.loads(completed.stdout.splitlines()[-1])
     assert code == 2 and loaded == []
-    assert "error: /no/such/log.csv: chat-log file not found" in completed.stderr
+    assert "error: /no/such/log.csv: input file not found" in completed.stderr
 
 
 @pytest.mark.pipeline
@@ -173,3 +174,32 @@ def test_a_missing_chat_log_is_refused_before_the_settings_checks_import_scikit_
     code, loaded = json.loads(completed.stdout.splitlines()[-1])
     assert code == 2 and loaded == [], completed.stderr
     assert "/no/such/log.csv: chat-log input not found" in completed.stderr
+
+
+@pytest.mark.pipeline
+@pytest.mark.parametrize(
+    ("override", "expected"),
+    [
+        (None, "data=chatlog needs data.path="),
+        ("data.path=/tmp", "is not a regular file"),
+    ],
+    ids=["no-path", "a-folder"],
+)
+def test_a_chat_log_setting_that_is_not_a_missing_file_is_left_to_the_settings_checks(
+    tmp_path, override: str | None, expected: str
+):
+    """The early check refuses only a file that does not exist; no ``data.path`` or a folder
+    get the settings' checks' one line (exit 2), never a traceback."""
+    import os
+
+    command = [
+        str(Path(sys.executable).with_name("grooming-detect")),
+        f"paths.root={tmp_path}",
+        "data=chatlog",
+        *([override] if override else []),
+    ]
+    completed = subprocess.run(
+        command, capture_output=True, text=True, timeout=120, env={**os.environ}
+    )
+    assert completed.returncode == 2, completed.stderr
+    assert expected in completed.stderr and "Traceback" not in completed.stderr

@@ -62,9 +62,9 @@ def main(cfg: DictConfig) -> dict[str, Any]:
         if "data" in cfg.stages and cfg.data.get("source") == "chatlog":
             # A chat log that is not there, with pathlib alone: before the settings' checks
             # import the constants they check against (scikit-learn among their modules).
-            from grooming_detect.data.sources import chatlog_files
+            from grooming_detect.data.sources import refuse_absent_chatlog
 
-            chatlog_files(cfg.data)
+            refuse_absent_chatlog(cfg.data)
         validate_config(cfg)
         if "data" in cfg.stages:
             # So are the input files (pipeline.run checks them again, for its other callers).

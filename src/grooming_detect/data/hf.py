@@ -79,6 +79,8 @@ def load_splits(
     if "split" not in whole.column_names:
         raise ValueError(f"{path}: no 'split' column; expected the processed tables' schema")
     found = set(whole.unique("split"))
+    if None in found:
+        raise ValueError(f"{path}: rows without a split; expected every row in one split")
     names = [s for s in SPLIT_ORDER if s in found] + sorted(found - set(SPLIT_ORDER))
     splits = whole["split"]
     result = datasets.DatasetDict(
@@ -87,6 +89,7 @@ def load_splits(
             for split in names
         }
     )
+    label = name if dataset_dir is None else folder.parent.name
     for dataset in result.values():
-        dataset.info.description = f"grooming-detect {name}: {table} of {folder}"
+        dataset.info.description = f"grooming-detect {label}: {table} of {folder}"
     return result

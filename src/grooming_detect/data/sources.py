@@ -6,6 +6,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from omegaconf import OmegaConf
+
 
 def chatlog_files(data: Any) -> dict[str, Path]:
     """The chat log and its optional id list of the ``data`` config group (``data.path``,
@@ -17,3 +19,17 @@ def chatlog_files(data: Any) -> dict[str, Path]:
         if not path.is_file():
             raise FileNotFoundError(f"{path}: chat-log input not found")
     return files
+
+
+def refuse_absent_chatlog(data: Any) -> None:
+    """The command line's early check: a chat log or id list named in the settings that does
+    not exist at all. Whatever else is wrong (no ``data.path``, a folder) is left to the
+    settings' checks, which name the setting and what it expects."""
+    for key in ("path", "predator_ids"):
+        if key not in data or OmegaConf.is_missing(data, key) or not data.get(key):
+            continue
+        path = Path(str(data.get(key))).expanduser()
+        if not path.exists():
+            raise FileNotFoundError(
+                f"{path}: chat-log input not found (data.{key}: expected a CSV or JSONL file)"
+            )

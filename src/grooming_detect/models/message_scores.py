@@ -15,7 +15,7 @@ their scores, a multiple-instance design:
    ordinary chat), so for ``refine_iterations`` rounds a positive unit keeps as positive only
    the messages that scored above the ``refine_percentile`` percentile of the negative
    messages' scores, and always its ``refine_keep`` highest; the regression is fitted again
-   on those labels. Negative units' messages stay negative. (The "MI-SVM" relabelling of
+   on those labels. Negative units' messages stay negative. (The mi-SVM relabelling of
    Andrews et al., 2002, with a logistic regression.)
 3. A unit's score is the mean of its ``top_k`` highest message logits (all of them when it has
    fewer); a unit without a message gets the lowest message logit seen in training.
@@ -75,7 +75,7 @@ class MessageScoreClassifier(ClassifierMixin, BaseEstimator):
         top_k: int = 3,
         C: float = 1.0,
         class_weight: str | None = "balanced",
-        max_iter: int = 1000,
+        max_iter: int = 2000,
         refine_iterations: int = 2,
         refine_percentile: float = 95.0,
         refine_keep: int = 3,
@@ -123,7 +123,13 @@ class MessageScoreClassifier(ClassifierMixin, BaseEstimator):
 
     def fit(self, X: Any, y: Any) -> MessageScoreClassifier:
         self._check_settings()
-        labels = np.asarray(y, dtype=bool)
+        raw = np.asarray(y)
+        if raw.dtype.kind != "b" and not np.isin(raw, (0, 1)).all():
+            raise ValueError(
+                f"labels {np.unique(raw[~np.isin(raw, (0, 1))])[:5].tolist()}: expected 0/1 "
+                "or booleans, one per row (no missing labels)"
+            )
+        labels = raw.astype(bool)
         documents = document_texts(X, self.text_column)
         if len(labels) != len(documents) or labels.all() or not labels.any():
             raise ValueError(

@@ -157,7 +157,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     if not args.input.exists():
         # Before the model is loaded (seconds): the file named on the command line is not there.
-        print(f"error: {args.input}: chat-log file not found", file=sys.stderr)
+        print(
+            f"error: {args.input}: input file not found (expected a chat log, CSV or JSONL, or "
+            "a PAN-2012 XML file)",
+            file=sys.stderr,
+        )
         return 2
     # The scorer (pandas, scikit-learn) is imported once the command line is accepted: --help
     # and a wrong option are answered without it.
