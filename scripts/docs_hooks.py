@@ -133,6 +133,10 @@ TABLES: dict[str, Table] = {
             "{tolerance:.0e}",
         ),
     ),
+    "startup": Table(
+        headers=("command", "median s", "min s", "max s", "exit status"),
+        columns=("{command}", "{median_s:.2f}", "{min_s:.2f}", "{max_s:.2f}", "{exit_status}"),
+    ),
     "persist": Table(
         headers=("vectorizer", "word terms", "char terms", "fit s", "save s", "load s", "MiB"),
         columns=(
