@@ -465,3 +465,38 @@ def test_tiny_pipeline_run(model_name: str, tiny_sentence_encoder: Path, compose
     assert score_main([str(chat), "--model", str(model_dir), "--stream", "--out", str(out)]) == 0
     records = [json.loads(line) for line in (out / "stream.jsonl").read_text().splitlines()]
     assert len(records) == 4 and all(0 <= r["score"] <= 1 for r in records)
+
+
+def test_refinement_keeps_messages_above_the_negatives_percentile(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """With a percentile cut that some of a positive unit's messages beat, those stay positive
+    besides its `refine_keep` highest: recomputed from the first regression's scores."""
+    from sklearn.linear_model import LogisticRegression
+
+    from grooming_detect.models import message_scores
+
+    monkeypatch.setattr(message_scores, "embed_texts", _toy_embed)
+    units = [
+        "risky one\nplain one\nplain two",
+        "risky two\nplain three\nplain one",
+        "plain one\nplain two",
+        "plain three\nplain two\nplain one",
+    ]
+    y = np.array([True, True, False, False])
+    model = MessageScoreClassifier(
+        top_k=2, refine_iterations=1, refine_percentile=50.0, refine_keep=1
+    ).fit(pd.DataFrame({"text": units}), y)
+    messages, owners = split_units(units, "\n")
+    vectors = np.array([TOY_VECTORS[m] for m in messages], dtype=np.float32)
+    labels = y[owners]
+    first = LogisticRegression(C=1.0, class_weight="balanced", max_iter=2000, random_state=0)
+    scores = first.fit(vectors, labels).decision_function(vectors)
+    cut = np.percentile(scores[~labels], 50.0)
+    best = {o: max(scores[owners == o]) for o in set(owners.tolist())}
+    kept = [
+        labels[i] and (scores[i] > cut or scores[i] == best[owners[i]])
+        for i in range(len(messages))
+    ]
+    assert model.positive_messages_ == sum(kept)
+    assert sum(kept) > 2, "the percentile branch keeps more than each unit's best message"
