@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import csv
+import fcntl
 import hashlib
 import json
+import logging
 import os
 import tempfile
 from collections.abc import Callable, Iterable, Iterator
@@ -177,3 +179,23 @@ def unwritable_reason(folder: str | os.PathLike[str]) -> str | None:
     if not os.access(existing, os.W_OK | os.X_OK):
         return f"{existing} is not writable"
     return None
+
+
+@contextmanager
+def folder_lock(folder: Path, what: str) -> Iterator[None]:
+    """Hold `folder`'s ``.lock`` exclusively (fcntl; released when the block ends or the
+    process dies): one process at a time builds or checks what `folder` caches; another one
+    waits, saying so, then finds it built."""
+    folder.mkdir(parents=True, exist_ok=True)
+    with open(folder / ".lock", "w") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            logging.getLogger(__name__).info(
+                "Waiting for another run that is building %s in %s", what, folder
+            )
+            fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)

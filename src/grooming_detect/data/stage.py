@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import fcntl
 import logging
 import os
 import shutil
@@ -23,6 +22,7 @@ from grooming_detect.data.sources import chatlog_files
 from grooming_detect.data.splits import DEFAULT_TOLERANCE, SplitSettings
 from grooming_detect.io import (
     file_digests,
+    folder_lock,
     json_digest,
     outputs_intact,
     read_json,
@@ -274,17 +274,8 @@ def _verification(
 def run_data(cfg: DictConfig, ctx: StageContext) -> StageResult:
     """Build (or reuse) the canonical tables and their manifest for `cfg.data`: one run at a
     time per settings folder (a second run with the same settings waits, then reuses them)."""
-    ctx.dataset_dir.mkdir(parents=True, exist_ok=True)
-    with open(ctx.dataset_dir / ".lock", "w") as lock:
-        try:
-            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            log.info("Waiting for another run that is building %s", ctx.dataset_dir)
-            fcntl.flock(lock, fcntl.LOCK_EX)
-        try:
-            return _build_or_reuse(cfg, ctx)
-        finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
+    with folder_lock(ctx.dataset_dir, "the dataset"):
+        return _build_or_reuse(cfg, ctx)
 
 
 def _build_or_reuse(cfg: DictConfig, ctx: StageContext) -> StageResult:

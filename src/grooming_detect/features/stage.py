@@ -32,6 +32,7 @@ from grooming_detect.features.text_views import (
 )
 from grooming_detect.io import (
     file_digests,
+    folder_lock,
     json_digest,
     outputs_intact,
     read_json,
@@ -157,16 +158,20 @@ def run_features(cfg: DictConfig, ctx: StageContext) -> StageResult:
     )
     manifest_path = ctx.features_dir / "manifest.json"
     outputs = {name: ctx.features_dir / f"{name}.parquet" for name in VIEWS}
-    if (
-        manifest_path.is_file()
-        and read_json(manifest_path).get("fingerprint") == key
-        and outputs_intact(ctx.features_dir, read_json(manifest_path).get("sha256"))
-    ):
-        log.info("Features up to date (fingerprint %s): reusing %s", key[:12], ctx.features_dir)
-        rows = read_json(manifest_path)["rows"]
-        dropped = read_json(manifest_path).get("dropped_features", {})
-    else:
-        rows, dropped = _build_and_write(cfg, ctx, settings, key, data_manifest, outputs)
+    # One run at a time checks and builds the views: two jobs of a sweep starting together
+    # would otherwise both build, and the second's rewrite removes the manifest the first is
+    # about to read.
+    with folder_lock(ctx.features_dir, "the feature views"):
+        if (
+            manifest_path.is_file()
+            and read_json(manifest_path).get("fingerprint") == key
+            and outputs_intact(ctx.features_dir, read_json(manifest_path).get("sha256"))
+        ):
+            log.info("Features up to date (fingerprint %s): reusing %s", key[:12], ctx.features_dir)
+            rows = read_json(manifest_path)["rows"]
+            dropped = read_json(manifest_path).get("dropped_features", {})
+        else:
+            rows, dropped = _build_and_write(cfg, ctx, settings, key, data_manifest, outputs)
     # MLflow is imported here, by the stage, not by the scorers that import `build_views`.
     from grooming_detect import tracking
 
