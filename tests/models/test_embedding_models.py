@@ -319,6 +319,16 @@ TOY_VECTORS = {
 }
 
 
+#: Two positive units (one risky message each, among plain ones) and two negative ones.
+TOY_UNITS = [
+    "risky one\nplain one\nplain two",
+    "risky two\nplain three\nplain one",
+    "plain one\nplain two",
+    "plain three\nplain two\nplain one",
+]
+TOY_LABELS = np.array([True, True, False, False])
+
+
 def _toy_embed(texts, settings):
     return np.array([TOY_VECTORS[t] for t in texts], dtype=np.float32), "toy-encoder"
 
@@ -327,20 +337,9 @@ def test_message_scores_by_hand(monkeypatch: pytest.MonkeyPatch) -> None:
     """Refinement keeps a positive unit's messages above the negatives' percentile or among
     its top `refine_keep`; a unit's score is the mean of its top-k message logits; a unit
     without messages gets the lowest training logit."""
-    from grooming_detect.models import message_scores
-
-    monkeypatch.setattr(message_scores, "embed_texts", _toy_embed)
-    X = pd.DataFrame(
-        {
-            "text": [
-                "risky one\nplain one\nplain two",
-                "risky two\nplain three\nplain one",
-                "plain one\nplain two",
-                "plain three\nplain two\nplain one",
-            ]
-        }
-    )
-    y = np.array([True, True, False, False])
+    monkeypatch.setattr(embeddings, "embed_texts", _toy_embed)
+    X = pd.DataFrame({"text": TOY_UNITS})
+    y = TOY_LABELS
     model = MessageScoreClassifier(
         top_k=2, refine_iterations=1, refine_percentile=100.0, refine_keep=1
     ).fit(X, y)
@@ -474,16 +473,8 @@ def test_refinement_keeps_messages_above_the_negatives_percentile(
     besides its `refine_keep` highest: recomputed from the first regression's scores."""
     from sklearn.linear_model import LogisticRegression
 
-    from grooming_detect.models import message_scores
-
-    monkeypatch.setattr(message_scores, "embed_texts", _toy_embed)
-    units = [
-        "risky one\nplain one\nplain two",
-        "risky two\nplain three\nplain one",
-        "plain one\nplain two",
-        "plain three\nplain two\nplain one",
-    ]
-    y = np.array([True, True, False, False])
+    monkeypatch.setattr(embeddings, "embed_texts", _toy_embed)
+    units, y = TOY_UNITS, TOY_LABELS
     model = MessageScoreClassifier(
         top_k=2, refine_iterations=1, refine_percentile=50.0, refine_keep=1
     ).fit(pd.DataFrame({"text": units}), y)

@@ -78,17 +78,13 @@ def load_splits(
     whole = datasets.Dataset.from_parquet(str(path), cache_dir=str(folder / "hf-cache"))
     if "split" not in whole.column_names:
         raise ValueError(f"{path}: no 'split' column; expected the processed tables' schema")
-    found = set(whole.unique("split"))
-    if None in found:
+    rows: dict[str, list[int]] = {}
+    for i, value in enumerate(whole["split"]):
+        rows.setdefault(value, []).append(i)
+    if None in rows:
         raise ValueError(f"{path}: rows without a split; expected every row in one split")
-    names = [s for s in SPLIT_ORDER if s in found] + sorted(found - set(SPLIT_ORDER))
-    splits = whole["split"]
-    result = datasets.DatasetDict(
-        {
-            split: whole.select([i for i, value in enumerate(splits) if value == split])
-            for split in names
-        }
-    )
+    names = [s for s in SPLIT_ORDER if s in rows] + sorted(set(rows) - set(SPLIT_ORDER))
+    result = datasets.DatasetDict({split: whole.select(rows[split]) for split in names})
     label = name if dataset_dir is None else folder.parent.name
     for dataset in result.values():
         dataset.info.description = f"grooming-detect {label}: {table} of {folder}"

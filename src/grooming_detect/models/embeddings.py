@@ -427,7 +427,36 @@ def pool_units(vectors: np.ndarray, owners: np.ndarray, n_units: int, top_k: int
     return pooled
 
 
-class MessageEmbeddings(TransformerMixin, BaseEstimator):
+class MessageEncoderMixin:
+    """What the estimators that embed messages share (`MessageEmbeddings`,
+    `grooming_detect.models.sentinel.SentinelClassifier`,
+    `grooming_detect.models.message_scores.MessageScoreClassifier`). Each keeps the parameters
+    these read (``encoder_path``, ``batch_size``, ``max_seq_length``, ``cache_dir``,
+    ``text_column``) in its own ``__init__``, as scikit-learn's contract asks."""
+
+    encoder_path: str | None
+    text_column: str
+    encoder_key_: str
+
+    def input_columns(self) -> tuple[str, ...]:
+        """The only column the estimator reads (scoring then skips the behavioural features)."""
+        return (self.text_column,)
+
+    def encoder_settings(self) -> EncoderSettings:
+        return encoder_settings_of(self)
+
+    def _embed(self, messages: Sequence[str]) -> tuple[np.ndarray, str]:
+        """`messages`' vectors and the encoder's fingerprint (what ``fit`` keeps)."""
+        return embed_texts(messages, self.encoder_settings())
+
+    def _fitted_vectors(self, messages: Sequence[str]) -> np.ndarray:
+        """`messages`' vectors, refused when the encoder is not the one fitted with."""
+        vectors, key = self._embed(messages)
+        check_encoder(key, self.encoder_key_, self.encoder_path)
+        return vectors
+
+
+class MessageEmbeddings(MessageEncoderMixin, TransformerMixin, BaseEstimator):
     """Each unit's document -> its messages' frozen sentence embeddings, pooled (mean, max and
     top-k mean per dimension, concatenated). See the module docstring for every rule."""
 
@@ -449,13 +478,6 @@ class MessageEmbeddings(TransformerMixin, BaseEstimator):
         self.text_column = text_column
         self.top_k = top_k
 
-    def input_columns(self) -> tuple[str, ...]:
-        """The only column this step reads (scoring then skips the behavioural features)."""
-        return (self.text_column,)
-
-    def encoder_settings(self) -> EncoderSettings:
-        return encoder_settings_of(self)
-
     def _pooled(self, X: Any) -> tuple[np.ndarray, str]:
         if int(self.top_k) < 1:
             raise ValueError(f"top_k={self.top_k!r}: expected an integer of at least 1")
@@ -465,7 +487,7 @@ class MessageEmbeddings(TransformerMixin, BaseEstimator):
             raise ValueError(
                 f"{len(documents)} documents without a single non-empty message: nothing to embed"
             )
-        vectors, key = embed_texts(messages, self.encoder_settings())
+        vectors, key = self._embed(messages)
         return pool_units(vectors, owners, len(documents), int(self.top_k)), key
 
     def fit(self, X: Any, y: Any = None) -> MessageEmbeddings:
@@ -487,9 +509,7 @@ class MessageEmbeddings(TransformerMixin, BaseEstimator):
         if not messages:
             # Nothing to look up (and no encoder to load): every unit pools to zeros.
             return np.zeros((len(documents), self.n_output_features_), dtype=np.float32)
-        vectors, key = embed_texts(messages, self.encoder_settings())
-        check_encoder(key, self.encoder_key_, self.encoder_path)
-        return pool_units(vectors, owners, len(documents), int(self.top_k))
+        return pool_units(self._fitted_vectors(messages), owners, len(documents), int(self.top_k))
 
 
 def encoder_settings_of(estimator: Any) -> EncoderSettings:

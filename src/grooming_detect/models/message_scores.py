@@ -37,13 +37,7 @@ from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.linear_model import LogisticRegression
 from sklearn.utils.validation import check_is_fitted
 
-from grooming_detect.models.embeddings import (
-    check_encoder,
-    document_texts,
-    embed_texts,
-    encoder_settings_of,
-    split_units,
-)
+from grooming_detect.models.embeddings import MessageEncoderMixin, document_texts, split_units
 from grooming_detect.models.sentinel import aggregate_observations
 
 log = logging.getLogger(__name__)
@@ -60,7 +54,7 @@ def top_k_rank(scores: np.ndarray, owners: np.ndarray) -> np.ndarray:
     return ranks
 
 
-class MessageScoreClassifier(ClassifierMixin, BaseEstimator):
+class MessageScoreClassifier(MessageEncoderMixin, ClassifierMixin, BaseEstimator):
     """Message-level logistic regression on frozen embeddings, refined as multiple-instance
     labels and pooled per unit by a top-k mean (see the module docstring)."""
 
@@ -95,10 +89,6 @@ class MessageScoreClassifier(ClassifierMixin, BaseEstimator):
         self.refine_percentile = refine_percentile
         self.refine_keep = refine_keep
         self.random_state = random_state
-
-    def input_columns(self) -> tuple[str, ...]:
-        """The only column this model reads (scoring then skips the behavioural features)."""
-        return (self.text_column,)
 
     def _check_settings(self) -> None:
         for name in ("top_k", "refine_keep"):
@@ -143,7 +133,7 @@ class MessageScoreClassifier(ClassifierMixin, BaseEstimator):
                 f"{int(message_labels.sum())} of {len(message_labels)} non-empty messages "
                 "belong to positive rows: expected messages of both classes"
             )
-        vectors, self.encoder_key_ = embed_texts(messages, encoder_settings_of(self))
+        vectors, self.encoder_key_ = self._embed(messages)
         current = message_labels.copy()
         regression = self._regression().fit(vectors, current)
         for _ in range(int(self.refine_iterations)):
@@ -172,8 +162,7 @@ class MessageScoreClassifier(ClassifierMixin, BaseEstimator):
         scores = np.full(len(messages), self.empty_score_)
         kept = [i for i, m in enumerate(messages) if m]
         if kept:
-            vectors, key = embed_texts([messages[i] for i in kept], encoder_settings_of(self))
-            check_encoder(key, self.encoder_key_, self.encoder_path)
+            vectors = self._fitted_vectors([messages[i] for i in kept])
             scores[kept] = self.regression_.decision_function(vectors)
         return scores
 

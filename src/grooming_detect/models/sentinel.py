@@ -51,11 +51,9 @@ from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.utils.validation import check_is_fitted
 
 from grooming_detect.models.embeddings import (
-    check_encoder,
+    MessageEncoderMixin,
     document_texts,
-    embed_texts,
     encoder_parameters,
-    encoder_settings_of,
     split_units,
     text_digest,
 )
@@ -155,7 +153,7 @@ def _ids(texts: list[str]) -> np.ndarray:
     return np.array([text_digest(t).hex()[:ID_CHARS] for t in texts], dtype=f"<U{ID_CHARS}")
 
 
-class SentinelClassifier(ClassifierMixin, BaseEstimator):
+class SentinelClassifier(MessageEncoderMixin, ClassifierMixin, BaseEstimator):
     """Rare-class affinity of each message to a positive and a negative index, aggregated per
     unit (Roblox Sentinel's method; see the module docstring)."""
 
@@ -189,10 +187,6 @@ class SentinelClassifier(ClassifierMixin, BaseEstimator):
         self.aggregate_top_k = aggregate_top_k
         self.random_state = random_state
 
-    def input_columns(self) -> tuple[str, ...]:
-        """The only column this model reads (scoring then skips the behavioural features)."""
-        return (self.text_column,)
-
     def _check_settings(self) -> None:
         if self.aggregate not in AGGREGATIONS:
             raise ValueError(f"aggregate {self.aggregate!r}: expected one of {AGGREGATIONS}")
@@ -215,7 +209,7 @@ class SentinelClassifier(ClassifierMixin, BaseEstimator):
                 "positive): expected one label per row, with and without the rare class"
             )
         messages, owners = split_units(documents, self.separator)
-        vectors, self.encoder_key_ = embed_texts(messages, encoder_settings_of(self))
+        vectors, self.encoder_key_ = self._embed(messages)
         is_positive = labels[owners] if len(owners) else np.zeros(0, dtype=bool)
         positive_texts, positive_vectors = _distinct(
             [m for m, p in zip(messages, is_positive, strict=True) if p], vectors[is_positive]
@@ -255,9 +249,7 @@ class SentinelClassifier(ClassifierMixin, BaseEstimator):
     def _vectors(self, messages: list[str]) -> np.ndarray:
         if not messages:
             return np.zeros((0, self.positive_vectors_.shape[1]), dtype=np.float32)
-        vectors, key = embed_texts(messages, encoder_settings_of(self))
-        check_encoder(key, self.encoder_key_, self.encoder_path)
-        return vectors
+        return self._fitted_vectors(messages)
 
     def message_scores(self, messages: list[str]) -> np.ndarray:
         """Each message's affinity score (0 for an empty message)."""
