@@ -341,7 +341,7 @@ def test_message_scores_by_hand(monkeypatch: pytest.MonkeyPatch) -> None:
     X = pd.DataFrame({"text": TOY_UNITS})
     y = TOY_LABELS
     model = MessageScoreClassifier(
-        top_k=2, refine_iterations=1, refine_percentile=100.0, refine_keep=1
+        pooling="top_k", top_k=2, refine_iterations=1, refine_percentile=100.0, refine_keep=1
     ).fit(X, y)
     # One round: each positive unit keeps its one highest message (nothing beats the
     # negatives' maximum, as the plain texts are in both classes): the two risky ones.
@@ -491,3 +491,72 @@ def test_refinement_keeps_messages_above_the_negatives_percentile(
     ]
     assert model.positive_messages_ == sum(kept)
     assert sum(kept) > 2, "the percentile branch keeps more than each unit's best message"
+
+
+def test_score_profile_by_hand() -> None:
+    """Top-k means (all messages when fewer), the mean, log count, log1p count above each
+    message's cut and the share above; a unit without messages gets the empty profile."""
+    from grooming_detect.models.message_scores import PROFILE_COLUMNS, score_profiles
+
+    scores = np.array([1.0, 4.0, -2.0, 3.0, 0.5, 0.0])
+    owners = np.array([0, 0, 0, 0, 1, 1])
+    cuts = np.array([2.0, 2.0, 2.0, 2.0, 0.25, 0.25])
+    empty = [-9.0] * 6 + [0.0, 0.0, 0.0]
+    profiles = score_profiles(scores, owners, cuts, 3, empty)
+    assert profiles.shape == (3, len(PROFILE_COLUMNS))
+    # Unit 0, sorted 4, 3, 1, -2: top 1 = 4, top 2 = 3.5, top 3 = 8/3, top 5 and 10 = all = 1.5.
+    np.testing.assert_allclose(
+        profiles[0], [4.0, 3.5, 8 / 3, 1.5, 1.5, 1.5, math.log(4), math.log(3), 2 / 4]
+    )
+    np.testing.assert_allclose(
+        profiles[1], [0.5, 0.25, 0.25, 0.25, 0.25, 0.25, math.log(2), math.log(2), 1 / 2]
+    )
+    assert profiles[2].tolist() == empty
+
+
+def test_profile_pooling_is_a_regression_on_out_of_fold_profiles(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The pooling regression is fitted on profiles made by message regressions that did not
+    see the unit (recomputed here fold by fold), and scores new units on the full regression's
+    profile; too few rows of a class for two folds is refused by name."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import StratifiedKFold
+    from sklearn.preprocessing import StandardScaler
+
+    from grooming_detect.models.message_scores import score_profiles
+
+    monkeypatch.setattr(embeddings, "embed_texts", _toy_embed)
+    units = TOY_UNITS * 2
+    y = np.concatenate([TOY_LABELS, TOY_LABELS])
+    settings = dict(refine_iterations=0, profile_folds=2, random_state=3)
+    model = MessageScoreClassifier(**settings).fit(pd.DataFrame({"text": units}), y)
+    messages, owners = split_units(units, "\n")
+    vectors = np.array([TOY_VECTORS[m] for m in messages], dtype=np.float32)
+    regression = dict(C=1.0, class_weight="balanced", max_iter=2000, random_state=3)
+    scores, cuts = np.empty(len(messages)), np.empty(len(messages))
+    folds = StratifiedKFold(2, shuffle=True, random_state=3).split(np.zeros(len(y)), y)
+    for train_units, held_units in folds:
+        train, held = np.isin(owners, train_units), np.isin(owners, held_units)
+        fold = LogisticRegression(**regression).fit(vectors[train], y[owners[train]])
+        scores[held] = fold.decision_function(vectors[held])
+        negatives = fold.decision_function(vectors[train])[~y[owners[train]]]
+        cuts[held] = np.percentile(negatives, 95.0)
+    profiles = score_profiles(scores, owners, cuts, len(y), model.empty_profile())
+    scaler = StandardScaler().fit(profiles)
+    pooling = LogisticRegression(C=1.0, max_iter=2000, random_state=3)
+    pooling.fit(scaler.transform(profiles), y)
+    np.testing.assert_allclose(model.profile_regression_.coef_, pooling.coef_, rtol=1e-6)
+    # New units: the full regression's logits, profiled with its own cut, then the pooling.
+    full = LogisticRegression(**regression).fit(vectors, y[owners])
+    new = ["risky one\nplain two", "plain three", ""]
+    new_messages, new_owners = split_units(new, "\n")
+    new_scores = full.decision_function([TOY_VECTORS[m] for m in new_messages])
+    cut = np.percentile(full.decision_function(vectors)[~y[owners]], 95.0)
+    new_profiles = score_profiles(
+        new_scores, new_owners, np.full(len(new_scores), cut), 3, model.empty_profile()
+    )
+    expected = pooling.decision_function(scaler.transform(new_profiles))
+    np.testing.assert_allclose(model.unit_scores(pd.Series(new)), expected, rtol=1e-6)
+    with pytest.raises(ValueError, match=r"profile pooling needs at least 2 of each"):
+        MessageScoreClassifier(**settings).fit(pd.DataFrame({"text": TOY_UNITS[1:]}), y[1:4])

@@ -59,7 +59,7 @@ import pandas as pd
 from omegaconf import DictConfig
 
 from grooming_detect.models.decision import ScoreCalibrator
-from grooming_detect.scoring.incremental import ConversationStreams, LinearPrefixScorer
+from grooming_detect.scoring.incremental import ConversationStreams, PrefixScorer, prefix_scorer
 from grooming_detect.stage import StageContext
 
 log = logging.getLogger(__name__)
@@ -198,7 +198,8 @@ def early_measures(
 # --------------------------------------------------------------------------- risk curves
 
 #: How a model's risk curve is computed: ``incremental`` (exact prefix scores of a linear TF-IDF
-#: model, `grooming_detect.scoring.incremental`), ``window`` (re-score the last `window`
+#: model, `grooming_detect.scoring.incremental`, or of a model that pools message scores,
+#: `grooming_detect.scoring.score_streams`), ``window`` (re-score the last `window`
 #: messages every `step` messages: any model), or ``auto`` (incremental when the model allows).
 METHODS = ("auto", "incremental", "window")
 #: Pseudo-ids of windows join the original id and the step with this character (never in ids).
@@ -283,25 +284,31 @@ def ordered_messages(messages: pd.DataFrame) -> pd.DataFrame:
     return ordered.assign(k=ordered.groupby("conversation_id", sort=False).cumcount() + 1)
 
 
-def incremental_curves(
-    scorer: LinearPrefixScorer, unit: str, messages: pd.DataFrame
-) -> pd.DataFrame:
+#: Messages read per call of `ConversationStreams.add_many` (a message-scoring model embeds
+#: each batch in one call).
+CURVE_BATCH = 10_000
+
+
+def incremental_curves(scorer: PrefixScorer, unit: str, messages: pd.DataFrame) -> pd.DataFrame:
     """Raw score of each conversation after every message, from exact prefix scores
     (`ConversationStreams`: the code ``grooming-detect-score --stream`` runs)."""
     ordered = ordered_messages(messages)
     streams = ConversationStreams(scorer, unit)
-    scores = np.fromiter(
-        (
-            streams.add(cid, author, text)
-            for cid, author, text in zip(
-                ordered["conversation_id"].tolist(),
-                ordered["author"].tolist(),
-                ordered["text"].tolist(),
-                strict=True,
-            )
-        ),
+    rows = list(
+        zip(
+            ordered["conversation_id"].tolist(),
+            ordered["author"].tolist(),
+            ordered["text"].tolist(),
+            strict=True,
+        )
+    )
+    scores = np.asarray(
+        [
+            score
+            for start in range(0, len(rows), CURVE_BATCH)
+            for score in streams.add_many(rows[start : start + CURVE_BATCH])
+        ],
         dtype=np.float64,
-        count=len(ordered),
     )
     return pd.DataFrame(
         {"conversation_id": ordered["conversation_id"], "k": ordered["k"], "raw_score": scores}
@@ -414,11 +421,12 @@ def risk_curves(
     every message, as ``grooming-detect-score --stream`` does (`espd_steps` keeps eSPD's)."""
     scorer = None
     if settings.method in ("auto", "incremental"):
-        scorer = LinearPrefixScorer.from_pipeline(model, separator)
+        scorer = prefix_scorer(model, separator)
         if scorer is None and settings.method == "incremental":
             raise ValueError(
                 "early.method=incremental needs a TF-IDF + logistic-regression model on text "
-                f"alone; {meta.get('model_name', type(model).__name__)} is not one (use "
+                "alone or a model that pools message scores (embedding_logreg, sentinel); "
+                f"{meta.get('model_name', type(model).__name__)} is neither (use "
                 "early.method=window)"
             )
     unit = str(meta.get("unit", "author"))

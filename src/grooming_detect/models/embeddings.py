@@ -558,6 +558,7 @@ def make_embedding_logreg(
     encoder: Mapping[str, Any] | None = None,
     separator: str = "\n",
     design: str = "message_scores",
+    pooling: str = "profile",
     top_k: int = 3,
     C: float = 1.0,
     class_weight: str | None = "balanced",
@@ -565,15 +566,19 @@ def make_embedding_logreg(
     refine_iterations: int = 2,
     refine_percentile: float = 95.0,
     refine_keep: int = 3,
+    profile_folds: int = 5,
+    profile_C: float = 1.0,
     random_state: int = 0,
 ) -> Any:
     """Logistic regression on frozen message embeddings (`encoder`: `EncoderSettings` fields).
 
     ``design="message_scores"``: a `grooming_detect.models.message_scores.MessageScoreClassifier`
-    (each message scored, a unit's `top_k` highest message logits averaged; the `refine_*`
-    settings relabel positive units' messages). ``design="pooled_vectors"``: each unit's
-    message vectors pooled (mean, max, top-`top_k` mean per dimension), standardised, and one
-    L2 logistic regression (the `refine_*` settings do not apply)."""
+    (each message scored, the `refine_*` settings relabel positive units' messages; a unit's
+    message logits pooled by their score profile, ``pooling="profile"`` with `profile_folds`
+    and `profile_C`, or by the mean of the `top_k` highest, ``pooling="top_k"``).
+    ``design="pooled_vectors"``: each unit's message vectors pooled (mean, max, top-`top_k`
+    mean per dimension), standardised, and one L2 logistic regression (the `refine_*`,
+    `pooling` and `profile_*` settings do not apply)."""
     if design not in DESIGNS:
         raise ValueError(f"design={design!r}: expected one of {DESIGNS}")
     if design == "message_scores":
@@ -582,6 +587,7 @@ def make_embedding_logreg(
         return MessageScoreClassifier(
             **encoder_parameters(encoder),
             separator=separator,
+            pooling=pooling,
             top_k=top_k,
             C=C,
             class_weight=class_weight,
@@ -589,6 +595,8 @@ def make_embedding_logreg(
             refine_iterations=refine_iterations,
             refine_percentile=refine_percentile,
             refine_keep=refine_keep,
+            profile_folds=profile_folds,
+            profile_C=profile_C,
             random_state=random_state,
         )
     return Pipeline(

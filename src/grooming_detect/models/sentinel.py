@@ -287,6 +287,32 @@ class SentinelClassifier(MessageEncoderMixin, ClassifierMixin, BaseEstimator):
             int(self.aggregate_top_k),
         )
 
+    # -- a unit's score as its messages arrive (the stream) ------------------------------------
+    def running_add(self, state: Any, scores: Any) -> None:
+        """Add a unit's new message scores to its running state (a
+        `grooming_detect.models.message_scores.RunningScores`): Sentinel's aggregations read
+        every observation (the skewness its median), so all are kept, in arrival order."""
+        for score in scores:
+            state.count += 1
+            state.total += float(score)
+            state.kept.append(float(score))
+
+    def running_score(self, state: Any) -> float:
+        """The unit score of the messages added to `state`: `unit_scores` of their document."""
+        check_is_fitted(self, "positive_vectors_")
+        if not state.count:
+            return 0.0
+        return float(
+            aggregate_observations(
+                np.asarray(state.kept, dtype=float),
+                np.zeros(state.count, dtype=np.int64),
+                1,
+                self.aggregate,
+                int(self.min_observations),
+                int(self.aggregate_top_k),
+            )[0]
+        )
+
     def predict_proba(self, X: Any) -> np.ndarray:
         """``[1 - p, p]`` with ``p = sigmoid(unit score)``: the calibrator's logit recovers the
         unit score."""

@@ -23,7 +23,7 @@ import math
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 from sklearn.feature_extraction.text import CountVectorizer, HashingVectorizer
@@ -288,8 +288,29 @@ def _block_of(transformer: Any, coef: np.ndarray, separator: str) -> _Block | No
     )
 
 
+class PrefixScorer(Protocol):
+    """Scores of growing documents: `LinearPrefixScorer` (TF-IDF + logistic regression) or
+    `grooming_detect.scoring.score_streams.MessageScorePrefixScorer` (models that score each
+    message and pool)."""
+
+    def new_state(self) -> Any: ...
+
+    def update(self, state: Any, text: str) -> float: ...
+
+
+def prefix_scorer(model: Any, separator: str) -> PrefixScorer | None:
+    """The exact incremental form of `model`, or None when it has none (the caller then
+    re-scores a sliding window)."""
+    linear = LinearPrefixScorer.from_pipeline(model, separator)
+    if linear is not None:
+        return linear
+    from grooming_detect.scoring.score_streams import MessageScorePrefixScorer
+
+    return MessageScorePrefixScorer.from_model(model, separator)
+
+
 class ConversationStreams:
-    """Raw risk of each open conversation after every message, from a `LinearPrefixScorer`.
+    """Raw risk of each open conversation after every message, from a `PrefixScorer`.
 
     An author model (`unit` ``author``) scores each author's own messages in the conversation
     so far and the conversation takes its highest-scoring author; a conversation model scores
@@ -298,7 +319,7 @@ class ConversationStreams:
     most `max_open` conversations are held, the least recently active one being closed (and
     counted in `closed`) when another opens."""
 
-    def __init__(self, scorer: LinearPrefixScorer, unit: str, max_open: int | None = None) -> None:
+    def __init__(self, scorer: PrefixScorer, unit: str, max_open: int | None = None) -> None:
         if unit not in ("author", "conversation"):
             raise ValueError(f"unit {unit!r}: expected 'author' or 'conversation'")
         if max_open is not None and max_open < 1:
@@ -321,6 +342,14 @@ class ConversationStreams:
             self._open.move_to_end(conversation_id)
         return conversation.add(self.scorer, self.unit, author, text)
 
+    def add_many(self, messages: Sequence[tuple[str, str, str]]) -> list[float]:
+        """`add` each (conversation id, author, text) in order; a scorer that can score many
+        messages in one call (`MessageScorePrefixScorer.prime`) does so first."""
+        prime = getattr(self.scorer, "prime", None)
+        if prime is not None:
+            prime([text for _, _, text in messages])
+        return [self.add(cid, author, text) for cid, author, text in messages]
+
     def close(self, conversation_id: str) -> None:
         """Forget a conversation (it ended)."""
         self._open.pop(conversation_id, None)
@@ -336,11 +365,13 @@ class ConversationTerms:
     (a conversation model), with each author's latest score."""
 
     speakers: dict[str, int] = field(default_factory=dict)
-    authors: dict[str, StreamState] = field(default_factory=dict)
+    # StreamState for a LinearPrefixScorer (to_json serialises only those: the Spark stream's
+    # models), RunningScores for a MessageScorePrefixScorer.
+    authors: dict[str, Any] = field(default_factory=dict)
     scores: dict[str, float] = field(default_factory=dict)
-    whole: StreamState | None = None
+    whole: Any = None
 
-    def add(self, scorer: LinearPrefixScorer, unit: str, author: str, text: str) -> float:
+    def add(self, scorer: PrefixScorer, unit: str, author: str, text: str) -> float:
         """Read one message; return the conversation's raw risk after it (see
         `ConversationStreams`)."""
         rank = self.speakers.setdefault(author, len(self.speakers))

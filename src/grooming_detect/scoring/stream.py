@@ -9,6 +9,10 @@ a warning stays raised). The risk after message ``k`` depends on messages ``1..k
 * A TF-IDF + logistic-regression model (the default) is scored exactly and incrementally: a
   conversation holds the term counts of what it has read, and each message costs its own length
   (`grooming_detect.scoring.incremental`).
+* A model that scores each message and pools the scores (``embedding_logreg``'s default design,
+  ``sentinel``) is scored exactly and incrementally too: a conversation holds each author's
+  running message scores, and each message is embedded once
+  (`grooming_detect.scoring.score_streams`).
 * Any other model re-reads the conversation's last ``window`` messages every ``step`` messages
   (between steps the last risk stands); state per conversation is those messages.
 
@@ -36,7 +40,7 @@ import pandas as pd
 from grooming_detect.data import chatlog
 from grooming_detect.io import atomic_path, read_json, write_with
 from grooming_detect.models.decision import ScoreCalibrator
-from grooming_detect.scoring.incremental import ConversationStreams, LinearPrefixScorer
+from grooming_detect.scoring.incremental import ConversationStreams, prefix_scorer
 
 log = logging.getLogger(__name__)
 
@@ -262,7 +266,7 @@ class RiskStream:
         self.threshold, self.window, self.step, self.patience = threshold, window, step, patience
         self.max_open = max_open
         self.calibrator = ScoreCalibrator.from_dict(meta.get("calibration", {"method": "none"}))
-        scorer = LinearPrefixScorer.from_pipeline(model, separator)
+        scorer = prefix_scorer(model, separator)
         unit = str(meta.get("unit", "author"))
         self.streams = None if scorer is None else ConversationStreams(scorer, unit, max_open)
         self.method = "window" if scorer is None else "incremental"
@@ -350,10 +354,9 @@ class RiskStream:
         if self.streams is None:
             scored = iter(self._window_scores([s.window for s in steps if s.window is not None]))
             return [None if s.window is None else next(scored) for s in steps]
-        raw = [
-            self.streams.add(s.message.conversation_id, s.message.author, s.message.text)
-            for s in steps
-        ]
+        raw = self.streams.add_many(
+            [(s.message.conversation_id, s.message.author, s.message.text) for s in steps]
+        )
         return [float(p) for p in self.calibrator.transform(np.asarray(raw, dtype=float))]
 
     def _window_scores(self, windows: list[list[Message]]) -> list[float]:
