@@ -217,3 +217,41 @@ def test_packaged_minilm_fine_tunes_offline(default_run, tmp_path: Path) -> None
     assert scores.shape == (16, 2) and np.allclose(scores.sum(axis=1), 1.0)
     restored = TransformerClassifier.load(model.save(tmp_path / "saved"))
     np.testing.assert_allclose(restored.predict_proba(X_val), scores, atol=1e-5)
+
+
+@pytest.mark.pipeline
+def test_training_windows_come_from_a_cached_datasets_map(
+    tiny_bert: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """fit's windows are a datasets.Dataset made by map: the same windows as direct
+    tokenisation, each labelled with its row's label; a second call on the same rows reads the
+    Arrow file from cache_dir without tokenising; another text makes another file."""
+    import datasets
+
+    model = TransformerClassifier(
+        name_or_path=str(tiny_bert),
+        text_column="text",
+        max_length=16,
+        stride=4,
+        cache_dir=str(tmp_path / "windows"),
+    )
+    model.tokenizer_ = transformers.AutoTokenizer.from_pretrained(tiny_bert)
+    X = pd.DataFrame({"text": ["secret " * 40, "hi", "how old are you"]})
+    y = np.array([True, False, True])
+    table, owners = model._window_dataset(X, y)
+    windows, expected_owners = model._windows(X["text"].tolist())
+    assert isinstance(table, datasets.Dataset) and owners == expected_owners
+    assert table["input_ids"] == windows["input_ids"]
+    assert table["labels"] == y[owners].astype(int).tolist()
+    files = sorted((tmp_path / "windows").glob("windows-*.arrow"))
+    assert len(files) == 1
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("tokenised again instead of reading the cached windows")
+
+    monkeypatch.setattr(model, "_windows", refuse)
+    again, again_owners = model._window_dataset(X, y)
+    assert again["input_ids"] == table["input_ids"] and again_owners == owners
+    monkeypatch.undo()
+    model._window_dataset(X.assign(text=["hi", "hi", "meet me"]), y)
+    assert len(sorted((tmp_path / "windows").glob("windows-*.arrow"))) == 2

@@ -21,6 +21,14 @@ past it, then validation selects the checkpoint as usual; model loading and toke
 counted). Curves are logged to the active MLflow run (the train stage's), not to a run of the
 Trainer's own.
 
+Rows. ``fit`` reads its rows (training and validation) through a Hugging Face
+``datasets.Dataset`` (Arrow): the windows are made by ``Dataset.map`` (batched), and with
+``cache_dir`` set the result is an Arrow file there, named by the fingerprint of the tokenizer,
+``max_length``, ``stride``, the text rule and every text (`window_fingerprint`), so a second fit on
+the same rows (another seed, learning rate or budget; the fold models of a sweep) reads the
+windows from disk instead of tokenising again, and a change of any input makes a new file.
+Scoring tokenises directly (new text, often a few rows per call: nothing to reuse).
+
 Scoring on a CPU can use int8 weights: ``quantize="int8"`` applies PyTorch's dynamic
 quantisation to every ``Linear`` layer (weights int8, activations quantised per batch) before
 scoring; the fine-tuned float weights are what is saved, so the choice can be made at scoring time
@@ -139,6 +147,7 @@ class TransformerClassifier(ClassifierMixin, BaseEstimator):
         device: str = "auto",
         bf16: str | bool = "auto",
         quantize: str | None = None,
+        cache_dir: str | None = None,
         seed: int = 0,
     ) -> None:
         self.name_or_path = name_or_path
@@ -163,6 +172,7 @@ class TransformerClassifier(ClassifierMixin, BaseEstimator):
         self.device = device
         self.bf16 = bf16
         self.quantize = quantize
+        self.cache_dir = cache_dir
         self.seed = seed
 
     # -- inputs -------------------------------------------------------------------------------
@@ -257,14 +267,43 @@ class TransformerClassifier(ClassifierMixin, BaseEstimator):
             source, num_labels=2, ignore_mismatched_sizes=True
         )
 
-    def _window_dataset(self, X: pd.DataFrame, y: np.ndarray) -> tuple[_WindowDataset, list[int]]:
-        """The rows' windows, each labelled with its row's label, and each window's row index."""
-        windows, owners = self._windows(self._texts(X))
-        return _WindowDataset(windows, y[owners].astype(int)), owners
+    def _window_dataset(self, X: pd.DataFrame, y: np.ndarray) -> tuple[Any, list[int]]:
+        """The rows' windows as a ``datasets.Dataset`` (``input_ids``, ``attention_mask``, ...
+        and ``labels``: each window carries its row's label), made by a cached ``map`` (see the
+        module docstring), and each window's row index."""
+        datasets = _datasets()
+        texts = self._texts(X)
+        rows = datasets.Dataset.from_dict({"text": texts, "row": list(range(len(texts)))})
+        fingerprint = window_fingerprint(self.tokenizer_, self, texts)
+        cache_file = None
+        if self.cache_dir is not None:
+            folder = Path(self.cache_dir)
+            folder.mkdir(parents=True, exist_ok=True)
+            cache_file = str(folder / f"windows-{fingerprint}.arrow")
+
+        def tokenize(batch: dict[str, list]) -> dict[str, list]:
+            windows, owners = self._windows(batch["text"])
+            return {**windows, "row": [batch["row"][i] for i in owners]}
+
+        windows = rows.map(
+            tokenize,
+            batched=True,
+            remove_columns=["text", "row"],
+            new_fingerprint=fingerprint,
+            cache_file_name=cache_file,
+            load_from_cache_file=cache_file is not None,
+            keep_in_memory=cache_file is None,
+            desc="tokenising windows",
+        )
+        owners = [int(o) for o in windows["row"]]
+        labelled = windows.remove_columns("row").add_column(
+            "labels", y[owners].astype(int).tolist(), new_fingerprint=f"{fingerprint}-labels"
+        )
+        return labelled, owners
 
     def _validation_set(
         self, validation: tuple[pd.DataFrame, np.ndarray] | None
-    ) -> tuple[_WindowDataset | None, _Metrics | None]:
+    ) -> tuple[Any, _Metrics | None]:
         """The validation windows and the Trainer's ``compute_metrics`` (row-level ``pr_auc``
         and ``f0_5`` of the aggregated window scores), or (None, None) without validation."""
         if validation is None:
@@ -345,8 +384,8 @@ class TransformerClassifier(ClassifierMixin, BaseEstimator):
 
     def _trainer(
         self,
-        train_set: _WindowDataset,
-        eval_set: _WindowDataset | None,
+        train_set: Any,
+        eval_set: Any,
         compute_metrics: _Metrics | None,
     ) -> _WeightedTrainer:
         """The class-weighted Trainer of ``model_`` on the training windows, evaluating on
@@ -362,10 +401,10 @@ class TransformerClassifier(ClassifierMixin, BaseEstimator):
             data_collator=DataCollatorWithPadding(self.tokenizer_),
             compute_metrics=compute_metrics,
             callbacks=self._callbacks(evaluate),
-            class_weights=self._class_weights(train_set.labels),
+            class_weights=self._class_weights(np.asarray(train_set["labels"])),
         )
 
-    def _train(self, trainer: _WeightedTrainer, train_set: _WindowDataset) -> None:
+    def _train(self, trainer: _WeightedTrainer, train_set: Any) -> None:
         """Run the training (stopped early by the budget or early stopping; with validation the
         Trainer then reloads the best checkpoint), keep the model for scoring on ``device``,
         and record what the training cost. The Trainer's checkpoint folder is removed
@@ -380,7 +419,7 @@ class TransformerClassifier(ClassifierMixin, BaseEstimator):
         self.train_steps_ = int(output.global_step)
         self.train_seconds_ = float(output.metrics.get("train_runtime", float("nan")))
         self.train_windows_ = len(train_set)
-        self.train_tokens_ = int(sum(len(ids) for ids in train_set.windows["input_ids"]))
+        self.train_tokens_ = int(sum(len(ids) for ids in train_set["input_ids"]))
         self.classes_ = np.array([False, True])
 
     # -- prediction ---------------------------------------------------------------------------
@@ -481,26 +520,42 @@ class TransformerClassifier(ClassifierMixin, BaseEstimator):
         return estimator
 
 
+def _datasets() -> Any:
+    try:
+        import datasets
+    except ImportError as error:
+        from grooming_detect.errors import MissingExtraError
+
+        raise MissingExtraError(
+            f"model=transformer reads its rows through Hugging Face datasets ({error}), from "
+            "the optional 'transformer' extra: .venv/bin/pip install -e '.[transformer]'"
+        ) from error
+    return datasets
+
+
+def window_fingerprint(tokenizer: Any, estimator: TransformerClassifier, texts: list[str]) -> str:
+    """The name of a window table: SHA-256 (first 32 hex characters) of the tokenizer (datasets'
+    own hasher of the object: vocabulary and settings), the window settings and every text in
+    order."""
+    import hashlib
+
+    from datasets.fingerprint import Hasher
+
+    digest = hashlib.sha256()
+    digest.update(Hasher.hash(tokenizer).encode())
+    settings = [estimator.max_length, estimator.stride, estimator.text_column]
+    digest.update(json.dumps(settings).encode())
+    for text in texts:
+        encoded = text.encode("utf-8", "surrogatepass")
+        digest.update(len(encoded).to_bytes(8, "little"))
+        digest.update(encoded)
+    return digest.hexdigest()[:32]
+
+
 def _softmax_positive(logits: np.ndarray) -> np.ndarray:
     shifted = logits - logits.max(axis=1, keepdims=True)
     exp = np.exp(shifted)
     return exp[:, 1] / exp.sum(axis=1)
-
-
-class _WindowDataset:
-    """Tokenised windows with labels, as the Trainer expects (a sized, indexable dataset)."""
-
-    def __init__(self, windows: dict[str, list], labels: np.ndarray) -> None:
-        self.windows = windows
-        self.labels = labels
-
-    def __len__(self) -> int:
-        return len(self.labels)
-
-    def __getitem__(self, index: int) -> dict[str, Any]:
-        item = {key: values[index] for key, values in self.windows.items()}
-        item["labels"] = int(self.labels[index])
-        return item
 
 
 def _trainer_classes() -> tuple[type, type]:
