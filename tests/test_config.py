@@ -96,6 +96,11 @@ def test_default_root_and_tracking(monkeypatch: pytest.MonkeyPatch, tmp_path: Pa
         cfg = compose(config_name="config")
     assert cfg.tracking.uri == "http://127.0.0.1:5999"
     assert cfg.paths.root == str(tmp_path)
+    # Set but empty counts as unset (MLflow's own rule), not as an empty URI.
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "")
+    with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
+        cfg = compose(config_name="config")
+    assert cfg.tracking.uri == f"sqlite:///{tmp_path}/mlflow.db"
 
 
 @pytest.mark.parametrize(

@@ -253,6 +253,10 @@ def test_features_without_values_are_dropped_and_recorded(shape_files) -> None:
     model_dir = latest_dir(cfg.paths.run_dir, "model")
     meta = json.loads((model_dir / "model.json").read_text())
     assert "f_mean_gap_min" in meta["features"]["dropped"]
+    # The refit alone, within every fit of the stage (the cross-fitted folds besides).
+    assert 0 < meta["fit_seconds"] <= meta["total_fit_seconds"]
+    trained = result.stages["train"].metrics
+    assert trained["train/total_fit_seconds"] == meta["total_fit_seconds"]
     authors_csv, _ = score_file(str(model_dir), shape_files["log_no_times"], features / "scored")
     assert authors_csv.is_file()
     card = (latest_dir(cfg.paths.run_dir, "report") / "MODEL_CARD.md").read_text()

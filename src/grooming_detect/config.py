@@ -40,10 +40,18 @@ def project_root() -> Path:
     return Path.home() / ".local" / "share" / "grooming-detect"
 
 
+def env_or(name: str, default: Any) -> Any:
+    """The environment variable `name`, or `default` when it is unset *or empty* (as MLflow
+    reads its own variables; OmegaConf's ``oc.env`` would return the empty string)."""
+    return os.environ.get(name) or default
+
+
 def register_resolvers() -> None:
     """Register the `gd.*` OmegaConf resolvers used by `conf/` (idempotent)."""
     if not OmegaConf.has_resolver("gd.project_root"):
         OmegaConf.register_new_resolver("gd.project_root", lambda: str(project_root()))
+    if not OmegaConf.has_resolver("gd.env_or"):
+        OmegaConf.register_new_resolver("gd.env_or", env_or)
 
 
 register_resolvers()

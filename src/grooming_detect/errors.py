@@ -53,6 +53,15 @@ class MissingExtraError(ConfigError):
     """A model needs an optional extra of the package that is not installed."""
 
 
+def install_hint(extra: str) -> str:
+    """How to install an optional extra, for an installed package and for a clone (whose
+    `make install` installs every extra into ``.venv``)."""
+    return (
+        f"pip install 'grooming-detect[{extra}]' (from a clone of the repository: "
+        f".venv/bin/pip install -e '.[{extra}]', or make install for every extra)"
+    )
+
+
 class TrackingUnreachableError(ConnectionError):
     """No MLflow tracking server answered at ``tracking.uri`` within the configured wait."""
 

@@ -15,6 +15,7 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from grooming_detect.conf_schema import Bounds
 from grooming_detect.config import DATA_SOURCES, STAGES, ConfigError, config_dir
+from grooming_detect.errors import install_hint
 from grooming_detect.io import unwritable_reason
 
 #: The stage whose options a group holds: its keys are checked only when that stage runs.
@@ -263,8 +264,8 @@ def check_capabilities(cfg: DictConfig) -> None:
         if missing:
             raise ConfigError(
                 f"model={model.name} needs {' and '.join(missing)}, from the optional "
-                "'transformer' extra: pip install 'grooming-detect[transformer]' (make install "
-                "installs it, with the CPU build of torch)"
+                f"'transformer' extra: {install_hint('transformer')}; make install brings the "
+                "CPU build of torch"
             )
     encoder = model.get("encoder")
     if stages & {"train", "evaluate"} and encoder is not None:
@@ -276,8 +277,8 @@ def check_capabilities(cfg: DictConfig) -> None:
         if missing:
             raise ConfigError(
                 f"model={model.name} embeds messages with a sentence encoder and needs "
-                f"{' and '.join(missing)}, from the optional 'transformer' extra: pip install "
-                "'grooming-detect[transformer]'"
+                f"{' and '.join(missing)}, from the optional 'transformer' extra: "
+                f"{install_hint('transformer')}"
             )
         path = encoder.get("path")
         if path is not None and not Path(str(path)).expanduser().is_dir():

@@ -297,6 +297,10 @@ def test_sentinel_follows_the_estimator_contract(cache_dir: str) -> None:
     X, y = _units(8, seed=0)
     with pytest.raises(ValueError, match=r"with and without the rare class"):
         _sentinel(cache_dir).fit(X, np.ones(len(X), dtype=bool))
+    # A missing or non-binary label is refused, not read as "positive" (bool(nan) is True).
+    for bad in (np.where(np.arange(len(X)) == 0, np.nan, y), np.where(y, 2, 0)):
+        with pytest.raises(ValueError, match=r"expected 0/1 or booleans, one per row"):
+            _sentinel(cache_dir).fit(X, bad)
     with pytest.raises(ValueError, match=r"negative_ratio=0: expected a number above 0"):
         _sentinel(cache_dir, negative_ratio=0).fit(X, y)
     with pytest.raises(ValueError, match=r"aggregate 'mode'"):

@@ -424,4 +424,7 @@ def test_a_transformer_model_without_the_extra_says_what_to_install(
     ) as missing:
         load_model(folder)
     assert str(folder) in str(missing.value) and "transformer model" in str(missing.value)
-    assert "pip install 'grooming-detect[transformer]'" in _score_command(folder, tmp_path, capsys)
+    answer = _score_command(folder, tmp_path, capsys)
+    # Both ways in: the installed package, and a clone of the repository.
+    assert "pip install 'grooming-detect[transformer]'" in answer
+    assert ".venv/bin/pip install -e '.[transformer]'" in answer

@@ -40,11 +40,11 @@ def _datasets() -> Any:
     try:
         import datasets
     except ImportError as error:
-        from grooming_detect.errors import MissingExtraError
+        from grooming_detect.errors import MissingExtraError, install_hint
 
         raise MissingExtraError(
             f"load_splits needs Hugging Face datasets ({error}), from the optional 'datasets' "
-            "extra: .venv/bin/pip install -e '.[datasets]'"
+            f"extra: {install_hint('datasets')}"
         ) from error
     return datasets
 

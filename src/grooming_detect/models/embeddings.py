@@ -133,6 +133,24 @@ def document_texts(X: Any, text_column: str) -> list[str]:
     return ["" if t is None else str(t) for t in X]
 
 
+def binary_labels(y: Any, n_rows: int, positive: str = "positive class") -> np.ndarray:
+    """`y` as booleans, refused unless it is one 0/1 (or boolean) label per row, with rows of
+    both classes."""
+    raw = np.asarray(y)
+    if raw.dtype.kind != "b" and not np.isin(raw, (0, 1)).all():
+        raise ValueError(
+            f"labels {np.unique(raw[~np.isin(raw, (0, 1))])[:5].tolist()}: expected 0/1 "
+            "or booleans, one per row (no missing labels)"
+        )
+    labels = raw.astype(bool)
+    if len(labels) != n_rows or labels.all() or not labels.any():
+        raise ValueError(
+            f"{n_rows} rows and {len(labels)} labels ({int(labels.sum())} positive): expected "
+            f"one label per row, with and without the {positive}"
+        )
+    return labels
+
+
 # -- the encoder --------------------------------------------------------------------------------
 
 
@@ -264,11 +282,11 @@ def _sentence_model(folder: Path, max_seq_length: int) -> Any:
         try:
             from sentence_transformers import SentenceTransformer
         except ImportError as error:
-            from grooming_detect.errors import MissingExtraError
+            from grooming_detect.errors import MissingExtraError, install_hint
 
             raise MissingExtraError(
                 f"the embedding models need sentence-transformers and torch ({error}), from "
-                "the optional 'transformer' extra: pip install 'grooming-detect[transformer]'"
+                f"the optional 'transformer' extra: {install_hint('transformer')}"
             ) from error
         started = time.perf_counter()
         model = SentenceTransformer(str(folder), device=None, local_files_only=True)

@@ -54,7 +54,12 @@ from sklearn.model_selection import StratifiedKFold
 from sklearn.preprocessing import StandardScaler
 from sklearn.utils.validation import check_is_fitted
 
-from grooming_detect.models.embeddings import MessageEncoderMixin, document_texts, split_units
+from grooming_detect.models.embeddings import (
+    MessageEncoderMixin,
+    binary_labels,
+    document_texts,
+    split_units,
+)
 from grooming_detect.models.sentinel import aggregate_observations
 
 log = logging.getLogger(__name__)
@@ -218,19 +223,8 @@ class MessageScoreClassifier(MessageEncoderMixin, ClassifierMixin, BaseEstimator
 
     def fit(self, X: Any, y: Any) -> MessageScoreClassifier:
         self._check_settings()
-        raw = np.asarray(y)
-        if raw.dtype.kind != "b" and not np.isin(raw, (0, 1)).all():
-            raise ValueError(
-                f"labels {np.unique(raw[~np.isin(raw, (0, 1))])[:5].tolist()}: expected 0/1 "
-                "or booleans, one per row (no missing labels)"
-            )
-        labels = raw.astype(bool)
         documents = document_texts(X, self.text_column)
-        if len(labels) != len(documents) or labels.all() or not labels.any():
-            raise ValueError(
-                f"{len(documents)} rows and {len(labels)} labels ({int(labels.sum())} "
-                "positive): expected one label per row, with and without the positive class"
-            )
+        labels = binary_labels(y, len(documents))
         messages, owners = split_units(documents, self.separator)
         message_labels = labels[owners] if len(owners) else np.zeros(0, dtype=bool)
         if not message_labels.any() or message_labels.all():

@@ -25,7 +25,12 @@ from typing import Any
 from sklearn.exceptions import NotFittedError
 from sklearn.utils.validation import check_is_fitted
 
-from grooming_detect.errors import MissingExtraError, ModelFileError, UntrustedModelError
+from grooming_detect.errors import (
+    MissingExtraError,
+    ModelFileError,
+    UntrustedModelError,
+    install_hint,
+)
 from grooming_detect.io import read_json, write_json, write_with
 from grooming_detect.models.decision import METHODS
 from grooming_detect.models.units import AGGREGATES, INPUTS, UNITS
@@ -378,7 +383,7 @@ def load_transformer(directory: Path, **kwargs: Any) -> Any:
     except ImportError as error:
         raise MissingExtraError(
             f"{directory}: a transformer model; loading it needs the optional 'transformer' "
-            f"extra ({error}): pip install 'grooming-detect[transformer]'"
+            f"extra ({error}): {install_hint('transformer')}"
         ) from error
 
 

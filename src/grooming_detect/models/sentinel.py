@@ -52,6 +52,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from grooming_detect.models.embeddings import (
     MessageEncoderMixin,
+    binary_labels,
     document_texts,
     encoder_parameters,
     split_units,
@@ -201,13 +202,8 @@ class SentinelClassifier(MessageEncoderMixin, ClassifierMixin, BaseEstimator):
     def fit(self, X: Any, y: Any) -> SentinelClassifier:
         """Build the positive and negative indexes from the rows' messages."""
         self._check_settings()
-        labels = np.asarray(y, dtype=bool)
         documents = document_texts(X, self.text_column)
-        if len(labels) != len(documents) or labels.all() or not labels.any():
-            raise ValueError(
-                f"{len(documents)} rows and {len(labels)} labels ({int(labels.sum())} "
-                "positive): expected one label per row, with and without the rare class"
-            )
+        labels = binary_labels(y, len(documents), "rare class")
         messages, owners = split_units(documents, self.separator)
         vectors, self.encoder_key_ = self._embed(messages)
         is_positive = labels[owners] if len(owners) else np.zeros(0, dtype=bool)

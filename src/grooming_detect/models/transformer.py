@@ -524,11 +524,11 @@ def _datasets() -> Any:
     try:
         import datasets
     except ImportError as error:
-        from grooming_detect.errors import MissingExtraError
+        from grooming_detect.errors import MissingExtraError, install_hint
 
         raise MissingExtraError(
             f"model=transformer reads its rows through Hugging Face datasets ({error}), from "
-            "the optional 'transformer' extra: .venv/bin/pip install -e '.[transformer]'"
+            f"the optional 'transformer' extra: {install_hint('transformer')}"
         ) from error
     return datasets
 

@@ -25,7 +25,7 @@ def notebook_settings() -> dict[str, str]:
     return {
         "dataset": os.environ.get("GD_DATASET", "synthetic"),
         "root": str(root),
-        "tracking_uri": os.environ.get("MLFLOW_TRACKING_URI", f"sqlite:///{root}/mlflow.db"),
+        "tracking_uri": os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{root}/mlflow.db",
         "experiment": os.environ.get("GD_EXPERIMENT", "grooming-detect"),
     }
 

@@ -71,7 +71,12 @@ import pandas as pd
 
 from grooming_detect import progress
 from grooming_detect.data import chatlog
-from grooming_detect.errors import ChatlogFormatError, MissingExtraError, UntrustedModelError
+from grooming_detect.errors import (
+    ChatlogFormatError,
+    MissingExtraError,
+    UntrustedModelError,
+    install_hint,
+)
 from grooming_detect.models.decision import ScoreCalibrator
 from grooming_detect.models.units import reads_text_only
 from grooming_detect.scoring.incremental import ConversationTerms, LinearPrefixScorer
@@ -89,8 +94,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 INSTALL_HINT = (
-    "the Spark engine needs pyspark and Java 17: pip install 'grooming-detect[spark]' "
-    "(make install does), and make java (apt-get install openjdk-17-jre-headless)"
+    f"the Spark engine needs pyspark and Java 17: {install_hint('spark')}, and make java "
+    "(apt-get install openjdk-17-jre-headless)"
 )
 #: The message columns every reader produces: the canonical messages (without ``split``), and
 #: where each came from (``source``: a file, or ``dataframe``; ``row``: its line or row).
