@@ -562,5 +562,39 @@ def test_profile_pooling_is_a_regression_on_out_of_fold_profiles(
     )
     expected = pooling.decision_function(scaler.transform(new_profiles))
     np.testing.assert_allclose(model.unit_scores(pd.Series(new)), expected, rtol=1e-6)
-    with pytest.raises(ValueError, match=r"profile pooling needs at least 2 of each"):
-        MessageScoreClassifier(**settings).fit(pd.DataFrame({"text": TOY_UNITS[1:]}), y[1:4])
+
+
+def test_profile_pooling_falls_back_to_top_k_on_too_few_rows(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Fewer than 2 positive (or negative) rows *with messages*: no out-of-fold profiles, so
+    the fit pools by top_k, says so, and scores exactly as a top_k model; a positive row
+    without messages does not count (it gets the empty profile)."""
+    monkeypatch.setattr(embeddings, "embed_texts", _toy_embed)
+    settings = dict(refine_iterations=0, profile_folds=2, top_k=2, random_state=3)
+    few = pd.DataFrame({"text": [*TOY_UNITS[1:], ""]})  # one positive with messages, one empty
+    y = np.array([True, False, False, True])
+    with caplog.at_level("WARNING"):
+        model = MessageScoreClassifier(**settings).fit(few, y)
+    assert model.pooling_ == "top_k" and not hasattr(model, "profile_regression_")
+    assert "1 positive and 2 negative rows with messages" in caplog.text
+    top_k = MessageScoreClassifier(**settings, pooling="top_k").fit(few, y)
+    np.testing.assert_array_equal(model.unit_scores(few), top_k.unit_scores(few))
+    # Enough rows: the profile, and a refit on too few drops the earlier fit's profile.
+    model.fit(pd.DataFrame({"text": TOY_UNITS * 2}), np.concatenate([TOY_LABELS, TOY_LABELS]))
+    assert model.pooling_ == "profile" and hasattr(model, "profile_regression_")
+    model.fit(few, y)
+    assert model.pooling_ == "top_k" and not hasattr(model, "profile_regression_")
+
+
+@pytest.mark.parametrize("how", ["skewness", "mean_of_positives", "topk_mean", "p90", "max"])
+def test_one_unit_aggregation_equals_the_grouped_one(how: str) -> None:
+    """The stream's numpy aggregation of one unit equals the batch's grouped one."""
+    from grooming_detect.models.sentinel import aggregate_one
+
+    rng = np.random.default_rng(7)
+    for n in (0, 1, 3, 9, 10, 11, 40):
+        scores = np.where(rng.random(n) < 0.6, 0.0, rng.random(n))
+        grouped = aggregate_observations(scores, np.zeros(n, dtype=np.int64), 1, how, 10, 3)
+        assert aggregate_one(scores, how, 10, 3) == pytest.approx(grouped[0], abs=1e-12)
+    assert aggregate_one(np.zeros(12), "skewness") == 0.0  # sd 0

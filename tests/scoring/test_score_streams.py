@@ -172,3 +172,50 @@ def test_the_stream_equals_the_early_curves_whatever_the_batch(model, batch: int
     merged = records.merge(curves, on=["conversation_id", "k"])
     assert len(merged) == len(log)
     np.testing.assert_allclose(merged["score_x"], merged["score_y"], rtol=0, atol=1e-6)
+
+
+def test_a_message_that_starts_with_a_speaker_marker_streams_like_the_batch(model) -> None:
+    """A chat message may itself start with ``[S2] ``: the conversation view strips only the
+    marker the view adds, and so does the stream (no lookup of a primed message fails)."""
+    rows = [
+        ("c1", 1, "alice", "hi there"),
+        ("c1", 2, "bob", "[S1] see you at 5"),
+        ("c1", 3, "alice", "[S2] how old are you"),
+    ]
+    log = pd.DataFrame(rows, columns=["conversation_id", "line", "author", "text"])
+    log = log.assign(time=None, split="test")
+    curves = incremental_curves(prefix_scorer(model, "\n"), "conversation", log)
+    for k in range(1, len(rows) + 1):
+        tables = build_tables(log.iloc[:k], conversation_labels={"c1": False})
+        view = conversation_texts(tables.messages, tables.conversations, "\n")
+        expected = model.predict_proba(view[["text"]])[0, 1]
+        assert curves["raw_score"].iloc[k - 1] == pytest.approx(expected, abs=1e-6)
+    meta = {"unit": "conversation", "calibration": {"method": "none"}, "threshold": 0.5}
+    stream = RiskStream(model, meta, {}, "\n", threshold=0.5)
+    records = list(stream.run([Message(*row) for row in rows], batch=2))
+    assert [r["score"] for r in records] == pytest.approx(curves["raw_score"].tolist(), abs=1e-6)
+
+
+def test_primed_scores_and_their_texts_are_dropped_after_each_batch(model) -> None:
+    from grooming_detect.scoring.incremental import ConversationStreams
+
+    scorer = prefix_scorer(model, "\n")
+    streams = ConversationStreams(scorer, "author")
+    streams.add_many([("c1", "a", "my address is 12 Elm St"), ("c1", "b", "ok")])
+    assert scorer._primed == {}
+    # An update outside a batch scores its message on its own and keeps nothing either.
+    streams.add("c1", "a", "see you\nlater")
+    assert scorer._primed == {}
+
+
+def test_an_empty_separator_has_no_exact_stream(model) -> None:
+    """With no separator a unit's document is one message: a stream of messages cannot
+    reproduce it, so the stream re-reads windows instead."""
+    from sklearn.base import clone
+
+    whole = clone(model).set_params(separator="")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(embeddings, "embed_texts", _hash_embed)
+        whole.fit(*_units())
+    assert prefix_scorer(whole, "") is None
+    assert RiskStream(whole, {"unit": "author"}, {}, "", threshold=0.5).method == "window"

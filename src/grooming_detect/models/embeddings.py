@@ -136,7 +136,19 @@ def document_texts(X: Any, text_column: str) -> list[str]:
 def binary_labels(y: Any, n_rows: int, positive: str = "positive class") -> np.ndarray:
     """`y` as booleans, refused unless it is one 0/1 (or boolean) label per row, with rows of
     both classes."""
-    raw = np.asarray(y)
+    raw = np.asarray(y, dtype=object if isinstance(y, pd.Series | pd.DataFrame) else None)
+    if raw.ndim == 2 and raw.shape[1] == 1:
+        raw = raw[:, 0]  # one label column
+    if raw.ndim != 1:
+        raise ValueError(f"labels of shape {raw.shape}: expected one label per row (1-D)")
+    missing = pd.isna(raw)
+    if missing.any():
+        raise ValueError(
+            f"{int(missing.sum())} missing labels (first at row {int(np.argmax(missing))}): "
+            "expected 0/1 or booleans, one per row (no missing labels)"
+        )
+    if raw.dtype == object:
+        raw = np.asarray(raw.tolist())
     if raw.dtype.kind != "b" and not np.isin(raw, (0, 1)).all():
         raise ValueError(
             f"labels {np.unique(raw[~np.isin(raw, (0, 1))])[:5].tolist()}: expected 0/1 "

@@ -28,7 +28,9 @@ their scores, a multiple-instance design:
    many draws is high by chance, so an author with hundreds of ordinary messages reaches a
    top-k a risky author reaches with few; the profile lets the pooling weigh the top scores
    against the count and the share of risky-looking messages. ``pooling="top_k"``: the mean of
-   the unit's ``top_k`` highest logits (all of them when it has fewer).
+   the unit's ``top_k`` highest logits (all of them when it has fewer). With fewer than 2
+   positive or 2 negative rows that have messages there are no out-of-fold profiles: that fit
+   pools by ``top_k``, with a warning (``pooling_`` says which pooling a fit used).
    A unit without a message is profiled (or pooled) with the lowest logit seen in training.
 
 ``predict_proba`` is ``sigmoid(unit score)``; the project's calibrator (Platt on the unit score,
@@ -238,8 +240,11 @@ class MessageScoreClassifier(MessageEncoderMixin, ClassifierMixin, BaseEstimator
         self.positive_messages_ = int(current.sum())
         self.empty_score_ = float(regression.decision_function(vectors).min())
         self.classes_ = np.array([False, True])
+        self.pooling_ = "top_k"
+        for fitted in ("profile_scaler_", "profile_regression_"):  # of an earlier fit
+            self.__dict__.pop(fitted, None)
         if self.pooling == "profile":
-            self._fit_profile(vectors, owners, labels)
+            self.pooling_ = self._fit_profile(vectors, owners, labels)
         log.info(
             "Message-score model: %d messages, %d of %d positive rows' messages kept positive "
             "after %d refinement rounds; pooling %s",
@@ -247,7 +252,7 @@ class MessageScoreClassifier(MessageEncoderMixin, ClassifierMixin, BaseEstimator
             self.positive_messages_,
             int(message_labels.sum()),
             int(self.refine_iterations),
-            self.pooling,
+            self.pooling_,
         )
         return self
 
@@ -258,42 +263,52 @@ class MessageScoreClassifier(MessageEncoderMixin, ClassifierMixin, BaseEstimator
 
     def _out_of_fold_profiles(
         self, vectors: np.ndarray, owners: np.ndarray, labels: np.ndarray
-    ) -> np.ndarray:
+    ) -> np.ndarray | str:
         """Each unit's profile by a message regression fitted without it (stratified folds
-        of the units; a fold's training units must hold messages of both classes)."""
+        of the units that have messages; a unit without messages gets the empty profile), or
+        why there cannot be two such folds."""
         n_units = len(labels)
-        folds = min(int(self.profile_folds), int(labels.sum()), int((~labels).sum()))
+        has_messages = np.bincount(owners, minlength=n_units) > 0
+        rows = np.flatnonzero(has_messages)
+        positives, negatives = int(labels[rows].sum()), int((~labels[rows]).sum())
+        folds = min(int(self.profile_folds), positives, negatives)
         if folds < 2:
-            raise ValueError(
-                f"{int(labels.sum())} positive and {int((~labels).sum())} negative rows: the "
-                "profile pooling needs at least 2 of each for its out-of-fold scores; use "
-                "pooling=top_k on so few"
+            return (
+                f"{positives} positive and {negatives} negative rows with messages: the "
+                "profile's out-of-fold scores need at least 2 of each"
             )
         scores = np.empty(len(owners))
         cuts = np.empty(len(owners))
         splitter = StratifiedKFold(folds, shuffle=True, random_state=self.random_state)
-        for train_units, held_units in splitter.split(np.zeros(n_units), labels):
-            train = np.isin(owners, train_units)
-            held = np.isin(owners, held_units)
-            train_labels = labels[owners[train]]
-            if not train_labels.any() or train_labels.all():
-                raise ValueError(
-                    "a profile fold's training units have messages of one class only: "
-                    "expected messages in positive and negative rows of every fold"
-                )
+        for train_rows, held_rows in splitter.split(rows, labels[rows]):
+            train = np.isin(owners, rows[train_rows])
+            held = np.isin(owners, rows[held_rows])
+            # Stratified, with at least as many rows of each class as folds: each fold's
+            # training rows hold messages of both classes.
             regression, _, cut = self._message_regression(
-                vectors[train], train_labels, owners[train]
+                vectors[train], labels[owners[train]], owners[train]
             )
             scores[held] = regression.decision_function(vectors[held])
             cuts[held] = cut
         return score_profiles(scores, owners, cuts, n_units, self.empty_profile())
 
-    def _fit_profile(self, vectors: np.ndarray, owners: np.ndarray, labels: np.ndarray) -> None:
+    def _fit_profile(self, vectors: np.ndarray, owners: np.ndarray, labels: np.ndarray) -> str:
+        """Fit the profile pooling; the pooling used: ``profile``, or ``top_k`` (with a
+        warning) on too few rows for out-of-fold profiles (a tiny corpus, or a cross-fit fold
+        of one: its score is then the top-k mean, which calibration takes like any score)."""
         profiles = self._out_of_fold_profiles(vectors, owners, labels)
+        if isinstance(profiles, str):
+            log.warning(
+                "%s; this fit pools by top_k (the mean of its %d highest logits)",
+                profiles,
+                int(self.top_k),
+            )
+            return "top_k"
         self.profile_scaler_ = StandardScaler().fit(profiles)
         self.profile_regression_ = LogisticRegression(
             C=self.profile_C, max_iter=self.max_iter, random_state=self.random_state
         ).fit(self.profile_scaler_.transform(profiles), labels)
+        return "profile"
 
     def message_scores(self, messages: list[str]) -> np.ndarray:
         """Each message's logit (`empty_score_` for an empty message)."""
@@ -319,7 +334,7 @@ class MessageScoreClassifier(MessageEncoderMixin, ClassifierMixin, BaseEstimator
         documents = document_texts(X, self.text_column)
         messages, owners = split_units(documents, self.separator)
         scores = self.message_scores(messages)
-        if self.pooling == "profile":
+        if self.pooling_ == "profile":
             cuts = np.full(len(scores), self.cut_)
             return self.pool_profiles(
                 score_profiles(scores, owners, cuts, len(documents), self.empty_profile())
@@ -337,7 +352,7 @@ class MessageScoreClassifier(MessageEncoderMixin, ClassifierMixin, BaseEstimator
     def running_add(self, state: RunningScores, scores: Sequence[float]) -> None:
         """Add a unit's new message logits to its running state: their count, sum and count
         above the cut, and its highest logits (as many as the pooling reads)."""
-        keep = max(PROFILE_TOPS) if self.pooling == "profile" else int(self.top_k)
+        keep = max(PROFILE_TOPS) if self.pooling_ == "profile" else int(self.top_k)
         for score in scores:
             state.count += 1
             state.total += float(score)
@@ -349,7 +364,7 @@ class MessageScoreClassifier(MessageEncoderMixin, ClassifierMixin, BaseEstimator
         """The unit score (before the sigmoid) of the messages added to `state`: what
         `unit_scores` gives their document, up to float rounding."""
         check_is_fitted(self, "regression_")
-        if self.pooling == "profile":
+        if self.pooling_ == "profile":
             profile = (
                 profile_row(state.kept, state.total, state.count, state.above)
                 if state.count

@@ -141,6 +141,31 @@ def aggregate_observations(
     return result
 
 
+def aggregate_one(
+    scores: np.ndarray, how: str = "skewness", min_observations: int = 10, top_k: int = 3
+) -> float:
+    """`aggregate_observations` of one unit's scores, with numpy alone (a stream calls it after
+    every message: no pandas group-by per step); equal to it up to float rounding."""
+    if how not in AGGREGATIONS:
+        raise ValueError(f"aggregate {how!r}: expected one of {AGGREGATIONS}")
+    n = len(scores)
+    if n == 0:
+        return 0.0
+    if how == "skewness":
+        sd = float(np.std(scores))
+        if n < min_observations or not sd > 0:
+            return 0.0
+        return (float(np.mean(scores)) - float(np.median(scores))) / sd
+    if how == "mean_of_positives":
+        positive = scores[scores > 0]
+        return float(positive.mean()) if len(positive) else 0.0
+    if how == "topk_mean":
+        return float(np.sort(scores)[::-1][:top_k].mean())
+    if how == "p90":
+        return float(np.quantile(scores, 0.9))
+    return float(scores.max())
+
+
 def _distinct(messages: list[str], vectors: np.ndarray) -> tuple[list[str], np.ndarray]:
     """The distinct texts of `messages`, first occurrence kept, with their vectors."""
     first: dict[str, int] = {}
@@ -296,17 +321,11 @@ class SentinelClassifier(MessageEncoderMixin, ClassifierMixin, BaseEstimator):
     def running_score(self, state: Any) -> float:
         """The unit score of the messages added to `state`: `unit_scores` of their document."""
         check_is_fitted(self, "positive_vectors_")
-        if not state.count:
-            return 0.0
-        return float(
-            aggregate_observations(
-                np.asarray(state.kept, dtype=float),
-                np.zeros(state.count, dtype=np.int64),
-                1,
-                self.aggregate,
-                int(self.min_observations),
-                int(self.aggregate_top_k),
-            )[0]
+        return aggregate_one(
+            np.asarray(state.kept, dtype=float),
+            self.aggregate,
+            int(self.min_observations),
+            int(self.aggregate_top_k),
         )
 
     def predict_proba(self, X: Any) -> np.ndarray:

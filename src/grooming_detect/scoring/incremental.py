@@ -344,11 +344,17 @@ class ConversationStreams:
 
     def add_many(self, messages: Sequence[tuple[str, str, str]]) -> list[float]:
         """`add` each (conversation id, author, text) in order; a scorer that can score many
-        messages in one call (`MessageScorePrefixScorer.prime`) does so first."""
+        messages in one call (`MessageScorePrefixScorer.prime`) does so first, and forgets
+        them after."""
         prime = getattr(self.scorer, "prime", None)
-        if prime is not None:
-            prime([text for _, _, text in messages])
-        return [self.add(cid, author, text) for cid, author, text in messages]
+        forget = getattr(self.scorer, "forget", None)
+        if prime is None or forget is None:
+            return [self.add(cid, author, text) for cid, author, text in messages]
+        prime([text for _, _, text in messages])
+        try:
+            return [self.add(cid, author, text) for cid, author, text in messages]
+        finally:
+            forget()
 
     def close(self, conversation_id: str) -> None:
         """Forget a conversation (it ended)."""

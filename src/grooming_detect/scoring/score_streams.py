@@ -11,9 +11,11 @@ rounding (float32 embeddings scored in batches of another shape, a sum in anothe
 at most in `tests/scoring/test_score_streams.py`, which checks it against batch scoring).
 
 What a step costs is embedding one message; `MessageScorePrefixScorer.prime` embeds a whole
-batch of messages in one call first (the stream's batch, the early-detection curves), and each
-update then reads its scores from that small cache (a message missing from it is embedded on
-its own: priming speeds the stream up, it never changes a score).
+batch of messages in one call first (the stream's batch, the early-detection curves), each
+update then reads its scores from that cache (a message missing from it is embedded on its
+own: priming speeds the stream up, it never changes a score), and `forget` drops the cache, and
+with it the batch's texts, at the end of the batch
+(`grooming_detect.scoring.incremental.ConversationStreams.add_many`).
 
 State per unit: the `max(PROFILE_TOPS)` (or ``top_k``) highest logits with the count, sum and
 count above the cut for `MessageScoreClassifier`; every score for Sentinel, whose skewness
@@ -32,10 +34,6 @@ from grooming_detect.models.embeddings import unit_messages
 from grooming_detect.models.message_scores import MessageScoreClassifier, RunningScores
 from grooming_detect.models.sentinel import SentinelClassifier
 
-#: Message scores kept between `prime` and the updates that read them; a full cache is emptied
-#: before the next batch is primed.
-PRIMED_SIZE = 200_000
-
 
 class MessageScorePrefixScorer:
     """Scores of growing documents for a message-scoring model (see the module docstring);
@@ -48,8 +46,10 @@ class MessageScorePrefixScorer:
 
     @classmethod
     def from_model(cls, model: Any, separator: str) -> MessageScorePrefixScorer | None:
-        """The incremental form of `model`, or None when it does not pool message scores."""
-        if isinstance(model, MessageScoreClassifier | SentinelClassifier):
+        """The incremental form of `model`, or None when it does not pool message scores or
+        its document is not split into messages (an empty separator: one message per unit,
+        which a stream of messages cannot reproduce)."""
+        if isinstance(model, MessageScoreClassifier | SentinelClassifier) and model.separator:
             return cls(model, model.separator)
         return None
 
@@ -61,25 +61,26 @@ class MessageScorePrefixScorer:
         return self.score(RunningScores())
 
     def prime(self, texts: Sequence[str]) -> None:
-        """Score the messages of `texts` in one call, for the updates that follow."""
-        if len(self._primed) >= PRIMED_SIZE:
-            self._primed.clear()
-        wanted = {
-            part
-            for text in texts
-            for part in unit_messages(text, self.separator)
-            if part not in self._primed
-        }
-        if wanted:
-            parts = sorted(wanted)
-            scores = self.model.message_scores(parts)
-            self._primed.update(zip(parts, (float(s) for s in scores), strict=True))
+        """Score the messages of `texts` in one call, for the updates that follow (until
+        `forget`)."""
+        parts = [part for text in texts for part in unit_messages(text, self.separator)]
+        self._primed.update(self._score_parts(parts))
+
+    def forget(self) -> None:
+        """Drop the primed scores (and so the texts that key them): the end of a batch."""
+        self._primed.clear()
+
+    def _score_parts(self, parts: Sequence[str]) -> dict[str, float]:
+        """The scores of the distinct `parts` not primed yet, in one call."""
+        wanted = [p for p in dict.fromkeys(parts) if p not in self._primed]
+        if not wanted:
+            return {}
+        scores = self.model.message_scores(wanted)
+        return dict(zip(wanted, (float(s) for s in scores), strict=True))
 
     def _message_scores(self, parts: list[str]) -> list[float]:
-        missing = [p for p in parts if p not in self._primed]
-        if missing:
-            self.prime(missing)
-        return [self._primed[p] for p in parts]
+        fresh = self._score_parts(parts)
+        return [self._primed[p] if p in self._primed else fresh[p] for p in parts]
 
     def update(self, state: RunningScores, text: str) -> float:
         """Append one message to the stream's document; return the document's new score.
@@ -98,5 +99,8 @@ class MessageScorePrefixScorer:
     def score_stream(self, texts: Sequence[str]) -> np.ndarray:
         """Scores after each of `texts`, appended in order to one fresh stream."""
         self.prime(texts)
-        state = self.new_state()
-        return np.array([self.update(state, text) for text in texts], dtype=np.float64)
+        try:
+            state = self.new_state()
+            return np.array([self.update(state, text) for text in texts], dtype=np.float64)
+        finally:
+            self.forget()
