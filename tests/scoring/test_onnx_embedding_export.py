@@ -214,17 +214,13 @@ def test_flagged_is_the_threshold(trained: tuple, built: dict[str, Any]) -> None
     np.testing.assert_array_equal(flagged, score >= meta["threshold"])
 
 
-def test_top_k_pooling_and_int8(tiny_sentence_encoder: Path, tmp_path: Path) -> None:
+def test_top_k_pooling(tiny_sentence_encoder: Path, tmp_path: Path) -> None:
     model, meta = _train(tiny_sentence_encoder, pooling="top_k")
     expected = python_scores(memory_only(model), meta, UNITS)
-    for int8, tolerance in ((False, EMBEDDING_FLOAT_TOLERANCE), (True, EMBEDDING_INT8_TOLERANCE)):
-        _, graph, tokenizer_graph, _ = build_embedding_files(
-            model, meta, tmp_path / str(int8), int8=int8
-        )
-        got, _ = onnx_unit_scores(
-            tokenizer_session(tokenizer_graph), session(graph), UNITS, SEPARATOR
-        )
-        assert np.max(np.abs(got - expected)) <= tolerance
+    _, graph, tokenizer_graph, _ = build_embedding_files(model, meta, tmp_path)
+    got, _ = onnx_unit_scores(tokenizer_session(tokenizer_graph), session(graph), UNITS, SEPARATOR)
+    assert np.max(np.abs(got - expected)) <= EMBEDDING_FLOAT_TOLERANCE
+    assert expected.max() - expected.min() > 0.05
 
 
 def test_export_writes_two_files_with_metadata(trained: tuple, tmp_path: Path) -> None:
@@ -235,7 +231,7 @@ def test_export_writes_two_files_with_metadata(trained: tuple, tmp_path: Path) -
     assert out.is_file() and report.tokenizer_path.is_file()
     assert report.max_abs_difference <= EMBEDDING_INT8_TOLERANCE
     assert report.token_mismatches == 0
-    assert "within the stated tolerance 0.05" in report.line()
+    assert "within the stated tolerance 0.1" in report.line()
     props = session(out).get_modelmeta().custom_metadata_map
     assert props["model_name"] == "embedding_logreg" and float(props["threshold"]) == 0.4
     assert props["message_separator"] == '"\\n"' and props["pooling"] == "profile"
