@@ -89,6 +89,11 @@ HOSTILE_MESSAGES = [
     "tab\tand\u00a0no-break\u2003em space\u3000ideographic",
     "under_score snake_case CamelCase 2024 x2",
     "don't won't it's",
+    "hi😀 there",
+    "x¯y and café¯",
+    "nul\x00inside",
+    "ΟΔΟΣ İSTANBUL ΠΡΙΒΕΤ",
+    "한국어 텍스트",
     "homework " * 300,
     "y" * 3000,
 ]

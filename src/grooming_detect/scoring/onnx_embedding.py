@@ -41,6 +41,7 @@ from __future__ import annotations
 import copy
 import functools
 import json
+import os
 import shutil
 import tempfile
 from collections.abc import Sequence
@@ -86,7 +87,7 @@ CONTRIB_DOMAIN = "ai.onnx.contrib"
 
 #: Harmless unit documents every embedding export is checked on, beside `PROBE_DOCUMENTS`:
 #: accents that the tokenizer strips, letters whose lower case is two code points, control
-#: and zero-width characters, a unit of several messages of mixed scripts.
+#: and zero-width characters, a unit of several messages of mixed scripts, emoji inside words.
 EMBEDDING_PROBES: tuple[str, ...] = (
     *PROBE_DOCUMENTS,
     "Crème brûlée, naïve café, Ångström, façade",
@@ -99,6 +100,7 @@ EMBEDDING_PROBES: tuple[str, ...] = (
     "中文字符测试\n한국어 텍스트\nไทย ภาษา",
     "𝐁𝐨𝐥𝐝 math letters and ٣٤٥ arabic digits ²³ ½ ①",
     "ﬁne ligature and ＦＵＬＬＷＩＤＴＨ letters",
+    "great😀 see you👍🏽 at practice¯\\_(ツ)_/¯",
 )
 
 
@@ -746,6 +748,25 @@ def character_rules(lowercase: bool, strip_accents: bool | None, chinese: bool) 
     )
 
 
+def unknown_word_pattern(vocab: dict[str, int]) -> str:
+    """An RE2 pattern of a word (a run of non-spaces after ``^`` or a space, captured) that
+    Hugging Face's WordPiece reads as one unknown token: one whose first character is no
+    vocabulary entry, or a later one no ``##`` entry. onnxruntime-extensions' WordPiece keeps
+    the pieces it found before such a character (``x¯y``: ``x [UNK]``, not ``[UNK]``), so the
+    graph replaces the word by the unknown token before it."""
+    first = []
+    later = []
+    for code in range(0x110000):
+        if 0xD800 <= code < 0xE000 or code == 0x20:
+            continue
+        char = chr(code)
+        if char not in vocab:
+            first.append(code)
+        if f"##{char}" not in vocab:
+            later.append(code)
+    return f"(^| )(?:{_character_class(first)}[^ ]*|[^ ]+{_character_class(later)}[^ ]*)"
+
+
 def build_tokenizer_graph(tokenizer: Any, max_seq_length: int, name: str) -> Any:
     """The tokenizer graph (see the module docstring) of a Hugging Face BERT `tokenizer`."""
     onnx = _onnx()
@@ -813,6 +834,7 @@ def build_tokenizer_graph(tokenizer: Any, max_seq_length: int, name: str) -> Any
         (f"({rules.spaced})", " \\1 "),
         (" +", " "),
         ("^ | $", ""),
+        (unknown_word_pattern(dict(tokenizer.vocab)), "\\1" + str(tokenizer.unk_token)),
     ):
         text = body.op(
             "StringRegexReplace",
@@ -1055,9 +1077,13 @@ def build_embedding_files(
 
 
 def _write(model: Any, out: Path) -> None:
+    """`model` at `out`, atomically, readable as the umask allows (a temporary file is 0600)."""
     out.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.NamedTemporaryFile(dir=out.parent, prefix=f".{out.name}.", delete=False) as tmp:
         tmp.write(model.SerializeToString())
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp.name, 0o666 & ~umask)
     Path(tmp.name).replace(out)
 
 
