@@ -2,17 +2,26 @@
 units from their messages on the device: a tokenizer graph and a model graph.
 
 Why two files. The model graph (the all-MiniLM-L6-v2 encoder, the message regression, the unit
-pooling and the calibrator) runs with ONNX Runtime alone. The tokenizer (BERT's basic
-tokenizer and WordPiece, lower-casing and accent stripping) is not an ONNX operator: its graph
-holds one custom operator of onnxruntime-extensions (``ai.onnx.contrib.BertTokenizer``), whose
-library the app registers with its session options. An app that tokenizes by itself (the
-Hugging Face ``tokenizer.json`` beside) uses the model graph alone; see ``docs/onnx.md``.
+pooling and the calibrator) runs with ONNX Runtime alone. The tokenizer (BERT's normalization,
+words and WordPiece) is not made of ONNX operators: its graph holds custom operators of
+onnxruntime-extensions (``ai.onnx.contrib``: ``BertTokenizer``, ``StringJoin``,
+``StringRegexReplace``), whose library the app registers with its session options. An app that
+tokenizes by itself (the encoder's ``tokenizer.json``) uses the model graph alone; see
+``docs/onnx.md``.
 
 The tokenizer graph, ``FILE.tokenizer.onnx``: input ``messages`` (string ``[M]``), outputs
 ``input_ids`` and ``attention_mask`` (int64 ``[M, T]``, padded with 0 to the longest message of
 the call, each message truncated at the model's ``max_seq_length`` tokens with ``[CLS]`` and
-``[SEP]``). The custom operator tokenizes one text per call (two would be read as a pair of
-sentences), so the graph loops over the messages (``Loop``).
+``[SEP]``). ``BertTokenizer`` tokenizes one text per call (two would be read as a pair of
+sentences), so the graph loops over the messages (``Loop``). Its own basic tokenizer differs
+from Hugging Face's (per-character lower-casing of Latin letters only, accents without NFD,
+a NUL ends the text) and its WordPiece keeps the pieces before an unknown character, so the
+graph does both itself, exactly: each character through the table of `character_rules` (what
+Hugging Face's normalizer makes of every code point), the removed and the spaced characters
+(CJK, punctuation) through RE2 classes, a word with a character outside the vocabulary replaced
+by ``[UNK]`` (`unknown_word_pattern`), and ``BertTokenizer`` with ``do_basic_tokenize=0``.
+Not exact: a special token typed in a message (``[CLS]``), which Hugging Face reads as that
+token.
 
 The model graph, ``FILE.onnx``: inputs ``input_ids``, ``attention_mask`` (int64 ``[M, T]``),
 ``unit`` (int64 ``[M]``: each message's unit, in ``[0, n_units)``) and ``n_units`` (int64
