@@ -113,7 +113,7 @@ bench-spark: $(STAMP) java ## score a 2M-message real-text chat log in one proce
 	$(BIN)/python scripts/bench_spark.py $(ARGS)
 
 .PHONY: bench-onnx
-bench-onnx: $(STAMP) ## the ONNX export on real chat text: MB, ms per message and per document on one core, difference vs Python
+bench-onnx: $(STAMP) ## the ONNX exports (tfidf_logreg, and embedding_logreg when trained) on real chat text: MB, ms per message and per document on one core, difference vs Python
 	$(BIN)/python scripts/bench_onnx.py $(ARGS)
 
 .PHONY: bench-startup

@@ -133,6 +133,26 @@ TABLES: dict[str, Table] = {
             "{tolerance:.0e}",
         ),
     ),
+    "onnx-embedding": Table(
+        headers=(
+            "export",
+            "model file",
+            "tokenizer file",
+            "ms per message",
+            "ms per author document",
+            "max abs difference vs Python",
+            "stated tolerance",
+        ),
+        columns=(
+            "{export}",
+            "{size_mb:.1f} MB",
+            "{tokenizer_size_mb:.2f} MB",
+            "{ms_per_message:.1f}",
+            "{ms_per_document:.1f}",
+            "{max_abs_difference:.1e}",
+            "{tolerance:.0e}",
+        ),
+    ),
     "startup": Table(
         headers=("command", "median s", "min s", "max s", "exit status"),
         columns=("{command}", "{median_s:.2f}", "{min_s:.2f}", "{max_s:.2f}", "{exit_status}"),

@@ -1,9 +1,13 @@
-"""``grooming-detect-export``: a trained model as one ONNX file that scores unit documents with
-ONNX Runtime alone (a phone app, a browser), see ``docs/onnx.md``.
+"""``grooming-detect-export``: a trained model as ONNX that scores units on the device with ONNX
+Runtime (a phone app, a browser), see ``docs/onnx.md``: ``tfidf_logreg`` as one file that scores
+unit documents; ``embedding_logreg`` (``design: message_scores``) as a model file that scores
+units from their tokenized messages and a tokenizer file beside it (``FILE.tokenizer.onnx``,
+onnxruntime-extensions' BERT tokenizer).
 
 The model is a model folder written by the train stage or an MLflow model URI, as for
-``grooming-detect-score``. Models the graph cannot reproduce (behavioural features, the
-embedding and transformer models, aggregated inputs) are refused in one line, exit status 2.
+``grooming-detect-score``. Models the graphs cannot reproduce (behavioural features, sentinel,
+pooled vectors, the transformer, aggregated inputs), and an embedding export whose scores
+differ from Python's beyond the stated tolerance, are refused in one line, exit status 2.
 """
 
 from __future__ import annotations
@@ -31,8 +35,9 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--int8",
         action="store_true",
-        help="store the idf and coefficient tables as int8 (a quarter of the size; scores "
-        "within the stated int8 tolerance, checked and printed)",
+        help="tfidf_logreg: store the idf and coefficient tables as int8; embedding_logreg: "
+        "quantize the encoder's weights to int8 (about a quarter of the size; scores within "
+        "the stated int8 tolerance, checked and printed)",
     )
     return parser
 

@@ -142,11 +142,20 @@ def exportable(model: Any, meta: dict[str, Any]) -> ExportableModel:
     it cannot be exported (only TF-IDF with hashing and logistic regression on the unit's own
     text documents can)."""
     name = str(meta.get("model_name") or type(model).__name__)
+    from grooming_detect.scoring.onnx_embedding import is_embedding_model, refuse_embedding
+
+    if is_embedding_model(model):
+        refuse_embedding(model, name)  # sentinel, design: pooled_vectors
+        raise _refuse(
+            name,
+            "an embedding_logreg model: export() writes it as a model graph and a tokenizer "
+            "graph (grooming_detect.scoring.onnx_embedding), not as this TF-IDF graph",
+        )
     if meta.get("format") == "transformer" or not isinstance(model, Pipeline):
         raise _refuse(
             name,
             f"a {type(model).__name__}; only a TF-IDF (hashing) + logistic-regression pipeline "
-            "(model=tfidf_logreg) can be exported",
+            "(model=tfidf_logreg) and embedding_logreg (design: message_scores) can be exported",
         )
     steps = model.steps
     if len(steps) != 2:
@@ -721,8 +730,9 @@ def quantize_int8(model: Any) -> Any:
     return quantized
 
 
-def session(model: Any | Path, threads: int = 1) -> Any:
-    """An ONNX Runtime session of `model` (a ModelProto or a file) on `threads` CPU threads."""
+def session(model: Any | Path, threads: int = 1, custom_ops: str | None = None) -> Any:
+    """An ONNX Runtime session of `model` (a ModelProto or a file) on `threads` CPU threads;
+    `custom_ops`: a custom operator library to register (onnxruntime-extensions')."""
     try:
         import onnxruntime
     except ImportError as error:
@@ -734,6 +744,8 @@ def session(model: Any | Path, threads: int = 1) -> Any:
     options.intra_op_num_threads = threads
     options.inter_op_num_threads = threads
     options.log_severity_level = 3
+    if custom_ops is not None:
+        options.register_custom_ops_library(custom_ops)
     source = str(model) if isinstance(model, Path) else model.SerializeToString()
     return onnxruntime.InferenceSession(source, options, providers=["CPUExecutionProvider"])
 
@@ -777,8 +789,15 @@ def export(
     out: Path,
     int8: bool = False,
     probes: Sequence[str] = PROBE_DOCUMENTS,
-) -> ExportReport:
-    """Write `model` as ONNX to `out` and measure it against Python on `probes`."""
+) -> Any:
+    """Write `model` as ONNX to `out` and measure it against Python on `probes`: an
+    `ExportReport`, or for ``embedding_logreg`` an
+    `grooming_detect.scoring.onnx_embedding.EmbeddingExportReport` (the model graph at `out`,
+    its tokenizer graph beside, checked on its own probe units)."""
+    from grooming_detect.scoring.onnx_embedding import export_embedding, is_embedding_model
+
+    if is_embedding_model(model):
+        return export_embedding(model, meta, out, int8=int8)
     parts = exportable(model, meta)
     graph = build_graph(parts)
     tolerance = INT8_TOLERANCE if int8 else FLOAT_TOLERANCE
