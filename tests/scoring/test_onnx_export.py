@@ -184,6 +184,33 @@ def test_export_writes_metadata_and_reports_the_difference(trained: tuple, tmp_p
     np.testing.assert_array_equal(flagged, scores >= 0.5)
 
 
+@pytest.mark.pipeline
+def test_an_export_beyond_its_tolerance_is_refused_and_not_written(
+    trained: tuple, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Never a file that scores differently from the model: beyond the stated tolerance the
+    export stops (exit status 2 from the command) and writes nothing; a written file is
+    readable as a plain open() would make it (not the temporary file's 0600)."""
+    import os
+
+    from grooming_detect.scoring import export_cli, onnx_export
+
+    model, meta = trained
+    out = tmp_path / "risk.onnx"
+    written = export(model, meta, out)
+    umask = os.umask(0)
+    os.umask(umask)
+    assert written.path.stat().st_mode & 0o777 == 0o666 & ~umask
+    out.unlink()
+    monkeypatch.setattr(onnx_export, "FLOAT_TOLERANCE", -1.0)
+    with pytest.raises(ValueError, match=r"not written: .* beyond the stated tolerance -1"):
+        export(model, meta, out)
+    assert not out.exists() and not list(tmp_path.glob(".risk.onnx*"))
+    folder = save_model(model, meta, tmp_path / "model")
+    assert export_cli.main(["--onnx", str(folder), "--out", str(out)]) == 2
+    assert not out.exists()
+
+
 def test_models_reading_more_than_text_are_refused() -> None:
     frame = pd.DataFrame({"f_messages": [1.0, 2.0, 3.0, 4.0] * 5, "text": (RISKY + ORDINARY) * 2})
     labels = np.array([True, False] * 10)

@@ -50,7 +50,6 @@ from __future__ import annotations
 import copy
 import functools
 import json
-import os
 import shutil
 import tempfile
 from collections.abc import Sequence
@@ -75,6 +74,7 @@ from grooming_detect.scoring.onnx_export import (
     _refuse,
     python_scores,
     session,
+    write_model,
 )
 
 #: ONNX opset of the model graph (the TorchScript exporter's highest well-tested one).
@@ -1085,17 +1085,6 @@ def build_embedding_files(
     return parts, graph, tokenizer_graph, st_model
 
 
-def _write(model: Any, out: Path) -> None:
-    """`model` at `out`, atomically, readable as the umask allows (a temporary file is 0600)."""
-    out.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.NamedTemporaryFile(dir=out.parent, prefix=f".{out.name}.", delete=False) as tmp:
-        tmp.write(model.SerializeToString())
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp.name, 0o666 & ~umask)
-    Path(tmp.name).replace(out)
-
-
 def export_embedding(
     model: Any,
     meta: dict[str, Any],
@@ -1138,8 +1127,8 @@ def export_embedding(
     graph.metadata_props.add(key="tokenizer_file", value=tokenizer_path_of(out).name)
     graph.metadata_props.add(key="token_id_mismatches_on_probes", value=str(mismatches))
     tokenizer_out = tokenizer_path_of(out)
-    _write(tokenizer_graph, tokenizer_out)
-    _write(graph, out)
+    write_model(tokenizer_graph, tokenizer_out)
+    write_model(graph, out)
     return EmbeddingExportReport(
         path=out,
         tokenizer_path=tokenizer_out,

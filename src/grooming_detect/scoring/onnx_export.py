@@ -32,7 +32,6 @@ What is not exact (measured in ``docs/onnx.md``, and on `PROBE_DOCUMENTS` at eve
 from __future__ import annotations
 
 import json
-import tempfile
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -44,6 +43,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
 
 from grooming_detect.errors import ExportUnsupportedError, MissingExtraError
+from grooming_detect.io import atomic_path
 from grooming_detect.models.decision import ScoreCalibrator
 from grooming_detect.models.units import positive_scores
 from grooming_detect.models.vectorizers import HashingTfidfVectorizer
@@ -730,6 +730,12 @@ def quantize_int8(model: Any) -> Any:
     return quantized
 
 
+def write_model(model: Any, out: Path) -> None:
+    """An ONNX ModelProto at `out`, atomically, with the permissions a plain open() gives."""
+    with atomic_path(out) as tmp:
+        tmp.write_bytes(model.SerializeToString())
+
+
 def session(model: Any | Path, threads: int = 1, custom_ops: str | None = None) -> Any:
     """An ONNX Runtime session of `model` (a ModelProto or a file) on `threads` CPU threads;
     `custom_ops`: a custom operator library to register (onnxruntime-extensions')."""
@@ -809,12 +815,15 @@ def export(
             initial=0.0,
         )
     )
+    if not difference <= tolerance:
+        raise ValueError(
+            f"{out}: not written: the exported scores differ from Python's by {difference:.3g} "
+            f"on the probe documents, beyond the stated tolerance {tolerance:g}"
+            + ("; prefer the float export" if int8 else "")
+        )
     graph.metadata_props.add(key="max_abs_difference_on_probes", value=f"{difference:.3g}")
     graph.metadata_props.add(key="tolerance", value=f"{tolerance:g}")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.NamedTemporaryFile(dir=out.parent, prefix=f".{out.name}.", delete=False) as tmp:
-        tmp.write(graph.SerializeToString())
-    Path(tmp.name).replace(out)
+    write_model(graph, out)
     return ExportReport(
         path=out,
         size_mb=out.stat().st_size / 1e6,
