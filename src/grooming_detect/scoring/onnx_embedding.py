@@ -59,7 +59,7 @@ from typing import Any
 
 import numpy as np
 
-from grooming_detect.errors import ExportUnsupportedError, MissingExtraError
+from grooming_detect.errors import ExportUnsupportedError, MissingExtraError, install_hint
 from grooming_detect.models.embeddings import (
     encoder_fingerprint,
     resolve_encoder_path,
@@ -268,7 +268,7 @@ def _sentence_transformer(folder: Path, max_seq_length: int) -> Any:
     except ImportError as error:
         raise MissingExtraError(
             f"exporting an embedding model needs torch and sentence-transformers ({error}), "
-            "from the optional 'transformer' extra: pip install 'grooming-detect[transformer]'"
+            f"from the optional 'transformer' extra: {install_hint('transformer')}"
         ) from error
     model = SentenceTransformer(
         str(folder),
@@ -654,7 +654,7 @@ def _extensions() -> Any:
     except ImportError as error:
         raise MissingExtraError(
             f"the embedding export's tokenizer needs onnxruntime-extensions ({error}): "
-            "pip install 'grooming-detect[onnx]'"
+            f"{install_hint('onnx')}"
         ) from error
     return onnxruntime_extensions
 

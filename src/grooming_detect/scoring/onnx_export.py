@@ -42,7 +42,7 @@ import pandas as pd
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
 
-from grooming_detect.errors import ExportUnsupportedError, MissingExtraError
+from grooming_detect.errors import ExportUnsupportedError, MissingExtraError, install_hint
 from grooming_detect.io import atomic_path
 from grooming_detect.models.decision import ScoreCalibrator
 from grooming_detect.models.units import positive_scores
@@ -266,8 +266,7 @@ def _onnx() -> Any:
         import onnx
     except ImportError as error:
         raise MissingExtraError(
-            f"exporting to ONNX needs the optional 'onnx' extra ({error}): "
-            "pip install 'grooming-detect[onnx]'"
+            f"exporting to ONNX needs the optional 'onnx' extra ({error}): {install_hint('onnx')}"
         ) from error
     return onnx
 
@@ -743,8 +742,7 @@ def session(model: Any | Path, threads: int = 1, custom_ops: str | None = None) 
         import onnxruntime
     except ImportError as error:
         raise MissingExtraError(
-            f"scoring the exported model needs onnxruntime ({error}): "
-            "pip install 'grooming-detect[onnx]'"
+            f"scoring the exported model needs onnxruntime ({error}): {install_hint('onnx')}"
         ) from error
     options = onnxruntime.SessionOptions()
     options.intra_op_num_threads = threads
