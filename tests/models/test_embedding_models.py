@@ -598,3 +598,27 @@ def test_one_unit_aggregation_equals_the_grouped_one(how: str) -> None:
         grouped = aggregate_observations(scores, np.zeros(n, dtype=np.int64), 1, how, 10, 3)
         assert aggregate_one(scores, how, 10, 3) == pytest.approx(grouped[0], abs=1e-12)
     assert aggregate_one(np.zeros(12), "skewness") == 0.0  # sd 0
+
+
+def test_a_model_saved_before_the_profile_pooling_loads_as_top_k(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """A fitted top-k model of the previous release (no pooling, pooling_, profile_* or cut_)
+    loads and scores exactly as it did, in batch and in the stream."""
+    from grooming_detect.scoring.score_streams import MessageScorePrefixScorer
+
+    monkeypatch.setattr(embeddings, "embed_texts", _toy_embed)
+    X = pd.DataFrame({"text": TOY_UNITS})
+    model = MessageScoreClassifier(pooling="top_k", top_k=2).fit(X, TOY_LABELS)
+    expected = model.unit_scores(X)
+    for name in ("pooling", "profile_folds", "profile_C", "pooling_", "cut_"):
+        del model.__dict__[name]
+    meta = {"unit": "author", "threshold": 0.5, "calibration": {"method": "none"}}
+    save_model(model, meta, tmp_path / "old")
+    loaded, _ = load_model(tmp_path / "old")
+    assert loaded.pooling == loaded.pooling_ == "top_k"
+    np.testing.assert_array_equal(loaded.unit_scores(X), expected)
+    streamed = MessageScorePrefixScorer.from_model(loaded, "\n").score_stream(
+        TOY_UNITS[0].split("\n")
+    )
+    assert streamed[-1] == pytest.approx(1 / (1 + np.exp(-expected[0])), abs=1e-9)

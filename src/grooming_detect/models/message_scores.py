@@ -179,6 +179,14 @@ class MessageScoreClassifier(MessageEncoderMixin, ClassifierMixin, BaseEstimator
         self.profile_C = profile_C
         self.random_state = random_state
 
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        """A model saved before the profile pooling existed pooled by top_k and kept no cut:
+        it loads as exactly that model (no message counts above the cut)."""
+        state = {"pooling": "top_k", "profile_folds": 5, "profile_C": 1.0, **state}
+        if "regression_" in state:
+            state = {"pooling_": "top_k", "cut_": float("inf"), **state}
+        super().__setstate__(state)
+
     def _check_settings(self) -> None:
         if self.pooling not in POOLINGS:
             raise ValueError(f"pooling={self.pooling!r}: expected one of {POOLINGS}")
